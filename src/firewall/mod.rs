@@ -1,0 +1,1 @@
+//! Firewall presets and custom rules as nftables rulesets.

@@ -1,0 +1,26 @@
+//! icelab: a network-impairment simulator for STUN/TURN/ICE path testing.
+//!
+//! A topology file (TOML) is parsed into a [`topology::Topology`], turned into an
+//! ordered [`plan::Plan`] by a pure function, and the plan is either applied to the
+//! kernel ([`fabric`]) or rendered as a shell script ([`plan::shell`]).
+//!
+//! ```
+//! let topo = icelab::topology::parse_str("lan.toml", r#"
+//! [router.home]
+//! wan = "internet"
+//! [host.a]
+//! on = "home"
+//! [host.b]
+//! on = "home"
+//! "#).unwrap();
+//! let plan = icelab::plan::plan(&topo, "icelab-doc");
+//! assert!(plan.steps.len() > 5);
+//! ```
+#![warn(missing_docs)]
+
+pub mod firewall;
+pub mod nat;
+pub mod stun;
+pub mod topology;
+pub mod plan;
+pub mod fabric;

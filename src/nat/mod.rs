@@ -1,0 +1,1 @@
+//! NAT behaviours (RFC 4787) and their nftables rulesets.
