@@ -23,4 +23,5 @@ pub mod nat;
 pub mod stun;
 pub mod topology;
 pub mod plan;
+pub mod echo;
 pub mod fabric;

@@ -1,1 +1,128 @@
-fn main() {}
+//! The `icelab` command line: clap definitions only; the work is in `cli::*`.
+
+mod cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// icelab: real networks of Linux namespaces for STUN/TURN/ICE path testing.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a topology file (exit 2 with file:line:col errors when it is wrong).
+    Check {
+        /// Topology file.
+        file: PathBuf,
+        /// Print the resolved topology (with assigned addresses) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a lab and keep it running; prints its name.
+    Up {
+        /// Topology file.
+        file: PathBuf,
+        /// Lab name (1-12 of a-z0-9); random when absent.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print the plan instead of building it.
+        #[arg(long)]
+        dry_run: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tear a lab down: its processes, namespaces and links.
+    Down {
+        /// Lab name.
+        name: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List running labs (and namespaces left behind by crashed runs).
+    Ls {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove every lab and every leftover `icelab-*` namespace and process.
+    Cleanup {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command inside a node of a lab (stdio passed through, exit code propagated).
+    Exec {
+        /// Lab name.
+        name: String,
+        /// Node name.
+        node: String,
+        /// The command and its arguments (after `--`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Print the shell script (ip + nft) that builds the same lab by hand.
+    Export {
+        /// Topology file.
+        file: PathBuf,
+        /// Default namespace prefix in the script (`icelab-<name>`).
+        #[arg(long, default_value = "sh")]
+        name: String,
+    },
+    /// Send echo probes (UDP by default) and report the round trips; exit 1 if none return.
+    Echo {
+        /// Target address, e.g. 203.0.113.10 or 203.0.113.10:7.
+        target: String,
+        /// Use TCP instead of UDP.
+        #[arg(long)]
+        tcp: bool,
+        /// Number of probes.
+        #[arg(long, default_value_t = 3)]
+        count: u32,
+        /// Per-probe deadline in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        timeout_ms: u64,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// (internal) Serve UDP/TCP echo inside the given namespaces.
+    #[command(hide = true)]
+    EchoServer {
+        /// Namespaces to serve.
+        #[arg(long = "netns", required = true)]
+        namespaces: Vec<String>,
+        /// Port.
+        #[arg(long, default_value_t = icelab::plan::ECHO_PORT)]
+        port: u16,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_env("ICELAB_LOG")).with_writer(std::io::stderr).init();
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let code = rt.block_on(async {
+        match args.command {
+            Command::Check { file, json } => cli::check(&file, json),
+            Command::Up { file, name, dry_run, json } => cli::up(&file, name, dry_run, json).await,
+            Command::Down { name, json } => cli::down(&name, json),
+            Command::Ls { json } => cli::ls(json),
+            Command::Cleanup { json } => cli::cleanup(json),
+            Command::Exec { name, node, command } => cli::exec(&name, &node, &command),
+            Command::Export { file, name } => cli::export(&file, &name),
+            Command::Echo { target, tcp, count, timeout_ms, json } => cli::echo(&target, tcp, count, timeout_ms, json).await,
+            Command::EchoServer { namespaces, port } => cli::echo_server(&namespaces, port).await,
+        }
+    });
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
+}

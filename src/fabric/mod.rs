@@ -1,1 +1,161 @@
-//! Applying a plan.
+//! Applying a plan to the kernel, and taking a lab down again.
+//!
+//! [`Lab::up`] records the lab, creates its namespaces and applies every step; a
+//! [`Lab`] that is dropped without [`Lab::keep`] tears itself down, so an error, a
+//! panic or an interrupted build leaves nothing behind. [`teardown`] and
+//! [`cleanup`] work from the kernel's view (namespaces named `icelab-*` and the
+//! processes inside them), so they also clean up after a `kill -9`.
+
+mod apply;
+pub mod netns;
+pub mod procs;
+pub mod registry;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+use serde::Serialize;
+
+pub use apply::{Applier, load_nft};
+pub use registry::LabRecord;
+
+use crate::plan::{Plan, Step};
+use crate::topology::Topology;
+
+/// How long teardown waits for a lab's processes to die.
+const KILL_DEADLINE: Duration = Duration::from_secs(5);
+
+/// A running lab. Dropping it tears it down unless [`Lab::keep`] was called.
+pub struct Lab {
+    /// What was recorded about it.
+    pub record: LabRecord,
+    armed: bool,
+}
+
+/// Timings of one build.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    /// Lab name.
+    pub name: String,
+    /// Number of steps applied.
+    pub steps: usize,
+    /// Wall time of the build.
+    pub elapsed_ms: f64,
+}
+
+impl Lab {
+    /// Builds the lab for `topo` named `name`. `progress` sees each step before it runs.
+    pub async fn up(topo: &Topology, name: &str, mut progress: impl FnMut(usize, &Step)) -> Result<(Lab, BuildReport)> {
+        registry::check_name(name)?;
+        let start = Instant::now();
+        let prefix = registry::prefix_of(name);
+        let plan = crate::plan::plan(topo, &prefix);
+        let record = LabRecord {
+            name: name.to_string(),
+            prefix: prefix.clone(),
+            topology: topo.file.clone(),
+            nodes: plan.nodes.iter().map(|n| (n.name.clone(), n.ns.clone())).collect(),
+            plan: plan.clone(),
+            builder_pid: std::process::id(),
+            created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        };
+        if !netns::list(&format!("{prefix}-")).is_empty() {
+            anyhow::bail!("namespaces of a lab named `{name}` already exist; run `icelab down {name}` or `icelab cleanup`");
+        }
+        registry::create(&record)?;
+        // From here on, dropping `lab` removes whatever was built.
+        let lab = Lab { record, armed: true };
+        apply_plan(name, &plan, &mut progress).await?;
+        let report = BuildReport { name: name.to_string(), steps: plan.steps.len(), elapsed_ms: start.elapsed().as_secs_f64() * 1e3 };
+        Ok((lab, report))
+    }
+
+    /// Keeps the lab running after this value is dropped (for `icelab up`).
+    pub fn keep(mut self) -> LabRecord {
+        self.armed = false;
+        self.record.clone()
+    }
+
+    /// Tears the lab down now and reports what was removed.
+    pub fn down(mut self) -> Result<TeardownReport> {
+        self.armed = false;
+        teardown(&self.record.name)
+    }
+
+    /// The lab's plan.
+    pub fn plan(&self) -> &Plan {
+        &self.record.plan
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Err(e) = teardown(&self.record.name) {
+                eprintln!("icelab: teardown of lab {} failed: {e:#}", self.record.name);
+            }
+        }
+    }
+}
+
+async fn apply_plan(name: &str, plan: &Plan, progress: &mut impl FnMut(usize, &Step)) -> Result<()> {
+    let mut applier = Applier::new(name);
+    for (i, step) in plan.steps.iter().enumerate() {
+        progress(i, step);
+        applier.apply(step).await?;
+    }
+    Ok(())
+}
+
+/// What a teardown removed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TeardownReport {
+    /// Lab name (or `*` for cleanup).
+    pub name: String,
+    /// Namespaces removed.
+    pub namespaces: usize,
+    /// Processes killed.
+    pub processes: usize,
+    /// Wall time.
+    pub elapsed_ms: f64,
+}
+
+/// Removes every namespace of lab `name`, the processes inside them and its record.
+pub fn teardown(name: &str) -> Result<TeardownReport> {
+    let mut r = remove_namespaces(&format!("{}-", registry::prefix_of(name)))?;
+    registry::remove(name);
+    r.name = name.to_string();
+    Ok(r)
+}
+
+/// Removes every lab, recorded or not: all `icelab-*` namespaces, their processes, all records.
+pub fn cleanup() -> Result<TeardownReport> {
+    let mut r = remove_namespaces(registry::NS_PREFIX)?;
+    for rec in registry::list() {
+        registry::remove(&rec.name);
+    }
+    // Records of builds killed before writing lab.json.
+    for e in std::fs::read_dir(registry::STATE_DIR).into_iter().flatten().flatten() {
+        let _ = std::fs::remove_dir_all(e.path());
+    }
+    r.name = "*".into();
+    Ok(r)
+}
+
+fn remove_namespaces(prefix: &str) -> Result<TeardownReport> {
+    let start = Instant::now();
+    let names = netns::list(prefix);
+    let inodes: BTreeSet<u64> = names.iter().filter_map(|n| netns::inode(n).ok()).collect();
+    let processes = procs::kill_all_in(&inodes, KILL_DEADLINE);
+    let mut errors = Vec::new();
+    for n in &names {
+        if let Err(e) = netns::delete(n) {
+            errors.push(format!("{e:#}"));
+        }
+    }
+    if !errors.is_empty() {
+        anyhow::bail!("could not remove every namespace: {}", errors.join("; "));
+    }
+    Ok(TeardownReport { name: String::new(), namespaces: names.len(), processes, elapsed_ms: start.elapsed().as_secs_f64() * 1e3 })
+}

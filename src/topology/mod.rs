@@ -1,1 +1,182 @@
-//! Topology file format.
+//! Topology files: the lab as the user writes it, validated and with every address
+//! assigned.
+//!
+//! ```toml
+//! # Two hosts, each behind its own home router.
+//! [router.home1]
+//! wan = "internet"                 # or the name of another router (double NAT)
+//! nat = "port-restricted-cone"
+//!
+//! [router.home2]
+//! wan = "internet"
+//! lan = "192.168.2.0/24"           # optional; assigned when absent
+//!
+//! [host.alice]
+//! on = "home1"
+//!
+//! [host.bob]
+//! on = "home2"
+//! address = "192.168.2.20"         # optional
+//!
+//! [server.stun]
+//! services = ["stun"]              # two public addresses are assigned
+//! ```
+//!
+//! [`parse_str`] reports every mistake with file:line:col and a hint.
+
+mod error;
+mod raw;
+mod resolve;
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+pub use error::{Diagnostic, TopologyError};
+
+/// The name of the simulated public internet, usable in `wan` and `on`.
+pub const INTERNET: &str = "internet";
+
+/// The documentation ranges that form the simulated internet (RFC 5737).
+pub const PUBLIC_RANGES: [&str; 3] = ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"];
+
+/// Where a node's uplink is plugged in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "router")]
+pub enum Uplink {
+    /// The simulated internet's switch.
+    Internet,
+    /// The LAN of the named router.
+    Router(String),
+}
+
+/// A node's single uplink address and default route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attachment {
+    /// Where the uplink is plugged in.
+    pub uplink: Uplink,
+    /// The node's address on that segment.
+    pub address: Ipv4Addr,
+    /// The segment (address and prefix).
+    pub subnet: Ipv4Net,
+    /// Next hop for the default route.
+    pub gateway: Ipv4Addr,
+}
+
+/// A router: WAN uplink, a LAN it serves, optional NAT and firewall.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Router {
+    /// Node name.
+    pub name: String,
+    /// The WAN side.
+    pub wan: Attachment,
+    /// The LAN subnet.
+    pub lan: Ipv4Net,
+    /// The router's own LAN address (first host address of `lan`).
+    pub lan_address: Ipv4Addr,
+    /// NAT as written (interpreted by [`crate::nat`]).
+    pub nat: Option<toml::Value>,
+    /// Firewall as written (interpreted by [`crate::firewall`]).
+    pub firewall: Option<toml::Value>,
+}
+
+/// An end host (where peers run).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Host {
+    /// Node name.
+    pub name: String,
+    /// Its uplink.
+    pub uplink: Attachment,
+    /// Firewall as written.
+    pub firewall: Option<toml::Value>,
+}
+
+/// A server on the internet (STUN, TURN, echo).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Server {
+    /// Node name.
+    pub name: String,
+    /// Public addresses; the first is primary.
+    pub addresses: Vec<Ipv4Addr>,
+    /// Default gateway (the internet's gateway for the primary address's range).
+    pub gateway: Ipv4Addr,
+    /// Services to start.
+    pub services: Vec<String>,
+}
+
+/// A validated topology with every address assigned.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Topology {
+    /// File name as given (for messages).
+    pub file: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Routers in an order where each router's WAN parent comes first.
+    pub routers: Vec<Router>,
+    /// Hosts in file order.
+    pub hosts: Vec<Host>,
+    /// Servers in file order.
+    pub servers: Vec<Server>,
+    /// `[scenario]` as written.
+    pub scenario: Option<toml::Value>,
+    /// `[expect]` as written.
+    pub expect: Option<toml::Value>,
+}
+
+impl Topology {
+    /// Names of all nodes, internet first.
+    pub fn node_names(&self) -> Vec<&str> {
+        let mut v = vec![INTERNET];
+        v.extend(self.routers.iter().map(|r| r.name.as_str()));
+        v.extend(self.hosts.iter().map(|h| h.name.as_str()));
+        v.extend(self.servers.iter().map(|s| s.name.as_str()));
+        v
+    }
+
+    /// The router with this name.
+    pub fn router(&self, name: &str) -> Option<&Router> {
+        self.routers.iter().find(|r| r.name == name)
+    }
+}
+
+/// Parses and validates topology text; `file` is used in messages only.
+pub fn parse_str(file: &str, src: &str) -> Result<Topology, TopologyError> {
+    let raw: raw::RawTopology = toml::from_str(src).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        let message = e.message().trim().to_string();
+        let hint = syntax_hint(&message);
+        TopologyError { diagnostics: vec![error::locate(file, src, offset, message, hint)] }
+    })?;
+    resolve::resolve(file, src, raw)
+}
+
+/// Reads, parses and validates a topology file.
+pub fn parse_file(path: &std::path::Path) -> Result<Topology, TopologyError> {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(src) => parse_str(&name, &src),
+        Err(e) => Err(TopologyError {
+            diagnostics: vec![Diagnostic {
+                file: name,
+                line: 0,
+                col: 0,
+                message: format!("cannot read file: {e}"),
+                hint: None,
+                source_line: String::new(),
+            }],
+        }),
+    }
+}
+
+fn syntax_hint(message: &str) -> Option<String> {
+    if message.contains("unknown field") {
+        Some("see README.md, section 'Topology files', for the fields each table takes".into())
+    } else if message.contains("invalid IPv4") || message.contains("invalid IP") {
+        Some("write addresses as dotted quads, e.g. \"192.168.1.10\"".into())
+    } else if message.contains("missing field") {
+        Some("every router needs `wan`, every host needs `on`".into())
+    } else {
+        None
+    }
+}

@@ -1,0 +1,70 @@
+//! Processes inside lab namespaces: starting them there and finding them again.
+//!
+//! A process is "in the lab" when its `/proc/PID/ns/net` is one of the lab's
+//! namespaces. That test needs no bookkeeping, so it also finds what a killed
+//! `icelab` left running.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Makes `cmd` enter the namespace `ns` between fork and exec.
+pub fn enter_netns(cmd: &mut Command, ns: &OwnedFd) -> std::io::Result<()> {
+    let fd = ns.try_clone()?;
+    // SAFETY: only async-signal-safe system calls run between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+/// PIDs of processes whose network namespace has one of these inodes.
+pub fn pids_in(inodes: &BTreeSet<u64>) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| inodes.contains(&m.ino())))
+        .collect()
+}
+
+/// SIGKILLs every process in these namespaces and waits (bounded) until they are gone.
+/// Returns how many were killed.
+pub fn kill_all_in(inodes: &BTreeSet<u64>, deadline: Duration) -> usize {
+    let start = Instant::now();
+    let mut killed = BTreeSet::new();
+    loop {
+        let pids = pids_in(inodes);
+        // A zombie keeps its /proc entry but no longer holds the namespace.
+        let alive: Vec<i32> = pids.into_iter().filter(|p| !is_zombie(*p)).collect();
+        if alive.is_empty() || start.elapsed() > deadline {
+            return killed.len();
+        }
+        for pid in alive {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            killed.insert(pid);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn is_zombie(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(true)
+}

@@ -1,0 +1,70 @@
+//! The file as written: serde structs that keep source spans for error messages.
+//!
+//! Nothing here is validated beyond TOML syntax and field names; see `resolve`.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Top level of a topology file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTopology {
+    /// Free text shown by `icelab check` and reports.
+    pub description: Option<String>,
+    /// Routers by name: `[router.home]`.
+    #[serde(default)]
+    pub router: BTreeMap<String, Spanned<RawRouter>>,
+    /// Hosts by name: `[host.alice]`.
+    #[serde(default)]
+    pub host: BTreeMap<String, Spanned<RawHost>>,
+    /// Servers on the internet by name: `[server.stun]`.
+    #[serde(default)]
+    pub server: BTreeMap<String, Spanned<RawServer>>,
+    /// The scenario to run (interpreted by the scenario layer).
+    pub scenario: Option<Spanned<toml::Value>>,
+    /// What the scenario must show (interpreted by the judge).
+    pub expect: Option<Spanned<toml::Value>>,
+}
+
+/// `[router.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawRouter {
+    /// `"internet"` or the name of the router whose LAN this router's WAN joins.
+    pub wan: Spanned<String>,
+    /// Address of the WAN side; assigned when absent.
+    pub wan_address: Option<Spanned<Ipv4Addr>>,
+    /// LAN subnet; the router takes its first host address.
+    pub lan: Option<Spanned<Ipv4Net>>,
+    /// NAT behaviour (preset name or table); interpreted by the NAT module.
+    pub nat: Option<Spanned<toml::Value>>,
+    /// Firewall (preset name, list or table); interpreted by the firewall module.
+    pub firewall: Option<Spanned<toml::Value>>,
+}
+
+/// `[host.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawHost {
+    /// `"internet"` or a router name.
+    pub on: Spanned<String>,
+    /// Address; assigned when absent.
+    pub address: Option<Spanned<Ipv4Addr>>,
+    /// Host firewall.
+    pub firewall: Option<Spanned<toml::Value>>,
+}
+
+/// `[server.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawServer {
+    /// Public addresses (two by default, as RFC 5780 STUN needs two).
+    pub addresses: Option<Spanned<Vec<Spanned<Ipv4Addr>>>>,
+    /// Services to run: `"stun"`, `"turn"`, `"echo"`.
+    #[serde(default)]
+    pub services: Vec<Spanned<String>>,
+}
