@@ -56,38 +56,38 @@ up() {
   ip -n "$P-internet" link set p0 up
   ip -n "$P-carrier" addr add 203.0.113.10/24 dev wan
   ip -n "$P-carrier" link set wan up
-  ip -n "$P-carrier" route add default via 203.0.113.1
+  ip -n "$P-carrier" route add default via 203.0.113.1 proto static
   ip -n "$P-home" link add wan type veth peer name p0 netns "$P-carrier"
   ip -n "$P-carrier" link set p0 master lan
   ip -n "$P-carrier" link set p0 up
   ip -n "$P-home" addr add 100.64.1.10/24 dev wan
   ip -n "$P-home" link set wan up
-  ip -n "$P-home" route add default via 100.64.1.1
+  ip -n "$P-home" route add default via 100.64.1.1 proto static
   ip -n "$P-office" link add wan type veth peer name p1 netns "$P-internet"
   ip -n "$P-internet" link set p1 master br0
   ip -n "$P-internet" link set p1 up
   ip -n "$P-office" addr add 203.0.113.11/24 dev wan
   ip -n "$P-office" link set wan up
-  ip -n "$P-office" route add default via 203.0.113.1
+  ip -n "$P-office" route add default via 203.0.113.1 proto static
   ip -n "$P-alice" link add eth0 type veth peer name p0 netns "$P-home"
   ip -n "$P-home" link set p0 master lan
   ip -n "$P-home" link set p0 up
   ip -n "$P-alice" addr add 192.168.1.10/24 dev eth0
   ip -n "$P-alice" link set eth0 up
-  ip -n "$P-alice" route add default via 192.168.1.1
+  ip -n "$P-alice" route add default via 192.168.1.1 proto static
   ip -n "$P-bob" link add eth0 type veth peer name p0 netns "$P-office"
   ip -n "$P-office" link set p0 master lan
   ip -n "$P-office" link set p0 up
   ip -n "$P-bob" addr add 192.168.2.10/24 dev eth0
   ip -n "$P-bob" link set eth0 up
-  ip -n "$P-bob" route add default via 192.168.2.1
+  ip -n "$P-bob" route add default via 192.168.2.1 proto static
   ip -n "$P-stun" link add eth0 type veth peer name p2 netns "$P-internet"
   ip -n "$P-internet" link set p2 master br0
   ip -n "$P-internet" link set p2 up
   ip -n "$P-stun" addr add 198.51.100.10/24 dev eth0
   ip -n "$P-stun" addr add 198.51.100.11/24 dev eth0
   ip -n "$P-stun" link set eth0 up
-  ip -n "$P-stun" route add default via 198.51.100.1
+  ip -n "$P-stun" route add default via 198.51.100.1 proto static
   # nat
   ip netns exec "$P-carrier" nft -f - <<'ICELAB_NFT'
   table ip icelab {

@@ -36,19 +36,19 @@ up() {
   ip -n "$P-internet" link set p0 up
   ip -n "$P-home" addr add 203.0.113.10/24 dev wan
   ip -n "$P-home" link set wan up
-  ip -n "$P-home" route add default via 203.0.113.1
+  ip -n "$P-home" route add default via 203.0.113.1 proto static
   ip -n "$P-alice" link add eth0 type veth peer name p0 netns "$P-home"
   ip -n "$P-home" link set p0 master lan
   ip -n "$P-home" link set p0 up
   ip -n "$P-alice" addr add 192.168.1.10/24 dev eth0
   ip -n "$P-alice" link set eth0 up
-  ip -n "$P-alice" route add default via 192.168.1.1
+  ip -n "$P-alice" route add default via 192.168.1.1 proto static
   ip -n "$P-bob" link add eth0 type veth peer name p1 netns "$P-home"
   ip -n "$P-home" link set p1 master lan
   ip -n "$P-home" link set p1 up
   ip -n "$P-bob" addr add 192.168.1.11/24 dev eth0
   ip -n "$P-bob" link set eth0 up
-  ip -n "$P-bob" route add default via 192.168.1.1
+  ip -n "$P-bob" route add default via 192.168.1.1 proto static
   # nat
   ip netns exec "$P-home" nft -f - <<'ICELAB_NFT'
   table ip icelab {

@@ -18,10 +18,10 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod firewall;
-pub mod nat;
-pub mod stun;
-pub mod topology;
-pub mod plan;
 pub mod echo;
 pub mod fabric;
+pub mod firewall;
+pub mod nat;
+pub mod plan;
+pub mod stun;
+pub mod topology;

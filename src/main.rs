@@ -107,19 +107,41 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_env("ICELAB_LOG")).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("ICELAB_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let code = rt.block_on(async {
         match args.command {
             Command::Check { file, json } => cli::check(&file, json),
-            Command::Up { file, name, dry_run, json } => cli::up(&file, name, dry_run, json).await,
+            Command::Up {
+                file,
+                name,
+                dry_run,
+                json,
+            } => cli::up(&file, name, dry_run, json).await,
             Command::Down { name, json } => cli::down(&name, json),
             Command::Ls { json } => cli::ls(json),
             Command::Cleanup { json } => cli::cleanup(json),
-            Command::Exec { name, node, command } => cli::exec(&name, &node, &command),
+            Command::Exec {
+                name,
+                node,
+                command,
+            } => cli::exec(&name, &node, &command),
             Command::Export { file, name } => cli::export(&file, &name),
-            Command::Echo { target, tcp, count, timeout_ms, json } => cli::echo(&target, tcp, count, timeout_ms, json).await,
+            Command::Echo {
+                target,
+                tcp,
+                count,
+                timeout_ms,
+                json,
+            } => cli::echo(&target, tcp, count, timeout_ms, json).await,
             Command::EchoServer { namespaces, port } => cli::echo_server(&namespaces, port).await,
         }
     });

@@ -44,7 +44,13 @@ pub fn check(file: &Path, json: bool) -> ExitCode {
     if json {
         print_json(&topo);
     } else {
-        println!("{}: ok ({} routers, {} hosts, {} servers)", file.display(), topo.routers.len(), topo.hosts.len(), topo.servers.len());
+        println!(
+            "{}: ok ({} routers, {} hosts, {} servers)",
+            file.display(),
+            topo.routers.len(),
+            topo.hosts.len(),
+            topo.servers.len()
+        );
         for r in &topo.routers {
             println!("  router {:<12} wan {} lan {}", r.name, r.wan.subnet, r.lan);
         }
@@ -53,7 +59,12 @@ pub fn check(file: &Path, json: bool) -> ExitCode {
         }
         for s in &topo.servers {
             let a: Vec<String> = s.addresses.iter().map(|a| a.to_string()).collect();
-            println!("  server {:<12} {} [{}]", s.name, a.join(", "), s.services.join(", "));
+            println!(
+                "  server {:<12} {} [{}]",
+                s.name,
+                a.join(", "),
+                s.services.join(", ")
+            );
         }
     }
     ExitCode::SUCCESS
@@ -79,6 +90,11 @@ pub async fn up(file: &Path, name: Option<String>, dry_run: bool, json: bool) ->
         }
         return ExitCode::SUCCESS;
     }
+    // Handlers first: a signal that arrives before them would kill us with the lab half-built.
+    let interrupted = match Interrupts::install() {
+        Ok(i) => i,
+        Err(e) => return fail(FAILED, format!("cannot install signal handlers: {e}")),
+    };
     let tty = std::io::stderr().is_terminal();
     let build = Lab::up(&topo, &name, |i, step| {
         if tty {
@@ -88,7 +104,7 @@ pub async fn up(file: &Path, name: Option<String>, dry_run: bool, json: bool) ->
     // An interrupted build drops the half-built lab, which tears it down.
     let result = tokio::select! {
         r = build => r,
-        s = interrupted() => {
+        s = interrupted.wait() => {
             if tty { eprintln!(); }
             return fail(FAILED, format!("interrupted by {s}; nothing was left behind"));
         }
@@ -100,10 +116,15 @@ pub async fn up(file: &Path, name: Option<String>, dry_run: bool, json: bool) ->
         Ok((lab, report)) => {
             let rec = lab.keep();
             if json {
-                print_json(&serde_json::json!({ "name": rec.name, "prefix": rec.prefix, "elapsed_ms": report.elapsed_ms, "nodes": rec.plan.nodes }));
+                print_json(
+                    &serde_json::json!({ "name": rec.name, "prefix": rec.prefix, "elapsed_ms": report.elapsed_ms, "nodes": rec.plan.nodes }),
+                );
             } else {
                 println!("{}", rec.name);
-                eprintln!("lab {} is up ({} steps, {:.0} ms); `icelab exec {} NODE -- CMD`, `icelab down {}`", rec.name, report.steps, report.elapsed_ms, rec.name, rec.name);
+                eprintln!(
+                    "lab {} is up ({} steps, {:.0} ms); `icelab exec {} NODE -- CMD`, `icelab down {}`",
+                    rec.name, report.steps, report.elapsed_ms, rec.name, rec.name
+                );
             }
             ExitCode::SUCCESS
         }
@@ -111,14 +132,27 @@ pub async fn up(file: &Path, name: Option<String>, dry_run: bool, json: bool) ->
     }
 }
 
-/// Resolves when SIGINT or SIGTERM arrives.
-async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+/// SIGINT and SIGTERM, caught from the moment of `install` on.
+pub struct Interrupts {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    pub fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Interrupts {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Resolves with the signal's name when one arrives.
+    pub async fn wait(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
     }
 }
 
@@ -126,7 +160,9 @@ pub fn down(name: &str, json: bool) -> ExitCode {
     if let Err(e) = registry::check_name(name) {
         return fail(BAD_INPUT, e);
     }
-    if registry::load(name).is_err() && netns::list(&format!("{}-", registry::prefix_of(name))).is_empty() {
+    if registry::load(name).is_err()
+        && netns::list(&format!("{}-", registry::prefix_of(name))).is_empty()
+    {
         return fail(FAILED, format!("no lab named `{name}` (see `icelab ls`)"));
     }
     match fabric::teardown(name) {
@@ -134,7 +170,10 @@ pub fn down(name: &str, json: bool) -> ExitCode {
             if json {
                 print_json(&r);
             } else {
-                println!("lab {name} is down ({} namespaces, {} processes, {:.0} ms)", r.namespaces, r.processes, r.elapsed_ms);
+                println!(
+                    "lab {name} is down ({} namespaces, {} processes, {:.0} ms)",
+                    r.namespaces, r.processes, r.elapsed_ms
+                );
             }
             ExitCode::SUCCESS
         }
@@ -145,12 +184,18 @@ pub fn down(name: &str, json: bool) -> ExitCode {
 pub fn ls(json: bool) -> ExitCode {
     let labs = registry::list();
     let mut orphans: Vec<String> = netns::list(registry::NS_PREFIX);
-    orphans.retain(|ns| !labs.iter().any(|l| ns.starts_with(&format!("{}-", l.prefix))));
+    orphans.retain(|ns| {
+        !labs
+            .iter()
+            .any(|l| ns.starts_with(&format!("{}-", l.prefix)))
+    });
     if json {
-        print_json(&serde_json::json!({ "labs": labs.iter().map(|l| serde_json::json!({
+        print_json(
+            &serde_json::json!({ "labs": labs.iter().map(|l| serde_json::json!({
             "name": l.name, "topology": l.topology, "nodes": l.nodes.len(), "created_unix": l.created_unix,
             "builder_pid": l.builder_pid,
-        })).collect::<Vec<_>>(), "orphaned_namespaces": orphans }));
+        })).collect::<Vec<_>>(), "orphaned_namespaces": orphans }),
+        );
     } else {
         if labs.is_empty() {
             println!("no labs");
@@ -159,7 +204,10 @@ pub fn ls(json: bool) -> ExitCode {
             println!("{:<12} {:>3} nodes  {}", l.name, l.nodes.len(), l.topology);
         }
         if !orphans.is_empty() {
-            println!("orphaned namespaces (remove with `icelab cleanup`): {}", orphans.join(" "));
+            println!(
+                "orphaned namespaces (remove with `icelab cleanup`): {}",
+                orphans.join(" ")
+            );
         }
     }
     ExitCode::SUCCESS
@@ -171,7 +219,10 @@ pub fn cleanup(json: bool) -> ExitCode {
             if json {
                 print_json(&r);
             } else {
-                println!("removed {} namespaces, killed {} processes", r.namespaces, r.processes);
+                println!(
+                    "removed {} namespaces, killed {} processes",
+                    r.namespaces, r.processes
+                );
             }
             ExitCode::SUCCESS
         }
@@ -186,7 +237,13 @@ pub fn exec(name: &str, node: &str, command: &[String]) -> ExitCode {
     };
     let Some((_, ns)) = rec.nodes.iter().find(|(n, _)| n == node) else {
         let known: Vec<&str> = rec.nodes.iter().map(|(n, _)| n.as_str()).collect();
-        return fail(BAD_INPUT, format!("lab {name} has no node `{node}`; nodes: {}", known.join(", ")));
+        return fail(
+            BAD_INPUT,
+            format!(
+                "lab {name} has no node `{node}`; nodes: {}",
+                known.join(", ")
+            ),
+        );
     };
     let fd = match netns::open(ns) {
         Ok(fd) => fd,
@@ -216,7 +273,10 @@ pub fn export(file: &Path, name: &str) -> ExitCode {
         return fail(BAD_INPUT, e);
     }
     let plan = icelab::plan::plan(&topo, &registry::prefix_of(name));
-    print!("{}", icelab::plan::shell::render(&plan, &file.display().to_string()));
+    print!(
+        "{}",
+        icelab::plan::shell::render(&plan, &file.display().to_string())
+    );
     ExitCode::SUCCESS
 }
 
@@ -225,20 +285,40 @@ pub async fn echo(target: &str, tcp: bool, count: u32, timeout_ms: u64, json: bo
         Ok(a) => a,
         Err(_) => match target.parse::<std::net::IpAddr>() {
             Ok(ip) => SocketAddr::new(ip, icelab::plan::ECHO_PORT),
-            Err(_) => return fail(BAD_INPUT, format!("`{target}` is not an address (e.g. 203.0.113.10 or 203.0.113.10:7)")),
+            Err(_) => {
+                return fail(
+                    BAD_INPUT,
+                    format!("`{target}` is not an address (e.g. 203.0.113.10 or 203.0.113.10:7)"),
+                );
+            }
         },
     };
     let timeout = Duration::from_millis(timeout_ms);
-    let r = if tcp { icelab::echo::tcp_probe(target, count, timeout).await } else { icelab::echo::udp_probe(target, count, timeout).await };
+    let r = if tcp {
+        icelab::echo::tcp_probe(target, count, timeout).await
+    } else {
+        icelab::echo::udp_probe(target, count, timeout).await
+    };
     match r {
         Ok(r) => {
             if json {
                 print_json(&r);
             } else {
                 let rtts: Vec<String> = r.rtt_ms.iter().map(|x| format!("{x:.3}")).collect();
-                println!("{} {}: {}/{} replies, rtt ms [{}]", r.protocol, r.target, r.received, r.sent, rtts.join(", "));
+                println!(
+                    "{} {}: {}/{} replies, rtt ms [{}]",
+                    r.protocol,
+                    r.target,
+                    r.received,
+                    r.sent,
+                    rtts.join(", ")
+                );
             }
-            if r.received == 0 { ExitCode::from(FAILED) } else { ExitCode::SUCCESS }
+            if r.received == 0 {
+                ExitCode::from(FAILED)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => fail(FAILED, format!("{e:#}")),
     }

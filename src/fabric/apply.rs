@@ -12,7 +12,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
-use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 
 use super::{netns, procs, registry};
 use crate::plan::Step;
@@ -35,12 +37,17 @@ pub struct Applier {
 impl Applier {
     /// An applier for lab `lab` (used to place service logs).
     pub fn new(lab: &str) -> Self {
-        Applier { lab: lab.to_string(), spaces: HashMap::new() }
+        Applier {
+            lab: lab.to_string(),
+            spaces: HashMap::new(),
+        }
     }
 
     /// Runs one step.
     pub async fn apply(&mut self, step: &Step) -> Result<()> {
-        self.apply_inner(step).await.with_context(|| format!("step `{step}` failed"))
+        self.apply_inner(step)
+            .await
+            .with_context(|| format!("step `{step}` failed"))
     }
 
     async fn apply_inner(&mut self, step: &Step) -> Result<()> {
@@ -48,16 +55,37 @@ impl Applier {
             Step::AddNamespace { ns } => {
                 let fd = netns::create(ns)?;
                 let nl = connect(&fd)?;
-                self.spaces.insert(ns.clone(), Ns { fd, nl, index: HashMap::new() });
+                self.spaces.insert(
+                    ns.clone(),
+                    Ns {
+                        fd,
+                        nl,
+                        index: HashMap::new(),
+                    },
+                );
             }
             Step::Sysctl { ns, key, value } => netns::sysctl(&self.get(ns)?.fd, key, value)?,
             Step::AddBridge { ns, name } => {
-                self.get(ns)?.nl.link().add(LinkBridge::new(name).build()).execute().await?;
+                // Created down, like `ip link add type bridge`; the plan brings it up after its addresses.
+                self.get(ns)?
+                    .nl
+                    .link()
+                    .add(LinkMessageBuilder::<LinkBridge>::new(name).build())
+                    .execute()
+                    .await?;
             }
-            Step::AddVeth { ns, name, peer_ns, peer_name } => {
+            Step::AddVeth {
+                ns,
+                name,
+                peer_ns,
+                peer_name,
+            } => {
                 let peer_fd = self.get(peer_ns)?.fd.as_raw_fd();
                 // The peer is created directly in its own namespace: nothing passes through ours.
-                let peer = LinkMessageBuilder::<LinkUnspec>::new().name(peer_name.clone()).setns_by_fd(peer_fd).build();
+                let peer = LinkMessageBuilder::<LinkUnspec>::new()
+                    .name(peer_name.clone())
+                    .setns_by_fd(peer_fd)
+                    .build();
                 let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
                     .name(name.clone())
                     .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
@@ -77,10 +105,18 @@ impl Applier {
             }
             Step::AddAddress { ns, dev, address } => {
                 let i = self.index(ns, dev).await?;
-                self.get(ns)?.nl.address().add(i, IpAddr::V4(address.addr()), address.prefix_len()).execute().await?;
+                self.get(ns)?
+                    .nl
+                    .address()
+                    .add(i, IpAddr::V4(address.addr()), address.prefix_len())
+                    .execute()
+                    .await?;
             }
             Step::AddRoute { ns, dst, via } => {
-                let msg = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(dst.network(), dst.prefix_len()).gateway(*via).build();
+                let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .destination_prefix(dst.network(), dst.prefix_len())
+                    .gateway(*via)
+                    .build();
                 self.get(ns)?.nl.route().add(msg).execute().await?;
             }
             Step::Nftables { ns, ruleset, .. } => load_nft(&self.get(ns)?.fd, ruleset)?,
@@ -93,17 +129,32 @@ impl Applier {
     }
 
     fn get(&self, ns: &str) -> Result<&Ns> {
-        self.spaces.get(ns).ok_or_else(|| anyhow!("namespace {ns} was not created by this plan"))
+        self.spaces
+            .get(ns)
+            .ok_or_else(|| anyhow!("namespace {ns} was not created by this plan"))
     }
 
     async fn index(&mut self, ns: &str, dev: &str) -> Result<u32> {
         if let Some(i) = self.get(ns)?.index.get(dev) {
             return Ok(*i);
         }
-        let mut links = self.get(ns)?.nl.link().get().match_name(dev.to_string()).execute();
-        let link = links.try_next().await?.ok_or_else(|| anyhow!("no device {dev} in {ns}"))?;
+        let mut links = self
+            .get(ns)?
+            .nl
+            .link()
+            .get()
+            .match_name(dev.to_string())
+            .execute();
+        let link = links
+            .try_next()
+            .await?
+            .ok_or_else(|| anyhow!("no device {dev} in {ns}"))?;
         let i = link.header.index;
-        self.spaces.get_mut(ns).unwrap().index.insert(dev.to_string(), i);
+        self.spaces
+            .get_mut(ns)
+            .unwrap()
+            .index
+            .insert(dev.to_string(), i);
         Ok(i)
     }
 }
@@ -122,25 +173,39 @@ fn connect(ns: &OwnedFd) -> Result<Handle> {
 /// Runs `nft -f -` inside the namespace, with a deadline.
 pub fn load_nft(ns: &OwnedFd, ruleset: &str) -> Result<()> {
     let mut cmd = Command::new("nft");
-    cmd.args(["-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     procs::enter_netns(&mut cmd, ns)?;
-    let mut child = cmd.spawn().context("running nft (is the nftables package installed?)")?;
+    let mut child = cmd
+        .spawn()
+        .context("running nft (is the nftables package installed?)")?;
     child.stdin.take().unwrap().write_all(ruleset.as_bytes())?;
     let out = wait_with_deadline(child, CHILD_DEADLINE)?;
     if !out.status.success() {
-        bail!("nft rejected the ruleset: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "nft rejected the ruleset: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
 
-fn wait_with_deadline(child: std::process::Child, deadline: Duration) -> Result<std::process::Output> {
+fn wait_with_deadline(
+    child: std::process::Child,
+    deadline: Duration,
+) -> Result<std::process::Output> {
     let pid = child.id() as i32;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || tx.send(child.wait_with_output()));
     match rx.recv_timeout(deadline) {
         Ok(out) => Ok(out?),
         Err(_) => {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
             bail!("child process {pid} did not finish within {deadline:?}")
         }
     }
@@ -150,7 +215,10 @@ fn wait_with_deadline(child: std::process::Child, deadline: Duration) -> Result<
 fn spawn_service(ns: &OwnedFd, args: &[String], log: &std::path::Path) -> Result<()> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(std::fs::File::create(log)?);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log)?);
     procs::enter_netns(&mut cmd, ns)?;
     // Its own session: a Ctrl-C meant for `icelab up` must not kill the lab's services.
     unsafe {
@@ -171,11 +239,18 @@ fn spawn_service(ns: &OwnedFd, args: &[String], log: &std::path::Path) -> Result
         Ok(line) if line.trim() == "ready" => Ok(()),
         Ok(line) => {
             let _ = child.kill();
-            bail!("service exited before it was ready ({}); see {}", line.trim(), log.display())
+            bail!(
+                "service exited before it was ready ({}); see {}",
+                line.trim(),
+                log.display()
+            )
         }
         Err(_) => {
             let _ = child.kill();
-            bail!("service not ready within {CHILD_DEADLINE:?}; see {}", log.display())
+            bail!(
+                "service not ready within {CHILD_DEADLINE:?}; see {}",
+                log.display()
+            )
         }
     }
 }

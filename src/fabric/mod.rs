@@ -46,7 +46,11 @@ pub struct BuildReport {
 
 impl Lab {
     /// Builds the lab for `topo` named `name`. `progress` sees each step before it runs.
-    pub async fn up(topo: &Topology, name: &str, mut progress: impl FnMut(usize, &Step)) -> Result<(Lab, BuildReport)> {
+    pub async fn up(
+        topo: &Topology,
+        name: &str,
+        mut progress: impl FnMut(usize, &Step),
+    ) -> Result<(Lab, BuildReport)> {
         registry::check_name(name)?;
         let start = Instant::now();
         let prefix = registry::prefix_of(name);
@@ -55,19 +59,34 @@ impl Lab {
             name: name.to_string(),
             prefix: prefix.clone(),
             topology: topo.file.clone(),
-            nodes: plan.nodes.iter().map(|n| (n.name.clone(), n.ns.clone())).collect(),
+            nodes: plan
+                .nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.ns.clone()))
+                .collect(),
             plan: plan.clone(),
             builder_pid: std::process::id(),
-            created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            created_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
         };
         if !netns::list(&format!("{prefix}-")).is_empty() {
-            anyhow::bail!("namespaces of a lab named `{name}` already exist; run `icelab down {name}` or `icelab cleanup`");
+            anyhow::bail!(
+                "namespaces of a lab named `{name}` already exist; run `icelab down {name}` or `icelab cleanup`"
+            );
         }
         registry::create(&record)?;
         // From here on, dropping `lab` removes whatever was built.
-        let lab = Lab { record, armed: true };
+        let lab = Lab {
+            record,
+            armed: true,
+        };
         apply_plan(name, &plan, &mut progress).await?;
-        let report = BuildReport { name: name.to_string(), steps: plan.steps.len(), elapsed_ms: start.elapsed().as_secs_f64() * 1e3 };
+        let report = BuildReport {
+            name: name.to_string(),
+            steps: plan.steps.len(),
+            elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
+        };
         Ok((lab, report))
     }
 
@@ -99,10 +118,30 @@ impl Drop for Lab {
     }
 }
 
-async fn apply_plan(name: &str, plan: &Plan, progress: &mut impl FnMut(usize, &Step)) -> Result<()> {
+async fn apply_plan(
+    name: &str,
+    plan: &Plan,
+    progress: &mut impl FnMut(usize, &Step),
+) -> Result<()> {
+    // Fault injection for teardown tests: fail or panic before step N (1-based).
+    let fault = |var: &str| {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    let (fail_at, panic_at) = (
+        fault("ICELAB_FAULT_FAIL_AT_STEP"),
+        fault("ICELAB_FAULT_PANIC_AT_STEP"),
+    );
     let mut applier = Applier::new(name);
     for (i, step) in plan.steps.iter().enumerate() {
         progress(i, step);
+        if fail_at == Some(i + 1) {
+            anyhow::bail!("injected failure before step {} ({step})", i + 1);
+        }
+        if panic_at == Some(i + 1) {
+            panic!("injected panic before step {} ({step})", i + 1);
+        }
         applier.apply(step).await?;
     }
     Ok(())
@@ -136,7 +175,11 @@ pub fn cleanup() -> Result<TeardownReport> {
         registry::remove(&rec.name);
     }
     // Records of builds killed before writing lab.json.
-    for e in std::fs::read_dir(registry::STATE_DIR).into_iter().flatten().flatten() {
+    for e in std::fs::read_dir(registry::STATE_DIR)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let _ = std::fs::remove_dir_all(e.path());
     }
     r.name = "*".into();
@@ -157,5 +200,10 @@ fn remove_namespaces(prefix: &str) -> Result<TeardownReport> {
     if !errors.is_empty() {
         anyhow::bail!("could not remove every namespace: {}", errors.join("; "));
     }
-    Ok(TeardownReport { name: String::new(), namespaces: names.len(), processes, elapsed_ms: start.elapsed().as_secs_f64() * 1e3 })
+    Ok(TeardownReport {
+        name: String::new(),
+        namespaces: names.len(),
+        processes,
+        elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
+    })
 }

@@ -12,12 +12,36 @@ pub const ECHO_PORT: u16 = 7;
 
 /// Builds the plan for `topo` with namespaces named `<prefix>-<node>`.
 pub fn plan(topo: &Topology, prefix: &str) -> Plan {
-    let mut b = Builder { prefix: prefix.to_string(), steps: Vec::new(), ports: BTreeMap::new() };
+    let mut b = Builder {
+        prefix: prefix.to_string(),
+        steps: Vec::new(),
+        ports: BTreeMap::new(),
+    };
     let inet = b.ns(INTERNET);
-    let mut nodes = vec![NodePlan { name: INTERNET.into(), ns: inet.clone(), kind: NodeKind::Internet, addresses: internet_gateways().iter().map(|n| n.addr()).collect() }];
-    nodes.extend(topo.routers.iter().map(|r| NodePlan { name: r.name.clone(), ns: b.ns(&r.name), kind: NodeKind::Router, addresses: vec![r.wan.address, r.lan_address] }));
-    nodes.extend(topo.hosts.iter().map(|h| NodePlan { name: h.name.clone(), ns: b.ns(&h.name), kind: NodeKind::Host, addresses: vec![h.uplink.address] }));
-    nodes.extend(topo.servers.iter().map(|s| NodePlan { name: s.name.clone(), ns: b.ns(&s.name), kind: NodeKind::Server, addresses: s.addresses.clone() }));
+    let mut nodes = vec![NodePlan {
+        name: INTERNET.into(),
+        ns: inet.clone(),
+        kind: NodeKind::Internet,
+        addresses: internet_gateways().iter().map(|n| n.addr()).collect(),
+    }];
+    nodes.extend(topo.routers.iter().map(|r| NodePlan {
+        name: r.name.clone(),
+        ns: b.ns(&r.name),
+        kind: NodeKind::Router,
+        addresses: vec![r.wan.address, r.lan_address],
+    }));
+    nodes.extend(topo.hosts.iter().map(|h| NodePlan {
+        name: h.name.clone(),
+        ns: b.ns(&h.name),
+        kind: NodeKind::Host,
+        addresses: vec![h.uplink.address],
+    }));
+    nodes.extend(topo.servers.iter().map(|s| NodePlan {
+        name: s.name.clone(),
+        ns: b.ns(&s.name),
+        kind: NodeKind::Server,
+        addresses: s.addresses.clone(),
+    }));
 
     for n in &nodes {
         b.steps.push(Step::AddNamespace { ns: n.ns.clone() });
@@ -29,13 +53,20 @@ pub fn plan(topo: &Topology, prefix: &str) -> Plan {
         if matches!(n.kind, NodeKind::Internet | NodeKind::Router) {
             b.sysctl(&n.ns, "net.ipv4.ip_forward", "1");
         }
-        b.steps.push(Step::LinkUp { ns: n.ns.clone(), dev: "lo".into() });
+        b.steps.push(Step::LinkUp {
+            ns: n.ns.clone(),
+            dev: "lo".into(),
+        });
     }
 
     b.bridge(&inet, "br0", &internet_gateways());
     for r in &topo.routers {
         let ns = b.ns(&r.name);
-        b.bridge(&ns, "lan", &[Ipv4Net::new(r.lan_address, r.lan.prefix_len()).unwrap()]);
+        b.bridge(
+            &ns,
+            "lan",
+            &[Ipv4Net::new(r.lan_address, r.lan.prefix_len()).unwrap()],
+        );
     }
     for r in &topo.routers {
         b.uplink(&r.name, "wan", &r.wan);
@@ -48,27 +79,57 @@ pub fn plan(topo: &Topology, prefix: &str) -> Plan {
         let dev = "eth0";
         b.attach(&ns, dev, INTERNET);
         for a in &s.addresses {
-            let net = internet_gateways().into_iter().find(|n| n.contains(a)).unwrap_or_default();
-            b.steps.push(Step::AddAddress { ns: ns.clone(), dev: dev.into(), address: Ipv4Net::new(*a, net.prefix_len()).unwrap() });
+            let net = internet_gateways()
+                .into_iter()
+                .find(|n| n.contains(a))
+                .unwrap_or_default();
+            b.steps.push(Step::AddAddress {
+                ns: ns.clone(),
+                dev: dev.into(),
+                address: Ipv4Net::new(*a, net.prefix_len()).unwrap(),
+            });
         }
-        b.steps.push(Step::LinkUp { ns: ns.clone(), dev: dev.into() });
+        b.steps.push(Step::LinkUp {
+            ns: ns.clone(),
+            dev: dev.into(),
+        });
         b.default_route(&ns, s.gateway);
     }
     for route in routes::lan_routes(topo) {
-        b.steps.push(Step::AddRoute { ns: b.ns(&route.at), dst: route.dst, via: route.via });
+        b.steps.push(Step::AddRoute {
+            ns: b.ns(&route.at),
+            dst: route.dst,
+            via: route.via,
+        });
     }
     for r in &topo.routers {
         for (purpose, ruleset) in router_rulesets(r) {
-            b.steps.push(Step::Nftables { ns: b.ns(&r.name), purpose, ruleset });
+            b.steps.push(Step::Nftables {
+                ns: b.ns(&r.name),
+                purpose,
+                ruleset,
+            });
         }
     }
     // One responder process serves UDP/TCP echo in every namespace of the lab.
-    let mut args = vec!["echo-server".to_string(), "--port".into(), ECHO_PORT.to_string()];
+    let mut args = vec![
+        "echo-server".to_string(),
+        "--port".into(),
+        ECHO_PORT.to_string(),
+    ];
     for n in &nodes {
         args.extend(["--netns".to_string(), n.ns.clone()]);
     }
-    b.steps.push(Step::Spawn { ns: inet, service: "echo".into(), args });
-    Plan { prefix: prefix.to_string(), nodes, steps: b.steps }
+    b.steps.push(Step::Spawn {
+        ns: inet,
+        service: "echo".into(),
+        args,
+    });
+    Plan {
+        prefix: prefix.to_string(),
+        nodes,
+        steps: b.steps,
+    }
 }
 
 /// The internet's own addresses: `.1` of each documentation range.
@@ -77,7 +138,11 @@ pub(crate) fn internet_gateways() -> Vec<Ipv4Net> {
         .iter()
         .map(|r| {
             let n: Ipv4Net = r.parse().unwrap();
-            Ipv4Net::new(std::net::Ipv4Addr::from(u32::from(n.network()) + 1), n.prefix_len()).unwrap()
+            Ipv4Net::new(
+                std::net::Ipv4Addr::from(u32::from(n.network()) + 1),
+                n.prefix_len(),
+            )
+            .unwrap()
         })
         .collect()
 }
@@ -116,15 +181,29 @@ impl Builder {
     }
 
     fn sysctl(&mut self, ns: &str, key: &str, value: &str) {
-        self.steps.push(Step::Sysctl { ns: ns.into(), key: key.into(), value: value.into() });
+        self.steps.push(Step::Sysctl {
+            ns: ns.into(),
+            key: key.into(),
+            value: value.into(),
+        });
     }
 
     fn bridge(&mut self, ns: &str, name: &str, addresses: &[Ipv4Net]) {
-        self.steps.push(Step::AddBridge { ns: ns.into(), name: name.into() });
+        self.steps.push(Step::AddBridge {
+            ns: ns.into(),
+            name: name.into(),
+        });
         for a in addresses {
-            self.steps.push(Step::AddAddress { ns: ns.into(), dev: name.into(), address: *a });
+            self.steps.push(Step::AddAddress {
+                ns: ns.into(),
+                dev: name.into(),
+                address: *a,
+            });
         }
-        self.steps.push(Step::LinkUp { ns: ns.into(), dev: name.into() });
+        self.steps.push(Step::LinkUp {
+            ns: ns.into(),
+            dev: name.into(),
+        });
     }
 
     /// A veth from the node to its parent's bridge; the parent end is `p<N>`.
@@ -134,9 +213,21 @@ impl Builder {
         let n = self.ports.entry(parent_ns.clone()).or_insert(0);
         let port = format!("p{n}");
         *n += 1;
-        self.steps.push(Step::AddVeth { ns: ns.into(), name: dev.into(), peer_ns: parent_ns.clone(), peer_name: port.clone() });
-        self.steps.push(Step::SetMaster { ns: parent_ns.clone(), dev: port.clone(), master: bridge.into() });
-        self.steps.push(Step::LinkUp { ns: parent_ns, dev: port });
+        self.steps.push(Step::AddVeth {
+            ns: ns.into(),
+            name: dev.into(),
+            peer_ns: parent_ns.clone(),
+            peer_name: port.clone(),
+        });
+        self.steps.push(Step::SetMaster {
+            ns: parent_ns.clone(),
+            dev: port.clone(),
+            master: bridge.into(),
+        });
+        self.steps.push(Step::LinkUp {
+            ns: parent_ns,
+            dev: port,
+        });
     }
 
     fn uplink(&mut self, node: &str, dev: &str, a: &Attachment) {
@@ -146,12 +237,23 @@ impl Builder {
             Uplink::Router(r) => r.as_str(),
         };
         self.attach(&ns, dev, parent);
-        self.steps.push(Step::AddAddress { ns: ns.clone(), dev: dev.into(), address: a.subnet });
-        self.steps.push(Step::LinkUp { ns: ns.clone(), dev: dev.into() });
+        self.steps.push(Step::AddAddress {
+            ns: ns.clone(),
+            dev: dev.into(),
+            address: a.subnet,
+        });
+        self.steps.push(Step::LinkUp {
+            ns: ns.clone(),
+            dev: dev.into(),
+        });
         self.default_route(&ns, a.gateway);
     }
 
     fn default_route(&mut self, ns: &str, via: std::net::Ipv4Addr) {
-        self.steps.push(Step::AddRoute { ns: ns.into(), dst: "0.0.0.0/0".parse().unwrap(), via });
+        self.steps.push(Step::AddRoute {
+            ns: ns.into(),
+            dst: "0.0.0.0/0".parse().unwrap(),
+            via,
+        });
     }
 }

@@ -134,13 +134,28 @@ impl fmt::Display for Step {
             Step::AddNamespace { ns } => write!(f, "namespace {ns}"),
             Step::Sysctl { ns, key, value } => write!(f, "{ns}: sysctl {key}={value}"),
             Step::AddBridge { ns, name } => write!(f, "{ns}: bridge {name}"),
-            Step::AddVeth { ns, name, peer_ns, peer_name } => write!(f, "{ns}: veth {name} <-> {peer_ns}/{peer_name}"),
+            Step::AddVeth {
+                ns,
+                name,
+                peer_ns,
+                peer_name,
+            } => write!(f, "{ns}: veth {name} <-> {peer_ns}/{peer_name}"),
             Step::SetMaster { ns, dev, master } => write!(f, "{ns}: {dev} master {master}"),
             Step::LinkUp { ns, dev } => write!(f, "{ns}: {dev} up"),
             Step::AddAddress { ns, dev, address } => write!(f, "{ns}: {dev} address {address}"),
             Step::AddRoute { ns, dst, via } => write!(f, "{ns}: route {dst} via {via}"),
-            Step::Nftables { ns, purpose, ruleset } => write!(f, "{ns}: nftables {purpose} ({} lines)", ruleset.lines().count()),
-            Step::Spawn { ns, service, args } => write!(f, "{ns}: start {service}: icelab {}", args.join(" ")),
+            Step::Nftables {
+                ns,
+                purpose,
+                ruleset,
+            } => write!(
+                f,
+                "{ns}: nftables {purpose} ({} lines)",
+                ruleset.lines().count()
+            ),
+            Step::Spawn { ns, service, args } => {
+                write!(f, "{ns}: start {service}: icelab {}", args.join(" "))
+            }
         }
     }
 }

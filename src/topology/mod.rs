@@ -25,6 +25,7 @@
 //! [`parse_str`] reports every mistake with file:line:col and a hint.
 
 mod error;
+pub mod generate;
 mod raw;
 mod resolve;
 
@@ -146,7 +147,9 @@ pub fn parse_str(file: &str, src: &str) -> Result<Topology, TopologyError> {
         let offset = e.span().map_or(0, |s| s.start);
         let message = e.message().trim().to_string();
         let hint = syntax_hint(&message);
-        TopologyError { diagnostics: vec![error::locate(file, src, offset, message, hint)] }
+        TopologyError {
+            diagnostics: vec![error::locate(file, src, offset, message, hint)],
+        }
     })?;
     resolve::resolve(file, src, raw)
 }

@@ -24,7 +24,11 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
     let servers = sorted(raw.server);
 
     if routers.is_empty() && hosts.is_empty() && servers.is_empty() {
-        rep.error(0..0, "the topology has no nodes", Some("add a [host.NAME] with on = \"internet\", or a [router.NAME]".into()));
+        rep.error(
+            0..0,
+            "the topology has no nodes",
+            Some("add a [host.NAME] with on = \"internet\", or a [router.NAME]".into()),
+        );
         return Err(rep.finish().unwrap_err());
     }
     check_names(&mut rep, &routers, &hosts, &servers);
@@ -35,18 +39,34 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
     // Explicit addresses first, so automatic ones never take an address someone asked for.
     for (name, r) in &routers {
         if let Some(a) = &r.get_ref().wan_address {
-            segments.claim(&mut rep, segment_of(r.get_ref().wan.get_ref()), *a.get_ref(), a.span(), name);
+            segments.claim(
+                &mut rep,
+                segment_of(r.get_ref().wan.get_ref()),
+                *a.get_ref(),
+                a.span(),
+                name,
+            );
         }
     }
     for (name, h) in &hosts {
         if let Some(a) = &h.get_ref().address {
-            segments.claim(&mut rep, segment_of(h.get_ref().on.get_ref()), *a.get_ref(), a.span(), name);
+            segments.claim(
+                &mut rep,
+                segment_of(h.get_ref().on.get_ref()),
+                *a.get_ref(),
+                a.span(),
+                name,
+            );
         }
     }
     for (name, s) in &servers {
         if let Some(list) = &s.get_ref().addresses {
             if list.get_ref().is_empty() {
-                rep.error(list.span(), format!("server `{name}` has an empty address list"), Some("give at least one address, or leave `addresses` out".into()));
+                rep.error(
+                    list.span(),
+                    format!("server `{name}` has an empty address list"),
+                    Some("give at least one address, or leave `addresses` out".into()),
+                );
             }
             for a in list.get_ref() {
                 segments.claim(&mut rep, INTERNET, *a.get_ref(), a.span(), name);
@@ -97,9 +117,13 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
         let s = s.get_ref();
         let addresses: Vec<Ipv4Addr> = match &s.addresses {
             Some(list) => list.get_ref().iter().map(|a| *a.get_ref()).collect(),
-            None => (0..2).map(|_| segments.next_free(&mut rep, INTERNET, PoolKind::Server, sp.clone())).collect(),
+            None => (0..2)
+                .map(|_| segments.next_free(&mut rep, INTERNET, PoolKind::Server, sp.clone()))
+                .collect(),
         };
-        let gateway = addresses.first().map_or(Ipv4Addr::UNSPECIFIED, |a| public_gateway(*a));
+        let gateway = addresses
+            .first()
+            .map_or(Ipv4Addr::UNSPECIFIED, |a| public_gateway(*a));
         out_servers.push(Server {
             name: name.clone(),
             addresses,
@@ -137,22 +161,34 @@ fn check_names(
     servers: &[(String, Spanned<RawServer>)],
 ) {
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
-    let all = routers.iter().map(|(n, r)| (n, r.span(), "router"))
+    let all = routers
+        .iter()
+        .map(|(n, r)| (n, r.span(), "router"))
         .chain(hosts.iter().map(|(n, h)| (n, h.span(), "host")))
         .chain(servers.iter().map(|(n, s)| (n, s.span(), "server")));
     for (name, span, kind) in all {
         let valid = name.len() <= MAX_NAME
             && name.starts_with(|c: char| c.is_ascii_lowercase())
-            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !valid {
             rep.error(span.clone(), format!("invalid node name `{name}`"), Some(format!(
                 "names become namespace names: start with a lowercase letter, then a-z, 0-9 or '-', at most {MAX_NAME} characters")));
         }
         if name == INTERNET {
-            rep.error(span.clone(), "`internet` is reserved for the simulated internet", Some("pick another name".into()));
+            rep.error(
+                span.clone(),
+                "`internet` is reserved for the simulated internet",
+                Some("pick another name".into()),
+            );
         }
         if let Some(other) = seen.insert(name, kind) {
-            rep.error(span, format!("`{name}` is declared both as a {other} and as a {kind}"), Some("node names must be unique across routers, hosts and servers".into()));
+            rep.error(
+                span,
+                format!("`{name}` is declared both as a {other} and as a {kind}"),
+                Some("node names must be unique across routers, hosts and servers".into()),
+            );
         }
     }
     let router_names: BTreeSet<&str> = routers.iter().map(|(n, _)| n.as_str()).collect();
@@ -164,7 +200,11 @@ fn check_names(
             } else {
                 format!("known routers: {}", list_or_none(&router_names))
             };
-            rep.error(h.get_ref().on.span(), format!("host `{name}` is on unknown router `{on}`"), Some(hint));
+            rep.error(
+                h.get_ref().on.span(),
+                format!("host `{name}` is on unknown router `{on}`"),
+                Some(hint),
+            );
         }
     }
 }
@@ -179,16 +219,28 @@ fn list_or_none(names: &BTreeSet<&str>) -> String {
 
 /// Orders routers so that each comes after the router its WAN is plugged into.
 fn router_order(rep: &mut Reporter, routers: &[(String, Spanned<RawRouter>)]) -> Vec<usize> {
-    let index: BTreeMap<&str, usize> = routers.iter().enumerate().map(|(i, (n, _))| (n.as_str(), i)).collect();
+    let index: BTreeMap<&str, usize> = routers
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (n.as_str(), i))
+        .collect();
     let names: BTreeSet<&str> = index.keys().copied().collect();
     let mut bad = BTreeSet::new();
     for (i, (name, r)) in routers.iter().enumerate() {
         let wan = r.get_ref().wan.get_ref();
         if wan == name {
-            rep.error(r.get_ref().wan.span(), format!("router `{name}` has its WAN on its own LAN"), Some("set wan = \"internet\" or the name of another router".into()));
+            rep.error(
+                r.get_ref().wan.span(),
+                format!("router `{name}` has its WAN on its own LAN"),
+                Some("set wan = \"internet\" or the name of another router".into()),
+            );
             bad.insert(i);
         } else if wan != INTERNET && !index.contains_key(wan.as_str()) {
-            rep.error(r.get_ref().wan.span(), format!("router `{name}` has its WAN on unknown router `{wan}`"), Some(format!("known routers: {}", list_or_none(&names))));
+            rep.error(
+                r.get_ref().wan.span(),
+                format!("router `{name}` has its WAN on unknown router `{wan}`"),
+                Some(format!("known routers: {}", list_or_none(&names))),
+            );
             bad.insert(i);
         }
     }
@@ -213,17 +265,29 @@ fn router_order(rep: &mut Reporter, routers: &[(String, Spanned<RawRouter>)]) ->
     }
     for (i, (name, r)) in routers.iter().enumerate() {
         let wan = r.get_ref().wan.get_ref();
-        if !placed[i] && !bad.contains(&i) && index.get(wan.as_str()).is_some_and(|p| !bad.contains(p)) {
-            rep.error(r.get_ref().wan.span(), format!("router `{name}` is part of a WAN loop (via `{wan}`)"), Some("every chain of routers must end at \"internet\"".into()));
+        if !placed[i]
+            && !bad.contains(&i)
+            && index.get(wan.as_str()).is_some_and(|p| !bad.contains(p))
+        {
+            rep.error(
+                r.get_ref().wan.span(),
+                format!("router `{name}` is part of a WAN loop (via `{wan}`)"),
+                Some("every chain of routers must end at \"internet\"".into()),
+            );
         }
     }
     order
 }
 
 fn is_private(net: &Ipv4Net) -> bool {
-    ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"]
-        .iter()
-        .any(|p| p.parse::<Ipv4Net>().unwrap().contains(net))
+    [
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+    ]
+    .iter()
+    .any(|p| p.parse::<Ipv4Net>().unwrap().contains(net))
 }
 
 fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
@@ -239,8 +303,15 @@ fn is_cgnat(r: &RawRouter) -> bool {
 }
 
 /// Checks explicit LANs and assigns the others (192.168.k.0/24; 100.64.k.0/24 for CGNATs).
-fn assign_lans<'a>(rep: &mut Reporter, routers: &'a [(String, Spanned<RawRouter>)], order: &[usize]) -> BTreeMap<&'a str, Ipv4Net> {
-    let explicit: Vec<Ipv4Net> = routers.iter().filter_map(|(_, r)| r.get_ref().lan.as_ref().map(|l| *l.get_ref())).collect();
+fn assign_lans<'a>(
+    rep: &mut Reporter,
+    routers: &'a [(String, Spanned<RawRouter>)],
+    order: &[usize],
+) -> BTreeMap<&'a str, Ipv4Net> {
+    let explicit: Vec<Ipv4Net> = routers
+        .iter()
+        .filter_map(|(_, r)| r.get_ref().lan.as_ref().map(|l| *l.get_ref()))
+        .collect();
     let public: Vec<Ipv4Net> = PUBLIC_RANGES.iter().map(|p| p.parse().unwrap()).collect();
     let mut lans = BTreeMap::new();
     let mut auto_taken: Vec<Ipv4Net> = Vec::new();
@@ -250,13 +321,32 @@ fn assign_lans<'a>(rep: &mut Reporter, routers: &'a [(String, Spanned<RawRouter>
             Some(l) => {
                 let net = *l.get_ref();
                 if net.prefix_len() < 8 || net.prefix_len() > 30 {
-                    rep.error(l.span(), format!("LAN {net} must have a prefix between /8 and /30"), Some("a home LAN is usually a /24".into()));
+                    rep.error(
+                        l.span(),
+                        format!("LAN {net} must have a prefix between /8 and /30"),
+                        Some("a home LAN is usually a /24".into()),
+                    );
                 } else if public.iter().any(|p| overlaps(p, &net)) {
-                    rep.error(l.span(), format!("LAN {net} overlaps the simulated internet"), Some(format!("{} are public in the lab; use a private range such as 192.168.1.0/24", PUBLIC_RANGES.join(", "))));
+                    rep.error(
+                        l.span(),
+                        format!("LAN {net} overlaps the simulated internet"),
+                        Some(format!(
+                            "{} are public in the lab; use a private range such as 192.168.1.0/24",
+                            PUBLIC_RANGES.join(", ")
+                        )),
+                    );
                 } else if !is_private(&net) {
-                    rep.error(l.span(), format!("LAN {net} is not a private range"), Some("use 10/8, 172.16/12, 192.168/16 or 100.64/10 (CGNAT)".into()));
+                    rep.error(
+                        l.span(),
+                        format!("LAN {net} is not a private range"),
+                        Some("use 10/8, 172.16/12, 192.168/16 or 100.64/10 (CGNAT)".into()),
+                    );
                 } else if net.network() != net.addr() {
-                    rep.error(l.span(), format!("LAN {net} has host bits set"), Some(format!("did you mean {}?", net.trunc())));
+                    rep.error(
+                        l.span(),
+                        format!("LAN {net} has host bits set"),
+                        Some(format!("did you mean {}?", net.trunc())),
+                    );
                 }
                 net.trunc()
             }
@@ -282,7 +372,10 @@ fn assign_lans<'a>(rep: &mut Reporter, routers: &'a [(String, Spanned<RawRouter>
                 rep.error(span, format!("LAN of `{name}` ({}) overlaps the LAN of `{parent}` ({p}) on its way to the internet", lans[name.as_str()]), Some("nested NATs need distinct subnets; sibling routers may share one".into()));
                 break;
             }
-            parent = routers.iter().find(|(n, _)| n == parent).map_or(INTERNET, |(_, r)| r.get_ref().wan.get_ref().as_str());
+            parent = routers
+                .iter()
+                .find(|(n, _)| n == parent)
+                .map_or(INTERNET, |(_, r)| r.get_ref().wan.get_ref().as_str());
         }
     }
     lans
@@ -292,7 +385,11 @@ fn check_services(rep: &mut Reporter, servers: &[(String, Spanned<RawServer>)]) 
     for (name, s) in servers {
         for svc in &s.get_ref().services {
             if !KNOWN_SERVICES.contains(&svc.get_ref().as_str()) {
-                rep.error(svc.span(), format!("server `{name}` has unknown service `{}`", svc.get_ref()), Some(format!("known services: {}", KNOWN_SERVICES.join(", "))));
+                rep.error(
+                    svc.span(),
+                    format!("server `{name}` has unknown service `{}`", svc.get_ref()),
+                    Some(format!("known services: {}", KNOWN_SERVICES.join(", "))),
+                );
             }
         }
     }
@@ -323,7 +420,10 @@ struct Segments<'a> {
 
 impl<'a> Segments<'a> {
     fn new(lans: &'a BTreeMap<&'a str, Ipv4Net>) -> Self {
-        Segments { lans, used: BTreeMap::new() }
+        Segments {
+            lans,
+            used: BTreeMap::new(),
+        }
     }
 
     fn subnets(&self, seg: &str) -> Vec<Ipv4Net> {
@@ -345,20 +445,48 @@ impl<'a> Segments<'a> {
             } else {
                 format!("`{seg}` serves {}", subnets[0])
             };
-            rep.error(span, format!("{a} of `{who}` is not on {}", if seg == INTERNET { "the simulated internet".to_string() } else { format!("the LAN of `{seg}`") }), Some(hint));
+            rep.error(
+                span,
+                format!(
+                    "{a} of `{who}` is not on {}",
+                    if seg == INTERNET {
+                        "the simulated internet".to_string()
+                    } else {
+                        format!("the LAN of `{seg}`")
+                    }
+                ),
+                Some(hint),
+            );
             return;
         };
         if a == net.network() || a == net.broadcast() || a == first_host(*net) {
-            rep.error(span, format!("{a} of `{who}` is reserved on {net}"), Some(format!("the network, broadcast and gateway ({}) addresses cannot be assigned", first_host(*net))));
+            rep.error(
+                span,
+                format!("{a} of `{who}` is reserved on {net}"),
+                Some(format!(
+                    "the network, broadcast and gateway ({}) addresses cannot be assigned",
+                    first_host(*net)
+                )),
+            );
             return;
         }
         let used = self.used.entry(seg.to_string()).or_default();
         if let Some(owner) = used.insert(a, who.to_string()) {
-            rep.error(span, format!("{a} is given to both `{owner}` and `{who}`"), Some("each address on a segment belongs to one node".into()));
+            rep.error(
+                span,
+                format!("{a} is given to both `{owner}` and `{who}`"),
+                Some("each address on a segment belongs to one node".into()),
+            );
         }
     }
 
-    fn next_free(&mut self, rep: &mut Reporter, seg: &str, kind: PoolKind, span: Range<usize>) -> Ipv4Addr {
+    fn next_free(
+        &mut self,
+        rep: &mut Reporter,
+        seg: &str,
+        kind: PoolKind,
+        span: Range<usize>,
+    ) -> Ipv4Addr {
         let subnets = self.subnets(seg);
         let net = if seg == INTERNET {
             let i = match kind {
@@ -372,22 +500,41 @@ impl<'a> Segments<'a> {
         };
         let used = self.used.entry(seg.to_string()).or_default();
         let start = u32::from(net.network()) + 10.min(net.hosts().count() as u32 / 2).max(2);
-        let found = (start..u32::from(net.broadcast())).map(Ipv4Addr::from).find(|a| !used.contains_key(a));
+        let found = (start..u32::from(net.broadcast()))
+            .map(Ipv4Addr::from)
+            .find(|a| !used.contains_key(a));
         match found {
             Some(a) => {
                 used.insert(a, String::new());
                 a
             }
             None => {
-                rep.error(span, format!("no free address left on {net}"), Some("use a larger LAN or give addresses explicitly".into()));
+                rep.error(
+                    span,
+                    format!("no free address left on {net}"),
+                    Some("use a larger LAN or give addresses explicitly".into()),
+                );
                 Ipv4Addr::UNSPECIFIED
             }
         }
     }
 
     fn attachment(&self, seg: &str, address: Ipv4Addr) -> Attachment {
-        let subnet = self.subnets(seg).into_iter().find(|n| n.contains(&address)).unwrap_or_default();
-        let uplink = if seg == INTERNET { Uplink::Internet } else { Uplink::Router(seg.to_string()) };
-        Attachment { uplink, address, subnet: Ipv4Net::new(address, subnet.prefix_len()).unwrap(), gateway: first_host(subnet) }
+        let subnet = self
+            .subnets(seg)
+            .into_iter()
+            .find(|n| n.contains(&address))
+            .unwrap_or_default();
+        let uplink = if seg == INTERNET {
+            Uplink::Internet
+        } else {
+            Uplink::Router(seg.to_string())
+        };
+        Attachment {
+            uplink,
+            address,
+            subnet: Ipv4Net::new(address, subnet.prefix_len()).unwrap(),
+            gateway: first_host(subnet),
+        }
     }
 }
