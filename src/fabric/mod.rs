@@ -110,11 +110,10 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if self.armed {
-            if let Err(e) = teardown(&self.record.name) {
+        if self.armed
+            && let Err(e) = teardown(&self.record.name) {
                 eprintln!("icelab: teardown of lab {} failed: {e:#}", self.record.name);
             }
-        }
     }
 }
 
