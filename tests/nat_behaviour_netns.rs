@@ -6,7 +6,6 @@
 //! used from the test thread: a socket stays in the namespace it was made in.
 //! Fails when not root unless `ICELAB_SKIP_ROOT_TESTS=1`.
 
-
 use icelab::nat::{self, Filtering, Mapping, NatBehaviour, NatMode, RouterNat};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
@@ -31,8 +30,15 @@ impl Drop for Lab {
 }
 
 fn run(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().expect("spawn");
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("spawn");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Lab {
@@ -40,22 +46,41 @@ impl Lab {
     fn new(tag: &str) -> Option<Lab> {
         if !nix::unistd::Uid::effective().is_root() {
             if std::env::var("ICELAB_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
-                eprintln!("skipping {tag}: needs root for network namespaces (ICELAB_SKIP_ROOT_TESTS=1)");
+                eprintln!(
+                    "skipping {tag}: needs root for network namespaces (ICELAB_SKIP_ROOT_TESTS=1)"
+                );
                 return None;
             }
             panic!("{tag} needs root (network namespaces); set ICELAB_SKIP_ROOT_TESTS=1 to skip");
         }
-        let mut lab = Lab { prefix: format!("nattest{}-{tag}", std::process::id()), made: vec![] };
+        let mut lab = Lab {
+            prefix: format!("nattest{}-{tag}", std::process::id()),
+            made: vec![],
+        };
         for n in ["lan", "router", "inet", "srv"] {
             let ns = lab.ns(n);
             run(&["ip", "netns", "add", &ns]);
             lab.made.push(ns.clone());
             run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
         }
-        let (lan, router, inet, srv) = (lab.ns("lan"), lab.ns("router"), lab.ns("inet"), lab.ns("srv"));
-        run(&["ip", "-n", &router, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", &lan]);
-        run(&["ip", "-n", &router, "link", "add", "wan0", "type", "veth", "peer", "name", "up0", "netns", &inet]);
-        run(&["ip", "-n", &inet, "link", "add", "srv0", "type", "veth", "peer", "name", "eth0", "netns", &srv]);
+        let (lan, router, inet, srv) = (
+            lab.ns("lan"),
+            lab.ns("router"),
+            lab.ns("inet"),
+            lab.ns("srv"),
+        );
+        run(&[
+            "ip", "-n", &router, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0",
+            "netns", &lan,
+        ]);
+        run(&[
+            "ip", "-n", &router, "link", "add", "wan0", "type", "veth", "peer", "name", "up0",
+            "netns", &inet,
+        ]);
+        run(&[
+            "ip", "-n", &inet, "link", "add", "srv0", "type", "veth", "peer", "name", "eth0",
+            "netns", &srv,
+        ]);
         for (ns, dev, addr) in [
             (&lan, "eth0", "192.168.1.10/24"),
             (&router, "lan0", "192.168.1.1/24"),
@@ -68,11 +93,46 @@ impl Lab {
             run(&["ip", "-n", ns, "addr", "add", addr, "dev", dev]);
             run(&["ip", "-n", ns, "link", "set", dev, "up"]);
         }
-        run(&["ip", "-n", &lan, "route", "add", "default", "via", "192.168.1.1"]);
-        run(&["ip", "-n", &router, "route", "add", "default", "via", "203.0.113.1"]);
-        run(&["ip", "-n", &srv, "route", "add", "default", "via", "198.51.100.1"]);
+        run(&[
+            "ip",
+            "-n",
+            &lan,
+            "route",
+            "add",
+            "default",
+            "via",
+            "192.168.1.1",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &router,
+            "route",
+            "add",
+            "default",
+            "via",
+            "203.0.113.1",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &srv,
+            "route",
+            "add",
+            "default",
+            "via",
+            "198.51.100.1",
+        ]);
         for ns in [&router, &inet] {
-            run(&["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+            ]);
         }
         Some(lab)
     }
@@ -89,9 +149,18 @@ impl Lab {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn nft");
-        child.stdin.take().unwrap().write_all(ruleset.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(ruleset.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "nft: {}\n{ruleset}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "nft: {}\n{ruleset}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn apply_nat(&self, mode: NatMode) {
@@ -133,7 +202,9 @@ impl Lab {
     /// Whether a TCP connect from namespace `n` succeeds within a second.
     fn tcp_connects(&self, n: &str, to: &str) -> bool {
         let to: SocketAddr = to.parse().unwrap();
-        self.in_ns(n, move || TcpStream::connect_timeout(&to, Duration::from_secs(1)).is_ok())
+        self.in_ns(n, move || {
+            TcpStream::connect_timeout(&to, Duration::from_secs(1)).is_ok()
+        })
     }
 }
 
@@ -150,7 +221,8 @@ fn recv(s: &UdpSocket, wait: Duration) -> Option<(Vec<u8>, SocketAddrV4)> {
 
 /// Sends from `host` to `server`; returns the source address the server saw.
 fn observe(host: &UdpSocket, server: &UdpSocket) -> SocketAddrV4 {
-    host.send_to(b"probe", server.local_addr().unwrap()).unwrap();
+    host.send_to(b"probe", server.local_addr().unwrap())
+        .unwrap();
     let (_, from) = recv(server, Duration::from_secs(1)).expect("server got no probe");
     from
 }
@@ -185,23 +257,36 @@ fn servers(lab: &Lab) -> Servers {
 /// Checks mapping, filtering, hairpinning and the 2 s timeout for one combination.
 fn check_combination(tag: &str, mapping: Mapping, filtering: Filtering) {
     let Some(lab) = Lab::new(tag) else { return };
-    let b = NatBehaviour { mapping, filtering, timeout_s: 2, ..NatBehaviour::default() };
+    let b = NatBehaviour {
+        mapping,
+        filtering,
+        timeout_s: 2,
+        ..NatBehaviour::default()
+    };
     lab.apply_nat(NatMode::Napt(b));
     let s = servers(&lab);
 
     // Mapping: external endpoint seen by A:p1, A:p2 and B:p1.
     let h = lab.udp("lan", "0.0.0.0:0");
     let (p1, p2, p3) = (observe(&h, &s.a1), observe(&h, &s.a2), observe(&h, &s.b1));
-    assert!([p1, p2, p3].iter().all(|p| *p.ip() == WAN), "not translated: {p1} {p2} {p3}");
+    assert!(
+        [p1, p2, p3].iter().all(|p| *p.ip() == WAN),
+        "not translated: {p1} {p2} {p3}"
+    );
     let (same_addr, same_all) = (p1 == p2, p1 == p3);
     match mapping {
         Mapping::EndpointIndependent => {
             assert!(same_addr && same_all, "EIM expected: {p1} {p2} {p3}");
             assert_eq!(p1.port(), as_v4(&h).port(), "port preservation");
         }
-        Mapping::AddressDependent => assert!(same_addr && !same_all, "ADM expected: {p1} {p2} {p3}"),
+        Mapping::AddressDependent => {
+            assert!(same_addr && !same_all, "ADM expected: {p1} {p2} {p3}")
+        }
         Mapping::AddressAndPortDependent => {
-            assert!(!same_addr && !same_all && p2 != p3, "APDM expected: {p1} {p2} {p3}")
+            assert!(
+                !same_addr && !same_all && p2 != p3,
+                "APDM expected: {p1} {p2} {p3}"
+            )
         }
     }
     assert!(delivered(&s.a1, p1, &h), "reply from A:p1 lost");
@@ -227,7 +312,10 @@ fn check_combination(tag: &str, mapping: Mapping, filtering: Filtering) {
     let (_, src) = recv(&x, Duration::from_secs(1)).expect("hairpinned packet lost");
     assert_eq!(*src.ip(), WAN, "hairpinned source must be the WAN address");
     x.send_to(b"back", src).unwrap();
-    assert!(recv(&y, Duration::from_secs(1)).is_some(), "hairpin reply lost");
+    assert!(
+        recv(&y, Duration::from_secs(1)).is_some(),
+        "hairpin reply lost"
+    );
 
     // Timeout: alive after 1 s, forgotten 3 s (timeout + 1) after the last packet.
     let t = lab.udp("lan", "0.0.0.0:0");
@@ -235,8 +323,14 @@ fn check_combination(tag: &str, mapping: Mapping, filtering: Filtering) {
     std::thread::sleep(Duration::from_secs(1));
     assert!(delivered(&s.a1, mt, &t), "mapping expired too early");
     std::thread::sleep(Duration::from_secs(3));
-    assert!(!delivered(&s.a1, mt, &t), "mapping outlived its 2 s timeout");
-    assert!(!delivered(&s.b1, mt, &t), "mapping outlived its 2 s timeout (B)");
+    assert!(
+        !delivered(&s.a1, mt, &t),
+        "mapping outlived its 2 s timeout"
+    );
+    assert!(
+        !delivered(&s.b1, mt, &t),
+        "mapping outlived its 2 s timeout (B)"
+    );
 }
 
 macro_rules! combos {
