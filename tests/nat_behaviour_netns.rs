@@ -6,7 +6,10 @@
 //! used from the test thread: a socket stays in the namespace it was made in.
 //! Fails when not root unless `ICELAB_SKIP_ROOT_TESTS=1`.
 
-use icelab::nat::{self, Filtering, Mapping, NatBehaviour, NatMode, RouterNat};
+use icelab::firewall::{self, FirewallCtx, FirewallPreset, FirewallSpec, FwRole};
+use icelab::nat::{
+    self, Filtering, Mapping, NatBehaviour, NatMode, NatPreset, PortPreservation, RouterNat,
+};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
@@ -352,4 +355,197 @@ combos! {
     apdm_eif: AddressAndPortDependent, EndpointIndependent;
     apdm_adf: AddressAndPortDependent, AddressDependent;
     apdm_apdf: AddressAndPortDependent, AddressAndPortDependent;
+}
+
+/// Whether a datagram from `host` reaches `server`.
+fn reaches(host: &UdpSocket, server: &UdpSocket) -> bool {
+    // A host-side drop in `output` surfaces as EPERM on send.
+    host.send_to(b"probe", server.local_addr().unwrap()).is_ok()
+        && recv(server, NEGATIVE_WAIT).is_some()
+}
+
+/// What gets out of the LAN host: (udp 4001, udp 3478, udp 53, tcp 443, tcp 80, tcp 3478, tcp 5349).
+fn egress(lab: &Lab) -> [bool; 7] {
+    let udp_ports = [4001, 3478, 53].map(|p| lab.udp("srv", &format!("198.51.100.10:{p}")));
+    let _listeners =
+        [443, 80, 3478, 5349].map(|p| lab.tcp_listen("srv", &format!("198.51.100.10:{p}")));
+    let h = lab.udp("lan", "0.0.0.0:0");
+    let u = udp_ports.each_ref().map(|s| reaches(&h, s));
+    let t = [443, 80, 3478, 5349].map(|p| lab.tcp_connects("lan", &format!("198.51.100.10:{p}")));
+    [u[0], u[1], u[2], t[0], t[1], t[2], t[3]]
+}
+
+fn fw_lab(tag: &str, preset: FirewallPreset, on_router: bool) -> Option<Lab> {
+    let lab = Lab::new(tag)?;
+    lab.apply_nat(NatPreset::FullCone.mode());
+    let spec = FirewallSpec {
+        presets: vec![preset],
+        rules: vec![],
+    };
+    let (ns, role) = if on_router {
+        (
+            "router",
+            FwRole::Router {
+                wan_if: "wan0".into(),
+                lan_if: "lan0".into(),
+            },
+        )
+    } else {
+        ("lan", FwRole::Host)
+    };
+    lab.nft(ns, &firewall::ruleset(&spec, &FirewallCtx { role }));
+    Some(lab)
+}
+
+macro_rules! firewall_egress {
+    ($($name:ident: $preset:ident, $router:expr, $want:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            let Some(lab) = fw_lab(stringify!($name), FirewallPreset::$preset, $router) else { return };
+            let names = ["udp4001", "udp3478", "udp53", "tcp443", "tcp80", "tcp3478", "tcp5349"];
+            let got = egress(&lab);
+            let want: [bool; 7] = $want;
+            let diff: Vec<_> = names.iter().zip(got.iter().zip(want)).filter(|(_, (g, w))| **g != *w).collect();
+            assert!(diff.is_empty(), "(name, (got, want)) mismatches: {diff:?}");
+        }
+    )*};
+}
+
+const T: bool = true;
+const F: bool = false;
+
+firewall_egress! {
+    fw_udp_blocked_router: UdpBlocked, true, [F, F, F, T, T, T, T];
+    fw_udp_blocked_host: UdpBlocked, false, [F, F, F, T, T, T, T];
+    fw_tcp443_router: TcpOnly443, true, [F, F, F, T, F, F, F];
+    fw_tcp443_host: TcpOnly443, false, [F, F, F, T, F, F, F];
+    fw_stun_router: StunPortBlocked, true, [T, F, T, T, T, F, F];
+    fw_stun_host: StunPortBlocked, false, [T, F, T, T, T, F, F];
+    fw_inbound_router: InboundBlocked, true, [T, T, T, T, T, T, T];
+    fw_inbound_host: InboundBlocked, false, [T, T, T, T, T, T, T];
+}
+
+/// Full-cone NAT lets B reach a mapping opened towards A; inbound-blocked stops it.
+fn inbound_blocked(tag: &str, on_router: bool) {
+    let Some(lab) = Lab::new(tag) else { return };
+    lab.apply_nat(NatPreset::FullCone.mode());
+    let s = servers(&lab);
+    let g = lab.udp("lan", "0.0.0.0:0");
+    let m = observe(&g, &s.a1);
+    assert!(delivered(&s.b1, m, &g), "control: full-cone must let B in");
+    drop(lab);
+    let Some(lab) = fw_lab(tag, FirewallPreset::InboundBlocked, on_router) else {
+        return;
+    };
+    let s = servers(&lab);
+    let g = lab.udp("lan", "0.0.0.0:0");
+    let m = observe(&g, &s.a1);
+    assert!(
+        !delivered(&s.b1, m, &g),
+        "unsolicited B got through inbound-blocked"
+    );
+    assert!(delivered(&s.a1, m, &g), "reply from A must pass");
+}
+
+#[test]
+fn fw_inbound_blocked_router_stops_eif() {
+    inbound_blocked("fw_in_r", true);
+}
+
+#[test]
+fn fw_inbound_blocked_host_stops_eif() {
+    inbound_blocked("fw_in_h", false);
+}
+
+/// Hairpinning off: the LAN cannot reach its own mapping via the WAN address.
+#[test]
+fn hairpinning_off() {
+    let Some(lab) = Lab::new("nohairpin") else {
+        return;
+    };
+    let b = NatBehaviour {
+        hairpinning: false,
+        ..NatBehaviour::default()
+    };
+    lab.apply_nat(NatMode::Napt(b));
+    let s = servers(&lab);
+    let (x, y) = (lab.udp("lan", "0.0.0.0:0"), lab.udp("lan", "0.0.0.0:0"));
+    let mx = observe(&x, &s.a1);
+    y.send_to(b"hairpin", mx).unwrap();
+    assert!(
+        recv(&x, NEGATIVE_WAIT).is_none(),
+        "hairpinned although disabled"
+    );
+}
+
+/// CGNAT preset: EIM with hashed (not preserved) ports, stable across destinations.
+#[test]
+fn cgnat_random_ports_still_eim() {
+    let Some(lab) = Lab::new("cgnat") else { return };
+    lab.apply_nat(NatPreset::Cgnat.mode());
+    let s = servers(&lab);
+    let h = lab.udp("lan", "0.0.0.0:0");
+    let (p1, p2, p3) = (observe(&h, &s.a1), observe(&h, &s.a2), observe(&h, &s.b1));
+    assert!(p1 == p2 && p2 == p3, "EIM expected: {p1} {p2} {p3}");
+    assert_ne!(
+        p1.port(),
+        as_v4(&h).port(),
+        "port should be hashed, not preserved"
+    );
+    assert_eq!(
+        PortPreservation::Random,
+        match NatPreset::Cgnat.mode() {
+            NatMode::Napt(b) => b.port_preservation,
+            _ => unreachable!(),
+        }
+    );
+}
+
+/// Outbound keepalives within the timeout keep an EIF mapping open past it.
+#[test]
+fn outbound_refreshes_mapping() {
+    let Some(lab) = Lab::new("refresh") else {
+        return;
+    };
+    let b = NatBehaviour {
+        filtering: Filtering::EndpointIndependent,
+        timeout_s: 2,
+        ..NatBehaviour::default()
+    };
+    lab.apply_nat(NatMode::Napt(b));
+    let s = servers(&lab);
+    let t = lab.udp("lan", "0.0.0.0:0");
+    let m = observe(&t, &s.a1);
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(1200));
+        assert_eq!(observe(&t, &s.a1), m, "mapping changed while refreshed");
+    }
+    assert!(
+        delivered(&s.b1, m, &t),
+        "refreshed EIF mapping closed after 3.6 s"
+    );
+}
+
+/// `check_with_nft` accepts generated rulesets and rejects bad custom rules.
+#[test]
+fn nft_check_helper() {
+    let Some(lab) = Lab::new("check") else { return };
+    let ctx = FirewallCtx { role: FwRole::Host };
+    let good = FirewallSpec {
+        presets: FirewallPreset::ALL.to_vec(),
+        rules: vec!["tcp dport 22 drop".into()],
+    };
+    let bad = FirewallSpec {
+        presets: vec![],
+        rules: vec!["tcp dport banana drop".into()],
+    };
+    let (g, b) = (
+        firewall::ruleset(&good, &ctx),
+        firewall::ruleset(&bad, &ctx),
+    );
+    let (ok, err) = lab.in_ns("router", move || {
+        (firewall::check_with_nft(&g), firewall::check_with_nft(&b))
+    });
+    assert!(ok.is_ok(), "{ok:?}");
+    assert!(err.is_err(), "bad rule accepted");
 }
