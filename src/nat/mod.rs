@@ -1,1 +1,15 @@
 //! NAT behaviours (RFC 4787) and their nftables rulesets.
+//!
+//! A topology file says `nat = "<preset>"` or `nat = { preset = ..., mapping = ... }`
+//! ([`NatSpec`]); [`NatSpec::resolve`] turns it into a [`NatMode`], and
+//! [`ruleset`] renders the `nft -f` input applied inside the router namespace.
+
+mod behaviour;
+mod presets;
+mod ruleset;
+mod spec;
+
+pub use behaviour::{Filtering, Mapping, NatBehaviour, PortPreservation};
+pub use presets::{NatPreset, PRESETS, PresetInfo, presets_markdown};
+pub use ruleset::{NAT_TABLE, RouterNat, ruleset};
+pub use spec::{NatMode, NatOverrides, NatSpec, NatSpecError};
