@@ -292,7 +292,10 @@ fn handle(
     if let Some(o) = other {
         b = b.with_attribute(OtherAddress::from(o));
     }
-    b = b.with_attribute(Software::new(cfg.software.as_str())?);
+    if d.classic.is_none() {
+        // RFC 3489 reads 0x8022 as SERVER-NAME with a length multiple of 4.
+        b = b.with_attribute(Software::new(cfg.software.as_str())?);
+    }
     let mut bytes = reply(b.build())?;
     if d.classic.is_some() {
         // RFC 3489 clients know these under their old names (same encoding).
