@@ -155,7 +155,8 @@ async fn bind_grid(cfg: &StunServerConfig) -> Result<Grid> {
         }
         cols.push(col.context("no port free on both IPs")?);
     }
-    let [(a, b), (c, d)]: [(UdpSocket, UdpSocket); 2] = cols.try_into().ok().unwrap();
+    let (c, d) = cols.pop().context("alt port column")?;
+    let (a, b) = cols.pop().context("port column")?;
     Ok(vec![
         vec![Arc::new(a), Arc::new(c)],
         vec![Arc::new(b), Arc::new(d)],
@@ -203,7 +204,10 @@ async fn recv_loop(cfg: &StunServerConfig, grid: &Grid, ip: usize, port: usize) 
     }
 }
 
-/// Builds the reply: (socket ip index, socket port index, destination, bytes).
+/// A reply: (socket ip index, socket port index, destination, bytes).
+type Reply = (usize, usize, SocketAddr, Vec<u8>);
+
+/// Builds the reply to one datagram, if any.
 fn handle(
     cfg: &StunServerConfig,
     grid: &Grid,
@@ -211,7 +215,7 @@ fn handle(
     port: usize,
     from: SocketAddr,
     d: Decoded,
-) -> Result<Option<(usize, usize, SocketAddr, Vec<u8>)>> {
+) -> Result<Option<Reply>> {
     let req = &d.msg;
     if req.class() != MessageClass::Request || req.method() != BINDING {
         return Ok(None);
