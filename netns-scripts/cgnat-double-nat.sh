@@ -90,29 +90,153 @@ up() {
   ip -n "$P-stun" route add default via 198.51.100.1 proto static
   # nat
   ip netns exec "$P-carrier" nft -f - <<'ICELAB_NFT'
+  # icelab NAT: EIM + APDF, hairpinning off, ports Random, UDP timeout 30 s
+  table ip icelab {}
+  delete table ip icelab
   table ip icelab {
-    chain postrouting {
-      type nat hook postrouting priority srcnat; policy accept;
-      oifname "wan" ip saddr 100.64.1.0/24 masquerade
-    }
+  	ct timeout udp_mapping {
+  		protocol udp; l3proto ip
+  		policy = { unreplied: 30, replied: 30 }
+  	}
+  	chain conntrack_timeout {
+  		type filter hook prerouting priority mangle; policy accept;
+  		meta l4proto udp ct state new ct timeout set "udp_mapping"
+  	}
+  	chain dstnat {
+  		type nat hook prerouting priority dstnat; policy accept;
+  	}
+  	chain srcnat {
+  		type nat hook postrouting priority srcnat; policy accept;
+  		oifname "wan" meta l4proto udp snat ip to 203.0.113.10 : jhash ip saddr . udp sport mod 64512 seed 0x1ce1ab offset 1024
+  		oifname "wan" meta l4proto tcp snat ip to 203.0.113.10 : jhash ip saddr . tcp sport mod 64512 seed 0x1ce1ab offset 1024
+  		oifname "wan" snat ip to 203.0.113.10
+  	}
+  	chain forward {
+  		type filter hook forward priority filter; policy accept;
+  		iifname "wan" oifname "lan" ct state established,related accept
+  		iifname "wan" oifname "lan" ct status dnat accept
+  		iifname "wan" oifname "lan" drop
+  	}
+  	chain input {
+  		type filter hook input priority filter; policy accept;
+  		ip daddr 203.0.113.10 meta l4proto { tcp, udp } ct state new drop
+  	}
   }
 ICELAB_NFT
   # nat
   ip netns exec "$P-home" nft -f - <<'ICELAB_NFT'
+  # icelab NAT: EIM + APDF, hairpinning on, ports Preserve, UDP timeout 30 s
+  table ip icelab {}
+  delete table ip icelab
   table ip icelab {
-    chain postrouting {
-      type nat hook postrouting priority srcnat; policy accept;
-      oifname "wan" ip saddr 192.168.1.0/24 masquerade
-    }
+  	ct timeout udp_mapping {
+  		protocol udp; l3proto ip
+  		policy = { unreplied: 30, replied: 30 }
+  	}
+  	# external port -> internal endpoint
+  	map udp_mappings {
+  		type inet_service : ipv4_addr . inet_service
+  		flags dynamic, timeout
+  		timeout 30s
+  	}
+  	# external port -> internal endpoint
+  	map tcp_mappings {
+  		type inet_service : ipv4_addr . inet_service
+  		flags dynamic, timeout
+  		timeout 7440s
+  	}
+  	chain conntrack_timeout {
+  		type filter hook prerouting priority mangle; policy accept;
+  		meta l4proto udp ct state new ct timeout set "udp_mapping"
+  	}
+  	chain dstnat {
+  		type nat hook prerouting priority dstnat; policy accept;
+  		iifname "lan" ip daddr 100.64.1.10 udp dport @udp_mappings dnat ip to udp dport map @udp_mappings
+  		iifname "lan" ip daddr 100.64.1.10 tcp dport @tcp_mappings dnat ip to tcp dport map @tcp_mappings
+  	}
+  	chain srcnat {
+  		type nat hook postrouting priority srcnat; policy accept;
+  		oifname "wan" meta l4proto udp snat ip to 100.64.1.10
+  		oifname "lan" ip saddr 192.168.1.0/24 ct status dnat meta l4proto udp snat ip to 100.64.1.10
+  		oifname "wan" meta l4proto tcp snat ip to 100.64.1.10
+  		oifname "lan" ip saddr 192.168.1.0/24 ct status dnat meta l4proto tcp snat ip to 100.64.1.10
+  		oifname "wan" snat ip to 100.64.1.10
+  	}
+  	chain record_mappings {
+  		type filter hook postrouting priority srcnat + 1; policy accept;
+  		oifname "wan" meta l4proto udp ct direction original update @udp_mappings { ct reply proto-dst : ct original ip saddr . ct original proto-src }
+  		oifname "wan" meta l4proto udp ct direction reply ct status dnat update @udp_mappings { ct original proto-dst : ct reply ip saddr . ct reply proto-src }
+  		oifname "wan" meta l4proto tcp ct direction original update @tcp_mappings { ct reply proto-dst : ct original ip saddr . ct original proto-src }
+  		oifname "wan" meta l4proto tcp ct direction reply ct status dnat update @tcp_mappings { ct original proto-dst : ct reply ip saddr . ct reply proto-src }
+  	}
+  	chain forward {
+  		type filter hook forward priority filter; policy accept;
+  		iifname "wan" oifname "lan" ct state established,related accept
+  		iifname "wan" oifname "lan" ct status dnat accept
+  		iifname "wan" oifname "lan" drop
+  	}
+  	chain input {
+  		type filter hook input priority filter; policy accept;
+  		ip daddr 100.64.1.10 meta l4proto { tcp, udp } ct state new drop
+  	}
   }
 ICELAB_NFT
   # nat
   ip netns exec "$P-office" nft -f - <<'ICELAB_NFT'
+  # icelab NAT: EIM + APDF, hairpinning on, ports Preserve, UDP timeout 30 s
+  table ip icelab {}
+  delete table ip icelab
   table ip icelab {
-    chain postrouting {
-      type nat hook postrouting priority srcnat; policy accept;
-      oifname "wan" ip saddr 192.168.2.0/24 masquerade
-    }
+  	ct timeout udp_mapping {
+  		protocol udp; l3proto ip
+  		policy = { unreplied: 30, replied: 30 }
+  	}
+  	# external port -> internal endpoint
+  	map udp_mappings {
+  		type inet_service : ipv4_addr . inet_service
+  		flags dynamic, timeout
+  		timeout 30s
+  	}
+  	# external port -> internal endpoint
+  	map tcp_mappings {
+  		type inet_service : ipv4_addr . inet_service
+  		flags dynamic, timeout
+  		timeout 7440s
+  	}
+  	chain conntrack_timeout {
+  		type filter hook prerouting priority mangle; policy accept;
+  		meta l4proto udp ct state new ct timeout set "udp_mapping"
+  	}
+  	chain dstnat {
+  		type nat hook prerouting priority dstnat; policy accept;
+  		iifname "lan" ip daddr 203.0.113.11 udp dport @udp_mappings dnat ip to udp dport map @udp_mappings
+  		iifname "lan" ip daddr 203.0.113.11 tcp dport @tcp_mappings dnat ip to tcp dport map @tcp_mappings
+  	}
+  	chain srcnat {
+  		type nat hook postrouting priority srcnat; policy accept;
+  		oifname "wan" meta l4proto udp snat ip to 203.0.113.11
+  		oifname "lan" ip saddr 192.168.2.0/24 ct status dnat meta l4proto udp snat ip to 203.0.113.11
+  		oifname "wan" meta l4proto tcp snat ip to 203.0.113.11
+  		oifname "lan" ip saddr 192.168.2.0/24 ct status dnat meta l4proto tcp snat ip to 203.0.113.11
+  		oifname "wan" snat ip to 203.0.113.11
+  	}
+  	chain record_mappings {
+  		type filter hook postrouting priority srcnat + 1; policy accept;
+  		oifname "wan" meta l4proto udp ct direction original update @udp_mappings { ct reply proto-dst : ct original ip saddr . ct original proto-src }
+  		oifname "wan" meta l4proto udp ct direction reply ct status dnat update @udp_mappings { ct original proto-dst : ct reply ip saddr . ct reply proto-src }
+  		oifname "wan" meta l4proto tcp ct direction original update @tcp_mappings { ct reply proto-dst : ct original ip saddr . ct original proto-src }
+  		oifname "wan" meta l4proto tcp ct direction reply ct status dnat update @tcp_mappings { ct original proto-dst : ct reply ip saddr . ct reply proto-src }
+  	}
+  	chain forward {
+  		type filter hook forward priority filter; policy accept;
+  		iifname "wan" oifname "lan" ct state established,related accept
+  		iifname "wan" oifname "lan" ct status dnat accept
+  		iifname "wan" oifname "lan" drop
+  	}
+  	chain input {
+  		type filter hook input priority filter; policy accept;
+  		ip daddr 203.0.113.11 meta l4proto { tcp, udp } ct state new drop
+  	}
   }
 ICELAB_NFT
   # echo: needs `icelab` on PATH

@@ -25,3 +25,4 @@ pub mod nat;
 pub mod plan;
 pub mod stun;
 pub mod topology;
+pub mod verify;

@@ -35,6 +35,9 @@ enum Command {
         /// Print the plan instead of building it.
         #[arg(long)]
         dry_run: bool,
+        /// After building, probe every NAT (RFC 5780) and tear down if one is not what the file says.
+        #[arg(long)]
+        verify: bool,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -94,6 +97,38 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Classify the NAT(s) in front of a node with an RFC 5780 probe against the lab's STUN server.
+    Probe {
+        /// Lab name.
+        name: String,
+        /// Node to probe from.
+        node: String,
+        /// STUN server (default: the lab's first server with the stun service).
+        #[arg(long)]
+        server: Option<std::net::SocketAddr>,
+        /// Also measure the mapping lifetime, searching up to this many seconds.
+        #[arg(long)]
+        lifetime_max: Option<f64>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// (internal) Run the built-in STUN server (RFC 5389 + RFC 5780) in this namespace.
+    #[command(hide = true)]
+    StunServer {
+        /// Primary address.
+        #[arg(long)]
+        primary: std::net::IpAddr,
+        /// Alternate address (RFC 5780).
+        #[arg(long)]
+        alternate: Option<std::net::IpAddr>,
+        /// Primary port.
+        #[arg(long, default_value_t = 3478)]
+        port: u16,
+        /// Alternate port.
+        #[arg(long, default_value_t = 3479)]
+        alt_port: u16,
+    },
     /// (internal) Serve UDP/TCP echo inside the given namespaces.
     #[command(hide = true)]
     EchoServer {
@@ -124,8 +159,22 @@ fn main() -> ExitCode {
                 file,
                 name,
                 dry_run,
+                verify,
                 json,
-            } => cli::up(&file, name, dry_run, json).await,
+            } => cli::up(&file, name, dry_run, verify, json).await,
+            Command::Probe {
+                name,
+                node,
+                server,
+                lifetime_max,
+                json,
+            } => cli::probe::probe(&name, &node, server, lifetime_max, json),
+            Command::StunServer {
+                primary,
+                alternate,
+                port,
+                alt_port,
+            } => cli::probe::stun_server(primary, alternate, port, alt_port).await,
             Command::Down { name, json } => cli::down(&name, json),
             Command::Ls { json } => cli::ls(json),
             Command::Cleanup { json } => cli::cleanup(json),

@@ -2,6 +2,8 @@
 //!
 //! Exit codes: 0 ok; 1 an operation or expectation failed; 2 bad usage or bad input.
 
+pub mod probe;
+
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,15 +14,15 @@ use icelab::fabric::{self, Lab, netns, procs, registry};
 use icelab::topology::{self, Topology};
 
 /// An operation failed.
-const FAILED: u8 = 1;
+pub(crate) const FAILED: u8 = 1;
 /// The input (file, name, arguments) is wrong.
-const BAD_INPUT: u8 = 2;
+pub(crate) const BAD_INPUT: u8 = 2;
 
-fn print_json(v: &impl serde::Serialize) {
+pub(crate) fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).expect("serializable"));
 }
 
-fn fail(code: u8, e: impl std::fmt::Display) -> ExitCode {
+pub(crate) fn fail(code: u8, e: impl std::fmt::Display) -> ExitCode {
     eprintln!("icelab: {e}");
     ExitCode::from(code)
 }
@@ -70,7 +72,13 @@ pub fn check(file: &Path, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-pub async fn up(file: &Path, name: Option<String>, dry_run: bool, json: bool) -> ExitCode {
+pub async fn up(
+    file: &Path,
+    name: Option<String>,
+    dry_run: bool,
+    verify: bool,
+    json: bool,
+) -> ExitCode {
     let topo = match load(file, json) {
         Ok(t) => t,
         Err(c) => return c,
@@ -114,6 +122,18 @@ pub async fn up(file: &Path, name: Option<String>, dry_run: bool, json: bool) ->
     }
     match result {
         Ok((lab, report)) => {
+            if verify {
+                match probe::verify_lab(&topo, &lab, json) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return fail(
+                            FAILED,
+                            "a NAT does not behave as its file says; the lab was torn down",
+                        );
+                    }
+                    Err(e) => return fail(FAILED, format!("{e:#}; the lab was torn down")),
+                }
+            }
             let rec = lab.keep();
             if json {
                 print_json(

@@ -111,9 +111,10 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         if self.armed
-            && let Err(e) = teardown(&self.record.name) {
-                eprintln!("icelab: teardown of lab {} failed: {e:#}", self.record.name);
-            }
+            && let Err(e) = teardown(&self.record.name)
+        {
+            eprintln!("icelab: teardown of lab {} failed: {e:#}", self.record.name);
+        }
     }
 }
 

@@ -1,11 +1,11 @@
 //! `firewall = ...` as written in a topology file.
 
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
 /// A canned firewall behaviour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FirewallPreset {
     /// No UDP in either direction (forces TURN over TCP/TLS).
@@ -43,7 +43,7 @@ impl FirewallPreset {
 ///
 /// TOML: `firewall = "udp-blocked"`, `firewall = ["udp-blocked", "inbound-blocked"]`
 /// or `firewall = { preset = "..." | [...], rules = ["tcp dport 22 drop"] }`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FirewallSpec {
     /// Presets, all applied (a packet passes only if every preset lets it).
     pub presets: Vec<FirewallPreset>,

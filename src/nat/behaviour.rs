@@ -1,9 +1,9 @@
 //! RFC 4787 behaviour knobs of a NAPT.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// How the external port of a mapping is chosen (RFC 4787 section 4.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mapping {
     /// EIM: one mapping per internal endpoint, reused for every destination.
@@ -15,7 +15,7 @@ pub enum Mapping {
 }
 
 /// Which inbound packets a mapping lets through (RFC 4787 section 5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Filtering {
     /// EIF: anyone may send to an existing mapping.
@@ -31,7 +31,8 @@ pub enum Filtering {
 /// Only honoured with [`Mapping::EndpointIndependent`]: with address(-and-port)
 /// dependent mapping the external port must differ per destination, so the
 /// ruleset derives it from a hash instead (see [`crate::nat::ruleset`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PortPreservation {
     /// Keep the internal port when it is free on the WAN address.
     #[default]
@@ -66,7 +67,8 @@ impl<'de> Deserialize<'de> for PortPreservation {
 /// The [`Default`] is a typical home router: EIM + APDF, hairpinning on, port
 /// preservation, and a 30 s UDP mapping timeout (short, like many consumer
 /// routers; ICE's 15 s keepalive interval is designed to survive it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct NatBehaviour {
     /// Mapping behaviour.
     pub mapping: Mapping,

@@ -3,11 +3,12 @@
 use super::behaviour::{Filtering, Mapping, NatBehaviour, PortPreservation};
 use super::presets::NatPreset;
 use serde::de::{self, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
 /// What a router does to traffic crossing it, after resolving presets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum NatMode {
     /// Plain routing.
     None,

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use ipnet::Ipv4Net;
 
-use super::{NodeKind, NodePlan, Plan, Step, ns_name, routes};
+use super::{NodeKind, NodePlan, Plan, ServiceEndpoint, Step, ns_name, routes};
+use crate::firewall::{FirewallCtx, FwRole};
+use crate::nat::{NatMode, RouterNat};
 use crate::topology::{Attachment, INTERNET, PUBLIC_RANGES, Router, Topology, Uplink};
 
 /// UDP and TCP port of the echo responder on every node.
@@ -111,6 +113,38 @@ pub fn plan(topo: &Topology, prefix: &str) -> Plan {
             });
         }
     }
+    for h in &topo.hosts {
+        if let Some(fw) = &h.firewall {
+            let ruleset = crate::firewall::ruleset(fw, &FirewallCtx { role: FwRole::Host });
+            b.steps.push(Step::Nftables {
+                ns: b.ns(&h.name),
+                purpose: "firewall".into(),
+                ruleset,
+            });
+        }
+    }
+    let mut services = Vec::new();
+    for s in &topo.servers {
+        for svc in &s.services {
+            if let Some(args) = service_args(svc, s) {
+                b.steps.push(Step::Spawn {
+                    ns: b.ns(&s.name),
+                    service: svc.clone(),
+                    args,
+                });
+            }
+            let port = if svc == "echo" {
+                ECHO_PORT
+            } else {
+                STUN_PORTS.0
+            };
+            services.push(ServiceEndpoint {
+                node: s.name.clone(),
+                service: svc.clone(),
+                address: (s.addresses[0], port).into(),
+            });
+        }
+    }
     // One responder process serves UDP/TCP echo in every namespace of the lab.
     let mut args = vec![
         "echo-server".to_string(),
@@ -128,6 +162,7 @@ pub fn plan(topo: &Topology, prefix: &str) -> Plan {
     Plan {
         prefix: prefix.to_string(),
         nodes,
+        services,
         steps: b.steps,
     }
 }
@@ -147,25 +182,62 @@ pub(crate) fn internet_gateways() -> Vec<Ipv4Net> {
         .collect()
 }
 
-/// True when the file asks for a plain router (`nat = "none"`).
+/// True when the router only routes (`nat = "none"`).
 pub(crate) fn nat_disabled(r: &Router) -> bool {
-    match &r.nat {
-        Some(toml::Value::String(s)) => s == "none",
-        Some(toml::Value::Table(t)) => t.get("preset").and_then(|p| p.as_str()) == Some("none"),
-        _ => false,
-    }
+    r.nat == NatMode::None
 }
 
-/// nftables rulesets for a router (placeholder NAT: masquerade on the WAN).
+/// nftables rulesets of a router: its NAT, then its firewall.
 fn router_rulesets(r: &Router) -> Vec<(String, String)> {
-    if nat_disabled(r) {
-        return Vec::new();
+    let mut v = Vec::new();
+    if !nat_disabled(r) {
+        let nat = RouterNat {
+            wan_if: "wan".into(),
+            wan_addr: r.wan.address,
+            lan_if: "lan".into(),
+            lan_subnet: r.lan,
+            one_to_one_host: r.one_to_one_host,
+            mode: r.nat,
+        };
+        v.push(("nat".into(), crate::nat::ruleset(&nat)));
     }
-    let ruleset = format!(
-        "table ip icelab {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname \"wan\" ip saddr {} masquerade\n  }}\n}}\n",
-        r.lan
-    );
-    vec![("nat".into(), ruleset)]
+    if let Some(fw) = &r.firewall {
+        let ctx = FirewallCtx {
+            role: FwRole::Router {
+                wan_if: "wan".into(),
+                lan_if: "lan".into(),
+            },
+        };
+        v.push(("firewall".into(), crate::firewall::ruleset(fw, &ctx)));
+    }
+    v
+}
+
+/// The STUN server's UDP ports: primary and RFC 5780 alternate.
+pub const STUN_PORTS: (u16, u16) = (3478, 3479);
+
+/// Command line of a server's service (`echo` is served lab-wide by one process).
+fn service_args(svc: &str, s: &crate::topology::Server) -> Option<Vec<String>> {
+    match svc {
+        "stun" => {
+            let mut a = vec![
+                "stun-server".to_string(),
+                "--primary".into(),
+                s.addresses[0].to_string(),
+            ];
+            if let Some(alt) = s.addresses.get(1) {
+                a.extend(["--alternate".into(), alt.to_string()]);
+            }
+            a.extend([
+                "--port".into(),
+                STUN_PORTS.0.to_string(),
+                "--alt-port".into(),
+                STUN_PORTS.1.to_string(),
+            ]);
+            Some(a)
+        }
+        _ => None,
+    }
 }
 
 struct Builder {

@@ -18,7 +18,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-pub use build::{ECHO_PORT, plan};
+pub use build::{ECHO_PORT, STUN_PORTS, plan};
 
 /// One action on the kernel. Every step names the namespace it acts in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +187,17 @@ pub struct NodePlan {
     pub addresses: Vec<Ipv4Addr>,
 }
 
+/// A service the lab offers, for tools that need to find it (probe, peers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceEndpoint {
+    /// Server node.
+    pub node: String,
+    /// Service name (`stun`, `turn`).
+    pub service: String,
+    /// Where it listens (primary address).
+    pub address: std::net::SocketAddr,
+}
+
 /// The ordered steps that build one lab.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -194,6 +205,8 @@ pub struct Plan {
     pub prefix: String,
     /// Nodes, internet first.
     pub nodes: Vec<NodePlan>,
+    /// Services started by the plan.
+    pub services: Vec<ServiceEndpoint>,
     /// Steps in the order they must run.
     pub steps: Vec<Step>,
 }
@@ -207,6 +220,11 @@ impl Plan {
     /// The node with this name.
     pub fn node(&self, name: &str) -> Option<&NodePlan> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The first server offering `service`.
+    pub fn service(&self, service: &str) -> Option<&ServiceEndpoint> {
+        self.services.iter().find(|s| s.service == service)
     }
 }
 

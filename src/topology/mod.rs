@@ -34,6 +34,9 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
+use crate::firewall::FirewallSpec;
+use crate::nat::NatMode;
+
 pub use error::{Diagnostic, TopologyError};
 
 /// The name of the simulated public internet, usable in `wan` and `on`.
@@ -76,10 +79,12 @@ pub struct Router {
     pub lan: Ipv4Net,
     /// The router's own LAN address (first host address of `lan`).
     pub lan_address: Ipv4Addr,
-    /// NAT as written (interpreted by [`crate::nat`]).
-    pub nat: Option<toml::Value>,
-    /// Firewall as written (interpreted by [`crate::firewall`]).
-    pub firewall: Option<toml::Value>,
+    /// What the router does to traffic (default: a typical home-router NAT).
+    pub nat: NatMode,
+    /// For 1:1 NAT: the LAN host that owns the WAN address.
+    pub one_to_one_host: Option<Ipv4Addr>,
+    /// Firewall on forwarded traffic.
+    pub firewall: Option<FirewallSpec>,
 }
 
 /// An end host (where peers run).
@@ -89,8 +94,8 @@ pub struct Host {
     pub name: String,
     /// Its uplink.
     pub uplink: Attachment,
-    /// Firewall as written.
-    pub firewall: Option<toml::Value>,
+    /// Firewall on the host's own traffic.
+    pub firewall: Option<FirewallSpec>,
 }
 
 /// A server on the internet (STUN, TURN, echo).

@@ -10,9 +10,13 @@ use std::ops::Range;
 use ipnet::Ipv4Net;
 use toml::Spanned;
 
+use serde::Deserialize;
+
 use super::error::{Reporter, TopologyError};
 use super::raw::{RawHost, RawRouter, RawServer, RawTopology};
 use super::{Attachment, Host, INTERNET, PUBLIC_RANGES, Router, Server, Topology, Uplink};
+use crate::firewall::FirewallSpec;
+use crate::nat::{NatBehaviour, NatMode, NatSpec};
 
 const KNOWN_SERVICES: [&str; 3] = ["stun", "turn", "echo"];
 const MAX_NAME: usize = 20;
@@ -78,6 +82,27 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
         return Err(rep.finish().unwrap_err());
     }
 
+    let nats: BTreeMap<&str, NatMode> = routers
+        .iter()
+        .map(|(n, r)| (n.as_str(), interpret_nat(&mut rep, n, r.get_ref())))
+        .collect();
+    let mut firewalls: BTreeMap<&str, Option<FirewallSpec>> = BTreeMap::new();
+    for (n, r) in &routers {
+        firewalls.insert(
+            n,
+            interpret_firewall(&mut rep, r.get_ref().firewall.as_ref()),
+        );
+    }
+    for (n, h) in &hosts {
+        firewalls.insert(
+            n,
+            interpret_firewall(&mut rep, h.get_ref().firewall.as_ref()),
+        );
+    }
+    if !rep.is_empty() {
+        return Err(rep.finish().unwrap_err());
+    }
+
     let mut out_routers = Vec::new();
     for idx in &order {
         let (name, r) = &routers[*idx];
@@ -93,8 +118,9 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
             wan: segments.attachment(seg, address),
             lan,
             lan_address: first_host(lan),
-            nat: r.nat.as_ref().map(|v| v.get_ref().clone()),
-            firewall: r.firewall.as_ref().map(|v| v.get_ref().clone()),
+            nat: nats[name.as_str()],
+            one_to_one_host: None,
+            firewall: firewalls[name.as_str()].clone(),
         });
     }
     let mut out_hosts = Vec::new();
@@ -108,8 +134,32 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
         out_hosts.push(Host {
             name: name.clone(),
             uplink: segments.attachment(seg, address),
-            firewall: h.firewall.as_ref().map(|v| v.get_ref().clone()),
+            firewall: firewalls[name.as_str()].clone(),
         });
+    }
+    // 1:1 NAT gives its WAN address to the first host on its LAN.
+    for (r, (_, raw)) in out_routers
+        .iter_mut()
+        .zip(order.iter().map(|i| &routers[*i]))
+    {
+        if r.nat == NatMode::OneToOne {
+            let on_lan = |u: &Uplink| matches!(u, Uplink::Router(p) if *p == r.name);
+            r.one_to_one_host = out_hosts
+                .iter()
+                .find(|h| on_lan(&h.uplink.uplink))
+                .map(|h| h.uplink.address);
+            if r.one_to_one_host.is_none() {
+                let span = raw.get_ref().nat.as_ref().map_or(raw.span(), |n| n.span());
+                rep.error(
+                    span,
+                    format!(
+                        "router `{}` does 1:1 NAT but has no host on its LAN",
+                        r.name
+                    ),
+                    Some("add a [host.NAME] with on = the router's name".into()),
+                );
+            }
+        }
     }
     let mut out_servers = Vec::new();
     for (name, s) in &servers {
@@ -141,6 +191,75 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
         scenario: raw.scenario.map(|v| v.into_inner()),
         expect: raw.expect.map(|v| v.into_inner()),
     })
+}
+
+/// `nat = ...` -> NatMode, with the file position of any mistake.
+fn interpret_nat(rep: &mut Reporter, name: &str, r: &RawRouter) -> NatMode {
+    let Some(v) = &r.nat else {
+        return NatMode::Napt(NatBehaviour::default());
+    };
+    match NatSpec::deserialize(v.get_ref().clone()) {
+        Ok(spec) => match spec.resolve() {
+            Ok(mode) => mode,
+            Err(e) => {
+                rep.error(v.span(), format!("router `{name}`: {e}"), None);
+                NatMode::None
+            }
+        },
+        Err(e) => {
+            rep.error(v.span(), format!("router `{name}`: bad nat: {}", e.to_string().trim()), Some(format!("presets: {}; or a table with preset, mapping, filtering, hairpinning, port-preservation, timeout", nat_preset_names())));
+            NatMode::None
+        }
+    }
+}
+
+fn nat_preset_names() -> String {
+    crate::nat::PRESETS
+        .iter()
+        .map(|p| p.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `firewall = ...` -> FirewallSpec, with the file position of any mistake.
+fn interpret_firewall(
+    rep: &mut Reporter,
+    v: Option<&Spanned<toml::Value>>,
+) -> Option<FirewallSpec> {
+    let v = v?;
+    let presets = || {
+        crate::firewall::FirewallPreset::ALL
+            .iter()
+            .map(|p| p.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match FirewallSpec::deserialize(v.get_ref().clone()) {
+        Ok(spec) => {
+            if let Err(e) = spec.validate() {
+                rep.error(
+                    v.span(),
+                    e.to_string(),
+                    Some(
+                        "each custom rule is one nft rule line, e.g. \"udp dport 3478 drop\""
+                            .into(),
+                    ),
+                );
+            }
+            Some(spec)
+        }
+        Err(e) => {
+            rep.error(
+                v.span(),
+                format!("bad firewall: {}", e.to_string().trim()),
+                Some(format!(
+                    "presets: {}; or {{ preset = ..., rules = [...] }}",
+                    presets()
+                )),
+            );
+            None
+        }
+    }
 }
 
 /// Map entries in file order (TOML tables come back sorted by name).
