@@ -24,3 +24,5 @@ pub mod stun;
 pub mod topology;
 pub mod plan;
 pub mod fabric;
+pub mod peer;
+pub mod turn;

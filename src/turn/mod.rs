@@ -1,0 +1,1 @@
+//! Built-in TURN server (placeholder).
