@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use webrtc::peer_connection::{
-    PeerConnection, RTCIceCandidate, RTCStatsReport, RTCStatsReportEntry, StatsSelector,
+    PeerConnection, RTCIceCandidate, RTCStatsReport, StatsSelector,
 };
 
 use super::protocol::{CandidateInfo, SelectedPair};
@@ -38,9 +38,11 @@ pub(crate) fn from_rtc_candidate(c: &RTCIceCandidate, url: &str) -> CandidateInf
     let url = non_empty(url).or_else(|| c.url.clone());
     let relay_protocol = (typ == "relay")
         .then(|| {
+            // `Unspecified` serializes as its variant name; only udp/tcp/tls are real.
             let p = serde_json::to_value(c.relay_protocol)
                 .ok()
-                .and_then(|v| v.as_str().map(str::to_string));
+                .and_then(|v| v.as_str().map(str::to_string))
+                .filter(|p| matches!(p.as_str(), "udp" | "tcp" | "tls"));
             p.or_else(|| url.as_deref().and_then(relay_protocol_from_url))
         })
         .flatten();
@@ -100,77 +102,51 @@ pub(crate) fn resolve_base(mut c: CandidateInfo, known: &KnownCandidates) -> Can
     c
 }
 
-fn stats_candidate(report: &RTCStatsReport, id: &str) -> Option<CandidateInfo> {
-    let s = match report.get(id)? {
-        RTCStatsReportEntry::LocalCandidate(s) | RTCStatsReportEntry::RemoteCandidate(s) => s,
-        _ => return None,
-    };
-    let typ = s.candidate_type.to_string();
-    let relay_protocol = (typ == "relay")
-        .then(|| {
-            serde_json::to_value(s.relay_protocol)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .filter(|p| p != "Unspecified")
-                .or_else(|| relay_protocol_from_url(&s.url))
-        })
-        .flatten();
-    Some(CandidateInfo {
-        base_type: typ.clone(),
-        candidate_type: typ,
-        protocol: s.protocol.to_ascii_lowercase(),
-        address: s.address.clone().unwrap_or_default(),
-        port: s.port,
-        relay_protocol,
-        related_address: non_empty(&s.related_address)
-            .map(|a| format!("{a}:{}", s.related_port)),
-        url: non_empty(&s.url),
-    })
+/// Latest STUN RTT of the pair the transport has selected, from `getStats()`.
+fn selected_rtt_ms(report: &RTCStatsReport) -> Option<f64> {
+    let id = report
+        .transport()
+        .map(|t| t.selected_candidate_pair_id.clone())
+        .filter(|id| !id.is_empty());
+    let pair = match id {
+        Some(id) => report.candidate_pairs().find(|p| p.stats.id == id),
+        None => report.candidate_pairs().find(|p| p.nominated),
+    }?;
+    if pair.current_round_trip_time > 0.0 {
+        Some(pair.current_round_trip_time * 1000.0)
+    } else if pair.responses_received > 0 {
+        Some(pair.total_round_trip_time * 1000.0 / pair.responses_received as f64)
+    } else {
+        None
+    }
 }
 
-/// Reads the nominated pair from `getStats()`; `None` until ICE has selected one.
+/// The nominated pair, from the ICE transport (`RTCIceTransport.getSelectedCandidatePair`)
+/// plus the RTT from `getStats()`; `None` until ICE has selected one. (The stats report's
+/// candidate entries are keyed differently from the pair's ids and omit prflx remotes, so
+/// the transport is the reliable source for the candidates themselves.)
 pub(crate) async fn selected_pair(
     pc: &dyn PeerConnection,
     local_known: &KnownCandidates,
     remote_known: &KnownCandidates,
 ) -> Option<SelectedPair> {
-    let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
-    let selected_id = report
-        .transport()
-        .map(|t| t.selected_candidate_pair_id.clone())
-        .filter(|id| !id.is_empty());
-    let pair = match selected_id {
-        Some(id) => report.candidate_pairs().find(|p| p.stats.id == id),
-        // Fall back to the nominated pair if the transport does not name one.
-        None => report.candidate_pairs().find(|p| p.nominated),
-    }?;
-    let local = resolve_base(
-        stats_candidate(&report, &pair.local_candidate_id)?,
-        local_known,
-    );
-    let remote = resolve_base(
-        stats_candidate(&report, &pair.remote_candidate_id)?,
-        remote_known,
-    );
+    let ice = pc.sctp().await?.transport().ice_transport();
+    let pair = ice.get_selected_candidate_pair().await.ok()??;
+    let local = resolve_base(from_rtc_candidate(pair.local(), ""), local_known);
+    let remote = resolve_base(from_rtc_candidate(pair.remote(), ""), remote_known);
     let relay_based = local.base_type == "relay" || remote.base_type == "relay";
     let relay_protocol = if local.base_type == "relay" {
         local.relay_protocol.clone()
     } else {
         remote.relay_protocol.clone()
     };
-    let rtt_ms = if pair.current_round_trip_time > 0.0 {
-        Some(pair.current_round_trip_time * 1000.0)
-    } else if pair.responses_received > 0 {
-        Some(pair.total_round_trip_time * 1000.0 / pair.responses_received as f64)
-    } else {
-        None
-    };
+    let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
     Some(SelectedPair {
         local,
         remote,
         relay_based,
         relay_protocol,
-        rtt_ms,
+        rtt_ms: selected_rtt_ms(&report),
     })
 }
 

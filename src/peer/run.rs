@@ -170,6 +170,7 @@ struct Session<P, W> {
     channel: Option<Arc<dyn DataChannel>>,
     ice_connected: bool,
     dtls_connected: bool,
+    gathering_started: bool,
 }
 
 /// How the main loop ends.
@@ -193,6 +194,16 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
         tokio::spawn(drive_channel(dc, self.plan(), self.clock, self.tx.clone()));
     }
 
+    /// Gathering starts with `set_local_description`; webrtc-rs does not always report the
+    /// `gathering` state, so we also mark it ourselves, once.
+    async fn gathering_started(&mut self, t_ms: f64) -> anyhow::Result<()> {
+        if !self.gathering_started {
+            self.gathering_started = true;
+            self.out.emit(PeerEvent::GatheringStarted { t_ms }).await?;
+        }
+        Ok(())
+    }
+
     async fn start_offer(&mut self) -> anyhow::Result<()> {
         let dc = self
             .pc
@@ -206,6 +217,7 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
             .await
             .map_err(|e| anyhow!("create_offer: {e}"))?;
         let sdp = offer.sdp.clone();
+        self.gathering_started(self.clock.ms()).await?;
         self.pc
             .set_local_description(offer)
             .await
@@ -252,6 +264,7 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
                     .await
                     .map_err(|e| anyhow!("create_answer: {e}"))?;
                 let sdp = answer.sdp.clone();
+                self.gathering_started(self.clock.ms()).await?;
                 self.pc
                     .set_local_description(answer)
                     .await
@@ -338,7 +351,7 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
                     .await?;
             }
             Internal::Gathering(t_ms, RTCIceGatheringState::Gathering) => {
-                self.out.emit(PeerEvent::GatheringStarted { t_ms }).await?;
+                self.gathering_started(t_ms).await?;
             }
             Internal::Gathering(t_ms, RTCIceGatheringState::Complete) => {
                 self.out.emit(PeerEvent::GatheringComplete { t_ms }).await?;
@@ -462,6 +475,7 @@ pub async fn run_peer(
         channel: None,
         ice_connected: false,
         dtls_connected: false,
+        gathering_started: false,
     };
 
     let mut lines = input.lines();
