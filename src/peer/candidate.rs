@@ -89,14 +89,19 @@ pub(crate) fn parse_candidate_line(line: &str) -> Option<CandidateInfo> {
     })
 }
 
-/// Resolves a prflx candidate to the type of a known candidate at the same endpoint.
+/// Completes a candidate from the known one at the same endpoint: a prflx takes the known
+/// type as its `base_type`, and a missing relay protocol / URL is filled in (the ICE
+/// transport's view of a candidate lacks them).
 pub(crate) fn resolve_base(mut c: CandidateInfo, known: &KnownCandidates) -> CandidateInfo {
-    if c.candidate_type == "prflx"
-        && let Some(k) = known.get(&c.endpoint())
-    {
-        c.base_type = k.base_type.clone();
+    if let Some(k) = known.get(&c.endpoint()) {
+        if c.candidate_type == "prflx" {
+            c.base_type = k.base_type.clone();
+        }
         if c.relay_protocol.is_none() {
             c.relay_protocol = k.relay_protocol.clone();
+        }
+        if c.url.is_none() {
+            c.url = k.url.clone();
         }
     }
     c

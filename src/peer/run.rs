@@ -25,7 +25,7 @@ use super::protocol::{
 };
 
 /// Bounds the SCTP send queue so the sender is paced by the network, not by memory.
-const SEND_BUFFER_LIMIT: usize = 1024 * 1024;
+const SEND_BUFFER_LIMIT: usize = 128 * 1024;
 /// Label of the one data channel the offerer opens.
 const CHANNEL_LABEL: &str = "icelab";
 

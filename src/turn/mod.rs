@@ -100,6 +100,8 @@ pub struct TurnHandle {
     pub tcp_addr: Option<SocketAddr>,
     /// Bound TLS listener, if enabled.
     pub tls_addr: Option<SocketAddr>,
+    /// DER of the TLS listener's self-signed certificate (for clients that want to pin it).
+    pub tls_cert_der: Option<Vec<u8>>,
 }
 
 impl TurnHandle {
@@ -109,17 +111,18 @@ impl TurnHandle {
     }
 }
 
-fn tls_acceptor(cfg: &TurnServerConfig) -> anyhow::Result<TlsAcceptor> {
+fn tls_acceptor(cfg: &TurnServerConfig) -> anyhow::Result<(TlsAcceptor, Vec<u8>)> {
     let names = vec![cfg.public_ip.to_string(), "localhost".into()];
     let ck = rcgen::generate_simple_self_signed(names).context("self-signed cert")?;
     let cert = ck.cert.der().clone();
+    let der = cert.to_vec();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(vec![cert], key)?;
-    Ok(TlsAcceptor::from(Arc::new(tls)))
+    Ok((TlsAcceptor::from(Arc::new(tls)), der))
 }
 
 /// Starts the server with the configured listeners.
@@ -135,6 +138,7 @@ pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
     };
     let mut conn_configs = Vec::new();
     let (mut udp_addr, mut tcp_addr, mut tls_addr) = (None, None, None);
+    let mut tls_cert_der = None;
 
     if let Some(port) = cfg.udp_port {
         let sock = UdpSocket::bind((cfg.bind_ip, port))
@@ -161,7 +165,9 @@ pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
         let l = TcpListener::bind((cfg.bind_ip, port))
             .await
             .with_context(|| format!("TURN tls bind {}:{port}", cfg.bind_ip))?;
-        let conn = stream::StreamListener::start(l, Some(tls_acceptor(&cfg)?))?;
+        let (acceptor, der) = tls_acceptor(&cfg)?;
+        tls_cert_der = Some(der);
+        let conn = stream::StreamListener::start(l, Some(acceptor))?;
         tls_addr = Some(conn.local_addr()?);
         conn_configs.push(ConnConfig {
             conn,
@@ -187,5 +193,6 @@ pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
         udp_addr,
         tcp_addr,
         tls_addr,
+        tls_cert_der,
     })
 }
