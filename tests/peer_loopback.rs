@@ -79,7 +79,10 @@ async fn unanswered_offer_times_out() {
     let out = PeerOutcome::from_events(&events);
     assert!(out.timed_out, "{:?}", out.errors);
     assert!(!out.ok);
-    assert_eq!(out.errors.last().unwrap().phase, icelab::peer::Phase::Signaling);
+    assert_eq!(
+        out.errors.last().unwrap().phase,
+        icelab::peer::Phase::Signaling
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +123,11 @@ async fn relay_pair_through_builtin_turn() {
     turn.stop().await.unwrap();
     assert!(o.ok(), "both peers done");
     for p in [&o.offerer, &o.answerer] {
-        assert!(p.candidates.iter().all(|c| c.candidate.candidate_type == "relay"));
+        assert!(
+            p.candidates
+                .iter()
+                .all(|c| c.candidate.candidate_type == "relay")
+        );
         let pair = p.selected_pair.as_ref().expect("selected pair");
         assert!(pair.relay_based, "{pair:?}");
         assert_eq!(pair.relay_protocol.as_deref(), Some("udp"));

@@ -3,9 +3,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use webrtc::peer_connection::{
-    PeerConnection, RTCIceCandidate, RTCStatsReport, StatsSelector,
-};
+use webrtc::peer_connection::{PeerConnection, RTCIceCandidate, RTCStatsReport, StatsSelector};
 
 use super::protocol::{CandidateInfo, SelectedPair};
 
@@ -53,8 +51,7 @@ pub(crate) fn from_rtc_candidate(c: &RTCIceCandidate, url: &str) -> CandidateInf
         address: c.address.clone(),
         port: c.port,
         relay_protocol,
-        related_address: non_empty(&c.related_address)
-            .map(|a| format!("{a}:{}", c.related_port)),
+        related_address: non_empty(&c.related_address).map(|a| format!("{a}:{}", c.related_port)),
         url,
     }
 }

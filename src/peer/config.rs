@@ -58,6 +58,9 @@ pub struct PeerConfig {
     /// How long to keep the connection after `done` so the last SCTP messages reach the
     /// other side before we tear down.
     pub linger_ms: u64,
+    /// ICE connectivity-check interval; `None` keeps the stack default (200 ms). In
+    /// webrtc-rs 0.21 DTLS/SCTP progress visibly waits on this tick, so it sets setup time.
+    pub ice_check_interval_ms: Option<u64>,
 }
 
 impl Default for PeerConfig {
@@ -71,6 +74,7 @@ impl Default for PeerConfig {
             data_chunk_bytes: 16 * 1024,
             deadline_ms: 15_000,
             linger_ms: 100,
+            ice_check_interval_ms: None,
         }
     }
 }

@@ -30,7 +30,11 @@ pub async fn call_pair(
     let (b_out_peer, b_out_relay) = duplex(PIPE_BYTES);
 
     let a = tokio::spawn(run_peer(offerer_cfg, BufReader::new(a_in_peer), a_out_peer));
-    let b = tokio::spawn(run_peer(answerer_cfg, BufReader::new(b_in_peer), b_out_peer));
+    let b = tokio::spawn(run_peer(
+        answerer_cfg,
+        BufReader::new(b_in_peer),
+        b_out_peer,
+    ));
     let (a_events, b_events) = relay_signaling(
         BufReader::new(a_out_relay),
         a_in_relay,

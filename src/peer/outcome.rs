@@ -124,7 +124,11 @@ impl PeerOutcome {
             return;
         }
         let ep = pair.remote.endpoint();
-        if let Some(c) = other.candidates.iter().find(|c| c.candidate.endpoint() == ep) {
+        if let Some(c) = other
+            .candidates
+            .iter()
+            .find(|c| c.candidate.endpoint() == ep)
+        {
             pair.remote.base_type = c.candidate.base_type.clone();
             pair.remote.relay_protocol = c.candidate.relay_protocol.clone();
             pair.relay_based = pair.local.base_type == "relay" || pair.remote.base_type == "relay";

@@ -160,6 +160,8 @@ pub enum Phase {
 /// started (fractional, microsecond resolution).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+// Events are written once and dropped; boxing the big variants buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum PeerEvent {
     /// The peer is up.
     Started {

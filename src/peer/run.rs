@@ -80,7 +80,10 @@ impl PeerConnectionEventHandler for Handler {
         }
     }
     async fn on_ice_candidate_error(&self, e: RTCPeerConnectionIceErrorEvent) {
-        let msg = format!("ice candidate error {} {}: {}", e.url, e.error_code, e.error_text);
+        let msg = format!(
+            "ice candidate error {} {}: {}",
+            e.url, e.error_code, e.error_text
+        );
         let _ = self.tx.send(Internal::CandidateError(self.clock.ms(), msg));
     }
     async fn on_ice_gathering_state_change(&self, s: RTCIceGatheringState) {
@@ -142,6 +145,7 @@ async fn build_pc(cfg: &PeerConfig, handler: Handler) -> anyhow::Result<impl Pee
     });
     let settings = SettingEngineBuilder::new()
         .with_include_loopback_candidate(loopback)
+        .with_ice_connection_attempts(cfg.ice_check_interval_ms.map(Duration::from_millis), None)
         .build();
     let pc = PeerConnectionBuilder::new()
         .with_configuration(config)
@@ -300,7 +304,10 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
             }
             (SignalMsg::EndOfCandidates, _) => {}
             (SignalMsg::Bye { reason }, _) => {
-                return Ok(Step::Fail(ErrorKind::PeerGone, format!("peer said bye: {reason}")));
+                return Ok(Step::Fail(
+                    ErrorKind::PeerGone,
+                    format!("peer said bye: {reason}"),
+                ));
             }
             (other, role) => {
                 return Ok(Step::Fail(
@@ -318,7 +325,9 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
         {
             let t_ms = self.clock.ms();
             let rtt = pair.rtt_ms;
-            self.out.emit(PeerEvent::SelectedPair { t_ms, pair }).await?;
+            self.out
+                .emit(PeerEvent::SelectedPair { t_ms, pair })
+                .await?;
             if let Some(rtt_ms) = rtt {
                 self.out.emit(PeerEvent::Rtt { t_ms, rtt_ms }).await?;
             }
@@ -529,7 +538,12 @@ pub async fn run_peer(
                 })
                 .await?;
             if kind != ErrorKind::PeerGone {
-                let _ = s.out.signal(SignalMsg::Bye { reason: message.clone() }).await;
+                let _ = s
+                    .out
+                    .signal(SignalMsg::Bye {
+                        reason: message.clone(),
+                    })
+                    .await;
             }
             Err(anyhow!("{kind:?} in phase {phase:?}: {message}"))
         }
