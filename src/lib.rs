@@ -18,11 +18,11 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod fabric;
 pub mod firewall;
 pub mod nat;
-pub mod peer;
-pub mod plan;
 pub mod stun;
 pub mod topology;
+pub mod plan;
+pub mod fabric;
+pub mod peer;
 pub mod turn;
