@@ -25,4 +25,6 @@ pub mod nat;
 pub mod plan;
 pub mod stun;
 pub mod topology;
+pub mod peer;
+pub mod turn;
 pub mod verify;

@@ -1,0 +1,90 @@
+//! Peer configuration, read from the `--config <json>` argument.
+
+use serde::{Deserialize, Serialize};
+
+/// Which side of the offer/answer exchange this peer plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Creates the data channel and the offer.
+    Offerer,
+    /// Waits for the offer and answers it.
+    Answerer,
+}
+
+/// Which candidates ICE may use (`RTCIceTransportPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportPolicy {
+    /// Host, server-reflexive and relay candidates.
+    #[default]
+    All,
+    /// Relay candidates only.
+    Relay,
+}
+
+/// One STUN or TURN server, as in `RTCIceServer`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:host:port` / `turn:host:port?transport=udp` URLs.
+    pub urls: Vec<String>,
+    /// TURN username (empty for STUN).
+    #[serde(default)]
+    pub username: String,
+    /// TURN password (empty for STUN).
+    #[serde(default)]
+    pub credential: String,
+}
+
+/// Everything a peer needs; all fields but `role` have defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PeerConfig {
+    /// Offerer or answerer.
+    pub role: Role,
+    /// STUN/TURN servers.
+    pub ice_servers: Vec<IceServer>,
+    /// `all` or `relay`.
+    pub transport_policy: TransportPolicy,
+    /// Local UDP sockets to gather host candidates on. `0.0.0.0:0` expands to every
+    /// non-loopback interface (what a namespaced lab peer wants); tests pass `127.0.0.1:0`.
+    pub udp_bind: Vec<String>,
+    /// How long both sides push data once the channel is open.
+    pub data_duration_ms: u64,
+    /// Size of each data channel message.
+    pub data_chunk_bytes: usize,
+    /// Hard limit for the whole run, from process start to `done`.
+    pub deadline_ms: u64,
+    /// How long to keep the connection after `done` so the last SCTP messages reach the
+    /// other side before we tear down.
+    pub linger_ms: u64,
+    /// ICE connectivity-check interval; `None` keeps the stack default (200 ms). In
+    /// webrtc-rs 0.21 DTLS/SCTP progress visibly waits on this tick, so it sets setup time.
+    pub ice_check_interval_ms: Option<u64>,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        Self {
+            role: Role::Offerer,
+            ice_servers: Vec::new(),
+            transport_policy: TransportPolicy::All,
+            udp_bind: vec!["0.0.0.0:0".into()],
+            data_duration_ms: 1000,
+            data_chunk_bytes: 16 * 1024,
+            deadline_ms: 15_000,
+            linger_ms: 100,
+            ice_check_interval_ms: None,
+        }
+    }
+}
+
+impl PeerConfig {
+    /// A config with defaults for the given role.
+    pub fn new(role: Role) -> Self {
+        Self {
+            role,
+            ..Self::default()
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Signaling relay between two peers' JSON-lines streams.
+//!
+//! Independent of what the streams are: in-process pipes ([`super::call_pair`]) or the
+//! stdio of two child processes (the orchestrator).
+
+use std::time::Duration;
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::protocol::PeerEvent;
+
+/// Copies each `signal` line one peer writes to the other peer's input, and collects
+/// every event line of both peers. Returns when both outputs have closed (the peers
+/// exited) or `deadline` passed, whichever is first.
+///
+/// `a_out`/`b_out` are the peers' outputs (their stdout), `a_in`/`b_in` their inputs
+/// (their stdin). Lines that are not [`PeerEvent`]s are logged and skipped, so a stray
+/// print in a child does not break the run. When a peer's output closes, the other
+/// peer's input is shut down so it sees end-of-input instead of silence.
+pub async fn relay_signaling(
+    a_out: impl AsyncBufRead + Unpin,
+    mut a_in: impl AsyncWrite + Unpin,
+    b_out: impl AsyncBufRead + Unpin,
+    mut b_in: impl AsyncWrite + Unpin,
+    deadline: Duration,
+) -> (Vec<PeerEvent>, Vec<PeerEvent>) {
+    let until = tokio::time::Instant::now() + deadline;
+    let (mut a_lines, mut b_lines) = (a_out.lines(), b_out.lines());
+    let (mut a_open, mut b_open) = (true, true);
+    let (mut a_events, mut b_events) = (Vec::new(), Vec::new());
+
+    while a_open || b_open {
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => {
+                tracing::warn!("signaling relay deadline reached");
+                break;
+            }
+            line = a_lines.next_line(), if a_open => {
+                match line {
+                    Ok(Some(l)) => forward(&l, &mut a_events, &mut b_in, "a").await,
+                    _ => { a_open = false; let _ = b_in.shutdown().await; }
+                }
+            }
+            line = b_lines.next_line(), if b_open => {
+                match line {
+                    Ok(Some(l)) => forward(&l, &mut b_events, &mut a_in, "b").await,
+                    _ => { b_open = false; let _ = a_in.shutdown().await; }
+                }
+            }
+        }
+    }
+    (a_events, b_events)
+}
+
+/// Records one output line and, if it is a signal, writes it to the other peer.
+async fn forward(
+    line: &str,
+    events: &mut Vec<PeerEvent>,
+    other_in: &mut (impl AsyncWrite + Unpin),
+    side: &str,
+) {
+    if line.trim().is_empty() {
+        return;
+    }
+    let ev: PeerEvent = match serde_json::from_str(line) {
+        Ok(ev) => ev,
+        Err(e) => {
+            tracing::warn!(side, %e, line, "skipping non-event line");
+            return;
+        }
+    };
+    if let PeerEvent::Signal { signal, .. } = &ev {
+        let mut msg = serde_json::to_vec(signal).expect("signal serializes");
+        msg.push(b'\n');
+        // The other peer may have exited already; its events tell why.
+        if other_in.write_all(&msg).await.is_ok() {
+            let _ = other_in.flush().await;
+        }
+    }
+    events.push(ev);
+}

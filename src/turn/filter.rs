@@ -1,0 +1,118 @@
+//! Relay permission filter: a TURN relay may only talk to lab addresses.
+//!
+//! The `turn` crate has no permission hook, so we filter where it cannot be bypassed: at
+//! the relay socket. Every allocation's relay socket is wrapped so that datagrams to a
+//! peer outside the allowed subnets are dropped (the send reports success, like a
+//! firewall drop) and datagrams from such a peer are discarded. Permissions and channel
+//! bindings to outside addresses are still granted by the server, but carry nothing.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ipnet::IpNet;
+use turn::relay::RelayAddressGenerator;
+use webrtc_util::Conn;
+
+/// Which peer addresses a relay may exchange data with. Empty means "any".
+#[derive(Debug, Clone, Default)]
+pub struct PeerFilter {
+    subnets: Vec<IpNet>,
+}
+
+impl PeerFilter {
+    /// A filter allowing exactly the given subnets (all addresses if empty).
+    pub fn new(subnets: Vec<IpNet>) -> Self {
+        Self { subnets }
+    }
+
+    /// Whether the relay may talk to `ip`.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        self.subnets.is_empty() || self.subnets.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// A relay socket that enforces a [`PeerFilter`].
+struct FilteredConn {
+    inner: Arc<dyn Conn + Send + Sync>,
+    filter: PeerFilter,
+}
+
+#[async_trait]
+impl Conn for FilteredConn {
+    async fn connect(&self, addr: SocketAddr) -> webrtc_util::Result<()> {
+        self.inner.connect(addr).await
+    }
+    async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
+        self.inner.recv(buf).await
+    }
+    async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+        loop {
+            let (n, from) = self.inner.recv_from(buf).await?;
+            if self.filter.allows(from.ip()) {
+                return Ok((n, from));
+            }
+            tracing::debug!(%from, "relay: dropped datagram from outside the lab");
+        }
+    }
+    async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
+        self.inner.send(buf).await
+    }
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
+        if !self.filter.allows(target.ip()) {
+            tracing::debug!(%target, "relay: dropped datagram to outside the lab");
+            return Ok(buf.len());
+        }
+        self.inner.send_to(buf, target).await
+    }
+    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        self.inner.remote_addr()
+    }
+    async fn close(&self) -> webrtc_util::Result<()> {
+        self.inner.close().await
+    }
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
+
+/// Wraps a relay address generator so every relay socket it creates is filtered.
+pub(crate) struct FilteredRelayGenerator<G> {
+    pub(crate) inner: G,
+    pub(crate) filter: PeerFilter,
+}
+
+#[async_trait]
+impl<G: RelayAddressGenerator + Send + Sync> RelayAddressGenerator for FilteredRelayGenerator<G> {
+    fn validate(&self) -> Result<(), turn::Error> {
+        self.inner.validate()
+    }
+    async fn allocate_conn(
+        &self,
+        use_ipv4: bool,
+        requested_port: u16,
+    ) -> Result<(Arc<dyn Conn + Send + Sync>, SocketAddr), turn::Error> {
+        let (conn, addr) = self.inner.allocate_conn(use_ipv4, requested_port).await?;
+        let conn: Arc<dyn Conn + Send + Sync> = Arc::new(FilteredConn {
+            inner: conn,
+            filter: self.filter.clone(),
+        });
+        Ok((conn, addr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_allows_only_lab_subnets() {
+        let f = PeerFilter::new(vec!["10.0.0.0/8".parse().unwrap()]);
+        assert!(f.allows("10.1.2.3".parse().unwrap()));
+        assert!(!f.allows("192.168.1.1".parse().unwrap()));
+        assert!(PeerFilter::default().allows("8.8.8.8".parse().unwrap()));
+    }
+}

@@ -1,0 +1,198 @@
+//! Built-in TURN server for labs, on the webrtc-rs `turn` crate (0.17).
+//!
+//! Listeners (each optional):
+//! * UDP (default 3478): the `turn` crate's native transport.
+//! * TCP (default 3478) and TLS (default 443): the crate only serves packet sockets, so
+//!   [`stream`] adapts accepted streams into one packet `Conn` per listener (STUN /
+//!   ChannelData framing, RFC 5766 §2.1). TLS uses a self-signed certificate generated at
+//!   start-up with `rcgen` (clients must not verify it). The relayed leg is always UDP.
+//!
+//! Authentication is long-term credentials (realm + user/password). Relay addresses are
+//! advertised as `public_ip`. A relay only exchanges data with peers inside
+//! `allowed_peer_subnets` (see [`filter`]); an empty list allows everyone.
+
+mod filter;
+mod stream;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::Context;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use turn::auth::{AuthHandler, generate_auth_key};
+use turn::relay::relay_static::RelayAddressGeneratorStatic;
+use turn::server::Server;
+use turn::server::config::{ConnConfig, ServerConfig};
+use webrtc_util::Conn;
+use webrtc_util::vnet::net::Net;
+
+pub use filter::PeerFilter;
+
+/// TURN server settings (serde, all but `public_ip` defaulted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TurnServerConfig {
+    /// Long-term credential realm.
+    pub realm: String,
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Address advertised in relay candidates: the server's public (lab internet) IP.
+    pub public_ip: IpAddr,
+    /// Address the listeners and relay sockets bind to.
+    pub bind_ip: IpAddr,
+    /// UDP listener port; `None` disables it.
+    pub udp_port: Option<u16>,
+    /// TCP listener port; `None` disables it.
+    pub tcp_port: Option<u16>,
+    /// TLS listener port; `None` disables it.
+    pub tls_port: Option<u16>,
+    /// Peers a relay may talk to; empty = anyone.
+    pub allowed_peer_subnets: Vec<IpNet>,
+}
+
+impl Default for TurnServerConfig {
+    fn default() -> Self {
+        Self {
+            realm: "icelab".into(),
+            username: "icelab".into(),
+            password: "icelab".into(),
+            public_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            udp_port: Some(3478),
+            tcp_port: Some(3478),
+            tls_port: Some(443),
+            allowed_peer_subnets: Vec::new(),
+        }
+    }
+}
+
+struct StaticAuth {
+    keys: HashMap<String, Vec<u8>>,
+}
+
+impl AuthHandler for StaticAuth {
+    fn auth_handle(
+        &self,
+        username: &str,
+        _realm: &str,
+        _src: SocketAddr,
+    ) -> Result<Vec<u8>, turn::Error> {
+        self.keys
+            .get(username)
+            .cloned()
+            .ok_or(turn::Error::ErrNoSuchUser)
+    }
+}
+
+/// A running server; [`TurnHandle::stop`] shuts it down.
+pub struct TurnHandle {
+    server: Server,
+    /// Bound UDP listener, if enabled.
+    pub udp_addr: Option<SocketAddr>,
+    /// Bound TCP listener, if enabled.
+    pub tcp_addr: Option<SocketAddr>,
+    /// Bound TLS listener, if enabled.
+    pub tls_addr: Option<SocketAddr>,
+    /// DER of the TLS listener's self-signed certificate (for clients that want to pin it).
+    pub tls_cert_der: Option<Vec<u8>>,
+}
+
+impl TurnHandle {
+    /// Closes listeners and allocations.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.server.close().await.context("closing TURN server")
+    }
+}
+
+fn tls_acceptor(cfg: &TurnServerConfig) -> anyhow::Result<(TlsAcceptor, Vec<u8>)> {
+    let names = vec![cfg.public_ip.to_string(), "localhost".into()];
+    let ck = rcgen::generate_simple_self_signed(names).context("self-signed cert")?;
+    let cert = ck.cert.der().clone();
+    let der = cert.to_vec();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)?;
+    Ok((TlsAcceptor::from(Arc::new(tls)), der))
+}
+
+/// Starts the server with the configured listeners.
+pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
+    let filter = PeerFilter::new(cfg.allowed_peer_subnets.clone());
+    let relay = || filter::FilteredRelayGenerator {
+        inner: RelayAddressGeneratorStatic {
+            relay_address: cfg.public_ip,
+            address: cfg.bind_ip.to_string(),
+            net: Arc::new(Net::new(None)),
+        },
+        filter: filter.clone(),
+    };
+    let mut conn_configs = Vec::new();
+    let (mut udp_addr, mut tcp_addr, mut tls_addr) = (None, None, None);
+    let mut tls_cert_der = None;
+
+    if let Some(port) = cfg.udp_port {
+        let sock = UdpSocket::bind((cfg.bind_ip, port))
+            .await
+            .with_context(|| format!("TURN udp bind {}:{port}", cfg.bind_ip))?;
+        udp_addr = Some(sock.local_addr()?);
+        conn_configs.push(ConnConfig {
+            conn: Arc::new(sock),
+            relay_addr_generator: Box::new(relay()),
+        });
+    }
+    if let Some(port) = cfg.tcp_port {
+        let l = TcpListener::bind((cfg.bind_ip, port))
+            .await
+            .with_context(|| format!("TURN tcp bind {}:{port}", cfg.bind_ip))?;
+        let conn = stream::StreamListener::start(l, None)?;
+        tcp_addr = Some(conn.local_addr()?);
+        conn_configs.push(ConnConfig {
+            conn,
+            relay_addr_generator: Box::new(relay()),
+        });
+    }
+    if let Some(port) = cfg.tls_port {
+        let l = TcpListener::bind((cfg.bind_ip, port))
+            .await
+            .with_context(|| format!("TURN tls bind {}:{port}", cfg.bind_ip))?;
+        let (acceptor, der) = tls_acceptor(&cfg)?;
+        tls_cert_der = Some(der);
+        let conn = stream::StreamListener::start(l, Some(acceptor))?;
+        tls_addr = Some(conn.local_addr()?);
+        conn_configs.push(ConnConfig {
+            conn,
+            relay_addr_generator: Box::new(relay()),
+        });
+    }
+
+    let keys = HashMap::from([(
+        cfg.username.clone(),
+        generate_auth_key(&cfg.username, &cfg.realm, &cfg.password),
+    )]);
+    let server = Server::new(ServerConfig {
+        conn_configs,
+        realm: cfg.realm.clone(),
+        auth_handler: Arc::new(StaticAuth { keys }),
+        channel_bind_timeout: std::time::Duration::from_secs(0),
+        alloc_close_notify: None,
+    })
+    .await
+    .context("starting TURN server")?;
+    Ok(TurnHandle {
+        server,
+        udp_addr,
+        tcp_addr,
+        tls_addr,
+        tls_cert_der,
+    })
+}

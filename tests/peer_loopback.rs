@@ -1,0 +1,137 @@
+//! Two in-process peers on loopback: host pair, TURN relay pair, and a timeout.
+
+use std::time::{Duration, Instant};
+
+use icelab::peer::{Outcome, PeerConfig, PeerOutcome, Role, call_pair};
+
+fn loopback_cfg(role: Role) -> PeerConfig {
+    PeerConfig {
+        udp_bind: vec!["127.0.0.1:0".into()],
+        data_duration_ms: 300,
+        data_chunk_bytes: 16 * 1024,
+        deadline_ms: 10_000,
+        ..PeerConfig::new(role)
+    }
+}
+
+fn assert_ordered(p: &PeerOutcome) {
+    let g = p.gathering_complete_ms.expect("gathering complete");
+    let ice = p.ice_connected_ms.expect("ice connected");
+    let dtls = p.dtls_connected_ms.expect("dtls connected");
+    let dc = p.data_channel_open_ms.expect("data channel open");
+    assert!(g <= ice, "gathering {g} <= ice {ice}");
+    assert!(ice <= dtls, "ice {ice} <= dtls {dtls}");
+    assert!(dtls <= dc, "dtls {dtls} <= dc {dc}");
+}
+
+fn print(label: &str, o: &Outcome) {
+    eprintln!("{label}: {}", serde_json::to_string_pretty(o).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_pair_on_loopback() {
+    let o = call_pair(
+        loopback_cfg(Role::Offerer),
+        loopback_cfg(Role::Answerer),
+        Duration::from_secs(15),
+    )
+    .await;
+    print("host", &o);
+    assert!(o.ok(), "both peers done");
+    for p in [&o.offerer, &o.answerer] {
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert!(p.exit_error.is_none());
+        let pair = p.selected_pair.as_ref().expect("selected pair");
+        assert_eq!(pair.local.candidate_type, "host");
+        assert_eq!(pair.remote.base_type, "host");
+        assert_eq!(pair.local.protocol, "udp");
+        assert!(!pair.relay_based);
+        let data = p.data.as_ref().expect("data stats");
+        assert!(data.bytes_received > 0 && data.recv_bytes_per_sec > 0.0);
+        assert!(data.bytes_sent > 0 && data.send_bytes_per_sec > 0.0);
+        assert_ordered(p);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_offer_times_out() {
+    use tokio::io::{AsyncBufReadExt, BufReader, duplex};
+    let cfg = PeerConfig {
+        deadline_ms: 800,
+        ..loopback_cfg(Role::Offerer)
+    };
+    // Nobody ever writes to the peer's input, as if the answerer never answers.
+    let (peer_in, _silent) = duplex(4096);
+    let (peer_out, reader) = duplex(64 * 1024);
+    let started = Instant::now();
+    let res = icelab::peer::run_peer(cfg, BufReader::new(peer_in), peer_out).await;
+    let elapsed = started.elapsed();
+    assert!(res.is_err(), "must fail");
+    assert!(
+        elapsed >= Duration::from_millis(800) && elapsed < Duration::from_millis(800 + 700),
+        "elapsed {elapsed:?}"
+    );
+    let mut events = Vec::new();
+    let mut lines = BufReader::new(reader).lines();
+    while let Ok(Some(l)) = lines.next_line().await {
+        events.push(serde_json::from_str::<icelab::peer::PeerEvent>(&l).unwrap());
+    }
+    let out = PeerOutcome::from_events(&events);
+    assert!(out.timed_out, "{:?}", out.errors);
+    assert!(!out.ok);
+    assert_eq!(
+        out.errors.last().unwrap().phase,
+        icelab::peer::Phase::Signaling
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_pair_through_builtin_turn() {
+    use icelab::peer::{IceServer, TransportPolicy};
+    use icelab::turn::{TurnServerConfig, serve_turn};
+    let turn = serve_turn(TurnServerConfig {
+        public_ip: "127.0.0.1".parse().unwrap(),
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        udp_port: Some(0),
+        tcp_port: None,
+        tls_port: None,
+        allowed_peer_subnets: vec!["127.0.0.0/8".parse().unwrap()],
+        ..TurnServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = format!("turn:{}?transport=udp", turn.udp_addr.unwrap());
+    let relay_cfg = |role| PeerConfig {
+        ice_servers: vec![IceServer {
+            urls: vec![url.clone()],
+            username: "icelab".into(),
+            credential: "icelab".into(),
+        }],
+        transport_policy: TransportPolicy::Relay,
+        // Relayed setup is slow with webrtc-rs 0.21 (see the report), so allow more time.
+        deadline_ms: 25_000,
+        data_chunk_bytes: 1024,
+        ..loopback_cfg(role)
+    };
+    let o = call_pair(
+        relay_cfg(Role::Offerer),
+        relay_cfg(Role::Answerer),
+        Duration::from_secs(30),
+    )
+    .await;
+    print("relay", &o);
+    turn.stop().await.unwrap();
+    assert!(o.ok(), "both peers done");
+    for p in [&o.offerer, &o.answerer] {
+        assert!(
+            p.candidates
+                .iter()
+                .all(|c| c.candidate.candidate_type == "relay")
+        );
+        let pair = p.selected_pair.as_ref().expect("selected pair");
+        assert!(pair.relay_based, "{pair:?}");
+        assert_eq!(pair.relay_protocol.as_deref(), Some("udp"));
+        let data = p.data.as_ref().expect("data stats");
+        assert!(data.bytes_received > 0 && data.recv_bytes_per_sec > 0.0);
+    }
+}
