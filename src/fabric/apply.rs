@@ -211,10 +211,26 @@ fn wait_with_deadline(
     }
 }
 
+/// The `icelab` program that runs lab services: `$ICELAB_BIN`, else this program
+/// when it is `icelab`, else `icelab` beside it (benchmarks and tests live in `deps/`).
+pub fn icelab_exe() -> Result<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("ICELAB_BIN") {
+        return Ok(p.into());
+    }
+    let me = std::env::current_exe()?;
+    if me.file_name().is_some_and(|n| n == "icelab") {
+        return Ok(me);
+    }
+    let dir = me.parent().map(|d| d.to_path_buf()).unwrap_or_default();
+    [dir.join("icelab"), dir.join("../icelab")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| anyhow!("cannot find the icelab program to start lab services; set ICELAB_BIN"))
+}
+
 /// Starts `icelab ARGS` detached inside the namespace and waits for its `ready` line.
 fn spawn_service(ns: &OwnedFd, args: &[String], log: &std::path::Path) -> Result<()> {
-    let exe = std::env::current_exe()?;
-    let mut cmd = Command::new(exe);
+    let mut cmd = Command::new(icelab_exe()?);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
