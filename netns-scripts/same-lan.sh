@@ -75,10 +75,25 @@ up() {
   		type filter hook prerouting priority mangle; policy accept;
   		meta l4proto udp ct state new ct timeout set "udp_mapping"
   	}
+  	chain hairpin_reinject {
+  		type filter hook prerouting priority raw; policy accept;
+  		iifname "lan" ip daddr 203.0.113.10 meta l4proto { tcp, udp } dup to 203.0.113.10 drop
+  	}
+  	chain hairpin_track {
+  		type filter hook output priority raw; policy accept;
+  		ct state untracked ip daddr 203.0.113.10 meta l4proto { tcp, udp } ct zone set 0
+  	}
+  	chain conntrack_timeout_local {
+  		type filter hook output priority mangle; policy accept;
+  		ip daddr 203.0.113.10 meta l4proto udp ct state new ct timeout set "udp_mapping"
+  	}
+  	chain hairpin_dstnat {
+  		type nat hook output priority -100; policy accept;
+  		ip daddr 203.0.113.10 udp dport @udp_mappings dnat ip to udp dport map @udp_mappings
+  		ip daddr 203.0.113.10 tcp dport @tcp_mappings dnat ip to tcp dport map @tcp_mappings
+  	}
   	chain dstnat {
   		type nat hook prerouting priority dstnat; policy accept;
-  		iifname "lan" ip daddr 203.0.113.10 udp dport @udp_mappings dnat ip to udp dport map @udp_mappings
-  		iifname "lan" ip daddr 203.0.113.10 tcp dport @tcp_mappings dnat ip to tcp dport map @tcp_mappings
   	}
   	chain srcnat {
   		type nat hook postrouting priority srcnat; policy accept;

@@ -2,6 +2,9 @@
 //!
 //! Lab per test: `lan` (192.168.1.10) -- `router` (192.168.1.1 | 203.0.113.2)
 //! -- `inet` (203.0.113.1 | 198.51.100.1) -- `srv` (198.51.100.10 and .20).
+//! The router's `lan0` is a veth, or with [`Lab::bridged`] a bridge with one
+//! veth port (as `icelab up` builds LANs) and br_netfilter's
+//! `bridge-nf-call-iptables` on when the host has that module loaded.
 //! Sockets are created inside a namespace on a helper thread (`setns`) and then
 //! used from the test thread: a socket stays in the namespace it was made in.
 //! Fails when not root unless `ICELAB_SKIP_ROOT_TESTS=1`.
@@ -47,6 +50,16 @@ fn run(args: &[&str]) {
 impl Lab {
     /// Builds the lab, or returns None when skipping is allowed for non-root.
     fn new(tag: &str) -> Option<Lab> {
+        Self::build(tag, false)
+    }
+
+    /// Like [`Lab::new`], but the router's `lan0` is a bridge whose port `p0`
+    /// leads to `lan`, with br_netfilter active if the host has the module.
+    fn bridged(tag: &str) -> Option<Lab> {
+        Self::build(tag, true)
+    }
+
+    fn build(tag: &str, bridged: bool) -> Option<Lab> {
         if !nix::unistd::Uid::effective().is_root() {
             if std::env::var("ICELAB_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
                 eprintln!(
@@ -72,10 +85,30 @@ impl Lab {
             lab.ns("inet"),
             lab.ns("srv"),
         );
-        run(&[
-            "ip", "-n", &router, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0",
-            "netns", &lan,
-        ]);
+        if bridged {
+            run(&["ip", "-n", &router, "link", "add", "lan0", "type", "bridge"]);
+            run(&[
+                "ip", "-n", &router, "link", "add", "p0", "type", "veth", "peer", "name", "eth0",
+                "netns", &lan,
+            ]);
+            run(&["ip", "-n", &router, "link", "set", "p0", "master", "lan0"]);
+            run(&["ip", "-n", &router, "link", "set", "p0", "up"]);
+            // Per namespace (default 1) and only present with br_netfilter loaded.
+            let brnf = Command::new("ip")
+                .args(["netns", "exec", &router, "sysctl", "-qw"])
+                .arg("net.bridge.bridge-nf-call-iptables=1")
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !brnf {
+                eprintln!("{tag}: br_netfilter not loaded on this host; bridged LAN without it");
+            }
+        } else {
+            run(&[
+                "ip", "-n", &router, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0",
+                "netns", &lan,
+            ]);
+        }
         run(&[
             "ip", "-n", &router, "link", "add", "wan0", "type", "veth", "peer", "name", "up0",
             "netns", &inet,
@@ -458,11 +491,7 @@ fn fw_inbound_blocked_host_stops_eif() {
 }
 
 /// Hairpinning off: the LAN cannot reach its own mapping via the WAN address.
-#[test]
-fn hairpinning_off() {
-    let Some(lab) = Lab::new("nohairpin") else {
-        return;
-    };
+fn hairpinning_off(lab: Lab) {
     let b = NatBehaviour {
         hairpinning: false,
         ..NatBehaviour::default()
@@ -476,6 +505,108 @@ fn hairpinning_off() {
         recv(&x, NEGATIVE_WAIT).is_none(),
         "hairpinned although disabled"
     );
+}
+
+#[test]
+fn hairpinning_off_routed() {
+    if let Some(lab) = Lab::new("nohairpin") {
+        hairpinning_off(lab);
+    }
+}
+
+#[test]
+fn hairpinning_off_bridged() {
+    if let Some(lab) = Lab::bridged("nohairpin-br") {
+        hairpinning_off(lab);
+    }
+}
+
+/// Same-host hairpinning (RFC 5780 §4.5: a second socket of the host that
+/// owns the mapping) through a bridged LAN with br_netfilter, both ways, with
+/// each side seeing the other's external endpoint, as `icelab probe` needs.
+/// br_netfilter used to bridge the DNATed frame back to its ingress port,
+/// which a bridge never does: the packet vanished.
+fn same_host_hairpin_bridged(tag: &str, mode: NatMode) {
+    let Some(lab) = Lab::bridged(tag) else { return };
+    lab.apply_nat(mode);
+    let s = servers(&lab);
+    let (x, y) = (lab.udp("lan", "0.0.0.0:0"), lab.udp("lan", "0.0.0.0:0"));
+    let mx = observe(&x, &s.a1);
+    let my = observe(&y, &s.a1);
+    // Both directions, twice: new flows and their established replies.
+    for _ in 0..2 {
+        y.send_to(b"hairpin", mx).unwrap();
+        let (_, src) = recv(&x, Duration::from_secs(1)).expect("same-host hairpin lost");
+        assert_eq!(*src.ip(), WAN, "hairpinned source must be the WAN address");
+        x.send_to(b"back", src).unwrap();
+        let (_, back) = recv(&y, Duration::from_secs(1)).expect("same-host hairpin reply lost");
+        assert_eq!(back, mx, "reply must come from the address y sent to");
+    }
+    // The other way round, from the other socket's mapping.
+    x.send_to(b"hairpin", my).unwrap();
+    let (_, src) = recv(&y, Duration::from_secs(1)).expect("reverse same-host hairpin lost");
+    assert_eq!(*src.ip(), WAN);
+    // Nothing mapped: still dropped.
+    y.send_to(b"nobody", SocketAddrV4::new(WAN, 9)).unwrap();
+    assert!(recv(&x, NEGATIVE_WAIT).is_none() && recv(&y, NEGATIVE_WAIT).is_none());
+    // The WAN side still works after hairpinning.
+    assert!(
+        delivered(&s.a1, mx, &x),
+        "reply from A:p1 lost after hairpinning"
+    );
+}
+
+macro_rules! same_host_combos {
+    ($($name:ident: $m:ident, $f:ident;)*) => {$(
+        #[test]
+        fn $name() {
+            let b = NatBehaviour {
+                mapping: Mapping::$m,
+                filtering: Filtering::$f,
+                ..NatBehaviour::default()
+            };
+            same_host_hairpin_bridged(stringify!($name), NatMode::Napt(b));
+        }
+    )*};
+}
+
+same_host_combos! {
+    same_host_br_eim_eif: EndpointIndependent, EndpointIndependent;
+    same_host_br_eim_adf: EndpointIndependent, AddressDependent;
+    same_host_br_eim_apdf: EndpointIndependent, AddressAndPortDependent;
+    same_host_br_adm_eif: AddressDependent, EndpointIndependent;
+    same_host_br_adm_adf: AddressDependent, AddressDependent;
+    same_host_br_adm_apdf: AddressDependent, AddressAndPortDependent;
+    same_host_br_apdm_eif: AddressAndPortDependent, EndpointIndependent;
+    same_host_br_apdm_adf: AddressAndPortDependent, AddressDependent;
+    same_host_br_apdm_apdf: AddressAndPortDependent, AddressAndPortDependent;
+}
+
+/// Hashed instead of preserved ports (the CGNAT preset has hairpinning off).
+#[test]
+fn same_host_br_eim_random_ports() {
+    let b = NatBehaviour {
+        port_preservation: PortPreservation::Random,
+        ..NatBehaviour::default()
+    };
+    same_host_hairpin_bridged("same_host_br_rnd", NatMode::Napt(b));
+}
+
+/// One-to-one through a bridged LAN: the host reaches itself via the WAN address.
+#[test]
+fn same_host_br_one_to_one() {
+    let Some(lab) = Lab::bridged("one2one-br") else {
+        return;
+    };
+    lab.apply_nat(NatPreset::OneToOne.mode());
+    let (x, y) = (lab.udp("lan", "0.0.0.0:0"), lab.udp("lan", "0.0.0.0:0"));
+    let px = SocketAddrV4::new(WAN, as_v4(&x).port());
+    y.send_to(b"hairpin", px).unwrap();
+    let (_, src) = recv(&x, Duration::from_secs(1)).expect("one-to-one hairpin lost");
+    assert_eq!(src, SocketAddrV4::new(WAN, as_v4(&y).port()));
+    x.send_to(b"back", src).unwrap();
+    let (_, back) = recv(&y, Duration::from_secs(1)).expect("one-to-one hairpin reply lost");
+    assert_eq!(back, px);
 }
 
 /// CGNAT preset: EIM with hashed (not preserved) ports, stable across destinations.

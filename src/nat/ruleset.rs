@@ -14,6 +14,10 @@
 //!   mapping map and SNATed to the WAN address so replies return via the router.
 //!   Hairpinned packets are not filtered (as if EIF): a conntrack-only NAT has
 //!   no record of which internal endpoints a hairpinned flow "contacted".
+//!   The translation happens in the router's local output path: a raw
+//!   prerouting chain `dup`s LAN packets for the WAN address into it and drops
+//!   the originals, so that same-host hairpinning also works when the host has
+//!   `br_netfilter` loaded (see `hairpin_reinject` for why).
 //! - **Timeout**: a `ct timeout` object sets the UDP conntrack timeouts and the
 //!   map elements expire after the same idle time; both are refreshed by
 //!   outbound packets. TCP mappings follow conntrack's TCP state machine and
@@ -97,6 +101,13 @@ fn describe(mode: &NatMode) -> String {
 
 fn one_to_one(nat: &RouterNat, out: &mut String) {
     let (wan, wan_if, lan_if, lan) = (nat.wan_addr, &nat.wan_if, &nat.lan_if, nat.lan_subnet);
+    if let Some(h) = nat.one_to_one_host {
+        hairpin_reinject(nat, "", out);
+        let _ = writeln!(
+            out,
+            "{HAIRPIN_DSTNAT}\t\tip daddr {wan} dnat ip to {h}\n\t}}"
+        );
+    }
     out.push_str(
         "\tchain dstnat {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n",
     );
@@ -105,10 +116,6 @@ fn one_to_one(nat: &RouterNat, out: &mut String) {
             let _ = writeln!(
                 out,
                 "\t\tiifname \"{wan_if}\" ip daddr {wan} dnat ip to {h}"
-            );
-            let _ = writeln!(
-                out,
-                "\t\tiifname \"{lan_if}\" ip daddr {wan} dnat ip to {h}"
             );
         }
         None => out.push_str("\t\t# no one-to-one host given: inbound translation disabled\n"),
@@ -125,6 +132,41 @@ fn one_to_one(nat: &RouterNat, out: &mut String) {
         "\t\toifname \"{lan_if}\" ip saddr {lan} ct status dnat snat ip to {wan}"
     );
     out.push_str("\t}\n");
+}
+
+/// Opens the output nat chain that translates hairpinned packets (see
+/// [`hairpin_reinject`]); nft 1.0.6 knows no `dstnat` priority name for output.
+const HAIRPIN_DSTNAT: &str =
+    "\tchain hairpin_dstnat {\n\t\ttype nat hook output priority -100; policy accept;\n";
+
+/// Chains that move hairpinned packets (`filter` selects which: e.g. only
+/// TCP/UDP) from prerouting into the router's local output path, where
+/// [`HAIRPIN_DSTNAT`] DNATs them and `srcnat` SNATs them to the WAN address.
+///
+/// Why not DNAT in prerouting: with `br_netfilter` active (host module
+/// loaded; `bridge-nf-call-iptables` defaults to 1 in every namespace) the
+/// prerouting hooks run while the LAN bridge is still *bridging* the frame,
+/// and a DNAT to a LAN address makes br_netfilter bridge it to the new
+/// destination instead of routing it. When that destination is the sending
+/// host itself (two sockets of one host, RFC 5780 §4.5) the bridge would
+/// have to send the frame back out of its ingress port, which it never does,
+/// so the packet vanished. `dup` sends a clone from the router itself (any
+/// port allowed) and untracks it; the raw output chain gives it conntrack
+/// back (`ct zone set 0` attaches the default-zone template), so new
+/// hairpinned flows and their replies are NATed by conntrack as usual.
+/// Clones nothing maps (no DNAT) loop back to `input` and are dropped there.
+/// The router's own packets to a mapped WAN port are hairpinned alike. Needs
+/// `nft_dup_ipv4` (CONFIG_NFT_DUP_IPV4).
+fn hairpin_reinject(nat: &RouterNat, filter: &str, out: &mut String) {
+    let (wan, lan_if) = (nat.wan_addr, &nat.lan_if);
+    let _ = writeln!(
+        out,
+        "\tchain hairpin_reinject {{\n\t\ttype filter hook prerouting priority raw; policy accept;\n\t\tiifname \"{lan_if}\" ip daddr {wan} {filter}dup to {wan} drop\n\t}}"
+    );
+    let _ = writeln!(
+        out,
+        "\tchain hairpin_track {{\n\t\ttype filter hook output priority raw; policy accept;\n\t\tct state untracked ip daddr {wan} {filter}ct zone set 0\n\t}}"
+    );
 }
 
 /// `: <port expression>` for `snat`, or "" to let the kernel preserve the port.
@@ -180,6 +222,23 @@ fn napt(nat: &RouterNat, b: &NatBehaviour, out: &mut String) {
     }
     out.push_str("\tchain conntrack_timeout {\n\t\ttype filter hook prerouting priority mangle; policy accept;\n");
     out.push_str("\t\tmeta l4proto udp ct state new ct timeout set \"udp_mapping\"\n\t}\n");
+    if b.hairpinning {
+        hairpin_reinject(nat, "meta l4proto { tcp, udp } ", out);
+        // Hairpinned flows get their conntrack entry in the output path.
+        out.push_str("\tchain conntrack_timeout_local {\n\t\ttype filter hook output priority mangle; policy accept;\n");
+        let _ = writeln!(
+            out,
+            "\t\tip daddr {wan} meta l4proto udp ct state new ct timeout set \"udp_mapping\"\n\t}}"
+        );
+        out.push_str(HAIRPIN_DSTNAT);
+        for p in ["udp", "tcp"] {
+            let _ = writeln!(
+                out,
+                "\t\tip daddr {wan} {p} dport @{p}_mappings dnat ip to {p} dport map @{p}_mappings"
+            );
+        }
+        out.push_str("\t}\n");
+    }
 
     out.push_str(
         "\tchain dstnat {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n",
@@ -195,12 +254,6 @@ fn napt(nat: &RouterNat, b: &NatBehaviour, out: &mut String) {
             let _ = writeln!(
                 out,
                 "\t\tiifname \"{wan_if}\" ip daddr {wan} {p} dport . ip saddr @{p}_peers dnat ip to {p} dport . ip saddr map @{p}_peers"
-            );
-        }
-        if b.hairpinning {
-            let _ = writeln!(
-                out,
-                "\t\tiifname \"{lan_if}\" ip daddr {wan} {p} dport @{p}_mappings dnat ip to {p} dport map @{p}_mappings"
             );
         }
     }
