@@ -15,18 +15,22 @@ up() {
   ip netns exec "$P-internet" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
   ip netns exec "$P-internet" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
   ip netns exec "$P-internet" sysctl -qw net.ipv4.ip_forward=1
+  ip netns exec "$P-internet" sysctl -qw net.bridge.bridge-nf-call-iptables=0 2>/dev/null || true
   ip -n "$P-internet" link set lo up
   ip netns exec "$P-carrier" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
   ip netns exec "$P-carrier" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
   ip netns exec "$P-carrier" sysctl -qw net.ipv4.ip_forward=1
+  ip netns exec "$P-carrier" sysctl -qw net.bridge.bridge-nf-call-iptables=0 2>/dev/null || true
   ip -n "$P-carrier" link set lo up
   ip netns exec "$P-home" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
   ip netns exec "$P-home" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
   ip netns exec "$P-home" sysctl -qw net.ipv4.ip_forward=1
+  ip netns exec "$P-home" sysctl -qw net.bridge.bridge-nf-call-iptables=0 2>/dev/null || true
   ip -n "$P-home" link set lo up
   ip netns exec "$P-office" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
   ip netns exec "$P-office" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
   ip netns exec "$P-office" sysctl -qw net.ipv4.ip_forward=1
+  ip netns exec "$P-office" sysctl -qw net.bridge.bridge-nf-call-iptables=0 2>/dev/null || true
   ip -n "$P-office" link set lo up
   ip netns exec "$P-alice" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
   ip netns exec "$P-alice" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
@@ -119,6 +123,7 @@ up() {
   	}
   	chain input {
   		type filter hook input priority filter; policy accept;
+  		iifname "wan" ip daddr 203.0.113.10 meta l4proto { tcp, udp } th dport 7 accept
   		ip daddr 203.0.113.10 meta l4proto { tcp, udp } ct state new drop
   	}
   }
@@ -192,6 +197,7 @@ ICELAB_NFT
   	}
   	chain input {
   		type filter hook input priority filter; policy accept;
+  		iifname "wan" ip daddr 100.64.1.10 meta l4proto { tcp, udp } th dport 7 accept
   		ip daddr 100.64.1.10 meta l4proto { tcp, udp } ct state new drop
   	}
   }
@@ -265,6 +271,7 @@ ICELAB_NFT
   	}
   	chain input {
   		type filter hook input priority filter; policy accept;
+  		iifname "wan" ip daddr 203.0.113.11 meta l4proto { tcp, udp } th dport 7 accept
   		ip daddr 203.0.113.11 meta l4proto { tcp, udp } ct state new drop
   	}
   }

@@ -14,14 +14,17 @@ up() {
   ip netns exec "$P-internet" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
   ip netns exec "$P-internet" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
   ip netns exec "$P-internet" sysctl -qw net.ipv4.ip_forward=1
+  ip netns exec "$P-internet" sysctl -qw net.bridge.bridge-nf-call-iptables=0 2>/dev/null || true
   ip -n "$P-internet" link set lo up
   ip netns exec "$P-home1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
   ip netns exec "$P-home1" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
   ip netns exec "$P-home1" sysctl -qw net.ipv4.ip_forward=1
+  ip netns exec "$P-home1" sysctl -qw net.bridge.bridge-nf-call-iptables=0 2>/dev/null || true
   ip -n "$P-home1" link set lo up
   ip netns exec "$P-home2" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
   ip netns exec "$P-home2" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
   ip netns exec "$P-home2" sysctl -qw net.ipv4.ip_forward=1
+  ip netns exec "$P-home2" sysctl -qw net.bridge.bridge-nf-call-iptables=0 2>/dev/null || true
   ip -n "$P-home2" link set lo up
   ip netns exec "$P-alice" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
   ip netns exec "$P-alice" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
@@ -143,6 +146,7 @@ up() {
   	}
   	chain input {
   		type filter hook input priority filter; policy accept;
+  		iifname "wan" ip daddr 203.0.113.10 meta l4proto { tcp, udp } th dport 7 accept
   		ip daddr 203.0.113.10 meta l4proto { tcp, udp } ct state new drop
   	}
   }
@@ -216,6 +220,7 @@ ICELAB_NFT
   	}
   	chain input {
   		type filter hook input priority filter; policy accept;
+  		iifname "wan" ip daddr 203.0.113.11 meta l4proto { tcp, udp } th dport 7 accept
   		ip daddr 203.0.113.11 meta l4proto { tcp, udp } ct state new drop
   	}
   }

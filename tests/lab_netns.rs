@@ -407,7 +407,7 @@ fn node_state(ns: &str) -> String {
     out += &sh(&format!("ip -n {ns} route show"));
     out += &sh(&format!("ip netns exec {ns} nft list ruleset"));
     out += &sh(&format!(
-        "ip netns exec {ns} sysctl net.ipv4.ip_forward net.ipv6.conf.all.disable_ipv6"
+        "ip netns exec {ns} sysctl net.ipv4.ip_forward net.ipv6.conf.all.disable_ipv6; ip netns exec {ns} sysctl -n net.bridge.bridge-nf-call-iptables 2>/dev/null"
     ));
     out
 }

@@ -225,7 +225,9 @@ pub fn icelab_exe() -> Result<std::path::PathBuf> {
     [dir.join("icelab"), dir.join("../icelab")]
         .into_iter()
         .find(|p| p.is_file())
-        .ok_or_else(|| anyhow!("cannot find the icelab program to start lab services; set ICELAB_BIN"))
+        .ok_or_else(|| {
+            anyhow!("cannot find the icelab program to start lab services; set ICELAB_BIN")
+        })
 }
 
 /// Starts `icelab ARGS` detached inside the namespace and waits for its `ready` line.

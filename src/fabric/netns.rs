@@ -142,11 +142,21 @@ pub fn run_in<T: Send + 'static>(
     .map_err(|_| anyhow!("namespace thread panicked"))?
 }
 
-/// Writes a `net.*` sysctl inside the namespace.
+/// Writes a `net.*` sysctl inside the namespace. `net.bridge.*` keys exist only
+/// while br_netfilter is loaded; without it their wanted state (off) already holds.
 pub fn sysctl(ns: &OwnedFd, key: &str, value: &str) -> Result<()> {
     let file = format!("/proc/sys/{}", key.replace('.', "/"));
     let value = value.to_string();
+    let optional = is_optional_sysctl(key);
     run_in(ns, move || {
+        if optional && !Path::new(&file).exists() {
+            return Ok(());
+        }
         fs::write(&file, value).with_context(|| format!("writing {file}"))
     })?
+}
+
+/// Sysctls that may be absent (module-provided).
+pub fn is_optional_sysctl(key: &str) -> bool {
+    key.starts_with("net.bridge.")
 }

@@ -314,9 +314,11 @@ fn napt(nat: &RouterNat, b: &NatBehaviour, out: &mut String) {
     );
     // Silently drop (no ICMP, and before conntrack confirms an entry that would
     // later clash with a mapping) anything new for the WAN address that no
-    // mapping claimed; this is also what "hairpinning off" means.
+    // mapping claimed; this is also what "hairpinning off" means. The lab's own
+    // echo responder (port 7) stays reachable so reachability can be tested.
+    let echo = crate::plan::ECHO_PORT;
     let _ = writeln!(
         out,
-        "\tchain input {{\n\t\ttype filter hook input priority filter; policy accept;\n\t\tip daddr {wan} meta l4proto {{ tcp, udp }} ct state new drop\n\t}}"
+        "\tchain input {{\n\t\ttype filter hook input priority filter; policy accept;\n\t\tiifname \"{wan_if}\" ip daddr {wan} meta l4proto {{ tcp, udp }} th dport {echo} accept\n\t\tip daddr {wan} meta l4proto {{ tcp, udp }} ct state new drop\n\t}}"
     );
 }

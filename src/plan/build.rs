@@ -54,6 +54,9 @@ pub fn plan(topo: &Topology, prefix: &str) -> Plan {
         b.sysctl(&n.ns, "net.ipv6.conf.default.disable_ipv6", "1");
         if matches!(n.kind, NodeKind::Internet | NodeKind::Router) {
             b.sysctl(&n.ns, "net.ipv4.ip_forward", "1");
+            // A bridge here is a switch: switched frames must not cross IP
+            // netfilter (br_netfilter, when loaded, defaults to doing so).
+            b.sysctl(&n.ns, "net.bridge.bridge-nf-call-iptables", "0");
         }
         b.steps.push(Step::LinkUp {
             ns: n.ns.clone(),

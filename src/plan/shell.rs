@@ -28,7 +28,12 @@ pub fn render(plan: &Plan, source: &str) -> String {
         let line = match step {
             Step::AddNamespace { ns: n } => format!("ip netns add {}", ns(n)),
             Step::Sysctl { ns: n, key, value } => {
-                format!("ip netns exec {} sysctl -qw {key}={value}", ns(n))
+                let tail = if crate::fabric::netns::is_optional_sysctl(key) {
+                    " 2>/dev/null || true"
+                } else {
+                    ""
+                };
+                format!("ip netns exec {} sysctl -qw {key}={value}{tail}", ns(n))
             }
             Step::AddBridge { ns: n, name } => {
                 format!("ip -n {} link add {name} type bridge", ns(n))
