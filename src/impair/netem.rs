@@ -136,6 +136,13 @@ pub fn netem_args(i: &Impairment) -> Vec<String> {
 /// The commands that give `dev` the impairment `i` on egress, starting from whatever
 /// was there (the old root qdisc and MTU table are removed first).
 pub fn commands(dev: &str, i: &Impairment) -> Vec<ToolCommand> {
+    commands_seeded(dev, i, None)
+}
+
+/// [`commands`] with netem's PRNG seeded (`seed N`, Linux and iproute2 ≥ 6.5), so a
+/// run replays; the kernel's PRNG is not the userspace engine's, so the two engines
+/// replay different (equally distributed) patterns.
+pub fn commands_seeded(dev: &str, i: &Impairment, seed: Option<u64>) -> Vec<ToolCommand> {
     let tc = |args: Vec<String>, may_fail| ToolCommand {
         program: "tc",
         args,
@@ -177,6 +184,9 @@ pub fn commands(dev: &str, i: &Impairment) -> Vec<ToolCommand> {
     }
     let mut root = s(&["qdisc", "add", "dev", dev, "root", "handle", "1:", "netem"]);
     root.extend(netem_args(i));
+    if let Some(seed) = seed {
+        root.extend(["seed".into(), seed.to_string()]);
+    }
     out.push(tc(root, false));
     if let (Some(rate), Some(burst), Some(q)) = (i.rate_kbit, i.burst_bytes(), i.queue_limit()) {
         let limit = match q {
@@ -234,9 +244,14 @@ pub fn render(cmds: &[ToolCommand]) -> String {
 /// Configures `dev` in namespace `ns` (each command runs as a process that entered the
 /// namespace). Fails when netem is missing; check [`netem_available`] first.
 pub fn apply(ns: &str, dev: &str, i: &Impairment) -> Result<()> {
+    apply_seeded(ns, dev, i, None)
+}
+
+/// [`apply`] with a seeded netem PRNG (see [`commands_seeded`]).
+pub fn apply_seeded(ns: &str, dev: &str, i: &Impairment, seed: Option<u64>) -> Result<()> {
     i.validate()?;
     let handle = netns::open(ns)?;
-    for c in commands(dev, i) {
+    for c in commands_seeded(dev, i, seed) {
         let mut cmd = Command::new(c.program);
         cmd.args(&c.args)
             .stdin(if c.stdin.is_some() {

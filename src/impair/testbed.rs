@@ -120,8 +120,8 @@ impl Testbed {
             )?;
         }
         if backend == Backend::Netem {
-            netem::apply(&tb.ns_a, DEV, &a_to_b)?;
-            netem::apply(&tb.ns_b, DEV, &b_to_a)?;
+            netem::apply_seeded(&tb.ns_a, DEV, &a_to_b, Some(seed))?;
+            netem::apply_seeded(&tb.ns_b, DEV, &b_to_a, Some(seed.wrapping_add(1)))?;
         }
         Ok(tb)
     }
