@@ -52,6 +52,7 @@ use serde::{Deserialize, Serialize};
 
 pub use control::{ControlReply, ControlRequest, DirStats, EngineControl, LinkDir, request};
 
+use crate::fabric::netns;
 use crate::impair::spec::Impairment;
 
 /// One impaired link between two namespaces.
@@ -77,8 +78,38 @@ pub struct TapLink {
 /// A running engine. Dropping it stops the pumps and removes the devices.
 pub struct Engine {
     control: EngineControl,
-    stop: Arc<AtomicBool>,
+    /// One flag per link; the watchdog raises a link's flag when its namespaces go.
+    stops: Vec<Arc<AtomicBool>>,
     threads: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+/// How often the watchdog looks for deleted namespaces.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Stops a link once either of its namespaces is deleted. A TAP descriptor holds a
+/// reference to its namespace, so deleting the namespace does not remove the device
+/// while the engine runs; the name disappearing is the signal that the lab is gone.
+fn watchdog(watched: Vec<([(String, u64); 2], Arc<AtomicBool>)>) {
+    loop {
+        let mut live = 0;
+        for (names, stop) in &watched {
+            if stop.load(Ordering::Relaxed) {
+                continue;
+            }
+            if names
+                .iter()
+                .any(|(n, ino)| netns::inode(n).ok() != Some(*ino))
+            {
+                stop.store(true, Ordering::Relaxed);
+            } else {
+                live += 1;
+            }
+        }
+        if live == 0 {
+            return;
+        }
+        std::thread::sleep(WATCH_EVERY);
+    }
 }
 
 impl Engine {
@@ -103,10 +134,24 @@ impl Engine {
             })
             .collect::<Result<_>>()?;
         let control = EngineControl::new(links.len());
-        let stop = Arc::new(AtomicBool::new(false));
+        let stops: Vec<Arc<AtomicBool>> = links.iter().map(|_| Arc::default()).collect();
+        let watched = links
+            .iter()
+            .zip(&stops)
+            .map(|(l, s)| -> Result<_> {
+                Ok((
+                    [
+                        (l.ns_a.clone(), netns::inode(&l.ns_a)?),
+                        (l.ns_b.clone(), netns::inode(&l.ns_b)?),
+                    ],
+                    s.clone(),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let epoch = Instant::now();
         let mut threads = Vec::new();
         for (i, (l, (a, b))) in links.into_iter().zip(fds).enumerate() {
+            let stop = &stops[i];
             for (dir, src, dst, imp) in [
                 (LinkDir::AToB, a.clone(), b.clone(), l.a_to_b.clone()),
                 (LinkDir::BToA, b.clone(), a.clone(), l.b_to_a.clone()),
@@ -131,9 +176,12 @@ impl Engine {
                 );
             }
         }
+        std::thread::Builder::new()
+            .name("impair-watchdog".into())
+            .spawn(move || watchdog(watched))?;
         Ok(Engine {
             control,
-            stop,
+            stops,
             threads,
         })
     }
@@ -143,15 +191,22 @@ impl Engine {
         self.control.clone()
     }
 
-    /// Waits until every pump has ended (all devices gone), returning the first error.
+    /// Waits until every pump has ended (every link's namespaces deleted), returning the
+    /// first error.
     pub fn wait(mut self) -> Result<()> {
         self.join()
     }
 
     /// Stops the pumps and removes the devices.
     pub fn stop(mut self) -> Result<()> {
-        self.stop.store(true, Ordering::Relaxed);
+        self.raise();
         self.join()
+    }
+
+    fn raise(&self) {
+        for s in &self.stops {
+            s.store(true, Ordering::Relaxed);
+        }
     }
 
     fn join(&mut self) -> Result<()> {
@@ -171,13 +226,18 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.raise();
         let _ = self.join();
     }
 }
 
 /// Creates the devices of `links` (down, unaddressed), calls `ready`, and pumps frames
-/// until the process is killed or every device has disappeared.
+/// until the process is killed or every link's namespaces have been deleted.
+///
+/// A TAP descriptor keeps its namespace alive, so a lab must not count on namespace
+/// deletion alone: start the engine process inside one of the lab's namespaces (then
+/// the lab's kill-by-namespace teardown finds it) or kill it; deleting the namespace
+/// names also makes it exit within a fraction of a second.
 pub fn run_engine(links: Vec<TapLink>, ready: impl FnOnce()) -> Result<()> {
     let engine = Engine::start(links)?;
     ready();

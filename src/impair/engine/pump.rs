@@ -279,4 +279,3 @@ fn poll_in(fd: i32, wait: Duration) -> io::Result<()> {
     }
     Ok(())
 }
-
