@@ -103,7 +103,7 @@ pub fn netem_args(i: &Impairment) -> Vec<String> {
     }
     match i.loss {
         Loss::None => {}
-        Loss::Random { percent } if percent == 0.0 => {}
+        Loss::Random { percent: 0.0 } => {}
         Loss::Random { percent } => a.extend(["loss".into(), "random".into(), pct(percent)]),
         Loss::GilbertElliott {
             p,

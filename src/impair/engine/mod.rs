@@ -86,10 +86,13 @@ pub struct Engine {
 /// How often the watchdog looks for deleted namespaces.
 const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// A link's namespaces (name, inode) and its stop flag.
+type Watched = ([(String, u64); 2], Arc<AtomicBool>);
+
 /// Stops a link once either of its namespaces is deleted. A TAP descriptor holds a
 /// reference to its namespace, so deleting the namespace does not remove the device
 /// while the engine runs; the name disappearing is the signal that the lab is gone.
-fn watchdog(watched: Vec<([(String, u64); 2], Arc<AtomicBool>)>) {
+fn watchdog(watched: Vec<Watched>) {
     loop {
         let mut live = 0;
         for (names, stop) in &watched {
