@@ -21,6 +21,7 @@
 pub mod echo;
 pub mod fabric;
 pub mod firewall;
+pub mod impair;
 pub mod nat;
 pub mod peer;
 pub mod plan;
