@@ -24,8 +24,7 @@ fn bed(tag: &str, b: Backend) -> Testbed {
 /// (offered, received) Mbit/s of UDP payload when A floods B for `SECONDS`.
 fn throughput(tb: &Testbed) -> (f64, f64) {
     let rx = tb.udp(true, 9000).unwrap();
-    rx.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
     let tx = tb.udp(false, 0).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let got = Arc::new(AtomicU64::new(0));
@@ -64,8 +63,7 @@ fn throughput(tb: &Testbed) -> (f64, f64) {
 /// Sorted round-trip times (µs) of sequential 64-byte UDP ping-pongs.
 fn ping_pong(tb: &Testbed) -> Vec<f64> {
     let echo = tb.udp(true, 9001).unwrap();
-    echo.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
+    echo.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
     let server = std::thread::spawn(move || {
@@ -114,29 +112,14 @@ fn main() {
     let tap = bed("t", Backend::Tap);
     let (t_off, t_rx) = throughput(&tap);
     let t_rtt = ping_pong(&tap);
-    let st = tap
-        .control()
-        .unwrap()
-        .stats(0, icelab::impair::LinkDir::AToB);
+    let st = tap.control().unwrap().stats(0, icelab::impair::LinkDir::AToB);
     drop(tap);
 
-    println!(
-        "impair engine benchmark ({PAYLOAD}-byte UDP payload, {SECONDS} s flood; {PINGS} ping-pongs)"
-    );
+    println!("impair engine benchmark ({PAYLOAD}-byte UDP payload, {SECONDS} s flood; {PINGS} ping-pongs)");
     println!("  throughput  veth: offered {v_off:8.1} Mbit/s, received {v_rx:8.1} Mbit/s");
-    println!(
-        "  throughput  tap : offered {t_off:8.1} Mbit/s, received {t_rx:8.1} Mbit/s   (target >= 500)"
-    );
-    println!(
-        "  rtt         veth: median {:7.1} µs, p99 {:7.1} µs",
-        pct(&v_rtt, 0.5),
-        pct(&v_rtt, 0.99)
-    );
-    println!(
-        "  rtt         tap : median {:7.1} µs, p99 {:7.1} µs",
-        pct(&t_rtt, 0.5),
-        pct(&t_rtt, 0.99)
-    );
+    println!("  throughput  tap : offered {t_off:8.1} Mbit/s, received {t_rx:8.1} Mbit/s   (target >= 500)");
+    println!("  rtt         veth: median {:7.1} µs, p99 {:7.1} µs", pct(&v_rtt, 0.5), pct(&v_rtt, 0.99));
+    println!("  rtt         tap : median {:7.1} µs, p99 {:7.1} µs", pct(&t_rtt, 0.5), pct(&t_rtt, 0.99));
     let added = pct(&t_rtt, 0.5) - pct(&v_rtt, 0.5);
     println!(
         "  added median latency: {added:.1} µs per round trip ({:.1} µs per direction)   (target < 100)",

@@ -49,16 +49,9 @@ fn main() {
     }
     // SAFETY: set before any thread is started.
     unsafe { std::env::set_var("ICELAB_BIN", env!("CARGO_BIN_EXE_icelab")) };
-    let iterations: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(20);
+    let iterations: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(20);
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         for file in ["cgnat-double-nat.toml", "two-home-routers.toml"] {
             let topo = parse_file(&dir.join(file)).unwrap();

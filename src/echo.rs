@@ -17,12 +17,11 @@ pub async fn serve(namespaces: &[String], port: u16) -> Result<()> {
     for name in namespaces {
         let fd = netns::open(name)?;
         // Sockets keep the namespace they were created in, whichever thread uses them later.
-        let (udp, tcp) =
-            netns::run_in(&fd, move || -> std::io::Result<(UdpSocket, TcpListener)> {
-                let any = SocketAddr::from(([0, 0, 0, 0], port));
-                Ok((UdpSocket::bind(any)?, TcpListener::bind(any)?))
-            })?
-            .with_context(|| format!("binding echo port {port} in {name}"))?;
+        let (udp, tcp) = netns::run_in(&fd, move || -> std::io::Result<(UdpSocket, TcpListener)> {
+            let any = SocketAddr::from(([0, 0, 0, 0], port));
+            Ok((UdpSocket::bind(any)?, TcpListener::bind(any)?))
+        })?
+        .with_context(|| format!("binding echo port {port} in {name}"))?;
         udp.set_nonblocking(true)?;
         tcp.set_nonblocking(true)?;
         let udp = tokio::net::UdpSocket::from_std(udp)?;
@@ -51,9 +50,7 @@ async fn serve_tcp(l: tokio::net::TcpListener) -> Result<()> {
         tokio::spawn(async move {
             let mut buf = vec![0u8; 16384];
             // Bounded: a silent client is dropped after 30 s.
-            while let Ok(Ok(n)) =
-                tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf)).await
-            {
+            while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf)).await {
                 if n == 0 || s.write_all(&buf[..n]).await.is_err() {
                     break;
                 }
@@ -82,14 +79,8 @@ pub struct EchoReport {
 /// Sends `count` UDP probes, each waiting up to `timeout` for its echo.
 pub async fn udp_probe(target: SocketAddr, count: u32, timeout: Duration) -> Result<EchoReport> {
     let sock = tokio::net::UdpSocket::bind("0.0.0.0:0").await?;
-    let mut report = EchoReport {
-        target,
-        protocol: "udp",
-        sent: 0,
-        received: 0,
-        rtt_ms: Vec::new(),
-        local: sock.local_addr().ok(),
-    };
+    let mut report =
+        EchoReport { target, protocol: "udp", sent: 0, received: 0, rtt_ms: Vec::new(), local: sock.local_addr().ok() };
     let mut buf = [0u8; 2048];
     for seq in 0..count {
         let payload = format!("icelab-echo {seq} {}", std::process::id());
@@ -98,9 +89,7 @@ pub async fn udp_probe(target: SocketAddr, count: u32, timeout: Duration) -> Res
         report.sent += 1;
         let deadline = t0 + timeout;
         // Skip stale replies to earlier probes; stop at the deadline.
-        while let Ok(Ok((n, _))) =
-            tokio::time::timeout_at(deadline.into(), sock.recv_from(&mut buf)).await
-        {
+        while let Ok(Ok((n, _))) = tokio::time::timeout_at(deadline.into(), sock.recv_from(&mut buf)).await {
             if &buf[..n] == payload.as_bytes() {
                 report.received += 1;
                 report.rtt_ms.push(t0.elapsed().as_secs_f64() * 1e3);
@@ -113,14 +102,7 @@ pub async fn udp_probe(target: SocketAddr, count: u32, timeout: Duration) -> Res
 
 /// Connects over TCP within `timeout`, then echoes `count` messages.
 pub async fn tcp_probe(target: SocketAddr, count: u32, timeout: Duration) -> Result<EchoReport> {
-    let mut report = EchoReport {
-        target,
-        protocol: "tcp",
-        sent: 0,
-        received: 0,
-        rtt_ms: Vec::new(),
-        local: None,
-    };
+    let mut report = EchoReport { target, protocol: "tcp", sent: 0, received: 0, rtt_ms: Vec::new(), local: None };
     let mut s = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(target)).await {
         Ok(Ok(s)) => s,
         Ok(Err(_)) | Err(_) => {

@@ -38,6 +38,12 @@ enum Command {
         /// After building, probe every NAT (RFC 5780) and tear down if one is not what the file says.
         #[arg(long)]
         verify: bool,
+        /// Link impairment engine: netem where the kernel has it (auto), or forced.
+        #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
+        impair_engine: EngineChoice,
+        /// Seed for impairment randomness (same seed, same drops).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -129,6 +135,16 @@ enum Command {
         #[arg(long, default_value_t = 3479)]
         alt_port: u16,
     },
+    /// (internal) Run the userspace impairment engine for the given TAP links.
+    #[command(hide = true)]
+    ImpairEngine {
+        /// The links, as JSON.
+        #[arg(long)]
+        links: String,
+        /// Unix socket for live changes.
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
     /// (internal) Serve UDP/TCP echo inside the given namespaces.
     #[command(hide = true)]
     EchoServer {
@@ -141,56 +157,57 @@ enum Command {
     },
 }
 
+/// `--impair-engine`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum EngineChoice {
+    /// netem if the kernel has it, else userspace.
+    Auto,
+    /// Kernel netem + tbf.
+    Netem,
+    /// icelab's TAP engine.
+    Userspace,
+}
+
+impl EngineChoice {
+    fn options(self, seed: u64) -> icelab::plan::PlanOptions {
+        use icelab::plan::ImpairEngine;
+        let engine = match self {
+            EngineChoice::Auto => icelab::fabric::default_options().engine,
+            EngineChoice::Netem => ImpairEngine::Netem,
+            EngineChoice::Userspace => ImpairEngine::Userspace,
+        };
+        icelab::plan::PlanOptions { engine, seed }
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("ICELAB_LOG"))
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
     let code = rt.block_on(async {
         match args.command {
             Command::Check { file, json } => cli::check(&file, json),
-            Command::Up {
-                file,
-                name,
-                dry_run,
-                verify,
-                json,
-            } => cli::up(&file, name, dry_run, verify, json).await,
-            Command::Probe {
-                name,
-                node,
-                server,
-                lifetime_max,
-                json,
-            } => cli::probe::probe(&name, &node, server, lifetime_max, json),
-            Command::StunServer {
-                primary,
-                alternate,
-                port,
-                alt_port,
-            } => cli::probe::stun_server(primary, alternate, port, alt_port).await,
+            Command::Up { file, name, dry_run, verify, impair_engine, seed, json } => {
+                cli::up(&file, name, dry_run, verify, impair_engine.options(seed), json).await
+            }
+            Command::Probe { name, node, server, lifetime_max, json } => {
+                cli::probe::probe(&name, &node, server, lifetime_max, json)
+            }
+            Command::StunServer { primary, alternate, port, alt_port } => {
+                cli::probe::stun_server(primary, alternate, port, alt_port).await
+            }
             Command::Down { name, json } => cli::down(&name, json),
             Command::Ls { json } => cli::ls(json),
             Command::Cleanup { json } => cli::cleanup(json),
-            Command::Exec {
-                name,
-                node,
-                command,
-            } => cli::exec(&name, &node, &command),
+            Command::Exec { name, node, command } => cli::exec(&name, &node, &command),
             Command::Export { file, name } => cli::export(&file, &name),
-            Command::Echo {
-                target,
-                tcp,
-                count,
-                timeout_ms,
-                json,
-            } => cli::echo(&target, tcp, count, timeout_ms, json).await,
+            Command::Echo { target, tcp, count, timeout_ms, json } => {
+                cli::echo(&target, tcp, count, timeout_ms, json).await
+            }
+            Command::ImpairEngine { links, control } => cli::impair_engine(&links, control.as_deref()),
             Command::EchoServer { namespaces, port } => cli::echo_server(&namespaces, port).await,
         }
     });

@@ -16,18 +16,16 @@ use crate::topology::{Topology, Uplink};
 pub fn probe_in(ns: &str, server: SocketAddr, opts: ProbeOptions) -> Result<ProbeReport> {
     let fd = netns::open(ns)?;
     netns::run_in(&fd, move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(crate::stun::probe(server, opts))
     })?
 }
 
 /// The STUN server a lab's probes use.
 pub fn stun_server(plan: &Plan) -> Result<SocketAddr> {
-    plan.service("stun").map(|s| s.address).ok_or_else(|| {
-        anyhow!("the lab has no STUN server: add a [server.NAME] with services = [\"stun\"]")
-    })
+    plan.service("stun")
+        .map(|s| s.address)
+        .ok_or_else(|| anyhow!("the lab has no STUN server: add a [server.NAME] with services = [\"stun\"]"))
 }
 
 /// Expected vs observed behaviour of one NAT.
@@ -80,16 +78,8 @@ fn own_behaviour(mode: NatMode) -> Option<(Behaviour, Behaviour, bool)> {
     match mode {
         NatMode::None => None,
         // A static 1:1 mapping forwards everything: endpoint-independent both ways.
-        NatMode::OneToOne => Some((
-            Behaviour::EndpointIndependent,
-            Behaviour::EndpointIndependent,
-            true,
-        )),
-        NatMode::Napt(b) => Some((
-            mapping_word(b.mapping),
-            filtering_word(b.filtering),
-            b.hairpinning,
-        )),
+        NatMode::OneToOne => Some((Behaviour::EndpointIndependent, Behaviour::EndpointIndependent, true)),
+        NatMode::Napt(b) => Some((mapping_word(b.mapping), filtering_word(b.filtering), b.hairpinning)),
     }
 }
 
@@ -119,12 +109,7 @@ fn vantage(topo: &Topology, router: &str) -> Option<String> {
         .iter()
         .find(|h| on(&h.uplink.uplink))
         .map(|h| h.name.clone())
-        .or_else(|| {
-            topo.routers
-                .iter()
-                .find(|c| on(&c.wan.uplink))
-                .map(|c| c.name.clone())
-        })
+        .or_else(|| topo.routers.iter().find(|c| on(&c.wan.uplink)).map(|c| c.name.clone()))
 }
 
 /// Probes every NAT of a running lab and compares with the file.
@@ -146,36 +131,22 @@ pub fn verify(topo: &Topology, plan: &Plan) -> Result<Vec<NatCheck>> {
             problems: Vec::new(),
         };
         let Some(v) = check.vantage.clone() else {
-            check
-                .problems
-                .push("no host or router on its LAN to probe from".into());
+            check.problems.push("no host or router on its LAN to probe from".into());
             out.push(check);
             continue;
         };
-        let ns = plan
-            .node(&v)
-            .map(|n| n.ns.clone())
-            .context("vantage node missing from plan")?;
+        let ns = plan.node(&v).map(|n| n.ns.clone()).context("vantage node missing from plan")?;
         let report = probe_in(&ns, server, ProbeOptions::default())
             .with_context(|| format!("probing NAT `{}` from `{v}`", r.name))?;
         if report.mapping != Some(em) {
-            check.problems.push(format!(
-                "mapping: expected {em}, observed {}",
-                show(report.mapping)
-            ));
+            check.problems.push(format!("mapping: expected {em}, observed {}", show(report.mapping)));
         }
         if report.filtering != Some(ef) {
-            check.problems.push(format!(
-                "filtering: expected {ef}, observed {}",
-                show(report.filtering)
-            ));
+            check.problems.push(format!("filtering: expected {ef}, observed {}", show(report.filtering)));
         }
         if let Some(h) = eh {
             if report.hairpinning != Some(h) {
-                check.problems.push(format!(
-                    "hairpinning: expected {h}, observed {:?}",
-                    report.hairpinning
-                ));
+                check.problems.push(format!("hairpinning: expected {h}, observed {:?}", report.hairpinning));
             }
         }
         check.ok = check.problems.is_empty();

@@ -17,10 +17,8 @@ fn kill_9_then_cleanup_leaves_nothing() {
     let done = lab_name("kd");
     let o = icelab(&["up", &topology("two-home-routers.toml"), "--name", &done]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let mut exec = Command::new(env!("CARGO_BIN_EXE_icelab"))
-        .args(["exec", &done, "alice", "--", "sleep", "60"])
-        .spawn()
-        .unwrap();
+    let mut exec =
+        Command::new(env!("CARGO_BIN_EXE_icelab")).args(["exec", &done, "alice", "--", "sleep", "60"]).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(200));
     exec.kill().unwrap();
     exec.wait().unwrap();
@@ -41,10 +39,7 @@ fn kill_9_then_cleanup_leaves_nothing() {
     }
     build.kill().unwrap(); // SIGKILL: no teardown can run
     build.wait().unwrap();
-    assert!(
-        !lab_namespaces(&half).is_empty(),
-        "the killed build should have left namespaces to clean"
-    );
+    assert!(!lab_namespaces(&half).is_empty(), "the killed build should have left namespaces to clean");
 
     let inodes: std::collections::BTreeSet<u64> = lab_namespaces(&done)
         .iter()
@@ -52,31 +47,17 @@ fn kill_9_then_cleanup_leaves_nothing() {
         .filter_map(|n| icelab::fabric::netns::inode(n).ok())
         .collect();
     let pids = icelab::fabric::procs::pids_in(&inodes);
-    assert!(
-        pids.len() >= 2,
-        "expected the echo responder and sleep inside the lab, found {pids:?}"
-    );
+    assert!(pids.len() >= 2, "expected the echo responder and sleep inside the lab, found {pids:?}");
 
     let ls = stdout(&icelab(&["ls"]));
     assert!(ls.contains(&done), "{ls}");
 
     let o = icelab(&["cleanup", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        icelab::fabric::netns::list("icelab-").is_empty(),
-        "left: {:?}",
-        icelab::fabric::netns::list("icelab-")
-    );
+    assert!(icelab::fabric::netns::list("icelab-").is_empty(), "left: {:?}", icelab::fabric::netns::list("icelab-"));
     for pid in pids {
-        let alive =
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z"));
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z"));
         assert!(!alive, "process {pid} survived cleanup");
     }
-    assert_eq!(
-        std::fs::read_dir("/run/icelab")
-            .map(|d| d.count())
-            .unwrap_or(0),
-        0,
-        "lab records left"
-    );
+    assert_eq!(std::fs::read_dir("/run/icelab").map(|d| d.count()).unwrap_or(0), 0, "lab records left");
 }

@@ -30,12 +30,7 @@ fn netem_and_tbf_with_byte_queue() {
 #[test]
 fn gilbert_elliott_packet_queue_mtu_and_seed() {
     let i = Impairment {
-        loss: Loss::GilbertElliott {
-            p: 1.0,
-            r: 25.0,
-            bad_loss: 50.0,
-            good_loss: 0.0,
-        },
+        loss: Loss::GilbertElliott { p: 1.0, r: 25.0, bad_loss: 50.0, good_loss: 0.0 },
         rate_kbit: Some(1000),
         queue_packets: Some(20),
         mtu: Some(1400),
@@ -60,10 +55,7 @@ fn gilbert_elliott_packet_queue_mtu_and_seed() {
 
 #[test]
 fn mtu_only_needs_no_netem() {
-    let i = Impairment {
-        mtu: Some(1200),
-        ..Default::default()
-    };
+    let i = Impairment { mtu: Some(1200), ..Default::default() };
     let cmds = commands("eth1", &i);
     assert!(cmds.iter().all(|c| !c.args.contains(&"netem".to_string())));
     assert!(render(&cmds).contains("meta length > 1214 drop"));
@@ -84,10 +76,8 @@ fn every_preset_renders_and_parses() {
 
 #[test]
 fn control_requests_round_trip_as_json() {
-    let req: ControlRequest = serde_json::from_str(
-        r#"{"op":"set","link":0,"dir":"b-to-a","impairment":{"delay-ms":30}}"#,
-    )
-    .unwrap();
+    let req: ControlRequest =
+        serde_json::from_str(r#"{"op":"set","link":0,"dir":"b-to-a","impairment":{"delay-ms":30}}"#).unwrap();
     assert!(matches!(req, ControlRequest::Set { link: 0, .. }));
     assert!(serde_json::from_str::<ControlRequest>(r#"{"op":"set","link":0}"#).is_err());
     let reply = serde_json::to_string(&ControlReply::Error("x".into())).unwrap();

@@ -33,13 +33,7 @@ fn now_ns() -> u64 {
 }
 
 /// The bench for `backend`, or `None` (with the reason printed) when it cannot run here.
-fn bed(
-    tag: &str,
-    backend: Backend,
-    a_to_b: Impairment,
-    b_to_a: Impairment,
-    seed: u64,
-) -> Option<Testbed> {
+fn bed(tag: &str, backend: Backend, a_to_b: Impairment, b_to_a: Impairment, seed: u64) -> Option<Testbed> {
     if !common::require_root() {
         return None;
     }
@@ -89,8 +83,7 @@ impl Received {
 /// Sends `count` datagrams of `payload` bytes from A to B at `pps`, returns what B got.
 fn stream(tb: &Testbed, count: u64, payload: usize, pps: f64, port: u16) -> Received {
     let rx = tb.udp(true, port).unwrap();
-    rx.set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     let tx = tb.udp(false, 0).unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let d = done.clone();
@@ -135,17 +128,13 @@ fn stream(tb: &Testbed, count: u64, payload: usize, pps: f64, port: u16) -> Rece
         std::thread::sleep(Duration::from_micros(500));
     }
     done.store(true, Ordering::Relaxed);
-    Received {
-        arrivals: sink.join().unwrap(),
-        sent: count,
-    }
+    Received { arrivals: sink.join().unwrap(), sent: count }
 }
 
 /// Round-trip times (ms) of `count` probes sent every `every` from A to an echo on B.
 fn rtts(tb: &Testbed, count: usize, every: Duration) -> Vec<f64> {
     let echo = tb.udp(true, 7007).unwrap();
-    echo.set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
+    echo.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
     let server = std::thread::spawn(move || {
@@ -158,8 +147,7 @@ fn rtts(tb: &Testbed, count: usize, every: Duration) -> Vec<f64> {
     });
     let probe = tb.udp(false, 0).unwrap();
     let rx = probe.try_clone().unwrap();
-    rx.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
     let collector = std::thread::spawn(move || {
         let mut buf = [0u8; 2048];
         let mut out = Vec::new();
@@ -197,10 +185,7 @@ fn median(v: &[f64]) -> f64 {
 }
 
 fn delay(ms: f64) -> Impairment {
-    Impairment {
-        delay_ms: ms,
-        ..Default::default()
-    }
+    Impairment { delay_ms: ms, ..Default::default() }
 }
 
 // ---- the checks, each for one backend -------------------------------------------------
@@ -213,37 +198,25 @@ fn check_delay(b: Backend) {
     let r = rtts(&tb, 1000, Duration::from_millis(2));
     assert!(r.len() >= 990, "only {} of 1000 probes came back", r.len());
     let m = median(&r);
-    eprintln!(
-        "{b:?}: 20 ms each way → median RTT {m:.3} ms over {} probes",
-        r.len()
-    );
+    eprintln!("{b:?}: 20 ms each way → median RTT {m:.3} ms over {} probes", r.len());
     assert!((m - 40.0).abs() <= 1.0, "median RTT {m:.3} ms, want 40 ± 1");
 }
 
 fn check_loss(b: Backend) {
     let _g = serial();
-    let lossy = Impairment {
-        loss: Loss::Random { percent: 5.0 },
-        ..Default::default()
-    };
+    let lossy = Impairment { loss: Loss::Random { percent: 5.0 }, ..Default::default() };
     let Some(tb) = bed("loss", b, lossy, Impairment::default(), 2) else {
         return;
     };
     let r = stream(&tb, 10_000, 100, 10_000.0, 7100);
     let l = r.loss_percent();
-    eprintln!(
-        "{b:?}: 5 % loss → measured {l:.2} % over {} packets",
-        r.sent
-    );
+    eprintln!("{b:?}: 5 % loss → measured {l:.2} % over {} packets", r.sent);
     assert!((l - 5.0).abs() <= 1.0, "loss {l:.2} %, want 5 ± 1");
 }
 
 fn check_rate(b: Backend) {
     let _g = serial();
-    let shaped = Impairment {
-        rate_kbit: Some(20_000),
-        ..Default::default()
-    };
+    let shaped = Impairment { rate_kbit: Some(20_000), ..Default::default() };
     let Some(tb) = bed("rate", b, shaped, Impairment::default(), 3) else {
         return;
     };
@@ -254,45 +227,28 @@ fn check_rate(b: Backend) {
     let r = stream(&tb, (pps * 2.0) as u64, payload, pps, 7200);
     // Skip the first 200 ms (token-bucket burst, queue filling); measure until the end.
     let t0 = r.arrivals.first().unwrap().2 + 200_000_000;
-    let tail: Vec<u64> = r
-        .arrivals
-        .iter()
-        .map(|a| a.2)
-        .filter(|t| *t >= t0)
-        .collect();
+    let tail: Vec<u64> = r.arrivals.iter().map(|a| a.2).filter(|t| *t >= t0).collect();
     let secs = (tail.last().unwrap() - tail.first().unwrap()) as f64 / 1e9;
     let wire = (tail.len() - 1) as f64 * frame * 8.0 / secs / 1e6;
     let goodput = (tail.len() - 1) as f64 * payload as f64 * 8.0 / secs / 1e6;
     eprintln!(
         "{b:?}: 20 Mbit/s → measured {wire:.2} Mbit/s on the wire ({goodput:.2} Mbit/s UDP goodput) over {secs:.2} s"
     );
-    assert!(
-        (wire - 20.0).abs() <= 1.0,
-        "rate {wire:.2} Mbit/s, want 20 ± 5 %"
-    );
+    assert!((wire - 20.0).abs() <= 1.0, "rate {wire:.2} Mbit/s, want 20 ± 5 %");
 }
 
 fn check_gilbert_elliott(b: Backend) {
     let _g = serial();
     let (p, r) = (5.0, 30.0);
-    let ge = Loss::GilbertElliott {
-        p,
-        r,
-        bad_loss: 100.0,
-        good_loss: 0.0,
-    };
-    let imp = Impairment {
-        loss: ge,
-        ..Default::default()
-    };
+    let ge = Loss::GilbertElliott { p, r, bad_loss: 100.0, good_loss: 0.0 };
+    let imp = Impairment { loss: ge, ..Default::default() };
     let Some(tb) = bed("ge", b, imp, Impairment::default(), 4) else {
         return;
     };
     let n = 20_000;
     let rec = stream(&tb, n, 100, 10_000.0, 7300);
     let lost = rec.lost();
-    let bursts =
-        lost.windows(2).filter(|w| w[1] != w[0] + 1).count() + usize::from(!lost.is_empty());
+    let bursts = lost.windows(2).filter(|w| w[1] != w[0] + 1).count() + usize::from(!lost.is_empty());
     let mean_burst = lost.len() as f64 / bursts as f64;
     let l = rec.loss_percent();
     let want = ge.mean_percent();
@@ -304,18 +260,12 @@ fn check_gilbert_elliott(b: Backend) {
         100.0 / r
     );
     assert!(mean_burst > 1.5, "mean burst {mean_burst:.2}");
-    assert!(
-        (l - want).abs() <= tol,
-        "loss {l:.2} %, want {want:.2} ± {tol:.2}"
-    );
+    assert!((l - want).abs() <= tol, "loss {l:.2} %, want {want:.2} ± {tol:.2}");
 }
 
 fn check_duplicate(b: Backend) {
     let _g = serial();
-    let imp = Impairment {
-        duplicate_percent: 10.0,
-        ..Default::default()
-    };
+    let imp = Impairment { duplicate_percent: 10.0, ..Default::default() };
     let Some(tb) = bed("dup", b, imp, Impairment::default(), 5) else {
         return;
     };
@@ -323,20 +273,13 @@ fn check_duplicate(b: Backend) {
     let dups = r.arrivals.len() - r.unique().len();
     let rate = 100.0 * dups as f64 / r.sent as f64;
     eprintln!("{b:?}: 10 % duplication → {rate:.2} % duplicates");
-    assert!(
-        (rate - 10.0).abs() <= 1.5,
-        "duplicates {rate:.2} %, want 10 ± 1.5"
-    );
+    assert!((rate - 10.0).abs() <= 1.5, "duplicates {rate:.2} %, want 10 ± 1.5");
     assert_eq!(r.unique().len() as u64, r.sent, "no loss configured");
 }
 
 fn check_reorder(b: Backend) {
     let _g = serial();
-    let imp = Impairment {
-        delay_ms: 10.0,
-        reorder_percent: 25.0,
-        ..Default::default()
-    };
+    let imp = Impairment { delay_ms: 10.0, reorder_percent: 25.0, ..Default::default() };
     let Some(tb) = bed("reord", b, imp, Impairment::default(), 6) else {
         return;
     };
@@ -353,22 +296,14 @@ fn check_reorder(b: Backend) {
     }
     let fast_pct = 100.0 * fast as f64 / r.sent as f64;
     let late_pct = 100.0 * late as f64 / r.sent as f64;
-    eprintln!(
-        "{b:?}: reorder 25 % → {fast_pct:.2} % sent at once, {late_pct:.2} % arrived after a later packet"
-    );
-    assert!(
-        (fast_pct - 25.0).abs() <= 2.0,
-        "reordered {fast_pct:.2} %, want 25 ± 2"
-    );
+    eprintln!("{b:?}: reorder 25 % → {fast_pct:.2} % sent at once, {late_pct:.2} % arrived after a later packet");
+    assert!((fast_pct - 25.0).abs() <= 2.0, "reordered {fast_pct:.2} %, want 25 ± 2");
     assert!(late_pct > 10.0, "out-of-order arrivals {late_pct:.2} %");
 }
 
 fn check_mtu(b: Backend) {
     let _g = serial();
-    let imp = Impairment {
-        mtu: Some(1000),
-        ..Default::default()
-    };
+    let imp = Impairment { mtu: Some(1000), ..Default::default() };
     let Some(tb) = bed("mtu", b, imp, Impairment::default(), 7) else {
         return;
     };
@@ -383,10 +318,7 @@ fn netem_engine_mtu_rule_without_netem() {
     if !common::require_root() {
         return;
     }
-    let imp = Impairment {
-        mtu: Some(1000),
-        ..Default::default()
-    };
+    let imp = Impairment { mtu: Some(1000), ..Default::default() };
     let prefix = format!("imptest{}-nftmtu", std::process::id());
     let tb = Testbed::new(&prefix, Backend::Netem, imp, Impairment::default(), 9).unwrap();
     mtu_on(&tb, Backend::Netem);
@@ -409,10 +341,7 @@ fn mtu_on(tb: &Testbed, b: Backend) {
 }
 
 fn loss_pattern(b: Backend, seed: u64, run: &str) -> Vec<u64> {
-    let imp = Impairment {
-        loss: Loss::Random { percent: 10.0 },
-        ..Default::default()
-    };
+    let imp = Impairment { loss: Loss::Random { percent: 10.0 }, ..Default::default() };
     let tb = bed(&format!("seed{run}"), b, imp, Impairment::default(), seed).unwrap();
     stream(&tb, 3_000, 100, 10_000.0, 7700).lost()
 }
@@ -420,15 +349,7 @@ fn loss_pattern(b: Backend, seed: u64, run: &str) -> Vec<u64> {
 fn check_seed_replay(b: Backend) {
     let _g = serial();
     if !common::require_root()
-        || (b == Backend::Netem
-            && bed(
-                "seedprobe",
-                b,
-                Impairment::default(),
-                Impairment::default(),
-                0,
-            )
-            .is_none())
+        || (b == Backend::Netem && bed("seedprobe", b, Impairment::default(), Impairment::default(), 0).is_none())
     {
         return;
     }
@@ -469,39 +390,20 @@ fn tap_control_changes_delay_mid_run() {
 fn tap_control_socket() {
     use icelab::impair::engine::{ControlReply, ControlRequest, request};
     let _g = serial();
-    let Some(tb) = bed(
-        "sock",
-        Backend::Tap,
-        Impairment::default(),
-        Impairment::default(),
-        10,
-    ) else {
+    let Some(tb) = bed("sock", Backend::Tap, Impairment::default(), Impairment::default(), 10) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ctl.sock");
     tb.control().unwrap().serve(&path).unwrap();
-    let set = ControlRequest::Set {
-        link: 0,
-        dir: LinkDir::BToA,
-        impairment: delay(25.0),
-    };
+    let set = ControlRequest::Set { link: 0, dir: LinkDir::BToA, impairment: delay(25.0) };
     assert!(matches!(request(&path, &set).unwrap(), ControlReply::Ok));
-    let bad = ControlRequest::Set {
-        link: 3,
-        dir: LinkDir::BToA,
-        impairment: delay(1.0),
-    };
-    assert!(matches!(
-        request(&path, &bad).unwrap(),
-        ControlReply::Error(_)
-    ));
+    let bad = ControlRequest::Set { link: 3, dir: LinkDir::BToA, impairment: delay(1.0) };
+    assert!(matches!(request(&path, &bad).unwrap(), ControlReply::Error(_)));
     std::thread::sleep(Duration::from_millis(50));
     let m = median(&rtts(&tb, 50, Duration::from_millis(2)));
     assert!((m - 25.0).abs() < 1.0, "rtt {m}");
-    let ControlReply::Stats(s) = request(&path, &ControlRequest::Stats).unwrap() else {
-        panic!()
-    };
+    let ControlReply::Stats(s) = request(&path, &ControlRequest::Stats).unwrap() else { panic!() };
     assert!(s[0][1].tx >= 50, "{s:?}");
 }
 
@@ -523,10 +425,7 @@ fn run_engine_lifecycle() {
             }
         }
     }
-    let names: Vec<String> = ["a", "b"]
-        .iter()
-        .map(|s| format!("imptest{}-run-{s}", std::process::id()))
-        .collect();
+    let names: Vec<String> = ["a", "b"].iter().map(|s| format!("imptest{}-run-{s}", std::process::id())).collect();
     let guard = Gone(names.clone());
     for n in &names {
         netns::create(n).unwrap();
@@ -541,12 +440,8 @@ fn run_engine_lifecycle() {
         seed: 1,
     };
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let engine = std::thread::spawn(move || {
-        icelab::impair::run_engine(vec![link], move || ready_tx.send(()).unwrap())
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("ready");
+    let engine = std::thread::spawn(move || icelab::impair::run_engine(vec![link], move || ready_tx.send(()).unwrap()));
+    ready_rx.recv_timeout(Duration::from_secs(5)).expect("ready");
     for (n, dev) in names.iter().zip(["tapa", "tapb"]) {
         let out = common::sh(&format!("ip -n {n} -o link show dev {dev}"));
         assert!(out.contains(dev) && out.contains("state DOWN"), "{out}");
@@ -557,10 +452,7 @@ fn run_engine_lifecycle() {
     while !engine.is_finished() && t.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(
-        engine.is_finished(),
-        "engine still running after its namespaces were deleted"
-    );
+    assert!(engine.is_finished(), "engine still running after its namespaces were deleted");
     engine.join().unwrap().unwrap();
 }
 

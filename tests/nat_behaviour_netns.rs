@@ -10,9 +10,7 @@
 //! Fails when not root unless `ICELAB_SKIP_ROOT_TESTS=1`.
 
 use icelab::firewall::{self, FirewallCtx, FirewallPreset, FirewallSpec, FwRole};
-use icelab::nat::{
-    self, Filtering, Mapping, NatBehaviour, NatMode, NatPreset, PortPreservation, RouterNat,
-};
+use icelab::nat::{self, Filtering, Mapping, NatBehaviour, NatMode, NatPreset, PortPreservation, RouterNat};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
@@ -36,15 +34,8 @@ impl Drop for Lab {
 }
 
 fn run(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("spawn");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(args[0]).args(&args[1..]).output().expect("spawn");
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 impl Lab {
@@ -62,35 +53,22 @@ impl Lab {
     fn build(tag: &str, bridged: bool) -> Option<Lab> {
         if !nix::unistd::Uid::effective().is_root() {
             if std::env::var("ICELAB_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
-                eprintln!(
-                    "skipping {tag}: needs root for network namespaces (ICELAB_SKIP_ROOT_TESTS=1)"
-                );
+                eprintln!("skipping {tag}: needs root for network namespaces (ICELAB_SKIP_ROOT_TESTS=1)");
                 return None;
             }
             panic!("{tag} needs root (network namespaces); set ICELAB_SKIP_ROOT_TESTS=1 to skip");
         }
-        let mut lab = Lab {
-            prefix: format!("nattest{}-{tag}", std::process::id()),
-            made: vec![],
-        };
+        let mut lab = Lab { prefix: format!("nattest{}-{tag}", std::process::id()), made: vec![] };
         for n in ["lan", "router", "inet", "srv"] {
             let ns = lab.ns(n);
             run(&["ip", "netns", "add", &ns]);
             lab.made.push(ns.clone());
             run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
         }
-        let (lan, router, inet, srv) = (
-            lab.ns("lan"),
-            lab.ns("router"),
-            lab.ns("inet"),
-            lab.ns("srv"),
-        );
+        let (lan, router, inet, srv) = (lab.ns("lan"), lab.ns("router"), lab.ns("inet"), lab.ns("srv"));
         if bridged {
             run(&["ip", "-n", &router, "link", "add", "lan0", "type", "bridge"]);
-            run(&[
-                "ip", "-n", &router, "link", "add", "p0", "type", "veth", "peer", "name", "eth0",
-                "netns", &lan,
-            ]);
+            run(&["ip", "-n", &router, "link", "add", "p0", "type", "veth", "peer", "name", "eth0", "netns", &lan]);
             run(&["ip", "-n", &router, "link", "set", "p0", "master", "lan0"]);
             run(&["ip", "-n", &router, "link", "set", "p0", "up"]);
             // Per namespace (default 1) and only present with br_netfilter loaded.
@@ -104,19 +82,10 @@ impl Lab {
                 eprintln!("{tag}: br_netfilter not loaded on this host; bridged LAN without it");
             }
         } else {
-            run(&[
-                "ip", "-n", &router, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0",
-                "netns", &lan,
-            ]);
+            run(&["ip", "-n", &router, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", &lan]);
         }
-        run(&[
-            "ip", "-n", &router, "link", "add", "wan0", "type", "veth", "peer", "name", "up0",
-            "netns", &inet,
-        ]);
-        run(&[
-            "ip", "-n", &inet, "link", "add", "srv0", "type", "veth", "peer", "name", "eth0",
-            "netns", &srv,
-        ]);
+        run(&["ip", "-n", &router, "link", "add", "wan0", "type", "veth", "peer", "name", "up0", "netns", &inet]);
+        run(&["ip", "-n", &inet, "link", "add", "srv0", "type", "veth", "peer", "name", "eth0", "netns", &srv]);
         for (ns, dev, addr) in [
             (&lan, "eth0", "192.168.1.10/24"),
             (&router, "lan0", "192.168.1.1/24"),
@@ -129,46 +98,11 @@ impl Lab {
             run(&["ip", "-n", ns, "addr", "add", addr, "dev", dev]);
             run(&["ip", "-n", ns, "link", "set", dev, "up"]);
         }
-        run(&[
-            "ip",
-            "-n",
-            &lan,
-            "route",
-            "add",
-            "default",
-            "via",
-            "192.168.1.1",
-        ]);
-        run(&[
-            "ip",
-            "-n",
-            &router,
-            "route",
-            "add",
-            "default",
-            "via",
-            "203.0.113.1",
-        ]);
-        run(&[
-            "ip",
-            "-n",
-            &srv,
-            "route",
-            "add",
-            "default",
-            "via",
-            "198.51.100.1",
-        ]);
+        run(&["ip", "-n", &lan, "route", "add", "default", "via", "192.168.1.1"]);
+        run(&["ip", "-n", &router, "route", "add", "default", "via", "203.0.113.1"]);
+        run(&["ip", "-n", &srv, "route", "add", "default", "via", "198.51.100.1"]);
         for ns in [&router, &inet] {
-            run(&[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv4.ip_forward=1",
-            ]);
+            run(&["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
         }
         Some(lab)
     }
@@ -185,18 +119,9 @@ impl Lab {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn nft");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(ruleset.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(ruleset.as_bytes()).unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "nft: {}\n{ruleset}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "nft: {}\n{ruleset}", String::from_utf8_lossy(&out.stderr));
     }
 
     fn apply_nat(&self, mode: NatMode) {
@@ -238,9 +163,7 @@ impl Lab {
     /// Whether a TCP connect from namespace `n` succeeds within a second.
     fn tcp_connects(&self, n: &str, to: &str) -> bool {
         let to: SocketAddr = to.parse().unwrap();
-        self.in_ns(n, move || {
-            TcpStream::connect_timeout(&to, Duration::from_secs(1)).is_ok()
-        })
+        self.in_ns(n, move || TcpStream::connect_timeout(&to, Duration::from_secs(1)).is_ok())
     }
 }
 
@@ -257,8 +180,7 @@ fn recv(s: &UdpSocket, wait: Duration) -> Option<(Vec<u8>, SocketAddrV4)> {
 
 /// Sends from `host` to `server`; returns the source address the server saw.
 fn observe(host: &UdpSocket, server: &UdpSocket) -> SocketAddrV4 {
-    host.send_to(b"probe", server.local_addr().unwrap())
-        .unwrap();
+    host.send_to(b"probe", server.local_addr().unwrap()).unwrap();
     let (_, from) = recv(server, Duration::from_secs(1)).expect("server got no probe");
     from
 }
@@ -293,22 +215,14 @@ fn servers(lab: &Lab) -> Servers {
 /// Checks mapping, filtering, hairpinning and the 2 s timeout for one combination.
 fn check_combination(tag: &str, mapping: Mapping, filtering: Filtering) {
     let Some(lab) = Lab::new(tag) else { return };
-    let b = NatBehaviour {
-        mapping,
-        filtering,
-        timeout_s: 2,
-        ..NatBehaviour::default()
-    };
+    let b = NatBehaviour { mapping, filtering, timeout_s: 2, ..NatBehaviour::default() };
     lab.apply_nat(NatMode::Napt(b));
     let s = servers(&lab);
 
     // Mapping: external endpoint seen by A:p1, A:p2 and B:p1.
     let h = lab.udp("lan", "0.0.0.0:0");
     let (p1, p2, p3) = (observe(&h, &s.a1), observe(&h, &s.a2), observe(&h, &s.b1));
-    assert!(
-        [p1, p2, p3].iter().all(|p| *p.ip() == WAN),
-        "not translated: {p1} {p2} {p3}"
-    );
+    assert!([p1, p2, p3].iter().all(|p| *p.ip() == WAN), "not translated: {p1} {p2} {p3}");
     let (same_addr, same_all) = (p1 == p2, p1 == p3);
     match mapping {
         Mapping::EndpointIndependent => {
@@ -319,10 +233,7 @@ fn check_combination(tag: &str, mapping: Mapping, filtering: Filtering) {
             assert!(same_addr && !same_all, "ADM expected: {p1} {p2} {p3}")
         }
         Mapping::AddressAndPortDependent => {
-            assert!(
-                !same_addr && !same_all && p2 != p3,
-                "APDM expected: {p1} {p2} {p3}"
-            )
+            assert!(!same_addr && !same_all && p2 != p3, "APDM expected: {p1} {p2} {p3}")
         }
     }
     assert!(delivered(&s.a1, p1, &h), "reply from A:p1 lost");
@@ -348,10 +259,7 @@ fn check_combination(tag: &str, mapping: Mapping, filtering: Filtering) {
     let (_, src) = recv(&x, Duration::from_secs(1)).expect("hairpinned packet lost");
     assert_eq!(*src.ip(), WAN, "hairpinned source must be the WAN address");
     x.send_to(b"back", src).unwrap();
-    assert!(
-        recv(&y, Duration::from_secs(1)).is_some(),
-        "hairpin reply lost"
-    );
+    assert!(recv(&y, Duration::from_secs(1)).is_some(), "hairpin reply lost");
 
     // Timeout: alive after 1 s, forgotten 3 s (timeout + 1) after the last packet.
     let t = lab.udp("lan", "0.0.0.0:0");
@@ -359,14 +267,8 @@ fn check_combination(tag: &str, mapping: Mapping, filtering: Filtering) {
     std::thread::sleep(Duration::from_secs(1));
     assert!(delivered(&s.a1, mt, &t), "mapping expired too early");
     std::thread::sleep(Duration::from_secs(3));
-    assert!(
-        !delivered(&s.a1, mt, &t),
-        "mapping outlived its 2 s timeout"
-    );
-    assert!(
-        !delivered(&s.b1, mt, &t),
-        "mapping outlived its 2 s timeout (B)"
-    );
+    assert!(!delivered(&s.a1, mt, &t), "mapping outlived its 2 s timeout");
+    assert!(!delivered(&s.b1, mt, &t), "mapping outlived its 2 s timeout (B)");
 }
 
 macro_rules! combos {
@@ -393,15 +295,13 @@ combos! {
 /// Whether a datagram from `host` reaches `server`.
 fn reaches(host: &UdpSocket, server: &UdpSocket) -> bool {
     // A host-side drop in `output` surfaces as EPERM on send.
-    host.send_to(b"probe", server.local_addr().unwrap()).is_ok()
-        && recv(server, NEGATIVE_WAIT).is_some()
+    host.send_to(b"probe", server.local_addr().unwrap()).is_ok() && recv(server, NEGATIVE_WAIT).is_some()
 }
 
 /// What gets out of the LAN host: (udp 4001, udp 3478, udp 53, tcp 443, tcp 80, tcp 3478, tcp 5349).
 fn egress(lab: &Lab) -> [bool; 7] {
     let udp_ports = [4001, 3478, 53].map(|p| lab.udp("srv", &format!("198.51.100.10:{p}")));
-    let _listeners =
-        [443, 80, 3478, 5349].map(|p| lab.tcp_listen("srv", &format!("198.51.100.10:{p}")));
+    let _listeners = [443, 80, 3478, 5349].map(|p| lab.tcp_listen("srv", &format!("198.51.100.10:{p}")));
     let h = lab.udp("lan", "0.0.0.0:0");
     let u = udp_ports.each_ref().map(|s| reaches(&h, s));
     let t = [443, 80, 3478, 5349].map(|p| lab.tcp_connects("lan", &format!("198.51.100.10:{p}")));
@@ -411,18 +311,9 @@ fn egress(lab: &Lab) -> [bool; 7] {
 fn fw_lab(tag: &str, preset: FirewallPreset, on_router: bool) -> Option<Lab> {
     let lab = Lab::new(tag)?;
     lab.apply_nat(NatPreset::FullCone.mode());
-    let spec = FirewallSpec {
-        presets: vec![preset],
-        rules: vec![],
-    };
+    let spec = FirewallSpec { presets: vec![preset], rules: vec![] };
     let (ns, role) = if on_router {
-        (
-            "router",
-            FwRole::Router {
-                wan_if: "wan0".into(),
-                lan_if: "lan0".into(),
-            },
-        )
+        ("router", FwRole::Router { wan_if: "wan0".into(), lan_if: "lan0".into() })
     } else {
         ("lan", FwRole::Host)
     };
@@ -473,10 +364,7 @@ fn inbound_blocked(tag: &str, on_router: bool) {
     let s = servers(&lab);
     let g = lab.udp("lan", "0.0.0.0:0");
     let m = observe(&g, &s.a1);
-    assert!(
-        !delivered(&s.b1, m, &g),
-        "unsolicited B got through inbound-blocked"
-    );
+    assert!(!delivered(&s.b1, m, &g), "unsolicited B got through inbound-blocked");
     assert!(delivered(&s.a1, m, &g), "reply from A must pass");
 }
 
@@ -492,19 +380,13 @@ fn fw_inbound_blocked_host_stops_eif() {
 
 /// Hairpinning off: the LAN cannot reach its own mapping via the WAN address.
 fn hairpinning_off(lab: Lab) {
-    let b = NatBehaviour {
-        hairpinning: false,
-        ..NatBehaviour::default()
-    };
+    let b = NatBehaviour { hairpinning: false, ..NatBehaviour::default() };
     lab.apply_nat(NatMode::Napt(b));
     let s = servers(&lab);
     let (x, y) = (lab.udp("lan", "0.0.0.0:0"), lab.udp("lan", "0.0.0.0:0"));
     let mx = observe(&x, &s.a1);
     y.send_to(b"hairpin", mx).unwrap();
-    assert!(
-        recv(&x, NEGATIVE_WAIT).is_none(),
-        "hairpinned although disabled"
-    );
+    assert!(recv(&x, NEGATIVE_WAIT).is_none(), "hairpinned although disabled");
 }
 
 #[test]
@@ -550,10 +432,7 @@ fn same_host_hairpin_bridged(tag: &str, mode: NatMode) {
     y.send_to(b"nobody", SocketAddrV4::new(WAN, 9)).unwrap();
     assert!(recv(&x, NEGATIVE_WAIT).is_none() && recv(&y, NEGATIVE_WAIT).is_none());
     // The WAN side still works after hairpinning.
-    assert!(
-        delivered(&s.a1, mx, &x),
-        "reply from A:p1 lost after hairpinning"
-    );
+    assert!(delivered(&s.a1, mx, &x), "reply from A:p1 lost after hairpinning");
 }
 
 macro_rules! same_host_combos {
@@ -585,10 +464,7 @@ same_host_combos! {
 /// Hashed instead of preserved ports (the CGNAT preset has hairpinning off).
 #[test]
 fn same_host_br_eim_random_ports() {
-    let b = NatBehaviour {
-        port_preservation: PortPreservation::Random,
-        ..NatBehaviour::default()
-    };
+    let b = NatBehaviour { port_preservation: PortPreservation::Random, ..NatBehaviour::default() };
     same_host_hairpin_bridged("same_host_br_rnd", NatMode::Napt(b));
 }
 
@@ -618,11 +494,7 @@ fn cgnat_random_ports_still_eim() {
     let h = lab.udp("lan", "0.0.0.0:0");
     let (p1, p2, p3) = (observe(&h, &s.a1), observe(&h, &s.a2), observe(&h, &s.b1));
     assert!(p1 == p2 && p2 == p3, "EIM expected: {p1} {p2} {p3}");
-    assert_ne!(
-        p1.port(),
-        as_v4(&h).port(),
-        "port should be hashed, not preserved"
-    );
+    assert_ne!(p1.port(), as_v4(&h).port(), "port should be hashed, not preserved");
     assert_eq!(
         PortPreservation::Random,
         match NatPreset::Cgnat.mode() {
@@ -638,11 +510,7 @@ fn outbound_refreshes_mapping() {
     let Some(lab) = Lab::new("refresh") else {
         return;
     };
-    let b = NatBehaviour {
-        filtering: Filtering::EndpointIndependent,
-        timeout_s: 2,
-        ..NatBehaviour::default()
-    };
+    let b = NatBehaviour { filtering: Filtering::EndpointIndependent, timeout_s: 2, ..NatBehaviour::default() };
     lab.apply_nat(NatMode::Napt(b));
     let s = servers(&lab);
     let t = lab.udp("lan", "0.0.0.0:0");
@@ -651,10 +519,7 @@ fn outbound_refreshes_mapping() {
         std::thread::sleep(Duration::from_millis(1200));
         assert_eq!(observe(&t, &s.a1), m, "mapping changed while refreshed");
     }
-    assert!(
-        delivered(&s.b1, m, &t),
-        "refreshed EIF mapping closed after 3.6 s"
-    );
+    assert!(delivered(&s.b1, m, &t), "refreshed EIF mapping closed after 3.6 s");
 }
 
 /// `check_with_nft` accepts generated rulesets and rejects bad custom rules.
@@ -662,21 +527,10 @@ fn outbound_refreshes_mapping() {
 fn nft_check_helper() {
     let Some(lab) = Lab::new("check") else { return };
     let ctx = FirewallCtx { role: FwRole::Host };
-    let good = FirewallSpec {
-        presets: FirewallPreset::ALL.to_vec(),
-        rules: vec!["tcp dport 22 drop".into()],
-    };
-    let bad = FirewallSpec {
-        presets: vec![],
-        rules: vec!["tcp dport banana drop".into()],
-    };
-    let (g, b) = (
-        firewall::ruleset(&good, &ctx),
-        firewall::ruleset(&bad, &ctx),
-    );
-    let (ok, err) = lab.in_ns("router", move || {
-        (firewall::check_with_nft(&g), firewall::check_with_nft(&b))
-    });
+    let good = FirewallSpec { presets: FirewallPreset::ALL.to_vec(), rules: vec!["tcp dport 22 drop".into()] };
+    let bad = FirewallSpec { presets: vec![], rules: vec!["tcp dport banana drop".into()] };
+    let (g, b) = (firewall::ruleset(&good, &ctx), firewall::ruleset(&bad, &ctx));
+    let (ok, err) = lab.in_ns("router", move || (firewall::check_with_nft(&g), firewall::check_with_nft(&b)));
     assert!(ok.is_ok(), "{ok:?}");
     assert!(err.is_err(), "bad rule accepted");
 }

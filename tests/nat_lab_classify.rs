@@ -43,7 +43,17 @@ fn natdiscovery(lab: &Lab) -> (Behaviour, Behaviour) {
     let exe = env!("CARGO_BIN_EXE_icelab");
     let mut server = Command::new(exe)
         .args(["exec", &lab.name, "coturn", "--", "turnserver", "-n", "--no-cli", "--stun-only"])
-        .args(["-L", "198.51.100.20", "-L", "198.51.100.21", "-p", "3478", "--no-stdout-log", "--log-file", "/dev/null"])
+        .args([
+            "-L",
+            "198.51.100.20",
+            "-L",
+            "198.51.100.21",
+            "-p",
+            "3478",
+            "--no-stdout-log",
+            "--log-file",
+            "/dev/null",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -52,10 +62,25 @@ fn natdiscovery(lab: &Lab) -> (Behaviour, Behaviour) {
     let ready = (0..50).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
         let o = icelab(&["exec", &lab.name, "alice", "--", "stun", "198.51.100.20", "-v"]);
-        String::from_utf8_lossy(&o.stdout).contains("MappedAddress") || String::from_utf8_lossy(&o.stderr).contains("MappedAddress")
+        String::from_utf8_lossy(&o.stdout).contains("MappedAddress")
+            || String::from_utf8_lossy(&o.stderr).contains("MappedAddress")
     });
     assert!(ready, "coturn did not start");
-    let o = Command::new(exe).args(["exec", &lab.name, "alice", "--", "timeout", "60", "turnutils_natdiscovery", "-m", "-f", "198.51.100.20"]).output().unwrap();
+    let o = Command::new(exe)
+        .args([
+            "exec",
+            &lab.name,
+            "alice",
+            "--",
+            "timeout",
+            "60",
+            "turnutils_natdiscovery",
+            "-m",
+            "-f",
+            "198.51.100.20",
+        ])
+        .output()
+        .unwrap();
     let _ = server.kill();
     let text = format!("{}{}", stdout(&o), stderr(&o));
     parse_natdiscovery_output(&text).unwrap_or_else(|e| panic!("cannot parse natdiscovery output ({e}):\n{text}"))
@@ -72,7 +97,10 @@ fn classify(tag: &str, mapping: &str, filtering: &str) {
     assert_eq!(p["filtering"], filtering, "icelab probe filtering: {p}");
     assert_eq!(p["hairpinning"], true, "hairpinning is on by default: {p}");
     let (m, f) = natdiscovery(&lab);
-    eprintln!("{mapping}/{filtering}: icelab probe {}/{}, turnutils_natdiscovery {m}/{f}", p["mapping"], p["filtering"]);
+    eprintln!(
+        "{mapping}/{filtering}: icelab probe {}/{}, turnutils_natdiscovery {m}/{f}",
+        p["mapping"], p["filtering"]
+    );
     assert_eq!(m.to_string(), mapping, "natdiscovery mapping");
     assert_eq!(f.to_string(), filtering, "natdiscovery filtering");
 }

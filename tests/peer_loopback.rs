@@ -30,12 +30,7 @@ fn print(label: &str, o: &Outcome) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_pair_on_loopback() {
-    let o = call_pair(
-        loopback_cfg(Role::Offerer),
-        loopback_cfg(Role::Answerer),
-        Duration::from_secs(15),
-    )
-    .await;
+    let o = call_pair(loopback_cfg(Role::Offerer), loopback_cfg(Role::Answerer), Duration::from_secs(15)).await;
     print("host", &o);
     assert!(o.ok(), "both peers done");
     for p in [&o.offerer, &o.answerer] {
@@ -56,10 +51,7 @@ async fn host_pair_on_loopback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unanswered_offer_times_out() {
     use tokio::io::{AsyncBufReadExt, BufReader, duplex};
-    let cfg = PeerConfig {
-        deadline_ms: 800,
-        ..loopback_cfg(Role::Offerer)
-    };
+    let cfg = PeerConfig { deadline_ms: 800, ..loopback_cfg(Role::Offerer) };
     // Nobody ever writes to the peer's input, as if the answerer never answers.
     let (peer_in, _silent) = duplex(4096);
     let (peer_out, reader) = duplex(64 * 1024);
@@ -67,10 +59,7 @@ async fn unanswered_offer_times_out() {
     let res = icelab::peer::run_peer(cfg, BufReader::new(peer_in), peer_out).await;
     let elapsed = started.elapsed();
     assert!(res.is_err(), "must fail");
-    assert!(
-        elapsed >= Duration::from_millis(800) && elapsed < Duration::from_millis(800 + 700),
-        "elapsed {elapsed:?}"
-    );
+    assert!(elapsed >= Duration::from_millis(800) && elapsed < Duration::from_millis(800 + 700), "elapsed {elapsed:?}");
     let mut events = Vec::new();
     let mut lines = BufReader::new(reader).lines();
     while let Ok(Some(l)) = lines.next_line().await {
@@ -79,10 +68,7 @@ async fn unanswered_offer_times_out() {
     let out = PeerOutcome::from_events(&events);
     assert!(out.timed_out, "{:?}", out.errors);
     assert!(!out.ok);
-    assert_eq!(
-        out.errors.last().unwrap().phase,
-        icelab::peer::Phase::Signaling
-    );
+    assert_eq!(out.errors.last().unwrap().phase, icelab::peer::Phase::Signaling);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,21 +99,12 @@ async fn relay_pair_through_builtin_turn() {
         data_chunk_bytes: 1024,
         ..loopback_cfg(role)
     };
-    let o = call_pair(
-        relay_cfg(Role::Offerer),
-        relay_cfg(Role::Answerer),
-        Duration::from_secs(30),
-    )
-    .await;
+    let o = call_pair(relay_cfg(Role::Offerer), relay_cfg(Role::Answerer), Duration::from_secs(30)).await;
     print("relay", &o);
     turn.stop().await.unwrap();
     assert!(o.ok(), "both peers done");
     for p in [&o.offerer, &o.answerer] {
-        assert!(
-            p.candidates
-                .iter()
-                .all(|c| c.candidate.candidate_type == "relay")
-        );
+        assert!(p.candidates.iter().all(|c| c.candidate.candidate_type == "relay"));
         let pair = p.selected_pair.as_ref().expect("selected pair");
         assert!(pair.relay_based, "{pair:?}");
         assert_eq!(pair.relay_protocol.as_deref(), Some("udp"));

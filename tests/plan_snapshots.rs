@@ -31,11 +31,7 @@ fn rel(p: &Path) -> String {
 fn plans_match_snapshots() {
     for p in bundled() {
         let topo = parse_file(&p).unwrap();
-        let text: String = plan(&topo, "icelab-snap")
-            .steps
-            .iter()
-            .map(|s| format!("{s}\n"))
-            .collect();
+        let text: String = plan(&topo, "icelab-snap").steps.iter().map(|s| format!("{s}\n")).collect();
         insta::assert_snapshot!(format!("plan-{}", stem(&p)), text);
     }
 }
@@ -44,10 +40,7 @@ fn plans_match_snapshots() {
 fn shell_scripts_match_snapshots() {
     for p in bundled() {
         let topo = parse_file(&p).unwrap();
-        insta::assert_snapshot!(
-            format!("shell-{}", stem(&p)),
-            shell::render(&plan(&topo, "icelab-sh"), &rel(&p))
-        );
+        insta::assert_snapshot!(format!("shell-{}", stem(&p)), shell::render(&plan(&topo, "icelab-sh"), &rel(&p)));
     }
 }
 
@@ -74,33 +67,19 @@ fn shipped_netns_scripts_are_current() {
 
 #[test]
 fn plan_orders_namespaces_before_their_links_and_links_before_addresses() {
-    let topo =
-        parse_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/cgnat-double-nat.toml"))
-            .unwrap();
+    let topo = parse_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/cgnat-double-nat.toml")).unwrap();
     let p = plan(&topo, "icelab-o");
     let pos = |f: &dyn Fn(&Step) -> bool| p.steps.iter().position(f).unwrap();
-    let last_ns = p
-        .steps
-        .iter()
-        .rposition(|s| matches!(s, Step::AddNamespace { .. }))
-        .unwrap();
+    let last_ns = p.steps.iter().rposition(|s| matches!(s, Step::AddNamespace { .. })).unwrap();
     let first_veth = pos(&|s| matches!(s, Step::AddVeth { .. }));
     assert!(last_ns < first_veth);
     // The home router's WAN joins the carrier's LAN bridge, which must exist first.
-    let carrier_lan = pos(
-        &|s| matches!(s, Step::AddBridge { ns, name } if ns == "icelab-o-carrier" && name == "lan"),
-    );
-    let home_wan = pos(
-        &|s| matches!(s, Step::AddVeth { ns, name, .. } if ns == "icelab-o-home" && name == "wan"),
-    );
+    let carrier_lan = pos(&|s| matches!(s, Step::AddBridge { ns, name } if ns == "icelab-o-carrier" && name == "lan"));
+    let home_wan = pos(&|s| matches!(s, Step::AddVeth { ns, name, .. } if ns == "icelab-o-home" && name == "wan"));
     assert!(carrier_lan < home_wan);
     // Nothing is ever created outside the lab's namespaces.
     assert!(p.steps.iter().all(|s| s.ns().starts_with("icelab-o-")));
-    assert!(
-        p.steps.iter().all(
-            |s| !matches!(s, Step::AddVeth { peer_ns, .. } if !peer_ns.starts_with("icelab-o-"))
-        )
-    );
+    assert!(p.steps.iter().all(|s| !matches!(s, Step::AddVeth { peer_ns, .. } if !peer_ns.starts_with("icelab-o-"))));
 }
 
 #[test]
@@ -114,8 +93,5 @@ fn plain_router_lan_is_routed_but_nat_lan_is_not() {
         .filter(|s| matches!(s, Step::AddRoute { dst, .. } if dst.prefix_len() > 0))
         .map(|s| s.to_string())
         .collect();
-    assert_eq!(
-        routes,
-        vec!["icelab-r-internet: route 10.9.0.0/24 via 203.0.113.10"]
-    );
+    assert_eq!(routes, vec!["icelab-r-internet: route 10.9.0.0/24 via 203.0.113.10"]);
 }

@@ -12,9 +12,7 @@ fn tool_present(name: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !found && std::env::var("ICELAB_SKIP_ROOT_TESTS").as_deref() != Ok("1") {
-        panic!(
-            "{name} not installed (apt-get install coturn stun-client), or set ICELAB_SKIP_ROOT_TESTS=1"
-        );
+        panic!("{name} not installed (apt-get install coturn stun-client), or set ICELAB_SKIP_ROOT_TESTS=1");
     }
     found
 }
@@ -32,14 +30,8 @@ async fn server() -> StunServer {
 }
 
 async fn run(cmd: &str, args: &[String]) -> Output {
-    let fut = tokio::process::Command::new(cmd)
-        .args(args)
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(Duration::from_secs(30), fut)
-        .await
-        .unwrap_or_else(|_| panic!("{cmd} hung"))
-        .unwrap()
+    let fut = tokio::process::Command::new(cmd).args(args).kill_on_drop(true).output();
+    tokio::time::timeout(Duration::from_secs(30), fut).await.unwrap_or_else(|_| panic!("{cmd} hung")).unwrap()
 }
 
 #[tokio::test]
@@ -55,10 +47,7 @@ async fn turnutils_natdiscovery_agrees() {
     assert!(out.status.success(), "{text}");
     // Our server answered from the socket CHANGE-REQUEST asked for.
     let other = srv.other().unwrap();
-    assert!(
-        text.contains(&format!("Response origin: : {other}")),
-        "{text}"
-    );
+    assert!(text.contains(&format!("Response origin: : {other}")), "{text}");
     let (m, f) = parse_natdiscovery_output(&text).unwrap();
     assert_eq!(m, Behaviour::EndpointIndependent, "{text}");
     assert_eq!(f, Behaviour::EndpointIndependent, "{text}");
@@ -72,8 +61,7 @@ async fn stun_client_sees_open_internet() {
     let srv = server().await;
     let args = [srv.primary().to_string(), "-v".into()];
     let out = run("stun", &args).await;
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     // RFC 3489 verdict for no NAT: "Open" (exit code 1 in the stun tool's encoding).
     assert!(!text.contains("problem parsing"), "{text}");
     assert!(text.contains("Primary: Open"), "{text}");

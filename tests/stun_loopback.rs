@@ -22,9 +22,7 @@ async fn server(alternate: bool) -> StunServer {
 }
 
 async fn sock() -> UdpSocket {
-    UdpSocket::bind((A.parse::<IpAddr>().unwrap(), 0))
-        .await
-        .unwrap()
+    UdpSocket::bind((A.parse::<IpAddr>().unwrap(), 0)).await.unwrap()
 }
 
 #[tokio::test]
@@ -42,10 +40,7 @@ async fn probe_on_loopback_sees_no_nat() {
     assert_eq!(json["nat"], false);
     assert!(json["lifetime_s"].is_null());
     assert!(json["hairpinning"].is_null());
-    assert!(
-        r.to_string()
-            .contains("mapping:           endpoint-independent")
-    );
+    assert!(r.to_string().contains("mapping:           endpoint-independent"));
     srv.stop().await.unwrap();
 }
 
@@ -55,31 +50,16 @@ async fn change_request_answers_from_the_right_socket() {
     let a = srv.local_addrs().to_vec(); // [p:p, p:alt, alt:p, alt:alt]
     assert_eq!(a.len(), 4);
     let s = sock().await;
-    for (ip, port, want) in [
-        (false, false, a[0]),
-        (false, true, a[1]),
-        (true, false, a[2]),
-        (true, true, a[3]),
-    ] {
-        let req = Request {
-            change_ip: ip,
-            change_port: port,
-            ..Default::default()
-        };
-        let r = binding(&s, a[0], req, Timing::default())
-            .await
-            .unwrap()
-            .unwrap();
+    for (ip, port, want) in [(false, false, a[0]), (false, true, a[1]), (true, false, a[2]), (true, true, a[3])] {
+        let req = Request { change_ip: ip, change_port: port, ..Default::default() };
+        let r = binding(&s, a[0], req, Timing::default()).await.unwrap().unwrap();
         assert_eq!(r.source, want, "change ip={ip} port={port}");
         assert_eq!(r.response_origin, Some(want));
         assert_eq!(r.other_address, Some(a[3]));
         assert_eq!(r.mapped, s.local_addr().unwrap());
     }
     // Requests to the alternate socket name the primary as OTHER-ADDRESS.
-    let r = binding(&s, a[3], Request::default(), Timing::default())
-        .await
-        .unwrap()
-        .unwrap();
+    let r = binding(&s, a[3], Request::default(), Timing::default()).await.unwrap().unwrap();
     assert_eq!(r.other_address, Some(a[0]));
     assert_eq!(r.source, a[3]);
 }
@@ -89,19 +69,11 @@ async fn single_address_server_answers_binding_and_rejects_change() {
     let srv = server(false).await;
     assert_eq!(srv.local_addrs().len(), 1);
     let s = sock().await;
-    let r = binding(&s, srv.primary(), Request::default(), Timing::default())
-        .await
-        .unwrap()
-        .unwrap();
+    let r = binding(&s, srv.primary(), Request::default(), Timing::default()).await.unwrap().unwrap();
     assert_eq!(r.mapped, s.local_addr().unwrap());
     assert_eq!(r.other_address, None);
-    let req = Request {
-        change_port: true,
-        ..Default::default()
-    };
-    let err = binding(&s, srv.primary(), req, Timing::default())
-        .await
-        .unwrap_err();
+    let req = Request { change_port: true, ..Default::default() };
+    let err = binding(&s, srv.primary(), req, Timing::default()).await.unwrap_err();
     assert!(err.to_string().contains("420"), "{err}");
     let r = probe(srv.primary(), ProbeOptions::default()).await.unwrap();
     assert_eq!((r.mapping, r.filtering), (None, None));
@@ -112,12 +84,7 @@ async fn response_target_extension_delivers_to_target() {
     let srv = server(true).await;
     let (x, y) = (sock().await, sock().await);
     let target = x.local_addr().unwrap();
-    let (tid, bytes) = Request {
-        response_target: Some(target),
-        ..Default::default()
-    }
-    .encode()
-    .unwrap();
+    let (tid, bytes) = Request { response_target: Some(target), ..Default::default() }.encode().unwrap();
     let t = Timing::default();
     let deadline = tokio::time::Instant::now() + t.deadline;
     let got = tokio::select! {
@@ -134,10 +101,7 @@ async fn response_target_extension_delivers_to_target() {
 #[tokio::test]
 async fn lifetime_without_nat_outlives_max() {
     let srv = server(true).await;
-    let opts = ProbeOptions {
-        lifetime_max: Some(Duration::from_secs(1)),
-        ..Default::default()
-    };
+    let opts = ProbeOptions { lifetime_max: Some(Duration::from_secs(1)), ..Default::default() };
     let r = probe(srv.primary(), opts).await.unwrap();
     assert_eq!(r.lifetime_s, Some(1.0), "{r}");
     assert_eq!(r.lifetime_dead_s, None);
@@ -149,10 +113,7 @@ async fn probe_of_dead_server_errors_within_deadline() {
     let silent = sock().await;
     let dead: SocketAddr = silent.local_addr().unwrap();
     let opts = ProbeOptions {
-        timing: Timing {
-            initial_rto: Duration::from_millis(50),
-            deadline: Duration::from_millis(600),
-        },
+        timing: Timing { initial_rto: Duration::from_millis(50), deadline: Duration::from_millis(600) },
         ..Default::default()
     };
     let start = Instant::now();

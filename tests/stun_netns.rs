@@ -9,11 +9,7 @@ use std::process::Command;
 
 fn sh(args: &[&str]) -> String {
     let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -29,24 +25,14 @@ impl Lab {
 
     fn build() -> Lab {
         let p = std::process::id();
-        let lab = Lab {
-            names: ["srv", "nat", "cli"]
-                .map(|n| format!("stuntest{p}-{n}"))
-                .to_vec(),
-        };
+        let lab = Lab { names: ["srv", "nat", "cli"].map(|n| format!("stuntest{p}-{n}")).to_vec() };
         for n in &lab.names {
             sh(&["ip", "netns", "add", n]);
             sh(&["ip", "-n", n, "link", "set", "lo", "up"]);
         }
         let (srv, nat, cli) = (lab.ns(0), lab.ns(1), lab.ns(2));
-        sh(&[
-            "ip", "-n", nat, "link", "add", "wan", "type", "veth", "peer", "name", "eth0", "netns",
-            srv,
-        ]);
-        sh(&[
-            "ip", "-n", nat, "link", "add", "lan", "type", "veth", "peer", "name", "eth0", "netns",
-            cli,
-        ]);
+        sh(&["ip", "-n", nat, "link", "add", "wan", "type", "veth", "peer", "name", "eth0", "netns", srv]);
+        sh(&["ip", "-n", nat, "link", "add", "lan", "type", "veth", "peer", "name", "eth0", "netns", cli]);
         for (n, dev, addr) in [
             (srv, "eth0", "203.0.113.1/24"),
             (srv, "eth0", "203.0.113.2/24"),
@@ -57,18 +43,8 @@ impl Lab {
             sh(&["ip", "-n", n, "addr", "add", addr, "dev", dev]);
             sh(&["ip", "-n", n, "link", "set", dev, "up"]);
         }
-        sh(&[
-            "ip", "-n", cli, "route", "add", "default", "via", "10.0.0.1",
-        ]);
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            nat,
-            "sysctl",
-            "-qw",
-            "net.ipv4.ip_forward=1",
-        ]);
+        sh(&["ip", "-n", cli, "route", "add", "default", "via", "10.0.0.1"]);
+        sh(&["ip", "netns", "exec", nat, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
         for cmd in [
             "add table ip stuntest",
             "add chain ip stuntest post { type nat hook postrouting priority srcnat; policy accept; }",
@@ -96,10 +72,7 @@ fn in_netns<T: Send + 'static>(
     let file = std::fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
     std::thread::spawn(move || {
         nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(f())
     })
 }
@@ -132,9 +105,7 @@ fn masquerade_is_eim_and_apdf() {
     std::thread::sleep(std::time::Duration::from_millis(200));
 
     let report = in_netns(lab.ns(2), || {
-        Box::pin(async {
-            icelab::stun::probe("203.0.113.1:3478".parse().unwrap(), ProbeOptions::default()).await
-        })
+        Box::pin(async { icelab::stun::probe("203.0.113.1:3478".parse().unwrap(), ProbeOptions::default()).await })
     })
     .join()
     .unwrap()
@@ -142,16 +113,8 @@ fn masquerade_is_eim_and_apdf() {
     println!("{report}");
     assert!(report.nat, "{report}");
     assert_eq!(report.mapped.ip().to_string(), "203.0.113.254");
-    assert_eq!(
-        report.mapping,
-        Some(Behaviour::EndpointIndependent),
-        "{report}"
-    );
-    assert_eq!(
-        report.filtering,
-        Some(Behaviour::AddressAndPortDependent),
-        "{report}"
-    );
+    assert_eq!(report.mapping, Some(Behaviour::EndpointIndependent), "{report}");
+    assert_eq!(report.filtering, Some(Behaviour::AddressAndPortDependent), "{report}");
 
     let coturn = Command::new("ip")
         .args(["netns", "exec", lab.ns(2), "timeout", "60"])
@@ -160,41 +123,21 @@ fn masquerade_is_eim_and_apdf() {
         .expect("turnutils_natdiscovery (coturn) must be installed");
     let text = String::from_utf8_lossy(&coturn.stdout);
     let (m, f) = parse_natdiscovery_output(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    assert_eq!(
-        (Some(m), Some(f)),
-        (report.mapping, report.filtering),
-        "{text}"
-    );
+    assert_eq!((Some(m), Some(f)), (report.mapping, report.filtering), "{text}");
 
     // Lifetime via the icelab extension: shorten conntrack's UDP timeout to 3 s.
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        lab.ns(1),
-        "sysctl",
-        "-qw",
-        "net.netfilter.nf_conntrack_udp_timeout=3",
-    ]);
-    let opts = ProbeOptions {
-        lifetime_max: Some(std::time::Duration::from_secs(8)),
-        ..Default::default()
-    };
+    sh(&["ip", "netns", "exec", lab.ns(1), "sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=3"]);
+    let opts = ProbeOptions { lifetime_max: Some(std::time::Duration::from_secs(8)), ..Default::default() };
     let start = std::time::Instant::now();
     let report = in_netns(lab.ns(2), move || {
-        Box::pin(
-            async move { icelab::stun::probe("203.0.113.1:3478".parse().unwrap(), opts).await },
-        )
+        Box::pin(async move { icelab::stun::probe("203.0.113.1:3478".parse().unwrap(), opts).await })
     })
     .join()
     .unwrap()
     .unwrap();
     println!("{report}\ntook {:?}", start.elapsed());
     let (alive, dead) = (report.lifetime_s.unwrap(), report.lifetime_dead_s.unwrap());
-    assert!(
-        (2.0..3.5).contains(&alive) && dead > 2.5 && dead <= alive + 0.5,
-        "{report}"
-    );
+    assert!((2.0..3.5).contains(&alive) && dead > 2.5 && dead <= alive + 0.5, "{report}");
 
     let _ = stop_tx.send(());
     server.join().unwrap().unwrap();

@@ -5,17 +5,13 @@ use icelab::topology::parse_str;
 /// Parses `src` and returns "line:col: message" of every diagnostic.
 fn errors(src: &str) -> Vec<String> {
     let e = parse_str("t.toml", src).expect_err("the file should be rejected");
-    e.diagnostics
-        .iter()
-        .map(|d| format!("{}:{}: {}", d.line, d.col, d.message))
-        .collect()
+    e.diagnostics.iter().map(|d| format!("{}:{}: {}", d.line, d.col, d.message)).collect()
 }
 
 fn assert_one(src: &str, line_col: &str, needle: &str) {
     let errs = errors(src);
     assert!(
-        errs.iter()
-            .any(|e| e.starts_with(line_col) && e.contains(needle)),
+        errs.iter().any(|e| e.starts_with(line_col) && e.contains(needle)),
         "wanted {line_col} `{needle}`, got {errs:#?}"
     );
 }
@@ -27,29 +23,17 @@ fn toml_syntax_error_is_located() {
 
 #[test]
 fn unknown_field_is_located() {
-    assert_one(
-        "[router.a]\nwan = \"internet\"\nlan_subnet = \"10.0.0.0/24\"\n",
-        "3:1",
-        "unknown field `lan_subnet`",
-    );
+    assert_one("[router.a]\nwan = \"internet\"\nlan_subnet = \"10.0.0.0/24\"\n", "3:1", "unknown field `lan_subnet`");
 }
 
 #[test]
 fn missing_wan_is_reported() {
-    assert_one(
-        "[router.a]\nlan = \"10.0.0.0/24\"\n",
-        "1:",
-        "missing field `wan`",
-    );
+    assert_one("[router.a]\nlan = \"10.0.0.0/24\"\n", "1:", "missing field `wan`");
 }
 
 #[test]
 fn malformed_address_is_located() {
-    assert_one(
-        "[host.a]\non = \"internet\"\naddress = \"192.0.2.300\"\n",
-        "3:11",
-        "",
-    );
+    assert_one("[host.a]\non = \"internet\"\naddress = \"192.0.2.300\"\n", "3:11", "");
 }
 
 #[test]
@@ -59,19 +43,8 @@ fn unknown_router_referenced_by_host() {
 
 #[test]
 fn host_on_a_host_is_explained() {
-    let errs = parse_str(
-        "t.toml",
-        "[host.a]\non = \"internet\"\n[host.b]\non = \"a\"\n",
-    )
-    .unwrap_err();
-    assert!(
-        errs.diagnostics[0]
-            .hint
-            .as_deref()
-            .unwrap()
-            .contains("not a router"),
-        "{errs}"
-    );
+    let errs = parse_str("t.toml", "[host.a]\non = \"internet\"\n[host.b]\non = \"a\"\n").unwrap_err();
+    assert!(errs.diagnostics[0].hint.as_deref().unwrap().contains("not a router"), "{errs}");
 }
 
 #[test]
@@ -83,10 +56,7 @@ fn router_wan_on_own_lan() {
 fn router_loop() {
     let errs = errors("[router.a]\nwan = \"b\"\n[router.b]\nwan = \"a\"\n");
     assert_eq!(errs.len(), 2, "{errs:?}");
-    assert!(
-        errs[0].starts_with("2:7") && errs[0].contains("WAN loop"),
-        "{errs:?}"
-    );
+    assert!(errs[0].starts_with("2:7") && errs[0].contains("WAN loop"), "{errs:?}");
 }
 
 #[test]
@@ -109,20 +79,12 @@ fn sibling_lans_may_overlap() {
 
 #[test]
 fn lan_in_public_range() {
-    assert_one(
-        "[router.a]\nwan = \"internet\"\nlan = \"203.0.113.0/25\"\n",
-        "3:7",
-        "overlaps the simulated internet",
-    );
+    assert_one("[router.a]\nwan = \"internet\"\nlan = \"203.0.113.0/25\"\n", "3:7", "overlaps the simulated internet");
 }
 
 #[test]
 fn lan_not_private() {
-    assert_one(
-        "[router.a]\nwan = \"internet\"\nlan = \"8.8.0.0/16\"\n",
-        "3:7",
-        "not a private range",
-    );
+    assert_one("[router.a]\nwan = \"internet\"\nlan = \"8.8.0.0/16\"\n", "3:7", "not a private range");
 }
 
 #[test]
@@ -145,51 +107,29 @@ fn address_outside_lan() {
 
 #[test]
 fn public_address_outside_documentation_ranges() {
-    assert_one(
-        "[host.a]\non = \"internet\"\naddress = \"8.8.8.8\"\n",
-        "3:11",
-        "not on the simulated internet",
-    );
+    assert_one("[host.a]\non = \"internet\"\naddress = \"8.8.8.8\"\n", "3:11", "not on the simulated internet");
 }
 
 #[test]
 fn gateway_address_is_reserved() {
-    assert_one(
-        "[router.r]\nwan = \"internet\"\nwan-address = \"203.0.113.1\"\n",
-        "3:15",
-        "reserved",
-    );
+    assert_one("[router.r]\nwan = \"internet\"\nwan-address = \"203.0.113.1\"\n", "3:15", "reserved");
 }
 
 #[test]
 fn invalid_and_reserved_names() {
     let errs = errors("[host.Alice]\non = \"internet\"\n[router.internet]\nwan = \"internet\"\n");
-    assert!(
-        errs.iter().any(|e| e.contains("invalid node name `Alice`")),
-        "{errs:?}"
-    );
-    assert!(
-        errs.iter().any(|e| e.contains("`internet` is reserved")),
-        "{errs:?}"
-    );
+    assert!(errs.iter().any(|e| e.contains("invalid node name `Alice`")), "{errs:?}");
+    assert!(errs.iter().any(|e| e.contains("`internet` is reserved")), "{errs:?}");
 }
 
 #[test]
 fn duplicate_name_across_kinds() {
-    assert_one(
-        "[router.x]\nwan = \"internet\"\n[host.x]\non = \"internet\"\n",
-        "",
-        "both as a router and as a host",
-    );
+    assert_one("[router.x]\nwan = \"internet\"\n[host.x]\non = \"internet\"\n", "", "both as a router and as a host");
 }
 
 #[test]
 fn unknown_service() {
-    assert_one(
-        "[server.s]\nservices = [\"stun\", \"dns\"]\n",
-        "2:21",
-        "unknown service `dns`",
-    );
+    assert_one("[server.s]\nservices = [\"stun\", \"dns\"]\n", "2:21", "unknown service `dns`");
 }
 
 #[test]
@@ -209,10 +149,7 @@ fn every_mistake_is_reported_at_once() {
 fn display_shows_file_line_col_source_and_hint() {
     let e = parse_str("lab.toml", "[host.a]\non = \"hom\"\n").unwrap_err();
     let text = e.to_string();
-    assert!(
-        text.starts_with("lab.toml:2:6: error: host `a` is on unknown router `hom`"),
-        "{text}"
-    );
+    assert!(text.starts_with("lab.toml:2:6: error: host `a` is on unknown router `hom`"), "{text}");
     assert!(text.contains("2 | on = \"hom\""), "{text}");
     assert!(text.contains("hint: known routers: none"), "{text}");
 }

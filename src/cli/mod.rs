@@ -61,12 +61,7 @@ pub fn check(file: &Path, json: bool) -> ExitCode {
         }
         for s in &topo.servers {
             let a: Vec<String> = s.addresses.iter().map(|a| a.to_string()).collect();
-            println!(
-                "  server {:<12} {} [{}]",
-                s.name,
-                a.join(", "),
-                s.services.join(", ")
-            );
+            println!("  server {:<12} {} [{}]", s.name, a.join(", "), s.services.join(", "));
         }
     }
     ExitCode::SUCCESS
@@ -77,6 +72,7 @@ pub async fn up(
     name: Option<String>,
     dry_run: bool,
     verify: bool,
+    opts: icelab::plan::PlanOptions,
     json: bool,
 ) -> ExitCode {
     let topo = match load(file, json) {
@@ -88,7 +84,7 @@ pub async fn up(
         return fail(BAD_INPUT, e);
     }
     if dry_run {
-        let plan = icelab::plan::plan(&topo, &registry::prefix_of(&name));
+        let plan = icelab::plan::plan_with(&topo, &registry::prefix_of(&name), &opts);
         if json {
             print_json(&plan);
         } else {
@@ -104,7 +100,7 @@ pub async fn up(
         Err(e) => return fail(FAILED, format!("cannot install signal handlers: {e}")),
     };
     let tty = std::io::stderr().is_terminal();
-    let build = Lab::up(&topo, &name, |i, step| {
+    let build = Lab::up_with(&topo, &name, &opts, |i, step| {
         if tty {
             eprint!("\r\x1b[K[{}] {step}", i + 1);
         }
@@ -126,10 +122,7 @@ pub async fn up(
                 match probe::verify_lab(&topo, &lab, json) {
                     Ok(true) => {}
                     Ok(false) => {
-                        return fail(
-                            FAILED,
-                            "a NAT does not behave as its file says; the lab was torn down",
-                        );
+                        return fail(FAILED, "a NAT does not behave as its file says; the lab was torn down");
                     }
                     Err(e) => return fail(FAILED, format!("{e:#}; the lab was torn down")),
                 }
@@ -161,10 +154,7 @@ pub struct Interrupts {
 impl Interrupts {
     pub fn install() -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok(Interrupts {
-            int: signal(SignalKind::interrupt())?,
-            term: signal(SignalKind::terminate())?,
-        })
+        Ok(Interrupts { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
     }
 
     /// Resolves with the signal's name when one arrives.
@@ -180,9 +170,7 @@ pub fn down(name: &str, json: bool) -> ExitCode {
     if let Err(e) = registry::check_name(name) {
         return fail(BAD_INPUT, e);
     }
-    if registry::load(name).is_err()
-        && netns::list(&format!("{}-", registry::prefix_of(name))).is_empty()
-    {
+    if registry::load(name).is_err() && netns::list(&format!("{}-", registry::prefix_of(name))).is_empty() {
         return fail(FAILED, format!("no lab named `{name}` (see `icelab ls`)"));
     }
     match fabric::teardown(name) {
@@ -204,18 +192,12 @@ pub fn down(name: &str, json: bool) -> ExitCode {
 pub fn ls(json: bool) -> ExitCode {
     let labs = registry::list();
     let mut orphans: Vec<String> = netns::list(registry::NS_PREFIX);
-    orphans.retain(|ns| {
-        !labs
-            .iter()
-            .any(|l| ns.starts_with(&format!("{}-", l.prefix)))
-    });
+    orphans.retain(|ns| !labs.iter().any(|l| ns.starts_with(&format!("{}-", l.prefix))));
     if json {
-        print_json(
-            &serde_json::json!({ "labs": labs.iter().map(|l| serde_json::json!({
+        print_json(&serde_json::json!({ "labs": labs.iter().map(|l| serde_json::json!({
             "name": l.name, "topology": l.topology, "nodes": l.nodes.len(), "created_unix": l.created_unix,
             "builder_pid": l.builder_pid,
-        })).collect::<Vec<_>>(), "orphaned_namespaces": orphans }),
-        );
+        })).collect::<Vec<_>>(), "orphaned_namespaces": orphans }));
     } else {
         if labs.is_empty() {
             println!("no labs");
@@ -224,10 +206,7 @@ pub fn ls(json: bool) -> ExitCode {
             println!("{:<12} {:>3} nodes  {}", l.name, l.nodes.len(), l.topology);
         }
         if !orphans.is_empty() {
-            println!(
-                "orphaned namespaces (remove with `icelab cleanup`): {}",
-                orphans.join(" ")
-            );
+            println!("orphaned namespaces (remove with `icelab cleanup`): {}", orphans.join(" "));
         }
     }
     ExitCode::SUCCESS
@@ -239,10 +218,7 @@ pub fn cleanup(json: bool) -> ExitCode {
             if json {
                 print_json(&r);
             } else {
-                println!(
-                    "removed {} namespaces, killed {} processes",
-                    r.namespaces, r.processes
-                );
+                println!("removed {} namespaces, killed {} processes", r.namespaces, r.processes);
             }
             ExitCode::SUCCESS
         }
@@ -257,13 +233,7 @@ pub fn exec(name: &str, node: &str, command: &[String]) -> ExitCode {
     };
     let Some((_, ns)) = rec.nodes.iter().find(|(n, _)| n == node) else {
         let known: Vec<&str> = rec.nodes.iter().map(|(n, _)| n.as_str()).collect();
-        return fail(
-            BAD_INPUT,
-            format!(
-                "lab {name} has no node `{node}`; nodes: {}",
-                known.join(", ")
-            ),
-        );
+        return fail(BAD_INPUT, format!("lab {name} has no node `{node}`; nodes: {}", known.join(", ")));
     };
     let fd = match netns::open(ns) {
         Ok(fd) => fd,
@@ -293,10 +263,7 @@ pub fn export(file: &Path, name: &str) -> ExitCode {
         return fail(BAD_INPUT, e);
     }
     let plan = icelab::plan::plan(&topo, &registry::prefix_of(name));
-    print!(
-        "{}",
-        icelab::plan::shell::render(&plan, &file.display().to_string())
-    );
+    print!("{}", icelab::plan::shell::render(&plan, &file.display().to_string()));
     ExitCode::SUCCESS
 }
 
@@ -306,10 +273,7 @@ pub async fn echo(target: &str, tcp: bool, count: u32, timeout_ms: u64, json: bo
         Err(_) => match target.parse::<std::net::IpAddr>() {
             Ok(ip) => SocketAddr::new(ip, icelab::plan::ECHO_PORT),
             Err(_) => {
-                return fail(
-                    BAD_INPUT,
-                    format!("`{target}` is not an address (e.g. 203.0.113.10 or 203.0.113.10:7)"),
-                );
+                return fail(BAD_INPUT, format!("`{target}` is not an address (e.g. 203.0.113.10 or 203.0.113.10:7)"));
             }
         },
     };
@@ -334,11 +298,7 @@ pub async fn echo(target: &str, tcp: bool, count: u32, timeout_ms: u64, json: bo
                     rtts.join(", ")
                 );
             }
-            if r.received == 0 {
-                ExitCode::from(FAILED)
-            } else {
-                ExitCode::SUCCESS
-            }
+            if r.received == 0 { ExitCode::from(FAILED) } else { ExitCode::SUCCESS }
         }
         Err(e) => fail(FAILED, format!("{e:#}")),
     }
@@ -346,6 +306,28 @@ pub async fn echo(target: &str, tcp: bool, count: u32, timeout_ms: u64, json: bo
 
 pub async fn echo_server(namespaces: &[String], port: u16) -> ExitCode {
     match icelab::echo::serve(namespaces, port).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(FAILED, format!("{e:#}")),
+    }
+}
+
+pub fn impair_engine(links: &str, control: Option<&Path>) -> ExitCode {
+    let links: Vec<icelab::impair::TapLink> = match serde_json::from_str(links) {
+        Ok(l) => l,
+        Err(e) => return fail(BAD_INPUT, format!("bad --links: {e}")),
+    };
+    let run = || -> anyhow::Result<()> {
+        let engine = icelab::impair::Engine::start(links)?;
+        if let Some(path) = control {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            engine.control().serve(path)?;
+        }
+        println!("ready");
+        engine.wait()
+    };
+    match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(FAILED, format!("{e:#}")),
     }

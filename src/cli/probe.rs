@@ -11,40 +11,22 @@ use icelab::verify;
 
 use super::{BAD_INPUT, FAILED, fail, print_json};
 
-pub fn probe(
-    name: &str,
-    node: &str,
-    server: Option<SocketAddr>,
-    lifetime_max: Option<f64>,
-    json: bool,
-) -> ExitCode {
+pub fn probe(name: &str, node: &str, server: Option<SocketAddr>, lifetime_max: Option<f64>, json: bool) -> ExitCode {
     let rec = match registry::load(name) {
         Ok(r) => r,
         Err(e) => return fail(BAD_INPUT, format!("{e:#}")),
     };
     let Some(n) = rec.plan.node(node) else {
         let known: Vec<&str> = rec.plan.nodes.iter().map(|n| n.name.as_str()).collect();
-        return fail(
-            BAD_INPUT,
-            format!(
-                "lab {name} has no node `{node}`; nodes: {}",
-                known.join(", ")
-            ),
-        );
+        return fail(BAD_INPUT, format!("lab {name} has no node `{node}`; nodes: {}", known.join(", ")));
     };
     let server = match server.map_or_else(|| verify::stun_server(&rec.plan), Ok) {
         Ok(s) => s,
         Err(e) => return fail(BAD_INPUT, e),
     };
-    let opts = ProbeOptions {
-        lifetime_max: lifetime_max.map(Duration::from_secs_f64),
-        ..Default::default()
-    };
+    let opts = ProbeOptions { lifetime_max: lifetime_max.map(Duration::from_secs_f64), ..Default::default() };
     if lifetime_max.is_some() && !json {
-        eprintln!(
-            "measuring the mapping lifetime: this takes up to about {:.0} s",
-            lifetime_max.unwrap_or(0.0) * 2.0
-        );
+        eprintln!("measuring the mapping lifetime: this takes up to about {:.0} s", lifetime_max.unwrap_or(0.0) * 2.0);
     }
     match verify::probe_in(&n.ns, server, opts) {
         Ok(r) => {
@@ -86,19 +68,8 @@ pub fn verify_lab(topo: &Topology, lab: &Lab, json: bool) -> anyhow::Result<bool
     Ok(checks.iter().all(|c| c.ok || c.observed.is_none()))
 }
 
-pub async fn stun_server(
-    primary: IpAddr,
-    alternate: Option<IpAddr>,
-    port: u16,
-    alt_port: u16,
-) -> ExitCode {
-    let cfg = StunServerConfig {
-        primary,
-        alternate,
-        port,
-        alt_port,
-        ..Default::default()
-    };
+pub async fn stun_server(primary: IpAddr, alternate: Option<IpAddr>, port: u16, alt_port: u16) -> ExitCode {
+    let cfg = StunServerConfig { primary, alternate, port, alt_port, ..Default::default() };
     match StunServer::start(cfg).await {
         Ok(server) => {
             println!("ready");

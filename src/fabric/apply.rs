@@ -12,9 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
-use rtnetlink::{
-    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
-};
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use super::{netns, procs, registry};
 use crate::plan::Step;
@@ -37,17 +35,12 @@ pub struct Applier {
 impl Applier {
     /// An applier for lab `lab` (used to place service logs).
     pub fn new(lab: &str) -> Self {
-        Applier {
-            lab: lab.to_string(),
-            spaces: HashMap::new(),
-        }
+        Applier { lab: lab.to_string(), spaces: HashMap::new() }
     }
 
     /// Runs one step.
     pub async fn apply(&mut self, step: &Step) -> Result<()> {
-        self.apply_inner(step)
-            .await
-            .with_context(|| format!("step `{step}` failed"))
+        self.apply_inner(step).await.with_context(|| format!("step `{step}` failed"))
     }
 
     async fn apply_inner(&mut self, step: &Step) -> Result<()> {
@@ -55,37 +48,17 @@ impl Applier {
             Step::AddNamespace { ns } => {
                 let fd = netns::create(ns)?;
                 let nl = connect(&fd)?;
-                self.spaces.insert(
-                    ns.clone(),
-                    Ns {
-                        fd,
-                        nl,
-                        index: HashMap::new(),
-                    },
-                );
+                self.spaces.insert(ns.clone(), Ns { fd, nl, index: HashMap::new() });
             }
             Step::Sysctl { ns, key, value } => netns::sysctl(&self.get(ns)?.fd, key, value)?,
             Step::AddBridge { ns, name } => {
                 // Created down, like `ip link add type bridge`; the plan brings it up after its addresses.
-                self.get(ns)?
-                    .nl
-                    .link()
-                    .add(LinkMessageBuilder::<LinkBridge>::new(name).build())
-                    .execute()
-                    .await?;
+                self.get(ns)?.nl.link().add(LinkMessageBuilder::<LinkBridge>::new(name).build()).execute().await?;
             }
-            Step::AddVeth {
-                ns,
-                name,
-                peer_ns,
-                peer_name,
-            } => {
+            Step::AddVeth { ns, name, peer_ns, peer_name } => {
                 let peer_fd = self.get(peer_ns)?.fd.as_raw_fd();
                 // The peer is created directly in its own namespace: nothing passes through ours.
-                let peer = LinkMessageBuilder::<LinkUnspec>::new()
-                    .name(peer_name.clone())
-                    .setns_by_fd(peer_fd)
-                    .build();
+                let peer = LinkMessageBuilder::<LinkUnspec>::new().name(peer_name.clone()).setns_by_fd(peer_fd).build();
                 let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
                     .name(name.clone())
                     .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
@@ -105,12 +78,7 @@ impl Applier {
             }
             Step::AddAddress { ns, dev, address } => {
                 let i = self.index(ns, dev).await?;
-                self.get(ns)?
-                    .nl
-                    .address()
-                    .add(i, IpAddr::V4(address.addr()), address.prefix_len())
-                    .execute()
-                    .await?;
+                self.get(ns)?.nl.address().add(i, IpAddr::V4(address.addr()), address.prefix_len()).execute().await?;
             }
             Step::AddRoute { ns, dst, via } => {
                 let msg = RouteMessageBuilder::<Ipv4Addr>::new()
@@ -120,41 +88,29 @@ impl Applier {
                 self.get(ns)?.nl.route().add(msg).execute().await?;
             }
             Step::Nftables { ns, ruleset, .. } => load_nft(&self.get(ns)?.fd, ruleset)?,
-            Step::Spawn { ns, service, args } => {
+            Step::Spawn { ns, service, args, .. } => {
                 let log = registry::lab_dir(&self.lab).join(format!("{service}-{ns}.log"));
                 spawn_service(&self.get(ns)?.fd, args, &log)?;
+            }
+            Step::Netem { ns, dev, impairment, seed } => {
+                crate::impair::netem::apply_seeded(ns, dev, impairment, Some(*seed))?;
             }
         }
         Ok(())
     }
 
     fn get(&self, ns: &str) -> Result<&Ns> {
-        self.spaces
-            .get(ns)
-            .ok_or_else(|| anyhow!("namespace {ns} was not created by this plan"))
+        self.spaces.get(ns).ok_or_else(|| anyhow!("namespace {ns} was not created by this plan"))
     }
 
     async fn index(&mut self, ns: &str, dev: &str) -> Result<u32> {
         if let Some(i) = self.get(ns)?.index.get(dev) {
             return Ok(*i);
         }
-        let mut links = self
-            .get(ns)?
-            .nl
-            .link()
-            .get()
-            .match_name(dev.to_string())
-            .execute();
-        let link = links
-            .try_next()
-            .await?
-            .ok_or_else(|| anyhow!("no device {dev} in {ns}"))?;
+        let mut links = self.get(ns)?.nl.link().get().match_name(dev.to_string()).execute();
+        let link = links.try_next().await?.ok_or_else(|| anyhow!("no device {dev} in {ns}"))?;
         let i = link.header.index;
-        self.spaces
-            .get_mut(ns)
-            .unwrap()
-            .index
-            .insert(dev.to_string(), i);
+        self.spaces.get_mut(ns).unwrap().index.insert(dev.to_string(), i);
         Ok(i)
     }
 }
@@ -173,39 +129,25 @@ fn connect(ns: &OwnedFd) -> Result<Handle> {
 /// Runs `nft -f -` inside the namespace, with a deadline.
 pub fn load_nft(ns: &OwnedFd, ruleset: &str) -> Result<()> {
     let mut cmd = Command::new("nft");
-    cmd.args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args(["-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
     procs::enter_netns(&mut cmd, ns)?;
-    let mut child = cmd
-        .spawn()
-        .context("running nft (is the nftables package installed?)")?;
+    let mut child = cmd.spawn().context("running nft (is the nftables package installed?)")?;
     child.stdin.take().unwrap().write_all(ruleset.as_bytes())?;
     let out = wait_with_deadline(child, CHILD_DEADLINE)?;
     if !out.status.success() {
-        bail!(
-            "nft rejected the ruleset: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("nft rejected the ruleset: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }
 
-fn wait_with_deadline(
-    child: std::process::Child,
-    deadline: Duration,
-) -> Result<std::process::Output> {
+fn wait_with_deadline(child: std::process::Child, deadline: Duration) -> Result<std::process::Output> {
     let pid = child.id() as i32;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || tx.send(child.wait_with_output()));
     match rx.recv_timeout(deadline) {
         Ok(out) => Ok(out?),
         Err(_) => {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             bail!("child process {pid} did not finish within {deadline:?}")
         }
     }
@@ -225,18 +167,13 @@ pub fn icelab_exe() -> Result<std::path::PathBuf> {
     [dir.join("icelab"), dir.join("../icelab")]
         .into_iter()
         .find(|p| p.is_file())
-        .ok_or_else(|| {
-            anyhow!("cannot find the icelab program to start lab services; set ICELAB_BIN")
-        })
+        .ok_or_else(|| anyhow!("cannot find the icelab program to start lab services; set ICELAB_BIN"))
 }
 
 /// Starts `icelab ARGS` detached inside the namespace and waits for its `ready` line.
 fn spawn_service(ns: &OwnedFd, args: &[String], log: &std::path::Path) -> Result<()> {
     let mut cmd = Command::new(icelab_exe()?);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log)?);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(std::fs::File::create(log)?);
     procs::enter_netns(&mut cmd, ns)?;
     // Its own session: a Ctrl-C meant for `icelab up` must not kill the lab's services.
     unsafe {
@@ -257,18 +194,11 @@ fn spawn_service(ns: &OwnedFd, args: &[String], log: &std::path::Path) -> Result
         Ok(line) if line.trim() == "ready" => Ok(()),
         Ok(line) => {
             let _ = child.kill();
-            bail!(
-                "service exited before it was ready ({}); see {}",
-                line.trim(),
-                log.display()
-            )
+            bail!("service exited before it was ready ({}); see {}", line.trim(), log.display())
         }
         Err(_) => {
             let _ = child.kill();
-            bail!(
-                "service not ready within {CHILD_DEADLINE:?}; see {}",
-                log.display()
-            )
+            bail!("service not ready within {CHILD_DEADLINE:?}; see {}", log.display())
         }
     }
 }

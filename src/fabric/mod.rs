@@ -20,7 +20,13 @@ use serde::Serialize;
 pub use apply::{Applier, icelab_exe, load_nft};
 pub use registry::LabRecord;
 
-use crate::plan::{Plan, Step};
+use crate::plan::{ImpairEngine, Plan, PlanOptions, Step};
+
+/// Options for this machine: netem where the kernel has it, the userspace engine otherwise.
+pub fn default_options() -> PlanOptions {
+    let engine = if crate::impair::netem::netem_available() { ImpairEngine::Netem } else { ImpairEngine::Userspace };
+    PlanOptions { engine, ..PlanOptions::default() }
+}
 use crate::topology::Topology;
 
 /// How long teardown waits for a lab's processes to die.
@@ -46,29 +52,29 @@ pub struct BuildReport {
 
 impl Lab {
     /// Builds the lab for `topo` named `name`. `progress` sees each step before it runs.
-    pub async fn up(
+    pub async fn up(topo: &Topology, name: &str, progress: impl FnMut(usize, &Step)) -> Result<(Lab, BuildReport)> {
+        Self::up_with(topo, name, &default_options(), progress).await
+    }
+
+    /// Builds the lab with explicit plan options (impairment engine, seed).
+    pub async fn up_with(
         topo: &Topology,
         name: &str,
+        opts: &PlanOptions,
         mut progress: impl FnMut(usize, &Step),
     ) -> Result<(Lab, BuildReport)> {
         registry::check_name(name)?;
         let start = Instant::now();
         let prefix = registry::prefix_of(name);
-        let plan = crate::plan::plan(topo, &prefix);
+        let plan = crate::plan::plan_with(topo, &prefix, opts);
         let record = LabRecord {
             name: name.to_string(),
             prefix: prefix.clone(),
             topology: topo.file.clone(),
-            nodes: plan
-                .nodes
-                .iter()
-                .map(|n| (n.name.clone(), n.ns.clone()))
-                .collect(),
+            nodes: plan.nodes.iter().map(|n| (n.name.clone(), n.ns.clone())).collect(),
             plan: plan.clone(),
             builder_pid: std::process::id(),
-            created_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         };
         if !netns::list(&format!("{prefix}-")).is_empty() {
             anyhow::bail!(
@@ -77,10 +83,7 @@ impl Lab {
         }
         registry::create(&record)?;
         // From here on, dropping `lab` removes whatever was built.
-        let lab = Lab {
-            record,
-            armed: true,
-        };
+        let lab = Lab { record, armed: true };
         apply_plan(name, &plan, &mut progress).await?;
         let report = BuildReport {
             name: name.to_string(),
@@ -118,21 +121,10 @@ impl Drop for Lab {
     }
 }
 
-async fn apply_plan(
-    name: &str,
-    plan: &Plan,
-    progress: &mut impl FnMut(usize, &Step),
-) -> Result<()> {
+async fn apply_plan(name: &str, plan: &Plan, progress: &mut impl FnMut(usize, &Step)) -> Result<()> {
     // Fault injection for teardown tests: fail or panic before step N (1-based).
-    let fault = |var: &str| {
-        std::env::var(var)
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-    };
-    let (fail_at, panic_at) = (
-        fault("ICELAB_FAULT_FAIL_AT_STEP"),
-        fault("ICELAB_FAULT_PANIC_AT_STEP"),
-    );
+    let fault = |var: &str| std::env::var(var).ok().and_then(|v| v.parse::<usize>().ok());
+    let (fail_at, panic_at) = (fault("ICELAB_FAULT_FAIL_AT_STEP"), fault("ICELAB_FAULT_PANIC_AT_STEP"));
     let mut applier = Applier::new(name);
     for (i, step) in plan.steps.iter().enumerate() {
         progress(i, step);
@@ -175,11 +167,7 @@ pub fn cleanup() -> Result<TeardownReport> {
         registry::remove(&rec.name);
     }
     // Records of builds killed before writing lab.json.
-    for e in std::fs::read_dir(registry::STATE_DIR)
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
+    for e in std::fs::read_dir(registry::STATE_DIR).into_iter().flatten().flatten() {
         let _ = std::fs::remove_dir_all(e.path());
     }
     r.name = "*".into();

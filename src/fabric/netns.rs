@@ -26,24 +26,10 @@ pub fn path(name: &str) -> PathBuf {
 /// made here are seen by `ip netns` in other mount namespaces.
 fn ensure_dir() -> Result<()> {
     fs::create_dir_all(NETNS_DIR).with_context(|| format!("creating {NETNS_DIR}"))?;
-    let shared = || {
-        mount(
-            Some(""),
-            NETNS_DIR,
-            Some("none"),
-            MsFlags::MS_SHARED | MsFlags::MS_REC,
-            None::<&str>,
-        )
-    };
+    let shared = || mount(Some(""), NETNS_DIR, Some("none"), MsFlags::MS_SHARED | MsFlags::MS_REC, None::<&str>);
     if shared().is_err() {
-        mount(
-            Some(NETNS_DIR),
-            NETNS_DIR,
-            Some("none"),
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .with_context(|| format!("bind-mounting {NETNS_DIR} on itself"))?;
+        mount(Some(NETNS_DIR), NETNS_DIR, Some("none"), MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+            .with_context(|| format!("bind-mounting {NETNS_DIR} on itself"))?;
         shared().with_context(|| format!("making {NETNS_DIR} a shared mount"))?;
     }
     Ok(())
@@ -62,21 +48,13 @@ pub fn create(name: &str) -> Result<OwnedFd> {
         .write(true)
         .create_new(true)
         .open(&target)
-        .with_context(|| {
-            format!("namespace {name} already exists or {NETNS_DIR} is not writable")
-        })?;
+        .with_context(|| format!("namespace {name} already exists or {NETNS_DIR} is not writable"))?;
     let t = target.clone();
     let made = std::thread::spawn(move || -> Result<()> {
         unshare(CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
         let own = format!("/proc/self/task/{}/ns/net", nix::unistd::gettid());
-        mount(
-            Some(own.as_str()),
-            &t,
-            Some("none"),
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .context("bind-mounting the namespace")?;
+        mount(Some(own.as_str()), &t, Some("none"), MsFlags::MS_BIND, None::<&str>)
+            .context("bind-mounting the namespace")?;
         Ok(())
     })
     .join()
@@ -90,9 +68,7 @@ pub fn create(name: &str) -> Result<OwnedFd> {
 
 /// Opens a handle to a named namespace.
 pub fn open(name: &str) -> Result<OwnedFd> {
-    Ok(File::open(path(name))
-        .with_context(|| format!("opening namespace {name}"))?
-        .into())
+    Ok(File::open(path(name)).with_context(|| format!("opening namespace {name}"))?.into())
 }
 
 /// The namespace's inode: how `/proc/PID/ns/net` of its processes is recognised.
@@ -129,10 +105,7 @@ pub fn list(prefix: &str) -> Vec<String> {
 }
 
 /// Runs `f` on a fresh thread that has joined the namespace `ns`.
-pub fn run_in<T: Send + 'static>(
-    ns: &OwnedFd,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T> {
+pub fn run_in<T: Send + 'static>(ns: &OwnedFd, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
     let fd = ns.try_clone()?;
     std::thread::spawn(move || -> Result<T> {
         setns(fd.as_fd(), CloneFlags::CLONE_NEWNET).context("setns")?;

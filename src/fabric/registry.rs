@@ -46,12 +46,7 @@ pub fn prefix_of(name: &str) -> String {
 
 /// Lab names are short and without '-', so `icelab-<name>-` never prefixes another lab.
 pub fn check_name(name: &str) -> Result<()> {
-    if name.is_empty()
-        || name.len() > 12
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-    {
+    if name.is_empty() || name.len() > 12 || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
         bail!(
             "invalid lab name `{name}`: use 1-12 characters a-z and 0-9 (no '-': it separates lab and node in namespace names)"
         );
@@ -68,8 +63,7 @@ pub fn random_name() -> String {
 pub fn create(rec: &LabRecord) -> Result<()> {
     let dir = lab_dir(&rec.name);
     fs::create_dir_all(STATE_DIR)?;
-    fs::create_dir(&dir)
-        .with_context(|| format!("lab `{}` already exists (see `icelab ls`)", rec.name))?;
+    fs::create_dir(&dir).with_context(|| format!("lab `{}` already exists (see `icelab ls`)", rec.name))?;
     fs::write(dir.join("lab.json"), serde_json::to_vec_pretty(rec)?)?;
     Ok(())
 }

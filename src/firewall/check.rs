@@ -23,17 +23,11 @@ pub fn check_with_nft(ruleset: &str) -> Result<(), NftCheckError> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(ruleset.as_bytes())?;
+    child.stdin.take().expect("piped stdin").write_all(ruleset.as_bytes())?;
     let out = child.wait_with_output()?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(NftCheckError::Rejected(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ))
+        Err(NftCheckError::Rejected(String::from_utf8_lossy(&out.stderr).trim().to_string()))
     }
 }

@@ -36,14 +36,7 @@ pub struct FirewallCtx {
 fn preset_rules(p: FirewallPreset) -> (&'static [&'static str], &'static [&'static str]) {
     match p {
         FirewallPreset::UdpBlocked => (&["meta l4proto udp drop"], &["meta l4proto udp drop"]),
-        FirewallPreset::TcpOnly443 => (
-            &[
-                "ct state established,related return",
-                "tcp dport 443 return",
-                "drop",
-            ],
-            &[],
-        ),
+        FirewallPreset::TcpOnly443 => (&["ct state established,related return", "tcp dport 443 return", "drop"], &[]),
         FirewallPreset::StunPortBlocked => (
             &["meta l4proto { tcp, udp } th dport { 3478, 5349 } drop"],
             &["meta l4proto { tcp, udp } th sport { 3478, 5349 } drop"],
@@ -58,18 +51,13 @@ fn preset_rules(p: FirewallPreset) -> (&'static [&'static str], &'static [&'stat
 /// jumped to from `forward` on a router and from both `output` and `input` on
 /// a host; they are expected to be validated ([`FirewallSpec::validate`]).
 pub fn ruleset(spec: &FirewallSpec, ctx: &FirewallCtx) -> String {
-    let mut out = format!(
-        "table inet {FW_TABLE} {{}}\ndelete table inet {FW_TABLE}\ntable inet {FW_TABLE} {{\n"
-    );
+    let mut out = format!("table inet {FW_TABLE} {{}}\ndelete table inet {FW_TABLE}\ntable inet {FW_TABLE} {{\n");
     let mut jumps_out = vec![];
     let mut jumps_in = vec![];
     for p in &spec.presets {
         let (rules_out, rules_in) = preset_rules(*p);
         let base = p.name().replace('-', "_");
-        for (dir, rules, jumps) in [
-            ("out", rules_out, &mut jumps_out),
-            ("in", rules_in, &mut jumps_in),
-        ] {
+        for (dir, rules, jumps) in [("out", rules_out, &mut jumps_out), ("in", rules_in, &mut jumps_in)] {
             if rules.is_empty() {
                 continue;
             }
@@ -91,28 +79,18 @@ pub fn ruleset(spec: &FirewallSpec, ctx: &FirewallCtx) -> String {
     }
     out.push_str("\t}\n");
     let base = |out: &mut String, name: &str, hook: &str, body: &[String]| {
-        let _ = writeln!(
-            out,
-            "\tchain {name} {{\n\t\ttype filter hook {hook} priority filter; policy accept;"
-        );
+        let _ = writeln!(out, "\tchain {name} {{\n\t\ttype filter hook {hook} priority filter; policy accept;");
         for l in body {
             let _ = writeln!(out, "\t\t{l}");
         }
         out.push_str("\t}\n");
     };
-    let jump = |cond: &str, chains: &[String]| -> Vec<String> {
-        chains.iter().map(|c| format!("{cond} jump {c}")).collect()
-    };
+    let jump =
+        |cond: &str, chains: &[String]| -> Vec<String> { chains.iter().map(|c| format!("{cond} jump {c}")).collect() };
     match &ctx.role {
         FwRole::Router { wan_if, lan_if } => {
-            let mut body = jump(
-                &format!("iifname \"{lan_if}\" oifname \"{wan_if}\""),
-                &jumps_out,
-            );
-            body.extend(jump(
-                &format!("iifname \"{wan_if}\" oifname \"{lan_if}\""),
-                &jumps_in,
-            ));
+            let mut body = jump(&format!("iifname \"{lan_if}\" oifname \"{wan_if}\""), &jumps_out);
+            body.extend(jump(&format!("iifname \"{wan_if}\" oifname \"{lan_if}\""), &jumps_in));
             body.push("jump custom".into());
             base(&mut out, "forward", "forward", &body);
         }

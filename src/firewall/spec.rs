@@ -21,12 +21,8 @@ pub enum FirewallPreset {
 
 impl FirewallPreset {
     /// Every preset.
-    pub const ALL: [FirewallPreset; 4] = [
-        Self::UdpBlocked,
-        Self::TcpOnly443,
-        Self::StunPortBlocked,
-        Self::InboundBlocked,
-    ];
+    pub const ALL: [FirewallPreset; 4] =
+        [Self::UdpBlocked, Self::TcpOnly443, Self::StunPortBlocked, Self::InboundBlocked];
 
     /// Topology-file name.
     pub fn name(self) -> &'static str {
@@ -68,13 +64,7 @@ impl FirewallSpec {
     /// validation is [`super::check_with_nft`].
     pub fn validate(&self) -> Result<(), RuleError> {
         for (index, rule) in self.rules.iter().enumerate() {
-            let err = |why| {
-                Err(RuleError {
-                    index,
-                    rule: rule.clone(),
-                    why,
-                })
-            };
+            let err = |why| Err(RuleError { index, rule: rule.clone(), why });
             if rule.trim().is_empty() {
                 return err("empty rule");
             }
@@ -121,16 +111,10 @@ struct Table {
 }
 
 fn preset_named<E: de::Error>(s: &str) -> Result<FirewallPreset, E> {
-    FirewallPreset::ALL
-        .into_iter()
-        .find(|p| p.name() == s)
-        .ok_or_else(|| {
-            let names: Vec<_> = FirewallPreset::ALL.iter().map(|p| p.name()).collect();
-            E::custom(format!(
-                "unknown firewall preset `{s}`, expected one of: {}",
-                names.join(", ")
-            ))
-        })
+    FirewallPreset::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
+        let names: Vec<_> = FirewallPreset::ALL.iter().map(|p| p.name()).collect();
+        E::custom(format!("unknown firewall preset `{s}`, expected one of: {}", names.join(", ")))
+    })
 }
 
 impl<'de> Deserialize<'de> for FirewallSpec {
@@ -139,25 +123,17 @@ impl<'de> Deserialize<'de> for FirewallSpec {
         impl<'de> Visitor<'de> for V {
             type Value = FirewallSpec;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(
-                    "a firewall preset name, a list of them, or a table with `preset` and `rules`",
-                )
+                f.write_str("a firewall preset name, a list of them, or a table with `preset` and `rules`")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<FirewallSpec, E> {
-                Ok(FirewallSpec {
-                    presets: vec![preset_named(s)?],
-                    rules: vec![],
-                })
+                Ok(FirewallSpec { presets: vec![preset_named(s)?], rules: vec![] })
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FirewallSpec, A::Error> {
                 let mut presets = vec![];
                 while let Some(name) = seq.next_element::<String>()? {
                     presets.push(preset_named(&name)?);
                 }
-                Ok(FirewallSpec {
-                    presets,
-                    rules: vec![],
-                })
+                Ok(FirewallSpec { presets, rules: vec![] })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FirewallSpec, A::Error> {
                 let t = Table::deserialize(de::value::MapAccessDeserializer::new(map))?;
@@ -166,10 +142,7 @@ impl<'de> Deserialize<'de> for FirewallSpec {
                     Some(OneOrMany::One(p)) => vec![p],
                     Some(OneOrMany::Many(v)) => v,
                 };
-                let spec = FirewallSpec {
-                    presets,
-                    rules: t.rules,
-                };
+                let spec = FirewallSpec { presets, rules: t.rules };
                 spec.validate().map_err(de::Error::custom)?;
                 Ok(spec)
             }

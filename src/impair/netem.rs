@@ -105,30 +105,15 @@ pub fn netem_args(i: &Impairment) -> Vec<String> {
         Loss::None => {}
         Loss::Random { percent: 0.0 } => {}
         Loss::Random { percent } => a.extend(["loss".into(), "random".into(), pct(percent)]),
-        Loss::GilbertElliott {
-            p,
-            r,
-            bad_loss,
-            good_loss,
-        } => a.extend([
-            "loss".into(),
-            "gemodel".into(),
-            pct(p),
-            pct(r),
-            pct(bad_loss),
-            pct(good_loss),
-        ]),
+        Loss::GilbertElliott { p, r, bad_loss, good_loss } => {
+            a.extend(["loss".into(), "gemodel".into(), pct(p), pct(r), pct(bad_loss), pct(good_loss)])
+        }
     }
     if i.duplicate_percent > 0.0 {
         a.extend(["duplicate".into(), pct(i.duplicate_percent)]);
     }
     if i.reorder_percent > 0.0 {
-        a.extend([
-            "reorder".into(),
-            pct(i.reorder_percent),
-            "gap".into(),
-            i.gap().to_string(),
-        ]);
+        a.extend(["reorder".into(), pct(i.reorder_percent), "gap".into(), i.gap().to_string()]);
     }
     a
 }
@@ -143,22 +128,12 @@ pub fn commands(dev: &str, i: &Impairment) -> Vec<ToolCommand> {
 /// run replays; the kernel's PRNG is not the userspace engine's, so the two engines
 /// replay different (equally distributed) patterns.
 pub fn commands_seeded(dev: &str, i: &Impairment, seed: Option<u64>) -> Vec<ToolCommand> {
-    let tc = |args: Vec<String>, may_fail| ToolCommand {
-        program: "tc",
-        args,
-        stdin: None,
-        may_fail,
-    };
+    let tc = |args: Vec<String>, may_fail| ToolCommand { program: "tc", args, stdin: None, may_fail };
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let table = nft_table(dev);
     let mut out = vec![
         tc(s(&["qdisc", "del", "dev", dev, "root"]), true),
-        ToolCommand {
-            program: "nft",
-            args: s(&["delete", "table", "netdev", &table]),
-            stdin: None,
-            may_fail: true,
-        },
+        ToolCommand { program: "nft", args: s(&["delete", "table", "netdev", &table]), stdin: None, may_fail: true },
     ];
     if let Some(mtu) = i.mtu {
         // `meta length` at netdev egress counts the Ethernet header.
@@ -172,14 +147,7 @@ pub fn commands_seeded(dev: &str, i: &Impairment, seed: Option<u64>) -> Vec<Tool
             may_fail: false,
         });
     }
-    if i.is_perfect()
-        || (i.mtu.is_some()
-            && Impairment {
-                mtu: None,
-                ..i.clone()
-            }
-            .is_perfect())
-    {
+    if i.is_perfect() || (i.mtu.is_some() && Impairment { mtu: None, ..i.clone() }.is_perfect()) {
         return out;
     }
     let mut root = s(&["qdisc", "add", "dev", dev, "root", "handle", "1:", "netem"]);
@@ -216,19 +184,7 @@ pub fn commands_seeded(dev: &str, i: &Impairment, seed: Option<u64>) -> Vec<Tool
         ));
         if let QueueLimit::Packets(n) = q {
             out.push(tc(
-                s(&[
-                    "qdisc",
-                    "add",
-                    "dev",
-                    dev,
-                    "parent",
-                    "10:1",
-                    "handle",
-                    "100:",
-                    "pfifo",
-                    "limit",
-                    &n.to_string(),
-                ]),
+                s(&["qdisc", "add", "dev", dev, "parent", "10:1", "handle", "100:", "pfifo", "limit", &n.to_string()]),
                 false,
             ));
         }
@@ -254,26 +210,17 @@ pub fn apply_seeded(ns: &str, dev: &str, i: &Impairment, seed: Option<u64>) -> R
     for c in commands_seeded(dev, i, seed) {
         let mut cmd = Command::new(c.program);
         cmd.args(&c.args)
-            .stdin(if c.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if c.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         procs::enter_netns(&mut cmd, &handle)?;
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("running {}", c.program))?;
+        let mut child = cmd.spawn().with_context(|| format!("running {}", c.program))?;
         if let (Some(text), Some(mut stdin)) = (&c.stdin, child.stdin.take()) {
             stdin.write_all(text.as_bytes())?;
         }
         let out = child.wait_with_output()?;
         if !out.status.success() && !c.may_fail {
-            bail!(
-                "in namespace {ns}: `{c}` failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            bail!("in namespace {ns}: `{c}` failed: {}", String::from_utf8_lossy(&out.stderr).trim());
         }
     }
     Ok(())

@@ -37,13 +37,7 @@ pub enum Preset {
 }
 
 /// Every preset, in documentation order.
-pub const ALL: &[Preset] = &[
-    Preset::Wifi,
-    Preset::Lte,
-    Preset::ThreeG,
-    Preset::Satellite,
-    Preset::LossyCorporate,
-];
+pub const ALL: &[Preset] = &[Preset::Wifi, Preset::Lte, Preset::ThreeG, Preset::Satellite, Preset::LossyCorporate];
 
 fn dir(delay: f64, jitter: f64, loss: Loss, rate: u64) -> Impairment {
     Impairment {
@@ -71,19 +65,11 @@ impl Preset {
     /// Why the values are what they are (one line).
     pub fn reasoning(self) -> &'static str {
         match self {
-            Preset::Wifi => {
-                "few-ms RTT to the AP; jitter from contention/retries; ARQ hides most loss"
-            }
-            Preset::Lte => {
-                "RTT ≈ 50 ms median; RLC retransmits most loss; uplink power-limited; bloated buffers"
-            }
+            Preset::Wifi => "few-ms RTT to the AP; jitter from contention/retries; ARQ hides most loss",
+            Preset::Lte => "RTT ≈ 50 ms median; RLC retransmits most loss; uplink power-limited; bloated buffers",
             Preset::ThreeG => "HSPA: RTT 100–200 ms, a few Mbit/s down, 1 Mbit/s up",
-            Preset::Satellite => {
-                "GEO: ≈ 240 ms light time each way + ground segment; rain-fade bursts"
-            }
-            Preset::LossyCorporate => {
-                "congested WAN/VPN: bursty loss, some duplicates, 1400-byte MTU black hole"
-            }
+            Preset::Satellite => "GEO: ≈ 240 ms light time each way + ground segment; rain-fade bursts",
+            Preset::LossyCorporate => "congested WAN/VPN: bursty loss, some duplicates, 1400-byte MTU black hole",
         }
     }
 
@@ -99,31 +85,17 @@ impl Preset {
                 down.queue_bytes = Some(30_000 * 300 / 8);
                 LinkImpairment { up, down }
             }
-            Preset::ThreeG => LinkImpairment {
-                up: dir(60.0, 20.0, random(1.0), 1_000),
-                down: dir(50.0, 20.0, random(1.0), 3_000),
-            },
+            Preset::ThreeG => {
+                LinkImpairment { up: dir(60.0, 20.0, random(1.0), 1_000), down: dir(50.0, 20.0, random(1.0), 3_000) }
+            }
             Preset::Satellite => {
                 // Mean loss = 0.2·100 / (0.2 + 20) ≈ 1 %; bursts last 100/20 = 5 frames.
-                let ge = Loss::GilbertElliott {
-                    p: 0.2,
-                    r: 20.0,
-                    bad_loss: 100.0,
-                    good_loss: 0.0,
-                };
-                LinkImpairment {
-                    up: dir(300.0, 10.0, ge, 3_000),
-                    down: dir(300.0, 10.0, ge, 20_000),
-                }
+                let ge = Loss::GilbertElliott { p: 0.2, r: 20.0, bad_loss: 100.0, good_loss: 0.0 };
+                LinkImpairment { up: dir(300.0, 10.0, ge, 3_000), down: dir(300.0, 10.0, ge, 20_000) }
             }
             Preset::LossyCorporate => {
                 // Mean loss = 1·50 / (1 + 25) ≈ 1.9 %; the bad state lasts 4 frames.
-                let ge = Loss::GilbertElliott {
-                    p: 1.0,
-                    r: 25.0,
-                    bad_loss: 50.0,
-                    good_loss: 0.0,
-                };
+                let ge = Loss::GilbertElliott { p: 1.0, r: 25.0, bad_loss: 50.0, good_loss: 0.0 };
                 let mut i = dir(15.0, 5.0, ge, 10_000);
                 i.duplicate_percent = 0.1;
                 i.mtu = Some(1400);
@@ -137,15 +109,9 @@ fn describe_loss(l: &Loss) -> String {
     match *l {
         Loss::None => "0".into(),
         Loss::Random { percent } => format!("{percent} %"),
-        Loss::GilbertElliott {
-            p,
-            r,
-            bad_loss,
-            good_loss,
-        } => format!(
-            "GE p={p} r={r} bad={bad_loss} good={good_loss} (≈{:.1} %)",
-            l.mean_percent()
-        ),
+        Loss::GilbertElliott { p, r, bad_loss, good_loss } => {
+            format!("GE p={p} r={r} bad={bad_loss} good={good_loss} (≈{:.1} %)", l.mean_percent())
+        }
     }
 }
 
@@ -178,11 +144,7 @@ pub fn markdown_table() -> String {
                 i.jitter_distribution,
                 describe_loss(&i.loss),
                 i.rate_kbit.map_or("-".into(), |r| r.to_string()),
-                if other.is_empty() {
-                    "-".into()
-                } else {
-                    other.join(", ")
-                },
+                if other.is_empty() { "-".into() } else { other.join(", ") },
                 p.reasoning(),
             );
         }

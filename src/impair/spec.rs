@@ -35,12 +35,7 @@ pub enum JitterDistribution {
 
 /// Which frames are dropped at random.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(
-    tag = "model",
-    rename_all = "kebab-case",
-    rename_all_fields = "kebab-case",
-    deny_unknown_fields
-)]
+#[serde(tag = "model", rename_all = "kebab-case", rename_all_fields = "kebab-case", deny_unknown_fields)]
 pub enum Loss {
     /// No random loss.
     #[default]
@@ -77,12 +72,7 @@ impl Loss {
         match *self {
             Loss::None => 0.0,
             Loss::Random { percent } => percent,
-            Loss::GilbertElliott {
-                p,
-                r,
-                bad_loss,
-                good_loss,
-            } => {
+            Loss::GilbertElliott { p, r, bad_loss, good_loss } => {
                 if p + r == 0.0 {
                     good_loss
                 } else {
@@ -187,18 +177,10 @@ impl Impairment {
     /// Checks every field; both engines refuse an invalid impairment.
     pub fn validate(&self) -> Result<(), ImpairError> {
         let time = |n, v: f64| {
-            if v.is_finite() && v >= 0.0 {
-                Ok(())
-            } else {
-                Err(ImpairError::Time(n, v))
-            }
+            if v.is_finite() && v >= 0.0 { Ok(()) } else { Err(ImpairError::Time(n, v)) }
         };
         let pct = |n, v: f64| {
-            if (0.0..=100.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(ImpairError::Percent(n, v))
-            }
+            if (0.0..=100.0).contains(&v) { Ok(()) } else { Err(ImpairError::Percent(n, v)) }
         };
         time("delay-ms", self.delay_ms)?;
         time("jitter-ms", self.jitter_ms)?;
@@ -207,12 +189,7 @@ impl Impairment {
         match self.loss {
             Loss::None => {}
             Loss::Random { percent } => pct("loss percent", percent)?,
-            Loss::GilbertElliott {
-                p,
-                r,
-                bad_loss,
-                good_loss,
-            } => {
+            Loss::GilbertElliott { p, r, bad_loss, good_loss } => {
                 pct("loss p", p)?;
                 pct("loss r", r)?;
                 pct("loss bad-loss", bad_loss)?;
@@ -329,10 +306,7 @@ impl TryFrom<LinkImpairmentFile> for LinkImpairment {
             (None, Some(b)) => LinkImpairment::symmetric(b),
             (None, None) => LinkImpairment::default(),
         };
-        let l = LinkImpairment {
-            up: f.up.unwrap_or(base.up),
-            down: f.down.unwrap_or(base.down),
-        };
+        let l = LinkImpairment { up: f.up.unwrap_or(base.up), down: f.down.unwrap_or(base.down) };
         l.validate()?;
         Ok(l)
     }
@@ -341,10 +315,7 @@ impl TryFrom<LinkImpairmentFile> for LinkImpairment {
 impl LinkImpairment {
     /// The same impairment both ways.
     pub fn symmetric(i: Impairment) -> Self {
-        Self {
-            up: i.clone(),
-            down: i,
-        }
+        Self { up: i.clone(), down: i }
     }
 
     /// One direction.
@@ -358,9 +329,7 @@ impl LinkImpairment {
     /// Validates both directions.
     pub fn validate(&self) -> Result<(), LinkImpairmentError> {
         for d in [Direction::Up, Direction::Down] {
-            self.get(d)
-                .validate()
-                .map_err(|e| LinkImpairmentError::Invalid(d, e))?;
+            self.get(d).validate().map_err(|e| LinkImpairmentError::Invalid(d, e))?;
         }
         Ok(())
     }
@@ -388,15 +357,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(i.jitter_distribution, JitterDistribution::Pareto);
-        assert_eq!(
-            i.loss,
-            Loss::GilbertElliott {
-                p: 1.0,
-                r: 25.0,
-                bad_loss: 50.0,
-                good_loss: 0.0
-            }
-        );
+        assert_eq!(i.loss, Loss::GilbertElliott { p: 1.0, r: 25.0, bad_loss: 50.0, good_loss: 0.0 });
         assert_eq!(i.queue_limit(), Some(QueueLimit::Packets(30)));
         i.validate().unwrap();
     }
@@ -410,8 +371,7 @@ mod tests {
 
     #[test]
     fn link_forms() {
-        let l: LinkImpairment =
-            toml::from_str("both = { delay-ms = 5 }\nup = { delay-ms = 7 }").unwrap();
+        let l: LinkImpairment = toml::from_str("both = { delay-ms = 5 }\nup = { delay-ms = 7 }").unwrap();
         assert_eq!((l.up.delay_ms, l.down.delay_ms), (7.0, 5.0));
         let l: LinkImpairment = toml::from_str(r#"preset = "satellite""#).unwrap();
         assert!(l.down.delay_ms > 250.0);
@@ -423,45 +383,16 @@ mod tests {
     fn validation() {
         let bad = |i: Impairment| i.validate().unwrap_err();
         let d = Impairment::default;
-        assert!(matches!(
-            bad(Impairment {
-                delay_ms: -1.0,
-                ..d()
-            }),
-            ImpairError::Time(..)
-        ));
-        assert!(matches!(
-            bad(Impairment {
-                duplicate_percent: 101.0,
-                ..d()
-            }),
-            ImpairError::Percent(..)
-        ));
-        assert_eq!(
-            bad(Impairment {
-                queue_packets: Some(3),
-                ..d()
-            }),
-            ImpairError::QueueWithoutRate
-        );
-        assert_eq!(
-            bad(Impairment {
-                mtu: Some(10),
-                ..d()
-            }),
-            ImpairError::SmallMtu(10)
-        );
+        assert!(matches!(bad(Impairment { delay_ms: -1.0, ..d() }), ImpairError::Time(..)));
+        assert!(matches!(bad(Impairment { duplicate_percent: 101.0, ..d() }), ImpairError::Percent(..)));
+        assert_eq!(bad(Impairment { queue_packets: Some(3), ..d() }), ImpairError::QueueWithoutRate);
+        assert_eq!(bad(Impairment { mtu: Some(10), ..d() }), ImpairError::SmallMtu(10));
         assert!(d().is_perfect());
     }
 
     #[test]
     fn ge_mean() {
-        let l = Loss::GilbertElliott {
-            p: 5.0,
-            r: 30.0,
-            bad_loss: 100.0,
-            good_loss: 0.0,
-        };
+        let l = Loss::GilbertElliott { p: 5.0, r: 30.0, bad_loss: 100.0, good_loss: 0.0 };
         assert!((l.mean_percent() - 100.0 * 5.0 / 35.0).abs() < 1e-9);
     }
 }

@@ -47,36 +47,17 @@ pub struct Testbed {
 }
 
 fn ip(ns: &str, args: &str) -> Result<()> {
-    let out = Command::new("ip")
-        .arg("-n")
-        .arg(ns)
-        .args(args.split_whitespace())
-        .output()
-        .context("running ip")?;
+    let out = Command::new("ip").arg("-n").arg(ns).args(args.split_whitespace()).output().context("running ip")?;
     if !out.status.success() {
-        bail!(
-            "ip -n {ns} {args}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("ip -n {ns} {args}: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }
 
 impl Testbed {
     /// Builds namespaces `<prefix>-a` and `<prefix>-b` and the link.
-    pub fn new(
-        prefix: &str,
-        backend: Backend,
-        a_to_b: Impairment,
-        b_to_a: Impairment,
-        seed: u64,
-    ) -> Result<Testbed> {
-        let mut tb = Testbed {
-            ns_a: format!("{prefix}-a"),
-            ns_b: format!("{prefix}-b"),
-            backend,
-            engine: None,
-        };
+    pub fn new(prefix: &str, backend: Backend, a_to_b: Impairment, b_to_a: Impairment, seed: u64) -> Result<Testbed> {
+        let mut tb = Testbed { ns_a: format!("{prefix}-a"), ns_b: format!("{prefix}-b"), backend, engine: None };
         // From here on, dropping `tb` removes whatever exists.
         for ns in [&tb.ns_a, &tb.ns_b] {
             let h = netns::create(ns)?;
@@ -97,27 +78,17 @@ impl Testbed {
                 }])?);
             }
             Backend::Netem | Backend::Veth => {
-                ip(
-                    &tb.ns_a,
-                    &format!("link add {DEV} type veth peer name {DEV} netns {}", tb.ns_b),
-                )?;
+                ip(&tb.ns_a, &format!("link add {DEV} type veth peer name {DEV} netns {}", tb.ns_b))?;
             }
         }
-        for (ns, me, mac, peer, peer_mac) in [
-            (&tb.ns_a, ADDR_A, MAC_A, ADDR_B, MAC_B),
-            (&tb.ns_b, ADDR_B, MAC_B, ADDR_A, MAC_A),
-        ] {
+        for (ns, me, mac, peer, peer_mac) in
+            [(&tb.ns_a, ADDR_A, MAC_A, ADDR_B, MAC_B), (&tb.ns_b, ADDR_B, MAC_B, ADDR_A, MAC_A)]
+        {
             let dot = |a: [u8; 4]| format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
             ip(ns, &format!("link set dev {DEV} address {mac}"))?;
             ip(ns, &format!("addr add {}/24 dev {DEV}", dot(me)))?;
             ip(ns, &format!("link set dev {DEV} up"))?;
-            ip(
-                ns,
-                &format!(
-                    "neigh replace {} lladdr {peer_mac} dev {DEV} nud permanent",
-                    dot(peer)
-                ),
-            )?;
+            ip(ns, &format!("neigh replace {} lladdr {peer_mac} dev {DEV} nud permanent", dot(peer)))?;
         }
         if backend == Backend::Netem {
             netem::apply_seeded(&tb.ns_a, DEV, &a_to_b, Some(seed))?;
@@ -134,10 +105,7 @@ impl Testbed {
     /// Changes one direction's impairment while running.
     pub fn set(&self, dir: LinkDir, imp: &Impairment) -> Result<()> {
         match self.backend {
-            Backend::Tap => self
-                .control()
-                .context("no engine")?
-                .set(0, dir, imp.clone()),
+            Backend::Tap => self.control().context("no engine")?.set(0, dir, imp.clone()),
             Backend::Netem => {
                 let ns = match dir {
                     LinkDir::AToB => &self.ns_a,
@@ -151,11 +119,7 @@ impl Testbed {
 
     /// A UDP socket bound to `port` on side A (or B when `side_b`).
     pub fn udp(&self, side_b: bool, port: u16) -> Result<UdpSocket> {
-        let (ns, addr) = if side_b {
-            (&self.ns_b, ADDR_B)
-        } else {
-            (&self.ns_a, ADDR_A)
-        };
+        let (ns, addr) = if side_b { (&self.ns_b, ADDR_B) } else { (&self.ns_a, ADDR_A) };
         let h = netns::open(ns)?;
         let sock = netns::run_in(&h, move || UdpSocket::bind(SocketAddr::from((addr, port))))??;
         // Deep buffers: a test must measure the link, not its own socket drops.

@@ -37,11 +37,7 @@ pub struct PresetInfo {
 
 /// Every preset, in documentation order.
 pub const PRESETS: &[PresetInfo] = &[
-    PresetInfo {
-        preset: NatPreset::FullCone,
-        name: "full-cone",
-        summary: "anyone can reach an open mapping",
-    },
+    PresetInfo { preset: NatPreset::FullCone, name: "full-cone", summary: "anyone can reach an open mapping" },
     PresetInfo {
         preset: NatPreset::RestrictedCone,
         name: "restricted-cone",
@@ -57,30 +53,15 @@ pub const PRESETS: &[PresetInfo] = &[
         name: "symmetric",
         summary: "new port per destination; breaks STUN-only ICE",
     },
-    PresetInfo {
-        preset: NatPreset::Cgnat,
-        name: "cgnat",
-        summary: "carrier NAT: random ports, no hairpinning",
-    },
-    PresetInfo {
-        preset: NatPreset::None,
-        name: "none",
-        summary: "plain router, no translation",
-    },
-    PresetInfo {
-        preset: NatPreset::OneToOne,
-        name: "one-to-one",
-        summary: "single LAN host owns the WAN address",
-    },
+    PresetInfo { preset: NatPreset::Cgnat, name: "cgnat", summary: "carrier NAT: random ports, no hairpinning" },
+    PresetInfo { preset: NatPreset::None, name: "none", summary: "plain router, no translation" },
+    PresetInfo { preset: NatPreset::OneToOne, name: "one-to-one", summary: "single LAN host owns the WAN address" },
 ];
 
 impl NatPreset {
     /// Topology-file name of the preset.
     pub fn name(self) -> &'static str {
-        PRESETS
-            .iter()
-            .find(|p| p.preset == self)
-            .map_or("?", |p| p.name)
+        PRESETS.iter().find(|p| p.preset == self).map_or("?", |p| p.name)
     }
 
     /// Parses a topology-file name.
@@ -103,31 +84,11 @@ impl NatPreset {
         use Mapping as M;
         use PortPreservation as P;
         match self {
-            Self::FullCone => napt(
-                M::EndpointIndependent,
-                F::EndpointIndependent,
-                true,
-                P::Preserve,
-            ),
-            Self::RestrictedCone => napt(
-                M::EndpointIndependent,
-                F::AddressDependent,
-                true,
-                P::Preserve,
-            ),
+            Self::FullCone => napt(M::EndpointIndependent, F::EndpointIndependent, true, P::Preserve),
+            Self::RestrictedCone => napt(M::EndpointIndependent, F::AddressDependent, true, P::Preserve),
             Self::PortRestrictedCone => NatMode::Napt(NatBehaviour::default()),
-            Self::Symmetric => napt(
-                M::AddressAndPortDependent,
-                F::AddressAndPortDependent,
-                true,
-                P::Random,
-            ),
-            Self::Cgnat => napt(
-                M::EndpointIndependent,
-                F::AddressAndPortDependent,
-                false,
-                P::Random,
-            ),
+            Self::Symmetric => napt(M::AddressAndPortDependent, F::AddressAndPortDependent, true, P::Random),
+            Self::Cgnat => napt(M::EndpointIndependent, F::AddressAndPortDependent, false, P::Random),
             Self::None => NatMode::None,
             Self::OneToOne => NatMode::OneToOne,
         }

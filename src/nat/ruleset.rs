@@ -103,41 +103,24 @@ fn one_to_one(nat: &RouterNat, out: &mut String) {
     let (wan, wan_if, lan_if, lan) = (nat.wan_addr, &nat.wan_if, &nat.lan_if, nat.lan_subnet);
     if let Some(h) = nat.one_to_one_host {
         hairpin_reinject(nat, "", out);
-        let _ = writeln!(
-            out,
-            "{HAIRPIN_DSTNAT}\t\tip daddr {wan} dnat ip to {h}\n\t}}"
-        );
+        let _ = writeln!(out, "{HAIRPIN_DSTNAT}\t\tip daddr {wan} dnat ip to {h}\n\t}}");
     }
-    out.push_str(
-        "\tchain dstnat {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n",
-    );
+    out.push_str("\tchain dstnat {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n");
     match nat.one_to_one_host {
         Some(h) => {
-            let _ = writeln!(
-                out,
-                "\t\tiifname \"{wan_if}\" ip daddr {wan} dnat ip to {h}"
-            );
+            let _ = writeln!(out, "\t\tiifname \"{wan_if}\" ip daddr {wan} dnat ip to {h}");
         }
         None => out.push_str("\t\t# no one-to-one host given: inbound translation disabled\n"),
     }
-    out.push_str(
-        "\t}\n\tchain srcnat {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n",
-    );
-    let _ = writeln!(
-        out,
-        "\t\toifname \"{wan_if}\" ip saddr {lan} snat ip to {wan}"
-    );
-    let _ = writeln!(
-        out,
-        "\t\toifname \"{lan_if}\" ip saddr {lan} ct status dnat snat ip to {wan}"
-    );
+    out.push_str("\t}\n\tchain srcnat {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n");
+    let _ = writeln!(out, "\t\toifname \"{wan_if}\" ip saddr {lan} snat ip to {wan}");
+    let _ = writeln!(out, "\t\toifname \"{lan_if}\" ip saddr {lan} ct status dnat snat ip to {wan}");
     out.push_str("\t}\n");
 }
 
 /// Opens the output nat chain that translates hairpinned packets (see
 /// [`hairpin_reinject`]); nft 1.0.6 knows no `dstnat` priority name for output.
-const HAIRPIN_DSTNAT: &str =
-    "\tchain hairpin_dstnat {\n\t\ttype nat hook output priority -100; policy accept;\n";
+const HAIRPIN_DSTNAT: &str = "\tchain hairpin_dstnat {\n\t\ttype nat hook output priority -100; policy accept;\n";
 
 /// Chains that move hairpinned packets (`filter` selects which: e.g. only
 /// TCP/UDP) from prerouting into the router's local output path, where
@@ -189,10 +172,10 @@ fn napt(nat: &RouterNat, b: &NatBehaviour, out: &mut String) {
     let eif_map = b.filtering == Filtering::EndpointIndependent || b.hairpinning;
     let adf_map = b.filtering == Filtering::AddressDependent;
     let t = b.timeout_s;
-    if b.mapping != Mapping::EndpointIndependent
-        && b.port_preservation == PortPreservation::Preserve
-    {
-        out.push_str("\t# port preservation is not honoured with address(-and-port) dependent mapping: ports are hashed\n");
+    if b.mapping != Mapping::EndpointIndependent && b.port_preservation == PortPreservation::Preserve {
+        out.push_str(
+            "\t# port preservation is not honoured with address(-and-port) dependent mapping: ports are hashed\n",
+        );
     }
     let _ = writeln!(
         out,
@@ -206,18 +189,10 @@ fn napt(nat: &RouterNat, b: &NatBehaviour, out: &mut String) {
             );
         };
         if eif_map {
-            map(
-                "mappings",
-                "inet_service",
-                "external port -> internal endpoint",
-            );
+            map("mappings", "inet_service", "external port -> internal endpoint");
         }
         if adf_map {
-            map(
-                "peers",
-                "inet_service . ipv4_addr",
-                "(external port, remote address) -> internal endpoint",
-            );
+            map("peers", "inet_service . ipv4_addr", "(external port, remote address) -> internal endpoint");
         }
     }
     out.push_str("\tchain conntrack_timeout {\n\t\ttype filter hook prerouting priority mangle; policy accept;\n");
@@ -225,24 +200,18 @@ fn napt(nat: &RouterNat, b: &NatBehaviour, out: &mut String) {
     if b.hairpinning {
         hairpin_reinject(nat, "meta l4proto { tcp, udp } ", out);
         // Hairpinned flows get their conntrack entry in the output path.
-        out.push_str("\tchain conntrack_timeout_local {\n\t\ttype filter hook output priority mangle; policy accept;\n");
-        let _ = writeln!(
-            out,
-            "\t\tip daddr {wan} meta l4proto udp ct state new ct timeout set \"udp_mapping\"\n\t}}"
+        out.push_str(
+            "\tchain conntrack_timeout_local {\n\t\ttype filter hook output priority mangle; policy accept;\n",
         );
+        let _ = writeln!(out, "\t\tip daddr {wan} meta l4proto udp ct state new ct timeout set \"udp_mapping\"\n\t}}");
         out.push_str(HAIRPIN_DSTNAT);
         for p in ["udp", "tcp"] {
-            let _ = writeln!(
-                out,
-                "\t\tip daddr {wan} {p} dport @{p}_mappings dnat ip to {p} dport map @{p}_mappings"
-            );
+            let _ = writeln!(out, "\t\tip daddr {wan} {p} dport @{p}_mappings dnat ip to {p} dport map @{p}_mappings");
         }
         out.push_str("\t}\n");
     }
 
-    out.push_str(
-        "\tchain dstnat {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n",
-    );
+    out.push_str("\tchain dstnat {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n");
     for p in ["udp", "tcp"] {
         if b.filtering == Filtering::EndpointIndependent {
             let _ = writeln!(
@@ -257,15 +226,10 @@ fn napt(nat: &RouterNat, b: &NatBehaviour, out: &mut String) {
             );
         }
     }
-    out.push_str(
-        "\t}\n\tchain srcnat {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n",
-    );
+    out.push_str("\t}\n\tchain srcnat {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n");
     for p in ["udp", "tcp"] {
         let port = port_expr(b, p);
-        let _ = writeln!(
-            out,
-            "\t\toifname \"{wan_if}\" meta l4proto {p} snat ip to {wan}{port}"
-        );
+        let _ = writeln!(out, "\t\toifname \"{wan_if}\" meta l4proto {p} snat ip to {wan}{port}");
         if b.hairpinning {
             let _ = writeln!(
                 out,
@@ -279,7 +243,9 @@ fn napt(nat: &RouterNat, b: &NatBehaviour, out: &mut String) {
     if eif_map || adf_map {
         // Runs after srcnat so `ct reply proto-dst` is the chosen external port;
         // a filter chain sees every packet, so outbound traffic refreshes the entry.
-        out.push_str("\tchain record_mappings {\n\t\ttype filter hook postrouting priority srcnat + 1; policy accept;\n");
+        out.push_str(
+            "\tchain record_mappings {\n\t\ttype filter hook postrouting priority srcnat + 1; policy accept;\n",
+        );
         for p in ["udp", "tcp"] {
             let pre = format!("oifname \"{wan_if}\" meta l4proto {p}");
             let orig = "ct original ip saddr . ct original proto-src";

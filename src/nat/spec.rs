@@ -80,11 +80,7 @@ impl NatSpec {
                     || o.hairpinning.is_some()
                     || o.port_preservation.is_some()
                     || o.timeout.is_some();
-                return if has_overrides {
-                    Err(NatSpecError::OverridesOnNonNapt(preset.name()))
-                } else {
-                    Ok(other)
-                };
+                return if has_overrides { Err(NatSpecError::OverridesOnNonNapt(preset.name())) } else { Ok(other) };
             }
         };
         b.mapping = o.mapping.unwrap_or(b.mapping);
@@ -106,17 +102,12 @@ impl<'de> Deserialize<'de> for NatSpec {
         impl<'de> Visitor<'de> for V {
             type Value = NatSpec;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(
-                    "a NAT preset name or a table with `preset`, `mapping`, `filtering`, ...",
-                )
+                f.write_str("a NAT preset name or a table with `preset`, `mapping`, `filtering`, ...")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<NatSpec, E> {
                 NatPreset::from_name(s).map(NatSpec::Preset).ok_or_else(|| {
                     let names: Vec<_> = super::PRESETS.iter().map(|p| p.name).collect();
-                    E::custom(format!(
-                        "unknown NAT preset `{s}`, expected one of: {}",
-                        names.join(", ")
-                    ))
+                    E::custom(format!("unknown NAT preset `{s}`, expected one of: {}", names.join(", ")))
                 })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<NatSpec, A::Error> {

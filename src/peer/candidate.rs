@@ -106,10 +106,7 @@ pub(crate) fn resolve_base(mut c: CandidateInfo, known: &KnownCandidates) -> Can
 
 /// Latest STUN RTT of the pair the transport has selected, from `getStats()`.
 fn selected_rtt_ms(report: &RTCStatsReport) -> Option<f64> {
-    let id = report
-        .transport()
-        .map(|t| t.selected_candidate_pair_id.clone())
-        .filter(|id| !id.is_empty());
+    let id = report.transport().map(|t| t.selected_candidate_pair_id.clone()).filter(|id| !id.is_empty());
     let pair = match id {
         Some(id) => report.candidate_pairs().find(|p| p.stats.id == id),
         None => report.candidate_pairs().find(|p| p.nominated),
@@ -137,19 +134,10 @@ pub(crate) async fn selected_pair(
     let local = resolve_base(from_rtc_candidate(pair.local(), ""), local_known);
     let remote = resolve_base(from_rtc_candidate(pair.remote(), ""), remote_known);
     let relay_based = local.base_type == "relay" || remote.base_type == "relay";
-    let relay_protocol = if local.base_type == "relay" {
-        local.relay_protocol.clone()
-    } else {
-        remote.relay_protocol.clone()
-    };
+    let relay_protocol =
+        if local.base_type == "relay" { local.relay_protocol.clone() } else { remote.relay_protocol.clone() };
     let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
-    Some(SelectedPair {
-        local,
-        remote,
-        relay_based,
-        relay_protocol,
-        rtt_ms: selected_rtt_ms(&report),
-    })
+    Some(SelectedPair { local, remote, relay_based, relay_protocol, rtt_ms: selected_rtt_ms(&report) })
 }
 
 #[cfg(test)]
@@ -158,10 +146,8 @@ mod tests {
 
     #[test]
     fn parses_candidate_lines() {
-        let c = parse_candidate_line(
-            "candidate:123 1 udp 16777215 10.0.0.9 50000 typ relay raddr 1.2.3.4 rport 4000",
-        )
-        .unwrap();
+        let c = parse_candidate_line("candidate:123 1 udp 16777215 10.0.0.9 50000 typ relay raddr 1.2.3.4 rport 4000")
+            .unwrap();
         assert_eq!(c.candidate_type, "relay");
         assert_eq!(c.endpoint(), "10.0.0.9:50000");
         assert_eq!(c.related_address.as_deref(), Some("1.2.3.4:4000"));
@@ -179,10 +165,7 @@ mod tests {
     #[test]
     fn relay_protocol_from_urls() {
         assert_eq!(relay_protocol_from_url("turn:1.2.3.4:3478").unwrap(), "udp");
-        assert_eq!(
-            relay_protocol_from_url("turn:1.2.3.4:3478?transport=tcp").unwrap(),
-            "tcp"
-        );
+        assert_eq!(relay_protocol_from_url("turn:1.2.3.4:3478?transport=tcp").unwrap(), "tcp");
         assert_eq!(relay_protocol_from_url("turns:x:443").unwrap(), "tls");
         assert!(relay_protocol_from_url("stun:x").is_none());
     }

@@ -82,9 +82,6 @@ impl Default for PeerConfig {
 impl PeerConfig {
     /// A config with defaults for the given role.
     pub fn new(role: Role) -> Self {
-        Self {
-            role,
-            ..Self::default()
-        }
+        Self { role, ..Self::default() }
     }
 }

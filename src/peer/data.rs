@@ -41,19 +41,11 @@ async fn send_for(dc: Arc<dyn DataChannel>, plan: DataPlan) -> webrtc::error::Re
     }
     let duration = start.elapsed();
     dc.send_text(FIN).await?;
-    Ok(Sent {
-        bytes,
-        messages,
-        duration,
-    })
+    Ok(Sent { bytes, messages, duration })
 }
 
 fn rate(bytes: u64, d: Duration) -> f64 {
-    if d.is_zero() {
-        0.0
-    } else {
-        bytes as f64 / d.as_secs_f64()
-    }
+    if d.is_zero() { 0.0 } else { bytes as f64 / d.as_secs_f64() }
 }
 
 /// Drives one data channel: reports open, exchanges data, reports the stats. Runs until
@@ -112,9 +104,7 @@ pub(crate) async fn drive_channel(
                 rx_msgs += 1;
             }
             DataChannelEvent::OnClose | DataChannelEvent::OnError => {
-                let _ = tx.send(Internal::DataError(format!(
-                    "data channel {event:?} before the exchange finished"
-                )));
+                let _ = tx.send(Internal::DataError(format!("data channel {event:?} before the exchange finished")));
                 return;
             }
             _ => {}
@@ -126,11 +116,7 @@ pub(crate) async fn drive_channel(
             {
                 sent = h.await.ok().and_then(Result::ok);
             }
-            let s = sent.take().unwrap_or(Sent {
-                bytes: 0,
-                messages: 0,
-                duration: Duration::ZERO,
-            });
+            let s = sent.take().unwrap_or(Sent { bytes: 0, messages: 0, duration: Duration::ZERO });
             let recv_d = match (first_rx, last_rx) {
                 (Some(a), Some(b)) => b - a,
                 _ => Duration::ZERO,

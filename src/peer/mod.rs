@@ -39,8 +39,6 @@ mod run;
 pub use config::{IceServer, PeerConfig, Role, TransportPolicy};
 pub use harness::call_pair;
 pub use outcome::{GatheredCandidate, Outcome, PeerError, PeerOutcome};
-pub use protocol::{
-    CandidateInfo, CandidateInit, DataStats, ErrorKind, PeerEvent, Phase, SelectedPair, SignalMsg,
-};
+pub use protocol::{CandidateInfo, CandidateInit, DataStats, ErrorKind, PeerEvent, Phase, SelectedPair, SignalMsg};
 pub use relay::relay_signaling;
 pub use run::run_peer;

@@ -66,10 +66,7 @@ impl PeerOutcome {
         for ev in events {
             match ev {
                 PeerEvent::CandidateGathered { t_ms, candidate } => {
-                    o.candidates.push(GatheredCandidate {
-                        t_ms: *t_ms,
-                        candidate: candidate.clone(),
-                    })
+                    o.candidates.push(GatheredCandidate { t_ms: *t_ms, candidate: candidate.clone() })
                 }
                 PeerEvent::GatheringStarted { t_ms } => {
                     o.gathering_started_ms.get_or_insert(*t_ms);
@@ -89,19 +86,9 @@ impl PeerOutcome {
                 }
                 PeerEvent::Rtt { rtt_ms, .. } => o.rtt_ms = Some(*rtt_ms),
                 PeerEvent::DataStats { stats, .. } => o.data = Some(stats.clone()),
-                PeerEvent::Error {
-                    t_ms,
-                    kind,
-                    phase,
-                    message,
-                } => {
+                PeerEvent::Error { t_ms, kind, phase, message } => {
                     o.timed_out |= *kind == ErrorKind::Timeout;
-                    o.errors.push(PeerError {
-                        t_ms: *t_ms,
-                        kind: *kind,
-                        phase: *phase,
-                        message: message.clone(),
-                    });
+                    o.errors.push(PeerError { t_ms: *t_ms, kind: *kind, phase: *phase, message: message.clone() });
                 }
                 PeerEvent::Done { t_ms } => {
                     o.done_ms = Some(*t_ms);
@@ -124,11 +111,7 @@ impl PeerOutcome {
             return;
         }
         let ep = pair.remote.endpoint();
-        if let Some(c) = other
-            .candidates
-            .iter()
-            .find(|c| c.candidate.endpoint() == ep)
-        {
+        if let Some(c) = other.candidates.iter().find(|c| c.candidate.endpoint() == ep) {
             pair.remote.base_type = c.candidate.base_type.clone();
             pair.remote.relay_protocol = c.candidate.relay_protocol.clone();
             pair.relay_based = pair.local.base_type == "relay" || pair.remote.base_type == "relay";
@@ -151,10 +134,8 @@ pub struct Outcome {
 impl Outcome {
     /// Builds the outcome from both event streams, cross-resolving prflx candidates.
     pub fn from_events(offerer: &[PeerEvent], answerer: &[PeerEvent]) -> Self {
-        let mut o = Outcome {
-            offerer: PeerOutcome::from_events(offerer),
-            answerer: PeerOutcome::from_events(answerer),
-        };
+        let mut o =
+            Outcome { offerer: PeerOutcome::from_events(offerer), answerer: PeerOutcome::from_events(answerer) };
         let (a, b) = (o.offerer.clone(), o.answerer.clone());
         o.offerer.resolve_remote_prflx(&b);
         o.answerer.resolve_remote_prflx(&a);

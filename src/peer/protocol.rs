@@ -277,15 +277,8 @@ mod tests {
 
     #[test]
     fn lines_are_tagged() {
-        let s = serde_json::to_string(&PeerEvent::Signal {
-            t_ms: 1.5,
-            signal: SignalMsg::EndOfCandidates,
-        })
-        .unwrap();
-        assert_eq!(
-            s,
-            r#"{"event":"signal","t_ms":1.5,"signal":{"type":"end_of_candidates"}}"#
-        );
+        let s = serde_json::to_string(&PeerEvent::Signal { t_ms: 1.5, signal: SignalMsg::EndOfCandidates }).unwrap();
+        assert_eq!(s, r#"{"event":"signal","t_ms":1.5,"signal":{"type":"end_of_candidates"}}"#);
         let m: SignalMsg = serde_json::from_str(
             r#"{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 1.2.3.4 5 typ host","sdpMid":"0","sdpMLineIndex":0}}"#,
         )

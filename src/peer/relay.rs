@@ -53,12 +53,7 @@ pub async fn relay_signaling(
 }
 
 /// Records one output line and, if it is a signal, writes it to the other peer.
-async fn forward(
-    line: &str,
-    events: &mut Vec<PeerEvent>,
-    other_in: &mut (impl AsyncWrite + Unpin),
-    side: &str,
-) {
+async fn forward(line: &str, events: &mut Vec<PeerEvent>, other_in: &mut (impl AsyncWrite + Unpin), side: &str) {
     if line.trim().is_empty() {
         return;
     }

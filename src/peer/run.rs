@@ -11,18 +11,15 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use webrtc::data_channel::DataChannel;
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceConnectionState, RTCIceGatheringState, RTCIceServer,
-    RTCIceTransportPolicy, RTCPeerConnectionIceErrorEvent, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
+    RTCIceConnectionState, RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceErrorEvent,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 
 use super::candidate::{self, KnownCandidates};
 use super::config::{PeerConfig, Role, TransportPolicy};
 use super::data::{DataPlan, drive_channel};
-use super::protocol::{
-    CandidateInfo, CandidateInit, DataStats, ErrorKind, PeerEvent, Phase, SignalMsg,
-};
+use super::protocol::{CandidateInfo, CandidateInit, DataStats, ErrorKind, PeerEvent, Phase, SignalMsg};
 
 /// Bounds the SCTP send queue so the sender is paced by the network, not by memory.
 const SEND_BUFFER_LIMIT: usize = 128 * 1024;
@@ -73,17 +70,12 @@ impl PeerConnectionEventHandler for Handler {
                 let _ = self.tx.send(Internal::Candidate(t, info, init));
             }
             Err(e) => {
-                let _ = self
-                    .tx
-                    .send(Internal::CandidateError(t, format!("candidate: {e}")));
+                let _ = self.tx.send(Internal::CandidateError(t, format!("candidate: {e}")));
             }
         }
     }
     async fn on_ice_candidate_error(&self, e: RTCPeerConnectionIceErrorEvent) {
-        let msg = format!(
-            "ice candidate error {} {}: {}",
-            e.url, e.error_code, e.error_text
-        );
+        let msg = format!("ice candidate error {} {}: {}", e.url, e.error_code, e.error_text);
         let _ = self.tx.send(Internal::CandidateError(self.clock.ms(), msg));
     }
     async fn on_ice_gathering_state_change(&self, s: RTCIceGatheringState) {
@@ -124,25 +116,15 @@ async fn build_pc(cfg: &PeerConfig, handler: Handler) -> anyhow::Result<impl Pee
     let ice_servers = cfg
         .ice_servers
         .iter()
-        .map(|s| RTCIceServer {
-            urls: s.urls.clone(),
-            username: s.username.clone(),
-            credential: s.credential.clone(),
-        })
+        .map(|s| RTCIceServer { urls: s.urls.clone(), username: s.username.clone(), credential: s.credential.clone() })
         .collect();
     let policy = match cfg.transport_policy {
         TransportPolicy::All => RTCIceTransportPolicy::All,
         TransportPolicy::Relay => RTCIceTransportPolicy::Relay,
     };
-    let config = RTCConfigurationBuilder::new()
-        .with_ice_servers(ice_servers)
-        .with_ice_transport_policy(policy)
-        .build();
+    let config = RTCConfigurationBuilder::new().with_ice_servers(ice_servers).with_ice_transport_policy(policy).build();
     // webrtc-rs skips loopback interfaces unless told otherwise; tests bind 127.0.0.1.
-    let loopback = cfg.udp_bind.iter().any(|a| {
-        a.parse::<std::net::SocketAddr>()
-            .is_ok_and(|s| s.ip().is_loopback())
-    });
+    let loopback = cfg.udp_bind.iter().any(|a| a.parse::<std::net::SocketAddr>().is_ok_and(|s| s.ip().is_loopback()));
     let settings = SettingEngineBuilder::new()
         .with_include_loopback_candidate(loopback)
         .with_ice_connection_attempts(cfg.ice_check_interval_ms.map(Duration::from_millis), None)
@@ -186,10 +168,7 @@ enum Step {
 
 impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
     fn plan(&self) -> DataPlan {
-        DataPlan {
-            duration: Duration::from_millis(self.cfg.data_duration_ms),
-            chunk_bytes: self.cfg.data_chunk_bytes,
-        }
+        DataPlan { duration: Duration::from_millis(self.cfg.data_duration_ms), chunk_bytes: self.cfg.data_chunk_bytes }
     }
 
     fn watch_channel(&mut self, dc: Arc<dyn DataChannel>) {
@@ -209,23 +188,13 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
     }
 
     async fn start_offer(&mut self) -> anyhow::Result<()> {
-        let dc = self
-            .pc
-            .create_data_channel(CHANNEL_LABEL, None)
-            .await
-            .map_err(|e| anyhow!("create_data_channel: {e}"))?;
+        let dc =
+            self.pc.create_data_channel(CHANNEL_LABEL, None).await.map_err(|e| anyhow!("create_data_channel: {e}"))?;
         self.watch_channel(dc);
-        let offer = self
-            .pc
-            .create_offer(None)
-            .await
-            .map_err(|e| anyhow!("create_offer: {e}"))?;
+        let offer = self.pc.create_offer(None).await.map_err(|e| anyhow!("create_offer: {e}"))?;
         let sdp = offer.sdp.clone();
         self.gathering_started(self.clock.ms()).await?;
-        self.pc
-            .set_local_description(offer)
-            .await
-            .map_err(|e| anyhow!("set_local_description: {e}"))?;
+        self.pc.set_local_description(offer).await.map_err(|e| anyhow!("set_local_description: {e}"))?;
         self.out.signal(SignalMsg::Offer { sdp }).await
     }
 
@@ -258,31 +227,17 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
         match (msg, self.cfg.role) {
             (SignalMsg::Offer { sdp }, Role::Answerer) => {
                 let offer = RTCSessionDescription::offer(sdp).map_err(|e| anyhow!("offer: {e}"))?;
-                self.pc
-                    .set_remote_description(offer)
-                    .await
-                    .map_err(|e| anyhow!("set_remote_description: {e}"))?;
-                let answer = self
-                    .pc
-                    .create_answer(None)
-                    .await
-                    .map_err(|e| anyhow!("create_answer: {e}"))?;
+                self.pc.set_remote_description(offer).await.map_err(|e| anyhow!("set_remote_description: {e}"))?;
+                let answer = self.pc.create_answer(None).await.map_err(|e| anyhow!("create_answer: {e}"))?;
                 let sdp = answer.sdp.clone();
                 self.gathering_started(self.clock.ms()).await?;
-                self.pc
-                    .set_local_description(answer)
-                    .await
-                    .map_err(|e| anyhow!("set_local_description: {e}"))?;
+                self.pc.set_local_description(answer).await.map_err(|e| anyhow!("set_local_description: {e}"))?;
                 self.out.signal(SignalMsg::Answer { sdp }).await?;
                 self.remote_description_set().await?;
             }
             (SignalMsg::Answer { sdp }, Role::Offerer) => {
-                let answer =
-                    RTCSessionDescription::answer(sdp).map_err(|e| anyhow!("answer: {e}"))?;
-                self.pc
-                    .set_remote_description(answer)
-                    .await
-                    .map_err(|e| anyhow!("set_remote_description: {e}"))?;
+                let answer = RTCSessionDescription::answer(sdp).map_err(|e| anyhow!("answer: {e}"))?;
+                self.pc.set_remote_description(answer).await.map_err(|e| anyhow!("set_remote_description: {e}"))?;
                 self.remote_description_set().await?;
             }
             (SignalMsg::Candidate { candidate: c }, _) => {
@@ -304,30 +259,20 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
             }
             (SignalMsg::EndOfCandidates, _) => {}
             (SignalMsg::Bye { reason }, _) => {
-                return Ok(Step::Fail(
-                    ErrorKind::PeerGone,
-                    format!("peer said bye: {reason}"),
-                ));
+                return Ok(Step::Fail(ErrorKind::PeerGone, format!("peer said bye: {reason}")));
             }
             (other, role) => {
-                return Ok(Step::Fail(
-                    ErrorKind::Internal,
-                    format!("unexpected signal for {role:?}: {other:?}"),
-                ));
+                return Ok(Step::Fail(ErrorKind::Internal, format!("unexpected signal for {role:?}: {other:?}")));
             }
         }
         Ok(Step::Continue)
     }
 
     async fn emit_selected_pair(&mut self) -> anyhow::Result<()> {
-        if let Some(pair) =
-            candidate::selected_pair(&self.pc, &self.local_known, &self.remote_known).await
-        {
+        if let Some(pair) = candidate::selected_pair(&self.pc, &self.local_known, &self.remote_known).await {
             let t_ms = self.clock.ms();
             let rtt = pair.rtt_ms;
-            self.out
-                .emit(PeerEvent::SelectedPair { t_ms, pair })
-                .await?;
+            self.out.emit(PeerEvent::SelectedPair { t_ms, pair }).await?;
             if let Some(rtt_ms) = rtt {
                 self.out.emit(PeerEvent::Rtt { t_ms, rtt_ms }).await?;
             }
@@ -339,25 +284,11 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
         match ev {
             Internal::Candidate(t_ms, info, init) => {
                 self.local_known.insert(info.endpoint(), info.clone());
-                self.out
-                    .emit(PeerEvent::CandidateGathered {
-                        t_ms,
-                        candidate: info,
-                    })
-                    .await?;
-                self.out
-                    .signal(SignalMsg::Candidate { candidate: init })
-                    .await?;
+                self.out.emit(PeerEvent::CandidateGathered { t_ms, candidate: info }).await?;
+                self.out.signal(SignalMsg::Candidate { candidate: init }).await?;
             }
             Internal::CandidateError(t_ms, message) => {
-                self.out
-                    .emit(PeerEvent::Error {
-                        t_ms,
-                        kind: ErrorKind::Internal,
-                        phase: self.phase,
-                        message,
-                    })
-                    .await?;
+                self.out.emit(PeerEvent::Error { t_ms, kind: ErrorKind::Internal, phase: self.phase, message }).await?;
             }
             Internal::Gathering(t_ms, RTCIceGatheringState::Gathering) => {
                 self.gathering_started(t_ms).await?;
@@ -368,16 +299,9 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
             }
             Internal::Gathering(..) => {}
             Internal::Ice(t_ms, state) => {
-                self.out
-                    .emit(PeerEvent::IceState {
-                        t_ms,
-                        state: state.to_string(),
-                    })
-                    .await?;
+                self.out.emit(PeerEvent::IceState { t_ms, state: state.to_string() }).await?;
                 match state {
-                    RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
-                        if !self.ice_connected =>
-                    {
+                    RTCIceConnectionState::Connected | RTCIceConnectionState::Completed if !self.ice_connected => {
                         self.ice_connected = true;
                         if self.phase < Phase::Dtls {
                             self.phase = Phase::Dtls;
@@ -399,10 +323,7 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
                     self.out.emit(PeerEvent::DtlsConnected { t_ms }).await?;
                 }
                 RTCPeerConnectionState::Failed => {
-                    return Ok(Step::Fail(
-                        ErrorKind::Failed,
-                        "peer connection failed".into(),
-                    ));
+                    return Ok(Step::Fail(ErrorKind::Failed, "peer connection failed".into()));
                 }
                 _ => {}
             },
@@ -445,17 +366,10 @@ pub async fn run_peer(
     let clock = Clock(Instant::now());
     let deadline = tokio::time::Instant::now() + Duration::from_millis(cfg.deadline_ms);
     let mut out = Out { w: output, clock };
-    out.emit(PeerEvent::Started {
-        t_ms: clock.ms(),
-        role: cfg.role,
-    })
-    .await?;
+    out.emit(PeerEvent::Started { t_ms: clock.ms(), role: cfg.role }).await?;
 
     let (tx, mut rx) = unbounded_channel();
-    let handler = Handler {
-        tx: tx.clone(),
-        clock,
-    };
+    let handler = Handler { tx: tx.clone(), clock };
     let pc = match build_pc(&cfg, handler).await {
         Ok(pc) => pc,
         Err(e) => {
@@ -529,21 +443,9 @@ pub async fn run_peer(
         Step::Fail(kind, message) => {
             let t_ms = clock.ms();
             let phase = s.phase;
-            s.out
-                .emit(PeerEvent::Error {
-                    t_ms,
-                    kind,
-                    phase,
-                    message: message.clone(),
-                })
-                .await?;
+            s.out.emit(PeerEvent::Error { t_ms, kind, phase, message: message.clone() }).await?;
             if kind != ErrorKind::PeerGone {
-                let _ = s
-                    .out
-                    .signal(SignalMsg::Bye {
-                        reason: message.clone(),
-                    })
-                    .await;
+                let _ = s.out.signal(SignalMsg::Bye { reason: message.clone() }).await;
             }
             Err(anyhow!("{kind:?} in phase {phase:?}: {message}"))
         }

@@ -6,18 +6,52 @@ use ipnet::Ipv4Net;
 
 use super::{NodeKind, NodePlan, Plan, ServiceEndpoint, Step, ns_name, routes};
 use crate::firewall::{FirewallCtx, FwRole};
+use crate::impair::{LinkImpairment, TapLink};
 use crate::nat::{NatMode, RouterNat};
 use crate::topology::{Attachment, INTERNET, PUBLIC_RANGES, Router, Topology, Uplink};
+use serde::{Deserialize, Serialize};
 
 /// UDP and TCP port of the echo responder on every node.
 pub const ECHO_PORT: u16 = 7;
 
-/// Builds the plan for `topo` with namespaces named `<prefix>-<node>`.
+/// Which engine impairs links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImpairEngine {
+    /// icelab's TAP-pair engine (works on every kernel with TUN/TAP).
+    #[default]
+    Userspace,
+    /// The kernel's netem + tbf qdiscs on the veth ends (only where netem exists).
+    Netem,
+}
+
+/// Choices that are not in the topology file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanOptions {
+    /// Impairment engine.
+    pub engine: ImpairEngine,
+    /// Seed of every impairment's randomness (each link derives its own).
+    pub seed: u64,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions { engine: ImpairEngine::Userspace, seed: 1 }
+    }
+}
+
+/// Builds the plan for `topo` with namespaces named `<prefix>-<node>` and default options.
 pub fn plan(topo: &Topology, prefix: &str) -> Plan {
+    plan_with(topo, prefix, &PlanOptions::default())
+}
+
+/// Builds the plan with explicit options.
+pub fn plan_with(topo: &Topology, prefix: &str, opts: &PlanOptions) -> Plan {
     let mut b = Builder {
         prefix: prefix.to_string(),
         steps: Vec::new(),
-        ports: BTreeMap::new(),
+        links: links(topo, prefix, opts.seed),
+        engine: opts.engine,
     };
     let inet = b.ns(INTERNET);
     let mut nodes = vec![NodePlan {
@@ -58,21 +92,15 @@ pub fn plan(topo: &Topology, prefix: &str) -> Plan {
             // netfilter (br_netfilter, when loaded, defaults to doing so).
             b.sysctl(&n.ns, "net.bridge.bridge-nf-call-iptables", "0");
         }
-        b.steps.push(Step::LinkUp {
-            ns: n.ns.clone(),
-            dev: "lo".into(),
-        });
+        b.steps.push(Step::LinkUp { ns: n.ns.clone(), dev: "lo".into() });
     }
 
     b.bridge(&inet, "br0", &internet_gateways());
     for r in &topo.routers {
         let ns = b.ns(&r.name);
-        b.bridge(
-            &ns,
-            "lan",
-            &[Ipv4Net::new(r.lan_address, r.lan.prefix_len()).unwrap()],
-        );
+        b.bridge(&ns, "lan", &[Ipv4Net::new(r.lan_address, r.lan.prefix_len()).unwrap()]);
     }
+    b.impair_engine(prefix);
     for r in &topo.routers {
         b.uplink(&r.name, "wan", &r.wan);
     }
@@ -82,65 +110,40 @@ pub fn plan(topo: &Topology, prefix: &str) -> Plan {
     for s in &topo.servers {
         let ns = b.ns(&s.name);
         let dev = "eth0";
-        b.attach(&ns, dev, INTERNET);
+        b.attach(&ns);
         for a in &s.addresses {
-            let net = internet_gateways()
-                .into_iter()
-                .find(|n| n.contains(a))
-                .unwrap_or_default();
+            let net = internet_gateways().into_iter().find(|n| n.contains(a)).unwrap_or_default();
             b.steps.push(Step::AddAddress {
                 ns: ns.clone(),
                 dev: dev.into(),
                 address: Ipv4Net::new(*a, net.prefix_len()).unwrap(),
             });
         }
-        b.steps.push(Step::LinkUp {
-            ns: ns.clone(),
-            dev: dev.into(),
-        });
+        b.steps.push(Step::LinkUp { ns: ns.clone(), dev: dev.into() });
+        b.netem(&ns);
         b.default_route(&ns, s.gateway);
     }
     for route in routes::lan_routes(topo) {
-        b.steps.push(Step::AddRoute {
-            ns: b.ns(&route.at),
-            dst: route.dst,
-            via: route.via,
-        });
+        b.steps.push(Step::AddRoute { ns: b.ns(&route.at), dst: route.dst, via: route.via });
     }
     for r in &topo.routers {
         for (purpose, ruleset) in router_rulesets(r) {
-            b.steps.push(Step::Nftables {
-                ns: b.ns(&r.name),
-                purpose,
-                ruleset,
-            });
+            b.steps.push(Step::Nftables { ns: b.ns(&r.name), purpose, ruleset });
         }
     }
     for h in &topo.hosts {
         if let Some(fw) = &h.firewall {
             let ruleset = crate::firewall::ruleset(fw, &FirewallCtx { role: FwRole::Host });
-            b.steps.push(Step::Nftables {
-                ns: b.ns(&h.name),
-                purpose: "firewall".into(),
-                ruleset,
-            });
+            b.steps.push(Step::Nftables { ns: b.ns(&h.name), purpose: "firewall".into(), ruleset });
         }
     }
     let mut services = Vec::new();
     for s in &topo.servers {
         for svc in &s.services {
             if let Some(args) = service_args(svc, s) {
-                b.steps.push(Step::Spawn {
-                    ns: b.ns(&s.name),
-                    service: svc.clone(),
-                    args,
-                });
+                b.steps.push(Step::Spawn { ns: b.ns(&s.name), service: svc.clone(), args, creates: Vec::new() });
             }
-            let port = if svc == "echo" {
-                ECHO_PORT
-            } else {
-                STUN_PORTS.0
-            };
+            let port = if svc == "echo" { ECHO_PORT } else { STUN_PORTS.0 };
             services.push(ServiceEndpoint {
                 node: s.name.clone(),
                 service: svc.clone(),
@@ -149,25 +152,12 @@ pub fn plan(topo: &Topology, prefix: &str) -> Plan {
         }
     }
     // One responder process serves UDP/TCP echo in every namespace of the lab.
-    let mut args = vec![
-        "echo-server".to_string(),
-        "--port".into(),
-        ECHO_PORT.to_string(),
-    ];
+    let mut args = vec!["echo-server".to_string(), "--port".into(), ECHO_PORT.to_string()];
     for n in &nodes {
         args.extend(["--netns".to_string(), n.ns.clone()]);
     }
-    b.steps.push(Step::Spawn {
-        ns: inet,
-        service: "echo".into(),
-        args,
-    });
-    Plan {
-        prefix: prefix.to_string(),
-        nodes,
-        services,
-        steps: b.steps,
-    }
+    b.steps.push(Step::Spawn { ns: inet, service: "echo".into(), args, creates: Vec::new() });
+    Plan { prefix: prefix.to_string(), nodes, services, steps: b.steps }
 }
 
 /// The internet's own addresses: `.1` of each documentation range.
@@ -176,11 +166,7 @@ pub(crate) fn internet_gateways() -> Vec<Ipv4Net> {
         .iter()
         .map(|r| {
             let n: Ipv4Net = r.parse().unwrap();
-            Ipv4Net::new(
-                std::net::Ipv4Addr::from(u32::from(n.network()) + 1),
-                n.prefix_len(),
-            )
-            .unwrap()
+            Ipv4Net::new(std::net::Ipv4Addr::from(u32::from(n.network()) + 1), n.prefix_len()).unwrap()
         })
         .collect()
 }
@@ -205,12 +191,7 @@ fn router_rulesets(r: &Router) -> Vec<(String, String)> {
         v.push(("nat".into(), crate::nat::ruleset(&nat)));
     }
     if let Some(fw) = &r.firewall {
-        let ctx = FirewallCtx {
-            role: FwRole::Router {
-                wan_if: "wan".into(),
-                lan_if: "lan".into(),
-            },
-        };
+        let ctx = FirewallCtx { role: FwRole::Router { wan_if: "wan".into(), lan_if: "lan".into() } };
         v.push(("firewall".into(), crate::firewall::ruleset(fw, &ctx)));
     }
     v
@@ -223,20 +204,11 @@ pub const STUN_PORTS: (u16, u16) = (3478, 3479);
 fn service_args(svc: &str, s: &crate::topology::Server) -> Option<Vec<String>> {
     match svc {
         "stun" => {
-            let mut a = vec![
-                "stun-server".to_string(),
-                "--primary".into(),
-                s.addresses[0].to_string(),
-            ];
+            let mut a = vec!["stun-server".to_string(), "--primary".into(), s.addresses[0].to_string()];
             if let Some(alt) = s.addresses.get(1) {
                 a.extend(["--alternate".into(), alt.to_string()]);
             }
-            a.extend([
-                "--port".into(),
-                STUN_PORTS.0.to_string(),
-                "--alt-port".into(),
-                STUN_PORTS.1.to_string(),
-            ]);
+            a.extend(["--port".into(), STUN_PORTS.0.to_string(), "--alt-port".into(), STUN_PORTS.1.to_string()]);
             Some(a)
         }
         _ => None,
@@ -247,7 +219,50 @@ struct Builder {
     prefix: String,
     steps: Vec<Step>,
     /// Next free port number per parent namespace.
-    ports: BTreeMap<String, usize>,
+    /// Uplinks by node namespace.
+    links: BTreeMap<String, Link>,
+    engine: ImpairEngine,
+}
+
+/// A node's uplink to its parent's bridge.
+#[derive(Debug, Clone)]
+struct Link {
+    dev: String,
+    parent_ns: String,
+    /// The parent's end: `p<N>`, numbered per parent in file order.
+    port: String,
+    bridge: &'static str,
+    impair: Option<LinkImpairment>,
+    seed: u64,
+}
+
+/// Every uplink, numbered in the order routers, hosts, servers.
+fn links(topo: &Topology, prefix: &str, seed: u64) -> BTreeMap<String, Link> {
+    let parent_of = |a: &Attachment| match &a.uplink {
+        Uplink::Internet => INTERNET.to_string(),
+        Uplink::Router(r) => r.clone(),
+    };
+    let mut order: Vec<(String, &str, String, Option<LinkImpairment>)> = Vec::new();
+    order.extend(topo.routers.iter().map(|r| (r.name.clone(), "wan", parent_of(&r.wan), r.wan.impair.clone())));
+    order.extend(topo.hosts.iter().map(|h| (h.name.clone(), "eth0", parent_of(&h.uplink), h.uplink.impair.clone())));
+    order.extend(topo.servers.iter().map(|s| (s.name.clone(), "eth0", INTERNET.to_string(), s.impair.clone())));
+    let mut next_port: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for (i, (node, dev, parent, impair)) in order.into_iter().enumerate() {
+        let n = next_port.entry(parent.clone()).or_insert(0);
+        let link = Link {
+            dev: dev.into(),
+            parent_ns: ns_name(prefix, &parent),
+            port: format!("p{n}"),
+            bridge: if parent == INTERNET { "br0" } else { "lan" },
+            impair,
+            // Distinct, reproducible streams per link (golden-ratio spacing).
+            seed: seed.wrapping_add((i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        };
+        *n += 1;
+        out.insert(ns_name(prefix, &node), link);
+    }
+    out
 }
 
 impl Builder {
@@ -256,52 +271,90 @@ impl Builder {
     }
 
     fn sysctl(&mut self, ns: &str, key: &str, value: &str) {
-        self.steps.push(Step::Sysctl {
-            ns: ns.into(),
-            key: key.into(),
-            value: value.into(),
-        });
+        self.steps.push(Step::Sysctl { ns: ns.into(), key: key.into(), value: value.into() });
     }
 
     fn bridge(&mut self, ns: &str, name: &str, addresses: &[Ipv4Net]) {
-        self.steps.push(Step::AddBridge {
-            ns: ns.into(),
-            name: name.into(),
-        });
+        self.steps.push(Step::AddBridge { ns: ns.into(), name: name.into() });
         for a in addresses {
-            self.steps.push(Step::AddAddress {
-                ns: ns.into(),
-                dev: name.into(),
-                address: *a,
-            });
+            self.steps.push(Step::AddAddress { ns: ns.into(), dev: name.into(), address: *a });
         }
-        self.steps.push(Step::LinkUp {
-            ns: ns.into(),
-            dev: name.into(),
-        });
+        self.steps.push(Step::LinkUp { ns: ns.into(), dev: name.into() });
     }
 
-    /// A veth from the node to its parent's bridge; the parent end is `p<N>`.
-    fn attach(&mut self, ns: &str, dev: &str, parent: &str) {
-        let parent_ns = self.ns(parent);
-        let bridge = if parent == INTERNET { "br0" } else { "lan" };
-        let n = self.ports.entry(parent_ns.clone()).or_insert(0);
-        let port = format!("p{n}");
-        *n += 1;
-        self.steps.push(Step::AddVeth {
-            ns: ns.into(),
-            name: dev.into(),
-            peer_ns: parent_ns.clone(),
-            peer_name: port.clone(),
-        });
-        self.steps.push(Step::SetMaster {
-            ns: parent_ns.clone(),
-            dev: port.clone(),
-            master: bridge.into(),
-        });
-        self.steps.push(Step::LinkUp {
-            ns: parent_ns,
-            dev: port,
+    /// Connects a node's uplink to its parent's bridge: a veth pair, or the TAP pair
+    /// the userspace engine created for an impaired link.
+    fn attach(&mut self, ns: &str) {
+        let l = self.links[ns].clone();
+        if !(l.impair.is_some() && self.engine == ImpairEngine::Userspace) {
+            self.steps.push(Step::AddVeth {
+                ns: ns.into(),
+                name: l.dev.clone(),
+                peer_ns: l.parent_ns.clone(),
+                peer_name: l.port.clone(),
+            });
+        }
+        self.steps.push(Step::SetMaster { ns: l.parent_ns.clone(), dev: l.port.clone(), master: l.bridge.into() });
+        self.steps.push(Step::LinkUp { ns: l.parent_ns, dev: l.port });
+    }
+
+    /// With the netem engine: qdiscs on both ends of an impaired link (after it is up).
+    fn netem(&mut self, ns: &str) {
+        let l = &self.links[ns];
+        if let (Some(imp), ImpairEngine::Netem) = (&l.impair, self.engine) {
+            let (a, b) = (
+                Step::Netem { ns: ns.into(), dev: l.dev.clone(), impairment: imp.up.clone(), seed: l.seed },
+                Step::Netem {
+                    ns: l.parent_ns.clone(),
+                    dev: l.port.clone(),
+                    impairment: imp.down.clone(),
+                    seed: l.seed ^ 1,
+                },
+            );
+            self.steps.extend([a, b]);
+        }
+    }
+
+    /// With the userspace engine: one process (in the internet namespace, so lab
+    /// teardown finds it) creates every impaired link's TAP pair and pumps it.
+    fn impair_engine(&mut self, prefix: &str) {
+        if self.engine != ImpairEngine::Userspace {
+            return;
+        }
+        let taps: Vec<TapLink> = self
+            .links
+            .iter()
+            .filter_map(|(ns, l)| {
+                let imp = l.impair.as_ref()?;
+                Some(TapLink {
+                    ns_a: ns.clone(),
+                    dev_a: l.dev.clone(),
+                    ns_b: l.parent_ns.clone(),
+                    dev_b: l.port.clone(),
+                    a_to_b: imp.up.clone(),
+                    b_to_a: imp.down.clone(),
+                    seed: l.seed,
+                })
+            })
+            .collect();
+        if taps.is_empty() {
+            return;
+        }
+        let lab = prefix.strip_prefix(crate::fabric::registry::NS_PREFIX).unwrap_or(prefix);
+        let control = crate::fabric::registry::lab_dir(lab).join("impair.sock");
+        let creates =
+            taps.iter().flat_map(|t| [(t.ns_a.clone(), t.dev_a.clone()), (t.ns_b.clone(), t.dev_b.clone())]).collect();
+        self.steps.push(Step::Spawn {
+            ns: self.ns(INTERNET),
+            service: "impair".into(),
+            args: vec![
+                "impair-engine".into(),
+                "--control".into(),
+                control.display().to_string(),
+                "--links".into(),
+                serde_json::to_string(&taps).expect("serializable"),
+            ],
+            creates,
         });
     }
 
@@ -311,24 +364,15 @@ impl Builder {
             Uplink::Internet => INTERNET,
             Uplink::Router(r) => r.as_str(),
         };
-        self.attach(&ns, dev, parent);
-        self.steps.push(Step::AddAddress {
-            ns: ns.clone(),
-            dev: dev.into(),
-            address: a.subnet,
-        });
-        self.steps.push(Step::LinkUp {
-            ns: ns.clone(),
-            dev: dev.into(),
-        });
+        let _ = parent;
+        self.attach(&ns);
+        self.steps.push(Step::AddAddress { ns: ns.clone(), dev: dev.into(), address: a.subnet });
+        self.steps.push(Step::LinkUp { ns: ns.clone(), dev: dev.into() });
+        self.netem(&ns);
         self.default_route(&ns, a.gateway);
     }
 
     fn default_route(&mut self, ns: &str, via: std::net::Ipv4Addr) {
-        self.steps.push(Step::AddRoute {
-            ns: ns.into(),
-            dst: "0.0.0.0/0".parse().unwrap(),
-            via,
-        });
+        self.steps.push(Step::AddRoute { ns: ns.into(), dst: "0.0.0.0/0".parse().unwrap(), via });
     }
 }

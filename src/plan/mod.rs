@@ -18,10 +18,10 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-pub use build::{ECHO_PORT, STUN_PORTS, plan};
+pub use build::{ECHO_PORT, ImpairEngine, PlanOptions, STUN_PORTS, plan, plan_with};
 
 /// One action on the kernel. Every step names the namespace it acts in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "kebab-case")]
 pub enum Step {
     /// Create a named network namespace (visible to `ip netns`).
@@ -107,6 +107,20 @@ pub enum Step {
         service: String,
         /// Arguments after the `icelab` program name.
         args: Vec<String>,
+        /// Devices (namespace, name) the service creates before it reports ready.
+        #[serde(default)]
+        creates: Vec<(String, String)>,
+    },
+    /// Impair a device's egress with netem (+ tbf) qdiscs.
+    Netem {
+        /// Namespace name.
+        ns: String,
+        /// Device.
+        dev: String,
+        /// What its outgoing frames suffer.
+        impairment: crate::impair::Impairment,
+        /// Seed for netem's randomness.
+        seed: u64,
     },
 }
 
@@ -123,7 +137,8 @@ impl Step {
             | Step::AddAddress { ns, .. }
             | Step::AddRoute { ns, .. }
             | Step::Nftables { ns, .. }
-            | Step::Spawn { ns, .. } => ns,
+            | Step::Spawn { ns, .. }
+            | Step::Netem { ns, .. } => ns,
         }
     }
 }
@@ -134,27 +149,19 @@ impl fmt::Display for Step {
             Step::AddNamespace { ns } => write!(f, "namespace {ns}"),
             Step::Sysctl { ns, key, value } => write!(f, "{ns}: sysctl {key}={value}"),
             Step::AddBridge { ns, name } => write!(f, "{ns}: bridge {name}"),
-            Step::AddVeth {
-                ns,
-                name,
-                peer_ns,
-                peer_name,
-            } => write!(f, "{ns}: veth {name} <-> {peer_ns}/{peer_name}"),
+            Step::AddVeth { ns, name, peer_ns, peer_name } => write!(f, "{ns}: veth {name} <-> {peer_ns}/{peer_name}"),
             Step::SetMaster { ns, dev, master } => write!(f, "{ns}: {dev} master {master}"),
             Step::LinkUp { ns, dev } => write!(f, "{ns}: {dev} up"),
             Step::AddAddress { ns, dev, address } => write!(f, "{ns}: {dev} address {address}"),
             Step::AddRoute { ns, dst, via } => write!(f, "{ns}: route {dst} via {via}"),
-            Step::Nftables {
-                ns,
-                purpose,
-                ruleset,
-            } => write!(
-                f,
-                "{ns}: nftables {purpose} ({} lines)",
-                ruleset.lines().count()
-            ),
-            Step::Spawn { ns, service, args } => {
+            Step::Nftables { ns, purpose, ruleset } => {
+                write!(f, "{ns}: nftables {purpose} ({} lines)", ruleset.lines().count())
+            }
+            Step::Spawn { ns, service, args, .. } => {
                 write!(f, "{ns}: start {service}: icelab {}", args.join(" "))
+            }
+            Step::Netem { ns, dev, impairment, seed } => {
+                write!(f, "{ns}: netem {dev} {} (seed {seed})", crate::impair::netem::netem_args(impairment).join(" "))
             }
         }
     }
@@ -199,7 +206,7 @@ pub struct ServiceEndpoint {
 }
 
 /// The ordered steps that build one lab.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     /// Namespace prefix, e.g. `icelab-7f3a`.
     pub prefix: String,

@@ -33,11 +33,7 @@ pub fn lan_routes(topo: &Topology) -> Vec<LanRoute> {
                 Uplink::Internet => (INTERNET.to_string(), None),
                 Uplink::Router(p) => (p.clone(), topo.router(p)),
             };
-            out.push(LanRoute {
-                at,
-                dst: r.lan,
-                via: child.wan.address,
-            });
+            out.push(LanRoute { at, dst: r.lan, via: child.wan.address });
             match next {
                 Some(parent) if nat_disabled(parent) => child = parent,
                 _ => break,

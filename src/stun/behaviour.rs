@@ -38,11 +38,7 @@ mod tests {
 
     #[test]
     fn serde_matches_display() {
-        for b in [
-            Behaviour::EndpointIndependent,
-            Behaviour::AddressDependent,
-            Behaviour::AddressAndPortDependent,
-        ] {
+        for b in [Behaviour::EndpointIndependent, Behaviour::AddressDependent, Behaviour::AddressAndPortDependent] {
             let json = serde_json::to_string(&b).unwrap();
             assert_eq!(json, format!("\"{b}\""));
             assert_eq!(serde_json::from_str::<Behaviour>(&json).unwrap(), b);

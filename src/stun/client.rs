@@ -6,9 +6,7 @@ use super::wire;
 use anyhow::{Result, anyhow};
 use std::net::SocketAddr;
 use std::time::Duration;
-use stun_rs::attributes::discovery::{
-    ChangeRequest, ChangeRequestFlags, OtherAddress, ResponseOrigin,
-};
+use stun_rs::attributes::discovery::{ChangeRequest, ChangeRequestFlags, OtherAddress, ResponseOrigin};
 use stun_rs::attributes::stun::{ErrorCode, MappedAddress, Software, XorMappedAddress};
 use stun_rs::methods::BINDING;
 use stun_rs::{MessageClass, StunMessage, StunMessageBuilder, TransactionId};
@@ -27,10 +25,7 @@ pub struct Timing {
 impl Default for Timing {
     /// Lab defaults: 100 ms initial RTO, 1.5 s per transaction.
     fn default() -> Self {
-        Self {
-            initial_rto: Duration::from_millis(100),
-            deadline: Duration::from_millis(1500),
-        }
+        Self { initial_rto: Duration::from_millis(100), deadline: Duration::from_millis(1500) }
     }
 }
 
@@ -49,8 +44,7 @@ impl Request {
     /// Encodes the request with a fresh transaction id.
     pub fn encode(&self) -> Result<(TransactionId, Vec<u8>)> {
         let tid = TransactionId::default();
-        let mut b =
-            StunMessageBuilder::new(BINDING, MessageClass::Request).with_transaction_id(tid);
+        let mut b = StunMessageBuilder::new(BINDING, MessageClass::Request).with_transaction_id(tid);
         if self.change_ip || self.change_port {
             let flags = match (self.change_ip, self.change_port) {
                 (true, true) => ChangeRequestFlags::ChangeIp | ChangeRequestFlags::ChangePort,
@@ -88,20 +82,14 @@ impl BindingResponse {
         if msg.class() == MessageClass::ErrorResponse {
             let e = msg.get::<ErrorCode>().and_then(|a| a.as_error_code().ok());
             return Err(match e {
-                Some(e) => anyhow!(
-                    "STUN error {} {} from {source}",
-                    e.error_code().error_code(),
-                    e.error_code().reason()
-                ),
+                Some(e) => {
+                    anyhow!("STUN error {} {} from {source}", e.error_code().error_code(), e.error_code().reason())
+                }
                 None => anyhow!("STUN error response from {source}"),
             });
         }
-        let xor = msg
-            .get::<XorMappedAddress>()
-            .and_then(|a| a.as_xor_mapped_address().ok());
-        let plain = msg
-            .get::<MappedAddress>()
-            .and_then(|a| a.as_mapped_address().ok());
+        let xor = msg.get::<XorMappedAddress>().and_then(|a| a.as_xor_mapped_address().ok());
+        let plain = msg.get::<MappedAddress>().and_then(|a| a.as_mapped_address().ok());
         let mapped = xor
             .map(|a| *a.socket_address())
             .or(plain.map(|a| *a.socket_address()))
@@ -117,23 +105,14 @@ impl BindingResponse {
                 .get::<OtherAddress>()
                 .and_then(|a| a.as_other_address().ok())
                 .map(|a| *a.socket_address()),
-            software: msg
-                .get::<Software>()
-                .and_then(|a| a.as_software().ok())
-                .map(|s| s.as_str().to_string()),
+            software: msg.get::<Software>().and_then(|a| a.as_software().ok()).map(|s| s.as_str().to_string()),
         })
     }
 }
 
 /// Sends `bytes` to `to` on the RFC 5389 schedule (t = 0, RTO, 3·RTO, 7·RTO, …)
 /// until `deadline`.
-pub async fn retransmit(
-    sock: &UdpSocket,
-    to: SocketAddr,
-    bytes: &[u8],
-    t: Timing,
-    deadline: Instant,
-) {
+pub async fn retransmit(sock: &UdpSocket, to: SocketAddr, bytes: &[u8], t: Timing, deadline: Instant) {
     let mut next = Instant::now();
     let mut rto = t.initial_rto;
     while next < deadline {
@@ -175,12 +154,7 @@ pub async fn recv_matching(
 
 /// One Binding transaction: `Ok(None)` when nothing matching arrived in time
 /// (an expected outcome in filtering tests), `Err` on an error response.
-pub async fn binding(
-    sock: &UdpSocket,
-    to: SocketAddr,
-    req: Request,
-    t: Timing,
-) -> Result<Option<BindingResponse>> {
+pub async fn binding(sock: &UdpSocket, to: SocketAddr, req: Request, t: Timing) -> Result<Option<BindingResponse>> {
     let (tid, bytes) = req.encode()?;
     let deadline = Instant::now() + t.deadline;
     let got = tokio::select! {

@@ -29,12 +29,7 @@ pub struct Lifetime {
 }
 
 /// Does a fresh mapping survive `idle` seconds without traffic?
-pub async fn alive_after(
-    server: SocketAddr,
-    local_ip: IpAddr,
-    idle: Duration,
-    t: Timing,
-) -> Result<bool> {
+pub async fn alive_after(server: SocketAddr, local_ip: IpAddr, idle: Duration, t: Timing) -> Result<bool> {
     let x = UdpSocket::bind((local_ip, 0)).await?;
     let mapped = binding(&x, server, Request::default(), t)
         .await?
@@ -42,11 +37,7 @@ pub async fn alive_after(
         .mapped;
     tokio::time::sleep(idle).await;
     let y = UdpSocket::bind((local_ip, 0)).await?;
-    let (tid, bytes) = Request {
-        response_target: Some(mapped),
-        ..Default::default()
-    }
-    .encode()?;
+    let (tid, bytes) = Request { response_target: Some(mapped), ..Default::default() }.encode()?;
     let deadline = Instant::now() + t.deadline;
     Ok(tokio::select! {
         r = recv_matching(&x, tid, deadline) => r.is_some(),
@@ -66,19 +57,11 @@ pub async fn measure(
     if !alive_after(server, local_ip, Duration::ZERO, t).await? {
         bail!("server {server} does not honour ICELAB-RESPONSE-TARGET");
     }
-    search(max, resolution, parallel, move |d| {
-        alive_after(server, local_ip, d, t)
-    })
-    .await
+    search(max, resolution, parallel, move |d| alive_after(server, local_ip, d, t)).await
 }
 
 /// The parallel search, generic over the check so it can be unit-tested.
-pub async fn search<F, Fut>(
-    max: Duration,
-    res: Duration,
-    parallel: usize,
-    check: F,
-) -> Result<Lifetime>
+pub async fn search<F, Fut>(max: Duration, res: Duration, parallel: usize, check: F) -> Result<Lifetime>
 where
     F: Fn(Duration) -> Fut,
     Fut: Future<Output = Result<bool>> + Send + 'static,
@@ -98,15 +81,10 @@ where
             break;
         }
         let step = (h - lo) / (parallel.max(1) + 1) as f64;
-        let pts: Vec<f64> = (1..=parallel.max(1))
-            .map(|i| lo + step * i as f64)
-            .collect();
+        let pts: Vec<f64> = (1..=parallel.max(1)).map(|i| lo + step * i as f64).collect();
         batch(&pts, &check, &mut lo, &mut hi).await?;
     }
-    Ok(Lifetime {
-        alive_s: lo,
-        dead_s: hi,
-    })
+    Ok(Lifetime { alive_s: lo, dead_s: hi })
 }
 
 /// Runs checks at `points` in parallel; once one is dead, longer ones are
@@ -129,10 +107,7 @@ where
             alive.push(p);
         } else if hi.is_none_or(|h| p < h) {
             *hi = Some(p);
-            handles
-                .iter()
-                .filter(|(q, _)| *q > p)
-                .for_each(|(_, h)| h.abort());
+            handles.iter().filter(|(q, _)| *q > p).for_each(|(_, h)| h.abort());
         }
     }
     let bound = hi.unwrap_or(f64::INFINITY);
@@ -157,9 +132,7 @@ mod tests {
             async move { Ok(d.as_secs_f64() < 37.3) }
         };
         let res = Duration::from_millis(500);
-        let l = search(Duration::from_secs(120), res, 7, check)
-            .await
-            .unwrap();
+        let l = search(Duration::from_secs(120), res, 7, check).await.unwrap();
         assert!(l.alive_s < 37.3 && l.dead_s.unwrap() >= 37.3, "{l:?}");
         assert!(l.dead_s.unwrap() - l.alive_s <= 0.5);
         // 9 doubling points + a few rounds of 7, far fewer than a linear scan.
@@ -168,20 +141,7 @@ mod tests {
 
     #[tokio::test]
     async fn alive_up_to_max() {
-        let l = search(
-            Duration::from_secs(10),
-            Duration::from_millis(500),
-            4,
-            |_| async { Ok(true) },
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            l,
-            Lifetime {
-                alive_s: 10.0,
-                dead_s: None
-            }
-        );
+        let l = search(Duration::from_secs(10), Duration::from_millis(500), 4, |_| async { Ok(true) }).await.unwrap();
+        assert_eq!(l, Lifetime { alive_s: 10.0, dead_s: None });
     }
 }

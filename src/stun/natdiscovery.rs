@@ -51,15 +51,9 @@ mod tests {
                  ========================================\n\
                  -= Filtering Behavior Discovery =-\n\
                  NAT with Address and Port Dependent Filtering!\n";
-        assert_eq!(
-            parse_natdiscovery_output(t).unwrap(),
-            (EndpointIndependent, AddressAndPortDependent)
-        );
+        assert_eq!(parse_natdiscovery_output(t).unwrap(), (EndpointIndependent, AddressAndPortDependent));
         let t = "No NAT! (Endpoint Independent Mapping)\nNAT with Address Dependent Filtering!\n";
-        assert_eq!(
-            parse_natdiscovery_output(t).unwrap(),
-            (EndpointIndependent, AddressDependent)
-        );
+        assert_eq!(parse_natdiscovery_output(t).unwrap(), (EndpointIndependent, AddressDependent));
         assert!(parse_natdiscovery_output("Connection Timeout or Failure").is_err());
     }
 }

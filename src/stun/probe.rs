@@ -44,15 +44,9 @@ impl Default for ProbeOptions {
 
 /// The local IP used to reach `server` (a connected UDP socket sends nothing).
 fn route_ip(server: SocketAddr) -> Result<IpAddr> {
-    let unspec: SocketAddr = if server.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    }
-    .parse()?;
+    let unspec: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse()?;
     let s = std::net::UdpSocket::bind(unspec)?;
-    s.connect(server)
-        .with_context(|| format!("no route to {server}"))?;
+    s.connect(server).with_context(|| format!("no route to {server}"))?;
     Ok(s.local_addr()?.ip())
 }
 
@@ -81,11 +75,7 @@ pub async fn probe(server: SocketAddr, opts: ProbeOptions) -> Result<ProbeReport
     // Fresh socket: the mapping tests opened filters toward the alternate address.
     let s2 = UdpSocket::bind((ip, 0)).await?;
     let r2 = first(&s2, server, t).await?;
-    let filtering = if r1.other_address.is_some() {
-        Some(filtering_test(&s2, server, t).await?)
-    } else {
-        None
-    };
+    let filtering = if r1.other_address.is_some() { Some(filtering_test(&s2, server, t).await?) } else { None };
 
     let hairpinning = if nat {
         hairpin_test(&s2, r2.mapped, ip, server, t).await?
@@ -102,10 +92,7 @@ pub async fn probe(server: SocketAddr, opts: ProbeOptions) -> Result<ProbeReport
                 lifetime_s = Some(l.alive_s);
                 lifetime_dead_s = l.dead_s;
                 if l.dead_s.is_none() {
-                    notes.push(format!(
-                        "mapping outlived lifetime_max ({} s)",
-                        max.as_secs_f64()
-                    ));
+                    notes.push(format!("mapping outlived lifetime_max ({} s)", max.as_secs_f64()));
                 }
             }
             Err(e) => notes.push(format!("lifetime not measured: {e:#}")),
@@ -132,12 +119,7 @@ pub async fn probe(server: SocketAddr, opts: ProbeOptions) -> Result<ProbeReport
 async fn first(sock: &UdpSocket, server: SocketAddr, t: Timing) -> Result<BindingResponse> {
     binding(sock, server, Request::default(), t)
         .await?
-        .ok_or_else(|| {
-            anyhow!(
-                "no response from STUN server {server} within {:?}",
-                t.deadline
-            )
-        })
+        .ok_or_else(|| anyhow!("no response from STUN server {server} within {:?}", t.deadline))
 }
 
 /// §4.3: compare mapped addresses toward primary, alternate IP, alternate IP+port.
@@ -164,27 +146,16 @@ async fn mapping_test(
         notes.push(format!("mapping test III: no answer from {other}"));
         return Ok(None);
     };
-    Ok(Some(if r3.mapped == r2.mapped {
-        Behaviour::AddressDependent
-    } else {
-        Behaviour::AddressAndPortDependent
-    }))
+    Ok(Some(if r3.mapped == r2.mapped { Behaviour::AddressDependent } else { Behaviour::AddressAndPortDependent }))
 }
 
 /// §4.4: can the server reach us from its other IP+port, or other port only?
 async fn filtering_test(s: &UdpSocket, server: SocketAddr, t: Timing) -> Result<Behaviour> {
-    let both = Request {
-        change_ip: true,
-        change_port: true,
-        ..Default::default()
-    };
+    let both = Request { change_ip: true, change_port: true, ..Default::default() };
     if binding(s, server, both, t).await?.is_some() {
         return Ok(Behaviour::EndpointIndependent);
     }
-    let port = Request {
-        change_port: true,
-        ..Default::default()
-    };
+    let port = Request { change_port: true, ..Default::default() };
     Ok(if binding(s, server, port, t).await?.is_some() {
         Behaviour::AddressDependent
     } else {

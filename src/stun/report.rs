@@ -38,8 +38,7 @@ pub struct ProbeReport {
 }
 
 fn opt<T: fmt::Display>(v: &Option<T>) -> String {
-    v.as_ref()
-        .map_or_else(|| "unknown".into(), |v| v.to_string())
+    v.as_ref().map_or_else(|| "unknown".into(), |v| v.to_string())
 }
 
 impl fmt::Display for ProbeReport {
@@ -51,11 +50,7 @@ impl fmt::Display for ProbeReport {
         };
         writeln!(f, "server:            {}", self.server)?;
         writeln!(f, "local / mapped:    {} -> {}", self.local, self.mapped)?;
-        writeln!(
-            f,
-            "nat:               {}",
-            if self.nat { "yes" } else { "no" }
-        )?;
+        writeln!(f, "nat:               {}", if self.nat { "yes" } else { "no" })?;
         writeln!(f, "other address:     {}", opt(&self.other_address))?;
         writeln!(f, "mapping:           {}", opt(&self.mapping))?;
         writeln!(f, "filtering:         {}", opt(&self.filtering))?;

@@ -8,12 +8,8 @@ use anyhow::{Context, Result, bail};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use stun_rs::attributes::discovery::{
-    ChangeRequest, ChangeRequestFlags, OtherAddress, ResponseOrigin,
-};
-use stun_rs::attributes::stun::{
-    ErrorCode, MappedAddress, Software, UnknownAttributes, XorMappedAddress,
-};
+use stun_rs::attributes::discovery::{ChangeRequest, ChangeRequestFlags, OtherAddress, ResponseOrigin};
+use stun_rs::attributes::stun::{ErrorCode, MappedAddress, Software, UnknownAttributes, XorMappedAddress};
 use stun_rs::methods::BINDING;
 use stun_rs::{MessageClass, StunAttribute, StunMessage, StunMessageBuilder};
 use tokio::net::UdpSocket;
@@ -62,20 +58,12 @@ impl StunServer {
     /// Binds all sockets and starts serving in the background.
     pub async fn start(cfg: StunServerConfig) -> Result<Self> {
         let grid = bind_grid(&cfg).await?;
-        let addrs = grid
-            .iter()
-            .flatten()
-            .map(|s| s.local_addr())
-            .collect::<std::io::Result<Vec<_>>>()?;
+        let addrs = grid.iter().flatten().map(|s| s.local_addr()).collect::<std::io::Result<Vec<_>>>()?;
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(run(cfg, grid, async {
             let _ = rx.await;
         }));
-        Ok(Self {
-            addrs,
-            stop: Some(tx),
-            task,
-        })
+        Ok(Self { addrs, stop: Some(tx), task })
     }
 
     /// Bound addresses: primary:port, primary:alt_port, alternate:port, alternate:alt_port
@@ -136,9 +124,7 @@ async fn bind_grid(cfg: &StunServerConfig) -> Result<Grid> {
     for want in [cfg.port, cfg.alt_port] {
         let mut col = None;
         for _ in 0..50 {
-            let first = UdpSocket::bind((ips[0], want))
-                .await
-                .with_context(|| format!("bind {}:{want}", ips[0]))?;
+            let first = UdpSocket::bind((ips[0], want)).await.with_context(|| format!("bind {}:{want}", ips[0]))?;
             let port = first.local_addr()?.port();
             if used.contains(&port) {
                 continue;
@@ -157,10 +143,7 @@ async fn bind_grid(cfg: &StunServerConfig) -> Result<Grid> {
     }
     let (c, d) = cols.pop().context("alt port column")?;
     let (a, b) = cols.pop().context("port column")?;
-    Ok(vec![
-        vec![Arc::new(a), Arc::new(c)],
-        vec![Arc::new(b), Arc::new(d)],
-    ])
+    Ok(vec![vec![Arc::new(a), Arc::new(c)], vec![Arc::new(b), Arc::new(d)]])
 }
 
 async fn run(cfg: StunServerConfig, grid: Grid, shutdown: impl Future<Output = ()>) -> Result<()> {
@@ -247,12 +230,7 @@ fn handle(
         })
         .collect();
     if !unknown.is_empty() {
-        return Ok(Some((
-            ip,
-            port,
-            from,
-            error(420, "Unknown Attribute", unknown)?,
-        )));
+        return Ok(Some((ip, port, from, error(420, "Unknown Attribute", unknown)?)));
     }
 
     let (change_ip, change_port) = req
@@ -260,21 +238,13 @@ fn handle(
         .and_then(|a| a.as_change_request().ok())
         .map(|c| {
             let f = c.flags();
-            (
-                f.contains(ChangeRequestFlags::ChangeIp),
-                f.contains(ChangeRequestFlags::ChangePort),
-            )
+            (f.contains(ChangeRequestFlags::ChangeIp), f.contains(ChangeRequestFlags::ChangePort))
         })
         .unwrap_or_default();
     let has_alt = grid.len() == 2;
     // RFC 5780 §7.2: no alternate address -> CHANGE-REQUEST is an unknown attribute.
     if (change_ip || change_port) && !has_alt {
-        return Ok(Some((
-            ip,
-            port,
-            from,
-            error(420, "Unknown Attribute", vec![0x0003])?,
-        )));
+        return Ok(Some((ip, port, from, error(420, "Unknown Attribute", vec![0x0003])?)));
     }
 
     let target = wire::response_target(req)?;
@@ -285,14 +255,12 @@ fn handle(
     let origin = addr(out_ip, out_port)?;
     let other = has_alt.then(|| addr(1 - ip, 1 - port)).transpose()?;
 
-    let mut b = StunMessageBuilder::new(BINDING, MessageClass::SuccessResponse)
-        .with_transaction_id(*req.transaction_id());
+    let mut b =
+        StunMessageBuilder::new(BINDING, MessageClass::SuccessResponse).with_transaction_id(*req.transaction_id());
     if d.classic.is_none() {
         b = b.with_attribute(XorMappedAddress::from(from));
     }
-    b = b
-        .with_attribute(MappedAddress::from(from))
-        .with_attribute(ResponseOrigin::from(origin));
+    b = b.with_attribute(MappedAddress::from(from)).with_attribute(ResponseOrigin::from(origin));
     if let Some(o) = other {
         b = b.with_attribute(OtherAddress::from(o));
     }

@@ -14,8 +14,8 @@ use std::net::SocketAddr;
 use stun_rs::attributes::stun::XorMappedAddress;
 use stun_rs::methods::BINDING;
 use stun_rs::{
-    DecoderContextBuilder, MAGIC_COOKIE, MessageClass, MessageDecoderBuilder,
-    MessageEncoderBuilder, StunAttribute, StunMessage, StunMessageBuilder, TransactionId,
+    DecoderContextBuilder, MAGIC_COOKIE, MessageClass, MessageDecoderBuilder, MessageEncoderBuilder, StunAttribute,
+    StunMessage, StunMessageBuilder, TransactionId,
 };
 
 /// icelab extension: comprehension-optional attribute carrying an
@@ -60,19 +60,15 @@ pub(crate) fn decode(buf: &[u8]) -> Result<Decoded> {
     };
     let ctx = DecoderContextBuilder::default().with_unknown_data().build();
     let decoder = MessageDecoderBuilder::default().with_context(ctx).build();
-    let (msg, _) = decoder
-        .decode(bytes)
-        .map_err(|e| anyhow!("STUN decode: {e:?}"))?;
+    let (msg, _) = decoder.decode(bytes).map_err(|e| anyhow!("STUN decode: {e:?}"))?;
     Ok(Decoded { msg, classic })
 }
 
 /// Encodes a message; for RFC 3489 peers restores their id bytes.
 pub(crate) fn encode(msg: &StunMessage, classic: Option<[u8; 4]>) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; 1500];
-    let n = MessageEncoderBuilder::default()
-        .build()
-        .encode(&mut buf, msg)
-        .map_err(|e| anyhow!("STUN encode: {e:?}"))?;
+    let n =
+        MessageEncoderBuilder::default().build().encode(&mut buf, msg).map_err(|e| anyhow!("STUN encode: {e:?}"))?;
     buf.truncate(n);
     if let Some(orig) = classic {
         buf[4..8].copy_from_slice(&orig);
@@ -102,11 +98,7 @@ pub(crate) fn retag(buf: &mut [u8], from: u16, to: u16) {
 }
 
 /// Appends ICELAB-RESPONSE-TARGET to an encoded request with id `tid`.
-pub(crate) fn append_response_target(
-    buf: &mut Vec<u8>,
-    tid: TransactionId,
-    target: SocketAddr,
-) -> Result<()> {
+pub(crate) fn append_response_target(buf: &mut Vec<u8>, tid: TransactionId, target: SocketAddr) -> Result<()> {
     let tmp = StunMessageBuilder::new(BINDING, MessageClass::Indication)
         .with_transaction_id(tid)
         .with_attribute(XorMappedAddress::from(target))
@@ -155,9 +147,7 @@ mod tests {
     #[test]
     fn response_target_roundtrip() {
         let tid = TransactionId::default();
-        let req = StunMessageBuilder::new(BINDING, MessageClass::Request)
-            .with_transaction_id(tid)
-            .build();
+        let req = StunMessageBuilder::new(BINDING, MessageClass::Request).with_transaction_id(tid).build();
         let mut buf = encode(&req, None).unwrap();
         let target: SocketAddr = "192.0.2.7:4242".parse().unwrap();
         append_response_target(&mut buf, tid, target).unwrap();
@@ -170,10 +160,7 @@ mod tests {
     fn classic_request_decodes_and_restores_id() {
         // RFC 3489 Binding request with CHANGE-REQUEST(change port), as sent by `stun`.
         let hex = "0001000803f05a3475bd4934c4daad082d02c84a0003000400000002";
-        let raw: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect();
+        let raw: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
         let d = decode(&raw).unwrap();
         assert_eq!(d.classic, Some([0x03, 0xf0, 0x5a, 0x34]));
         let out = encode(&d.msg, d.classic).unwrap();

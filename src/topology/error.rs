@@ -44,19 +44,10 @@ impl fmt::Display for TopologyError {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{}:{}:{}: error: {}",
-            self.file, self.line, self.col, self.message
-        )?;
+        writeln!(f, "{}:{}:{}: error: {}", self.file, self.line, self.col, self.message)?;
         let gutter = format!("{}", self.line);
         writeln!(f, "{} | {}", gutter, self.source_line)?;
-        write!(
-            f,
-            "{} | {}^",
-            " ".repeat(gutter.len()),
-            " ".repeat(self.col.saturating_sub(1))
-        )?;
+        write!(f, "{} | {}^", " ".repeat(gutter.len()), " ".repeat(self.col.saturating_sub(1)))?;
         if let Some(h) = &self.hint {
             write!(f, "\n  hint: {h}")?;
         }
@@ -74,11 +65,7 @@ pub struct Reporter<'a> {
 impl<'a> Reporter<'a> {
     /// A reporter for `src`, read from `file`.
     pub fn new(file: &'a str, src: &'a str) -> Self {
-        Reporter {
-            file,
-            src,
-            found: Vec::new(),
-        }
+        Reporter { file, src, found: Vec::new() }
     }
 
     /// Records a mistake at byte range `span`.
@@ -98,32 +85,17 @@ impl<'a> Reporter<'a> {
             return Ok(());
         }
         self.found.sort_by_key(|(offset, _)| *offset);
-        Err(TopologyError {
-            diagnostics: self.found.into_iter().map(|(_, d)| d).collect(),
-        })
+        Err(TopologyError { diagnostics: self.found.into_iter().map(|(_, d)| d).collect() })
     }
 }
 
 /// Turns a byte offset into a located diagnostic.
-pub fn locate(
-    file: &str,
-    src: &str,
-    offset: usize,
-    message: String,
-    hint: Option<String>,
-) -> Diagnostic {
+pub fn locate(file: &str, src: &str, offset: usize, message: String, hint: Option<String>) -> Diagnostic {
     let offset = offset.min(src.len());
     let before = &src[..offset];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let col = src[line_start..offset].chars().count() + 1;
     let source_line = src[line_start..].lines().next().unwrap_or("").to_string();
-    Diagnostic {
-        file: file.to_string(),
-        line,
-        col,
-        message,
-        hint,
-        source_line,
-    }
+    Diagnostic { file: file.to_string(), line, col, message, hint, source_line }
 }

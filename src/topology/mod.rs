@@ -35,6 +35,7 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 
 use crate::firewall::FirewallSpec;
+use crate::impair::LinkImpairment;
 use crate::nat::NatMode;
 
 pub use error::{Diagnostic, TopologyError};
@@ -56,7 +57,7 @@ pub enum Uplink {
 }
 
 /// A node's single uplink address and default route.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Attachment {
     /// Where the uplink is plugged in.
     pub uplink: Uplink,
@@ -66,6 +67,8 @@ pub struct Attachment {
     pub subnet: Ipv4Net,
     /// Next hop for the default route.
     pub gateway: Ipv4Addr,
+    /// Impairment of the link (`up` is node -> parent).
+    pub impair: Option<LinkImpairment>,
 }
 
 /// A router: WAN uplink, a LAN it serves, optional NAT and firewall.
@@ -99,7 +102,7 @@ pub struct Host {
 }
 
 /// A server on the internet (STUN, TURN, echo).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Server {
     /// Node name.
     pub name: String,
@@ -109,6 +112,8 @@ pub struct Server {
     pub gateway: Ipv4Addr,
     /// Services to start.
     pub services: Vec<String>,
+    /// Impairment of its uplink.
+    pub impair: Option<LinkImpairment>,
 }
 
 /// A validated topology with every address assigned.
@@ -152,9 +157,7 @@ pub fn parse_str(file: &str, src: &str) -> Result<Topology, TopologyError> {
         let offset = e.span().map_or(0, |s| s.start);
         let message = e.message().trim().to_string();
         let hint = syntax_hint(&message);
-        TopologyError {
-            diagnostics: vec![error::locate(file, src, offset, message, hint)],
-        }
+        TopologyError { diagnostics: vec![error::locate(file, src, offset, message, hint)] }
     })?;
     resolve::resolve(file, src, raw)
 }

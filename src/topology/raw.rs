@@ -44,6 +44,8 @@ pub struct RawRouter {
     pub nat: Option<Spanned<toml::Value>>,
     /// Firewall (preset name, list or table); interpreted by the firewall module.
     pub firewall: Option<Spanned<toml::Value>>,
+    /// Impairment of the WAN uplink (preset name or table).
+    pub impair: Option<Spanned<toml::Value>>,
 }
 
 /// `[host.NAME]`
@@ -56,6 +58,8 @@ pub struct RawHost {
     pub address: Option<Spanned<Ipv4Addr>>,
     /// Host firewall.
     pub firewall: Option<Spanned<toml::Value>>,
+    /// Impairment of the uplink (preset name or table).
+    pub impair: Option<Spanned<toml::Value>>,
 }
 
 /// `[server.NAME]`
@@ -67,4 +71,6 @@ pub struct RawServer {
     /// Services to run: `"stun"`, `"turn"`, `"echo"`.
     #[serde(default)]
     pub services: Vec<Spanned<String>>,
+    /// Impairment of the uplink (preset name or table).
+    pub impair: Option<Spanned<toml::Value>>,
 }

@@ -16,6 +16,7 @@ use super::error::{Reporter, TopologyError};
 use super::raw::{RawHost, RawRouter, RawServer, RawTopology};
 use super::{Attachment, Host, INTERNET, PUBLIC_RANGES, Router, Server, Topology, Uplink};
 use crate::firewall::FirewallSpec;
+use crate::impair::LinkImpairment;
 use crate::nat::{NatBehaviour, NatMode, NatSpec};
 
 const KNOWN_SERVICES: [&str; 3] = ["stun", "turn", "echo"];
@@ -43,24 +44,12 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
     // Explicit addresses first, so automatic ones never take an address someone asked for.
     for (name, r) in &routers {
         if let Some(a) = &r.get_ref().wan_address {
-            segments.claim(
-                &mut rep,
-                segment_of(r.get_ref().wan.get_ref()),
-                *a.get_ref(),
-                a.span(),
-                name,
-            );
+            segments.claim(&mut rep, segment_of(r.get_ref().wan.get_ref()), *a.get_ref(), a.span(), name);
         }
     }
     for (name, h) in &hosts {
         if let Some(a) = &h.get_ref().address {
-            segments.claim(
-                &mut rep,
-                segment_of(h.get_ref().on.get_ref()),
-                *a.get_ref(),
-                a.span(),
-                name,
-            );
+            segments.claim(&mut rep, segment_of(h.get_ref().on.get_ref()), *a.get_ref(), a.span(), name);
         }
     }
     for (name, s) in &servers {
@@ -82,22 +71,24 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
         return Err(rep.finish().unwrap_err());
     }
 
-    let nats: BTreeMap<&str, NatMode> = routers
-        .iter()
-        .map(|(n, r)| (n.as_str(), interpret_nat(&mut rep, n, r.get_ref())))
-        .collect();
+    let nats: BTreeMap<&str, NatMode> =
+        routers.iter().map(|(n, r)| (n.as_str(), interpret_nat(&mut rep, n, r.get_ref()))).collect();
     let mut firewalls: BTreeMap<&str, Option<FirewallSpec>> = BTreeMap::new();
     for (n, r) in &routers {
-        firewalls.insert(
-            n,
-            interpret_firewall(&mut rep, r.get_ref().firewall.as_ref()),
-        );
+        firewalls.insert(n, interpret_firewall(&mut rep, r.get_ref().firewall.as_ref()));
     }
     for (n, h) in &hosts {
-        firewalls.insert(
-            n,
-            interpret_firewall(&mut rep, h.get_ref().firewall.as_ref()),
-        );
+        firewalls.insert(n, interpret_firewall(&mut rep, h.get_ref().firewall.as_ref()));
+    }
+    let mut impairs: BTreeMap<&str, Option<LinkImpairment>> = BTreeMap::new();
+    for (n, r) in &routers {
+        impairs.insert(n, interpret_impair(&mut rep, r.get_ref().impair.as_ref()));
+    }
+    for (n, h) in &hosts {
+        impairs.insert(n, interpret_impair(&mut rep, h.get_ref().impair.as_ref()));
+    }
+    for (n, sv) in &servers {
+        impairs.insert(n, interpret_impair(&mut rep, sv.get_ref().impair.as_ref()));
     }
     if !rep.is_empty() {
         return Err(rep.finish().unwrap_err());
@@ -115,7 +106,7 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
         let lan = lans[name.as_str()];
         out_routers.push(Router {
             name: name.clone(),
-            wan: segments.attachment(seg, address),
+            wan: segments.attachment(seg, address, impairs[name.as_str()].clone()),
             lan,
             lan_address: first_host(lan),
             nat: nats[name.as_str()],
@@ -133,29 +124,20 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
         };
         out_hosts.push(Host {
             name: name.clone(),
-            uplink: segments.attachment(seg, address),
+            uplink: segments.attachment(seg, address, impairs[name.as_str()].clone()),
             firewall: firewalls[name.as_str()].clone(),
         });
     }
     // 1:1 NAT gives its WAN address to the first host on its LAN.
-    for (r, (_, raw)) in out_routers
-        .iter_mut()
-        .zip(order.iter().map(|i| &routers[*i]))
-    {
+    for (r, (_, raw)) in out_routers.iter_mut().zip(order.iter().map(|i| &routers[*i])) {
         if r.nat == NatMode::OneToOne {
             let on_lan = |u: &Uplink| matches!(u, Uplink::Router(p) if *p == r.name);
-            r.one_to_one_host = out_hosts
-                .iter()
-                .find(|h| on_lan(&h.uplink.uplink))
-                .map(|h| h.uplink.address);
+            r.one_to_one_host = out_hosts.iter().find(|h| on_lan(&h.uplink.uplink)).map(|h| h.uplink.address);
             if r.one_to_one_host.is_none() {
                 let span = raw.get_ref().nat.as_ref().map_or(raw.span(), |n| n.span());
                 rep.error(
                     span,
-                    format!(
-                        "router `{}` does 1:1 NAT but has no host on its LAN",
-                        r.name
-                    ),
+                    format!("router `{}` does 1:1 NAT but has no host on its LAN", r.name),
                     Some("add a [host.NAME] with on = the router's name".into()),
                 );
             }
@@ -167,18 +149,15 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
         let s = s.get_ref();
         let addresses: Vec<Ipv4Addr> = match &s.addresses {
             Some(list) => list.get_ref().iter().map(|a| *a.get_ref()).collect(),
-            None => (0..2)
-                .map(|_| segments.next_free(&mut rep, INTERNET, PoolKind::Server, sp.clone()))
-                .collect(),
+            None => (0..2).map(|_| segments.next_free(&mut rep, INTERNET, PoolKind::Server, sp.clone())).collect(),
         };
-        let gateway = addresses
-            .first()
-            .map_or(Ipv4Addr::UNSPECIFIED, |a| public_gateway(*a));
+        let gateway = addresses.first().map_or(Ipv4Addr::UNSPECIFIED, |a| public_gateway(*a));
         out_servers.push(Server {
             name: name.clone(),
             addresses,
             gateway,
             services: s.services.iter().map(|x| x.get_ref().clone()).collect(),
+            impair: impairs[name.as_str()].clone(),
         });
     }
     rep.finish()?;
@@ -207,43 +186,34 @@ fn interpret_nat(rep: &mut Reporter, name: &str, r: &RawRouter) -> NatMode {
             }
         },
         Err(e) => {
-            rep.error(v.span(), format!("router `{name}`: bad nat: {}", e.to_string().trim()), Some(format!("presets: {}; or a table with preset, mapping, filtering, hairpinning, port-preservation, timeout", nat_preset_names())));
+            rep.error(
+                v.span(),
+                format!("router `{name}`: bad nat: {}", e.to_string().trim()),
+                Some(format!(
+                    "presets: {}; or a table with preset, mapping, filtering, hairpinning, port-preservation, timeout",
+                    nat_preset_names()
+                )),
+            );
             NatMode::None
         }
     }
 }
 
 fn nat_preset_names() -> String {
-    crate::nat::PRESETS
-        .iter()
-        .map(|p| p.name)
-        .collect::<Vec<_>>()
-        .join(", ")
+    crate::nat::PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
 }
 
 /// `firewall = ...` -> FirewallSpec, with the file position of any mistake.
-fn interpret_firewall(
-    rep: &mut Reporter,
-    v: Option<&Spanned<toml::Value>>,
-) -> Option<FirewallSpec> {
+fn interpret_firewall(rep: &mut Reporter, v: Option<&Spanned<toml::Value>>) -> Option<FirewallSpec> {
     let v = v?;
-    let presets = || {
-        crate::firewall::FirewallPreset::ALL
-            .iter()
-            .map(|p| p.name())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let presets = || crate::firewall::FirewallPreset::ALL.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
     match FirewallSpec::deserialize(v.get_ref().clone()) {
         Ok(spec) => {
             if let Err(e) = spec.validate() {
                 rep.error(
                     v.span(),
                     e.to_string(),
-                    Some(
-                        "each custom rule is one nft rule line, e.g. \"udp dport 3478 drop\""
-                            .into(),
-                    ),
+                    Some("each custom rule is one nft rule line, e.g. \"udp dport 3478 drop\"".into()),
                 );
             }
             Some(spec)
@@ -252,11 +222,36 @@ fn interpret_firewall(
             rep.error(
                 v.span(),
                 format!("bad firewall: {}", e.to_string().trim()),
-                Some(format!(
-                    "presets: {}; or {{ preset = ..., rules = [...] }}",
-                    presets()
-                )),
+                Some(format!("presets: {}; or {{ preset = ..., rules = [...] }}", presets())),
             );
+            None
+        }
+    }
+}
+
+/// `impair = "lte"` or `impair = { up = {...}, down = {...} }` -> LinkImpairment.
+fn interpret_impair(rep: &mut Reporter, v: Option<&Spanned<toml::Value>>) -> Option<LinkImpairment> {
+    let v = v?;
+    // A bare string is a preset name.
+    let value = match v.get_ref() {
+        toml::Value::String(p) => {
+            let mut t = toml::Table::new();
+            t.insert("preset".into(), toml::Value::String(p.clone()));
+            toml::Value::Table(t)
+        }
+        other => other.clone(),
+    };
+    let presets = || crate::impair::presets::ALL.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
+    match LinkImpairment::deserialize(value) {
+        Ok(l) => match l.validate() {
+            Ok(()) => Some(l),
+            Err(e) => {
+                rep.error(v.span(), format!("bad impairment: {e}"), None);
+                None
+            }
+        },
+        Err(e) => {
+            rep.error(v.span(), format!("bad impairment: {}", e.to_string().trim()), Some(format!("presets: {}; or {{ up = {{ delay-ms = 20, loss = {{ model = \"random\", percent = 1 }} }}, down = {{ ... }} }}", presets())));
             None
         }
     }
@@ -288,9 +283,7 @@ fn check_names(
     for (name, span, kind) in all {
         let valid = name.len() <= MAX_NAME
             && name.starts_with(|c: char| c.is_ascii_lowercase())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !valid {
             rep.error(span.clone(), format!("invalid node name `{name}`"), Some(format!(
                 "names become namespace names: start with a lowercase letter, then a-z, 0-9 or '-', at most {MAX_NAME} characters")));
@@ -319,11 +312,7 @@ fn check_names(
             } else {
                 format!("known routers: {}", list_or_none(&router_names))
             };
-            rep.error(
-                h.get_ref().on.span(),
-                format!("host `{name}` is on unknown router `{on}`"),
-                Some(hint),
-            );
+            rep.error(h.get_ref().on.span(), format!("host `{name}` is on unknown router `{on}`"), Some(hint));
         }
     }
 }
@@ -338,11 +327,7 @@ fn list_or_none(names: &BTreeSet<&str>) -> String {
 
 /// Orders routers so that each comes after the router its WAN is plugged into.
 fn router_order(rep: &mut Reporter, routers: &[(String, Spanned<RawRouter>)]) -> Vec<usize> {
-    let index: BTreeMap<&str, usize> = routers
-        .iter()
-        .enumerate()
-        .map(|(i, (n, _))| (n.as_str(), i))
-        .collect();
+    let index: BTreeMap<&str, usize> = routers.iter().enumerate().map(|(i, (n, _))| (n.as_str(), i)).collect();
     let names: BTreeSet<&str> = index.keys().copied().collect();
     let mut bad = BTreeSet::new();
     for (i, (name, r)) in routers.iter().enumerate() {
@@ -384,10 +369,7 @@ fn router_order(rep: &mut Reporter, routers: &[(String, Spanned<RawRouter>)]) ->
     }
     for (i, (name, r)) in routers.iter().enumerate() {
         let wan = r.get_ref().wan.get_ref();
-        if !placed[i]
-            && !bad.contains(&i)
-            && index.get(wan.as_str()).is_some_and(|p| !bad.contains(p))
-        {
+        if !placed[i] && !bad.contains(&i) && index.get(wan.as_str()).is_some_and(|p| !bad.contains(p)) {
             rep.error(
                 r.get_ref().wan.span(),
                 format!("router `{name}` is part of a WAN loop (via `{wan}`)"),
@@ -399,14 +381,9 @@ fn router_order(rep: &mut Reporter, routers: &[(String, Spanned<RawRouter>)]) ->
 }
 
 fn is_private(net: &Ipv4Net) -> bool {
-    [
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "100.64.0.0/10",
-    ]
-    .iter()
-    .any(|p| p.parse::<Ipv4Net>().unwrap().contains(net))
+    ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"]
+        .iter()
+        .any(|p| p.parse::<Ipv4Net>().unwrap().contains(net))
 }
 
 fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
@@ -427,10 +404,8 @@ fn assign_lans<'a>(
     routers: &'a [(String, Spanned<RawRouter>)],
     order: &[usize],
 ) -> BTreeMap<&'a str, Ipv4Net> {
-    let explicit: Vec<Ipv4Net> = routers
-        .iter()
-        .filter_map(|(_, r)| r.get_ref().lan.as_ref().map(|l| *l.get_ref()))
-        .collect();
+    let explicit: Vec<Ipv4Net> =
+        routers.iter().filter_map(|(_, r)| r.get_ref().lan.as_ref().map(|l| *l.get_ref())).collect();
     let public: Vec<Ipv4Net> = PUBLIC_RANGES.iter().map(|p| p.parse().unwrap()).collect();
     let mut lans = BTreeMap::new();
     let mut auto_taken: Vec<Ipv4Net> = Vec::new();
@@ -488,13 +463,18 @@ fn assign_lans<'a>(
         while let Some(p) = lans.get(parent) {
             if overlaps(p, &lans[name.as_str()]) {
                 let span = r.get_ref().lan.as_ref().map_or(r.span(), |l| l.span());
-                rep.error(span, format!("LAN of `{name}` ({}) overlaps the LAN of `{parent}` ({p}) on its way to the internet", lans[name.as_str()]), Some("nested NATs need distinct subnets; sibling routers may share one".into()));
+                rep.error(
+                    span,
+                    format!(
+                        "LAN of `{name}` ({}) overlaps the LAN of `{parent}` ({p}) on its way to the internet",
+                        lans[name.as_str()]
+                    ),
+                    Some("nested NATs need distinct subnets; sibling routers may share one".into()),
+                );
                 break;
             }
-            parent = routers
-                .iter()
-                .find(|(n, _)| n == parent)
-                .map_or(INTERNET, |(_, r)| r.get_ref().wan.get_ref().as_str());
+            parent =
+                routers.iter().find(|(n, _)| n == parent).map_or(INTERNET, |(_, r)| r.get_ref().wan.get_ref().as_str());
         }
     }
     lans
@@ -539,10 +519,7 @@ struct Segments<'a> {
 
 impl<'a> Segments<'a> {
     fn new(lans: &'a BTreeMap<&'a str, Ipv4Net>) -> Self {
-        Segments {
-            lans,
-            used: BTreeMap::new(),
-        }
+        Segments { lans, used: BTreeMap::new() }
     }
 
     fn subnets(&self, seg: &str) -> Vec<Ipv4Net> {
@@ -568,11 +545,7 @@ impl<'a> Segments<'a> {
                 span,
                 format!(
                     "{a} of `{who}` is not on {}",
-                    if seg == INTERNET {
-                        "the simulated internet".to_string()
-                    } else {
-                        format!("the LAN of `{seg}`")
-                    }
+                    if seg == INTERNET { "the simulated internet".to_string() } else { format!("the LAN of `{seg}`") }
                 ),
                 Some(hint),
             );
@@ -582,10 +555,7 @@ impl<'a> Segments<'a> {
             rep.error(
                 span,
                 format!("{a} of `{who}` is reserved on {net}"),
-                Some(format!(
-                    "the network, broadcast and gateway ({}) addresses cannot be assigned",
-                    first_host(*net)
-                )),
+                Some(format!("the network, broadcast and gateway ({}) addresses cannot be assigned", first_host(*net))),
             );
             return;
         }
@@ -599,13 +569,7 @@ impl<'a> Segments<'a> {
         }
     }
 
-    fn next_free(
-        &mut self,
-        rep: &mut Reporter,
-        seg: &str,
-        kind: PoolKind,
-        span: Range<usize>,
-    ) -> Ipv4Addr {
+    fn next_free(&mut self, rep: &mut Reporter, seg: &str, kind: PoolKind, span: Range<usize>) -> Ipv4Addr {
         let subnets = self.subnets(seg);
         let net = if seg == INTERNET {
             let i = match kind {
@@ -619,9 +583,7 @@ impl<'a> Segments<'a> {
         };
         let used = self.used.entry(seg.to_string()).or_default();
         let start = u32::from(net.network()) + 10.min(net.hosts().count() as u32 / 2).max(2);
-        let found = (start..u32::from(net.broadcast()))
-            .map(Ipv4Addr::from)
-            .find(|a| !used.contains_key(a));
+        let found = (start..u32::from(net.broadcast())).map(Ipv4Addr::from).find(|a| !used.contains_key(a));
         match found {
             Some(a) => {
                 used.insert(a, String::new());
@@ -638,22 +600,15 @@ impl<'a> Segments<'a> {
         }
     }
 
-    fn attachment(&self, seg: &str, address: Ipv4Addr) -> Attachment {
-        let subnet = self
-            .subnets(seg)
-            .into_iter()
-            .find(|n| n.contains(&address))
-            .unwrap_or_default();
-        let uplink = if seg == INTERNET {
-            Uplink::Internet
-        } else {
-            Uplink::Router(seg.to_string())
-        };
+    fn attachment(&self, seg: &str, address: Ipv4Addr, impair: Option<LinkImpairment>) -> Attachment {
+        let subnet = self.subnets(seg).into_iter().find(|n| n.contains(&address)).unwrap_or_default();
+        let uplink = if seg == INTERNET { Uplink::Internet } else { Uplink::Router(seg.to_string()) };
         Attachment {
             uplink,
             address,
             subnet: Ipv4Net::new(address, subnet.prefix_len()).unwrap(),
             gateway: first_host(subnet),
+            impair,
         }
     }
 }

@@ -96,10 +96,7 @@ impl<G: RelayAddressGenerator + Send + Sync> RelayAddressGenerator for FilteredR
         requested_port: u16,
     ) -> Result<(Arc<dyn Conn + Send + Sync>, SocketAddr), turn::Error> {
         let (conn, addr) = self.inner.allocate_conn(use_ipv4, requested_port).await?;
-        let conn: Arc<dyn Conn + Send + Sync> = Arc::new(FilteredConn {
-            inner: conn,
-            filter: self.filter.clone(),
-        });
+        let conn: Arc<dyn Conn + Send + Sync> = Arc::new(FilteredConn { inner: conn, filter: self.filter.clone() });
         Ok((conn, addr))
     }
 }

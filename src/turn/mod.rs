@@ -78,16 +78,8 @@ struct StaticAuth {
 }
 
 impl AuthHandler for StaticAuth {
-    fn auth_handle(
-        &self,
-        username: &str,
-        _realm: &str,
-        _src: SocketAddr,
-    ) -> Result<Vec<u8>, turn::Error> {
-        self.keys
-            .get(username)
-            .cloned()
-            .ok_or(turn::Error::ErrNoSuchUser)
+    fn auth_handle(&self, username: &str, _realm: &str, _src: SocketAddr) -> Result<Vec<u8>, turn::Error> {
+        self.keys.get(username).cloned().ok_or(turn::Error::ErrNoSuchUser)
     }
 }
 
@@ -145,10 +137,7 @@ pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
             .await
             .with_context(|| format!("TURN udp bind {}:{port}", cfg.bind_ip))?;
         udp_addr = Some(sock.local_addr()?);
-        conn_configs.push(ConnConfig {
-            conn: Arc::new(sock),
-            relay_addr_generator: Box::new(relay()),
-        });
+        conn_configs.push(ConnConfig { conn: Arc::new(sock), relay_addr_generator: Box::new(relay()) });
     }
     if let Some(port) = cfg.tcp_port {
         let l = TcpListener::bind((cfg.bind_ip, port))
@@ -156,10 +145,7 @@ pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
             .with_context(|| format!("TURN tcp bind {}:{port}", cfg.bind_ip))?;
         let conn = stream::StreamListener::start(l, None)?;
         tcp_addr = Some(conn.local_addr()?);
-        conn_configs.push(ConnConfig {
-            conn,
-            relay_addr_generator: Box::new(relay()),
-        });
+        conn_configs.push(ConnConfig { conn, relay_addr_generator: Box::new(relay()) });
     }
     if let Some(port) = cfg.tls_port {
         let l = TcpListener::bind((cfg.bind_ip, port))
@@ -169,16 +155,10 @@ pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
         tls_cert_der = Some(der);
         let conn = stream::StreamListener::start(l, Some(acceptor))?;
         tls_addr = Some(conn.local_addr()?);
-        conn_configs.push(ConnConfig {
-            conn,
-            relay_addr_generator: Box::new(relay()),
-        });
+        conn_configs.push(ConnConfig { conn, relay_addr_generator: Box::new(relay()) });
     }
 
-    let keys = HashMap::from([(
-        cfg.username.clone(),
-        generate_auth_key(&cfg.username, &cfg.realm, &cfg.password),
-    )]);
+    let keys = HashMap::from([(cfg.username.clone(), generate_auth_key(&cfg.username, &cfg.realm, &cfg.password))]);
     let server = Server::new(ServerConfig {
         conn_configs,
         realm: cfg.realm.clone(),
@@ -188,11 +168,5 @@ pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
     })
     .await
     .context("starting TURN server")?;
-    Ok(TurnHandle {
-        server,
-        udp_addr,
-        tcp_addr,
-        tls_addr,
-        tls_cert_der,
-    })
+    Ok(TurnHandle { server, udp_addr, tcp_addr, tls_addr, tls_cert_der })
 }

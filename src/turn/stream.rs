@@ -29,19 +29,11 @@ pub(crate) struct StreamListener {
 
 impl StreamListener {
     /// Starts accepting on `listener`; with `tls`, every stream is TLS-wrapped first.
-    pub(crate) fn start(
-        listener: TcpListener,
-        tls: Option<TlsAcceptor>,
-    ) -> std::io::Result<Arc<Self>> {
+    pub(crate) fn start(listener: TcpListener, tls: Option<TlsAcceptor>) -> std::io::Result<Arc<Self>> {
         let local = listener.local_addr()?;
         let (in_tx, in_rx) = mpsc::channel(1024);
         let (closed, closed_rx) = watch::channel(false);
-        let me = Arc::new(Self {
-            local,
-            inbound: Mutex::new(in_rx),
-            writers: Writers::default(),
-            closed,
-        });
+        let me = Arc::new(Self { local, inbound: Mutex::new(in_rx), writers: Writers::default(), closed });
         let writers = me.writers.clone();
         tokio::spawn(async move {
             let mut stop = closed_rx.clone();
@@ -54,12 +46,7 @@ impl StreamListener {
                     },
                 };
                 let _ = tcp.set_nodelay(true);
-                let (in_tx, writers, stop, tls) = (
-                    in_tx.clone(),
-                    writers.clone(),
-                    closed_rx.clone(),
-                    tls.clone(),
-                );
+                let (in_tx, writers, stop, tls) = (in_tx.clone(), writers.clone(), closed_rx.clone(), tls.clone());
                 tokio::spawn(async move {
                     match tls {
                         None => serve(tcp, peer, in_tx, writers, stop).await,
@@ -134,9 +121,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
 #[async_trait]
 impl Conn for StreamListener {
     async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
-        Err(webrtc_util::Error::Other(
-            "stream listener cannot connect".into(),
-        ))
+        Err(webrtc_util::Error::Other("stream listener cannot connect".into()))
     }
     async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
         Ok(self.recv_from(buf).await?.0)
@@ -160,9 +145,7 @@ impl Conn for StreamListener {
         }
     }
     async fn send(&self, _buf: &[u8]) -> webrtc_util::Result<usize> {
-        Err(webrtc_util::Error::Other(
-            "stream listener needs a target".into(),
-        ))
+        Err(webrtc_util::Error::Other("stream listener needs a target".into()))
     }
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
         let tx = self.writers.lock().await.get(&target).cloned();

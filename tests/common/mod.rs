@@ -13,17 +13,12 @@ pub fn require_root() -> bool {
         eprintln!("skipped: needs root (ICELAB_SKIP_ROOT_TESTS=1)");
         return false;
     }
-    panic!(
-        "this test needs root (network namespaces); run as root or set ICELAB_SKIP_ROOT_TESTS=1 to skip"
-    );
+    panic!("this test needs root (network namespaces); run as root or set ICELAB_SKIP_ROOT_TESTS=1 to skip");
 }
 
 /// Runs the icelab binary.
 pub fn icelab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_icelab"))
-        .args(args)
-        .output()
-        .expect("run icelab")
+    Command::new(env!("CARGO_BIN_EXE_icelab")).args(args).output().expect("run icelab")
 }
 
 /// Text of stdout.

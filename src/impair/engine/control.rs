@@ -144,9 +144,7 @@ pub enum ControlReply {
 
 impl EngineControl {
     pub(crate) fn new(links: usize) -> Self {
-        Self {
-            dirs: Arc::new((0..links).map(|_| Default::default()).collect()),
-        }
+        Self { dirs: Arc::new((0..links).map(|_| Default::default()).collect()) }
     }
 
     /// Number of links.
@@ -175,18 +173,12 @@ impl EngineControl {
     /// Handles one request.
     pub fn handle(&self, req: ControlRequest) -> ControlReply {
         match req {
-            ControlRequest::Set {
-                link,
-                dir,
-                impairment,
-            } => match self.set(link, dir, impairment) {
+            ControlRequest::Set { link, dir, impairment } => match self.set(link, dir, impairment) {
                 Ok(()) => ControlReply::Ok,
                 Err(e) => ControlReply::Error(format!("{e:#}")),
             },
             ControlRequest::Stats => ControlReply::Stats(
-                (0..self.links())
-                    .map(|l| [self.stats(l, LinkDir::AToB), self.stats(l, LinkDir::BToA)])
-                    .collect(),
+                (0..self.links()).map(|l| [self.stats(l, LinkDir::AToB), self.stats(l, LinkDir::BToA)]).collect(),
             ),
         }
     }
@@ -195,8 +187,7 @@ impl EngineControl {
     /// background thread, one JSON request and one JSON reply per line.
     pub fn serve(&self, path: &Path) -> Result<std::thread::JoinHandle<()>> {
         let _ = std::fs::remove_file(path);
-        let listener =
-            UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+        let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
         let me = self.clone();
         Ok(std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
@@ -227,8 +218,7 @@ impl EngineControl {
 
 /// Sends one request to an engine's control socket and waits for the reply.
 pub fn request(path: &Path, req: &ControlRequest) -> Result<ControlReply> {
-    let mut s =
-        UnixStream::connect(path).with_context(|| format!("connecting to {}", path.display()))?;
+    let mut s = UnixStream::connect(path).with_context(|| format!("connecting to {}", path.display()))?;
     let mut line = serde_json::to_string(req)?;
     line.push('\n');
     s.write_all(line.as_bytes())?;

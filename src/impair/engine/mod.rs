@@ -100,10 +100,7 @@ fn watchdog(watched: Vec<Watched>) {
             if stop.load(Ordering::Relaxed) {
                 continue;
             }
-            if names
-                .iter()
-                .any(|(n, ino)| netns::inode(n).ok() != Some(*ino))
-            {
+            if names.iter().any(|(n, ino)| netns::inode(n).ok() != Some(*ino)) {
                 stop.store(true, Ordering::Relaxed);
             } else {
                 live += 1;
@@ -120,21 +117,14 @@ impl Engine {
     /// Creates every link's devices and starts its two pump threads.
     pub fn start(links: Vec<TapLink>) -> Result<Engine> {
         for (i, l) in links.iter().enumerate() {
-            l.a_to_b
-                .validate()
-                .with_context(|| format!("link {i} a-to-b"))?;
-            l.b_to_a
-                .validate()
-                .with_context(|| format!("link {i} b-to-a"))?;
+            l.a_to_b.validate().with_context(|| format!("link {i} a-to-b"))?;
+            l.b_to_a.validate().with_context(|| format!("link {i} b-to-a"))?;
         }
         // Create every device first, so a failure leaves nothing running.
         let fds: Vec<(Arc<OwnedFd>, Arc<OwnedFd>)> = links
             .iter()
             .map(|l| -> Result<_> {
-                Ok((
-                    Arc::new(tap::create(&l.ns_a, &l.dev_a)?),
-                    Arc::new(tap::create(&l.ns_b, &l.dev_b)?),
-                ))
+                Ok((Arc::new(tap::create(&l.ns_a, &l.dev_a)?), Arc::new(tap::create(&l.ns_b, &l.dev_b)?)))
             })
             .collect::<Result<_>>()?;
         let control = EngineControl::new(links.len());
@@ -143,13 +133,7 @@ impl Engine {
             .iter()
             .zip(&stops)
             .map(|(l, s)| -> Result<_> {
-                Ok((
-                    [
-                        (l.ns_a.clone(), netns::inode(&l.ns_a)?),
-                        (l.ns_b.clone(), netns::inode(&l.ns_b)?),
-                    ],
-                    s.clone(),
-                ))
+                Ok(([(l.ns_a.clone(), netns::inode(&l.ns_a)?), (l.ns_b.clone(), netns::inode(&l.ns_b)?)], s.clone()))
             })
             .collect::<Result<Vec<_>>>()?;
         let epoch = Instant::now();
@@ -163,10 +147,7 @@ impl Engine {
                 let p = pump::Pump {
                     src,
                     dst,
-                    model: model::DirectionModel::new(
-                        imp,
-                        rng::Rng::new(l.seed, dir.index() as u64),
-                    ),
+                    model: model::DirectionModel::new(imp, rng::Rng::new(l.seed, dir.index() as u64)),
                     control: control.clone(),
                     link: i,
                     dir: dir.index(),
@@ -174,20 +155,12 @@ impl Engine {
                     epoch,
                 };
                 threads.push(
-                    std::thread::Builder::new()
-                        .name(format!("impair-{i}-{}", dir.index()))
-                        .spawn(move || p.run())?,
+                    std::thread::Builder::new().name(format!("impair-{i}-{}", dir.index())).spawn(move || p.run())?,
                 );
             }
         }
-        std::thread::Builder::new()
-            .name("impair-watchdog".into())
-            .spawn(move || watchdog(watched))?;
-        Ok(Engine {
-            control,
-            stops,
-            threads,
-        })
+        std::thread::Builder::new().name("impair-watchdog".into()).spawn(move || watchdog(watched))?;
+        Ok(Engine { control, stops, threads })
     }
 
     /// A handle for changing impairments and reading counters.
@@ -216,10 +189,7 @@ impl Engine {
     fn join(&mut self) -> Result<()> {
         let mut first = Ok(());
         for t in self.threads.drain(..) {
-            let r = t
-                .join()
-                .map_err(|_| anyhow!("pump thread panicked"))
-                .and_then(|r| r.context("pump"));
+            let r = t.join().map_err(|_| anyhow!("pump thread panicked")).and_then(|r| r.context("pump"));
             if first.is_ok() {
                 first = r;
             }

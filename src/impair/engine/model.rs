@@ -60,15 +60,7 @@ pub struct DirectionModel {
 impl DirectionModel {
     /// A fresh model (the impairment must be valid).
     pub fn new(imp: Impairment, rng: Rng) -> Self {
-        Self {
-            imp,
-            rng,
-            ge_bad: false,
-            reorder_counter: 0,
-            tat: 0,
-            queue: VecDeque::new(),
-            queued_bytes: 0,
-        }
+        Self { imp, rng, ge_bad: false, reorder_counter: 0, tat: 0, queue: VecDeque::new(), queued_bytes: 0 }
     }
 
     /// The impairment in force.
@@ -91,12 +83,7 @@ impl DirectionModel {
         match self.imp.loss {
             Loss::None => false,
             Loss::Random { percent } => self.rng.chance(percent),
-            Loss::GilbertElliott {
-                p,
-                r,
-                bad_loss,
-                good_loss,
-            } => {
+            Loss::GilbertElliott { p, r, bad_loss, good_loss } => {
                 // Transition first, then decide in the new state (as netem's GILB_ELL).
                 if self.ge_bad {
                     if self.rng.chance(r) {
@@ -105,8 +92,7 @@ impl DirectionModel {
                 } else if self.rng.chance(p) {
                     self.ge_bad = true;
                 }
-                self.rng
-                    .chance(if self.ge_bad { bad_loss } else { good_loss })
+                self.rng.chance(if self.ge_bad { bad_loss } else { good_loss })
             }
         }
     }
@@ -114,9 +100,7 @@ impl DirectionModel {
     fn delay_line(&mut self, now: u64) -> u64 {
         let i = &self.imp;
         let gap = if i.reorder_percent > 0.0 { i.gap() } else { 0 };
-        let reorder = gap != 0
-            && self.reorder_counter >= gap - 1
-            && self.rng.chance(self.imp.reorder_percent);
+        let reorder = gap != 0 && self.reorder_counter >= gap - 1 && self.rng.chance(self.imp.reorder_percent);
         if reorder {
             self.reorder_counter = 0;
             return now;
@@ -151,21 +135,11 @@ impl DirectionModel {
             return Verdict::Dropped(Drop::Loss);
         }
         // The copy re-enters the qdisc: its own loss check, its own delay.
-        let copy = if count > 1 && !self.lost() {
-            Some(self.delay_line(now))
-        } else {
-            None
-        };
+        let copy = if count > 1 && !self.lost() { Some(self.delay_line(now)) } else { None };
         let orig = self.delay_line(now);
         match copy {
-            Some(c) => Verdict::Pass {
-                first: c,
-                second: Some(orig),
-            },
-            None => Verdict::Pass {
-                first: orig,
-                second: None,
-            },
+            Some(c) => Verdict::Pass { first: c, second: Some(orig) },
+            None => Verdict::Pass { first: orig, second: None },
         }
     }
 
@@ -217,65 +191,32 @@ mod tests {
     #[test]
     fn perfect_link_passes_at_once() {
         let mut m = model(Impairment::default());
-        assert_eq!(
-            m.arrive(5, 100),
-            Verdict::Pass {
-                first: 5,
-                second: None
-            }
-        );
+        assert_eq!(m.arrive(5, 100), Verdict::Pass { first: 5, second: None });
         assert_eq!(m.bottleneck(5, 100), Some(5));
     }
 
     #[test]
     fn fixed_delay() {
-        let mut m = model(Impairment {
-            delay_ms: 20.0,
-            ..Default::default()
-        });
-        assert_eq!(
-            m.arrive(1_000, 100),
-            Verdict::Pass {
-                first: 20_001_000,
-                second: None
-            }
-        );
+        let mut m = model(Impairment { delay_ms: 20.0, ..Default::default() });
+        assert_eq!(m.arrive(1_000, 100), Verdict::Pass { first: 20_001_000, second: None });
     }
 
     #[test]
     fn mtu_counts_ip_bytes() {
-        let mut m = model(Impairment {
-            mtu: Some(1000),
-            ..Default::default()
-        });
+        let mut m = model(Impairment { mtu: Some(1000), ..Default::default() });
         assert!(matches!(m.arrive(0, 1014), Verdict::Pass { .. }));
         assert_eq!(m.arrive(0, 1015), Verdict::Dropped(Drop::Mtu));
     }
 
     #[test]
     fn loss_rate_and_ge_bursts() {
-        let mut m = model(Impairment {
-            loss: Loss::Random { percent: 5.0 },
-            ..Default::default()
-        });
-        let lost = (0..100_000)
-            .filter(|_| matches!(m.arrive(0, 100), Verdict::Dropped(_)))
-            .count();
+        let mut m = model(Impairment { loss: Loss::Random { percent: 5.0 }, ..Default::default() });
+        let lost = (0..100_000).filter(|_| matches!(m.arrive(0, 100), Verdict::Dropped(_))).count();
         assert!((lost as f64 / 1000.0 - 5.0).abs() < 0.3, "{lost}");
 
-        let ge = Loss::GilbertElliott {
-            p: 5.0,
-            r: 30.0,
-            bad_loss: 100.0,
-            good_loss: 0.0,
-        };
-        let mut m = model(Impairment {
-            loss: ge,
-            ..Default::default()
-        });
-        let pattern: Vec<bool> = (0..100_000)
-            .map(|_| matches!(m.arrive(0, 100), Verdict::Dropped(_)))
-            .collect();
+        let ge = Loss::GilbertElliott { p: 5.0, r: 30.0, bad_loss: 100.0, good_loss: 0.0 };
+        let mut m = model(Impairment { loss: ge, ..Default::default() });
+        let pattern: Vec<bool> = (0..100_000).map(|_| matches!(m.arrive(0, 100), Verdict::Dropped(_))).collect();
         let lost = pattern.iter().filter(|l| **l).count();
         let bursts = pattern.windows(2).filter(|w| w[1] && !w[0]).count();
         assert!((lost as f64 / 1000.0 - ge.mean_percent()).abs() < 0.5);
@@ -284,51 +225,22 @@ mod tests {
 
     #[test]
     fn duplicate_rate() {
-        let mut m = model(Impairment {
-            duplicate_percent: 10.0,
-            ..Default::default()
-        });
-        let dups = (0..100_000)
-            .filter(|_| {
-                matches!(
-                    m.arrive(0, 100),
-                    Verdict::Pass {
-                        second: Some(_),
-                        ..
-                    }
-                )
-            })
-            .count();
+        let mut m = model(Impairment { duplicate_percent: 10.0, ..Default::default() });
+        let dups = (0..100_000).filter(|_| matches!(m.arrive(0, 100), Verdict::Pass { second: Some(_), .. })).count();
         assert!((dups as f64 / 1000.0 - 10.0).abs() < 0.4);
     }
 
     #[test]
     fn reorder_sends_now() {
-        let mut m = model(Impairment {
-            delay_ms: 10.0,
-            reorder_percent: 25.0,
-            ..Default::default()
-        });
-        let now = (0..100_000)
-            .filter(|_| {
-                m.arrive(7, 100)
-                    == Verdict::Pass {
-                        first: 7,
-                        second: None,
-                    }
-            })
-            .count();
+        let mut m = model(Impairment { delay_ms: 10.0, reorder_percent: 25.0, ..Default::default() });
+        let now = (0..100_000).filter(|_| m.arrive(7, 100) == Verdict::Pass { first: 7, second: None }).count();
         assert!((now as f64 / 1000.0 - 25.0).abs() < 0.5);
     }
 
     #[test]
     fn shaper_rate_burst_and_queue() {
         // 8 Mbit/s: a 1000-byte frame takes 1 ms; burst is 3028 bytes (3 frames fit).
-        let mut m = model(Impairment {
-            rate_kbit: Some(8000),
-            queue_packets: Some(5),
-            ..Default::default()
-        });
+        let mut m = model(Impairment { rate_kbit: Some(8000), queue_packets: Some(5), ..Default::default() });
         let deps: Vec<Option<u64>> = (0..10).map(|_| m.bottleneck(0, 1000)).collect();
         assert_eq!(deps[0], Some(0));
         assert_eq!(deps[1], Some(0));
@@ -351,9 +263,7 @@ mod tests {
             ..Default::default()
         });
         for _ in 0..10_000 {
-            let Verdict::Pass { first, .. } = m.arrive(1_000_000_000, 100) else {
-                panic!()
-            };
+            let Verdict::Pass { first, .. } = m.arrive(1_000_000_000, 100) else { panic!() };
             assert!(first >= 1_000_000_000);
         }
     }

@@ -95,9 +95,7 @@ struct Queues {
 impl Queues {
     fn copy(&mut self, frame: &[u8]) -> Vec<u8> {
         let mut b = if frame.len() <= POOLED {
-            self.pool
-                .pop()
-                .unwrap_or_else(|| Vec::with_capacity(POOLED))
+            self.pool.pop().unwrap_or_else(|| Vec::with_capacity(POOLED))
         } else {
             Vec::with_capacity(frame.len())
         };
@@ -177,13 +175,8 @@ impl Pump {
                 continue;
             }
             let now = self.now();
-            let next = [q.heap.peek().map(|h| h.due), q.fifo.front().map(|f| f.0)]
-                .into_iter()
-                .flatten()
-                .min();
-            let wait = next.map_or(IDLE, |n| {
-                Duration::from_nanos(n.saturating_sub(now)).min(IDLE)
-            });
+            let next = [q.heap.peek().map(|h| h.due), q.fifo.front().map(|f| f.0)].into_iter().flatten().min();
+            let wait = next.map_or(IDLE, |n| Duration::from_nanos(n.saturating_sub(now)).min(IDLE));
             if !wait.is_zero() {
                 poll_in(src, wait)?;
             }
@@ -207,11 +200,7 @@ impl Pump {
                     } else {
                         let buf = q.copy(frame);
                         q.seq += 1;
-                        q.heap.push(Held {
-                            due: t,
-                            seq: q.seq,
-                            buf,
-                        });
+                        q.heap.push(Held { due: t, seq: q.seq, buf });
                     }
                 }
             }
@@ -260,15 +249,8 @@ impl Pump {
 
 /// Waits until `fd` is readable or `wait` passes.
 fn poll_in(fd: i32, wait: Duration) -> io::Result<()> {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ts = libc::timespec {
-        tv_sec: wait.as_secs() as libc::time_t,
-        tv_nsec: wait.subsec_nanos() as libc::c_long,
-    };
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let ts = libc::timespec { tv_sec: wait.as_secs() as libc::time_t, tv_nsec: wait.subsec_nanos() as libc::c_long };
     // SAFETY: one valid pollfd and a valid timespec; no signal mask change.
     let rc = unsafe { libc::ppoll(&mut p, 1, &ts, std::ptr::null()) };
     if rc < 0 {

@@ -21,14 +21,7 @@ impl Rng {
     /// A generator for `seed`; `stream` separates link directions that share a seed.
     pub fn new(seed: u64, stream: u64) -> Self {
         let mut x = seed ^ splitmix(&mut stream.wrapping_mul(0xD605_BBB5_8C8A_BE8B));
-        Self {
-            s: [
-                splitmix(&mut x),
-                splitmix(&mut x),
-                splitmix(&mut x),
-                splitmix(&mut x),
-            ],
-        }
+        Self { s: [splitmix(&mut x), splitmix(&mut x), splitmix(&mut x), splitmix(&mut x)] }
     }
 
     /// Next 64 random bits.

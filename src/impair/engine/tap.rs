@@ -29,8 +29,7 @@ pub fn create(ns: &str, dev: &str) -> Result<OwnedFd> {
     }
     let handle = netns::open(ns)?;
     let name = dev.to_string();
-    netns::run_in(&handle, move || open_tap(&name))?
-        .with_context(|| format!("creating TAP {dev} in namespace {ns}"))
+    netns::run_in(&handle, move || open_tap(&name))?.with_context(|| format!("creating TAP {dev} in namespace {ns}"))
 }
 
 fn open_tap(dev: &str) -> io::Result<OwnedFd> {
