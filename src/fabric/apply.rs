@@ -30,17 +30,26 @@ struct Ns {
 pub struct Applier {
     lab: String,
     spaces: HashMap<String, Ns>,
+    /// Rulesets being loaded: consecutive `nft` runs (one per namespace) overlap.
+    pending_nft: Vec<(String, std::process::Child)>,
 }
 
 impl Applier {
     /// An applier for lab `lab` (used to place service logs).
     pub fn new(lab: &str) -> Self {
-        Applier { lab: lab.to_string(), spaces: HashMap::new() }
+        Applier { lab: lab.to_string(), spaces: HashMap::new(), pending_nft: Vec::new() }
     }
 
     /// Runs one step.
     pub async fn apply(&mut self, step: &Step) -> Result<()> {
-        self.apply_inner(step).await.with_context(|| format!("step `{step}` failed"))
+        if !matches!(step, Step::Nftables { .. }) {
+            self.finish()?;
+        }
+        let t0 = std::time::Instant::now();
+        let r = self.apply_inner(step).await.with_context(|| format!("step `{step}` failed"));
+        // `ICELAB_LOG=icelab=debug` shows where build time goes.
+        tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "{step}");
+        r
     }
 
     async fn apply_inner(&mut self, step: &Step) -> Result<()> {
@@ -87,7 +96,10 @@ impl Applier {
                     .build();
                 self.get(ns)?.nl.route().add(msg).execute().await?;
             }
-            Step::Nftables { ns, ruleset, .. } => load_nft(&self.get(ns)?.fd, ruleset)?,
+            Step::Nftables { ns, ruleset, .. } => {
+                let child = start_nft(&self.get(ns)?.fd, ruleset)?;
+                self.pending_nft.push((ns.clone(), child));
+            }
             Step::Spawn { ns, service, args, .. } => {
                 let log = registry::lab_dir(&self.lab).join(format!("{service}-{ns}.log"));
                 spawn_service(&self.get(ns)?.fd, args, &log)?;
@@ -95,6 +107,14 @@ impl Applier {
             Step::Netem { ns, dev, impairment, seed } => {
                 crate::impair::netem::apply_seeded(ns, dev, impairment, Some(*seed))?;
             }
+        }
+        Ok(())
+    }
+
+    /// Waits for every ruleset still loading; call after the last step.
+    pub fn finish(&mut self) -> Result<()> {
+        for (ns, child) in self.pending_nft.drain(..) {
+            check_nft(child).with_context(|| format!("loading nftables in {ns}"))?;
         }
         Ok(())
     }
@@ -128,11 +148,20 @@ fn connect(ns: &OwnedFd) -> Result<Handle> {
 
 /// Runs `nft -f -` inside the namespace, with a deadline.
 pub fn load_nft(ns: &OwnedFd, ruleset: &str) -> Result<()> {
+    check_nft(start_nft(ns, ruleset)?)
+}
+
+fn start_nft(ns: &OwnedFd, ruleset: &str) -> Result<std::process::Child> {
     let mut cmd = Command::new("nft");
     cmd.args(["-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
     procs::enter_netns(&mut cmd, ns)?;
     let mut child = cmd.spawn().context("running nft (is the nftables package installed?)")?;
+    // Rulesets are a few KiB: the pipe takes them whole, then closes.
     child.stdin.take().unwrap().write_all(ruleset.as_bytes())?;
+    Ok(child)
+}
+
+fn check_nft(child: std::process::Child) -> Result<()> {
     let out = wait_with_deadline(child, CHILD_DEADLINE)?;
     if !out.status.success() {
         bail!("nft rejected the ruleset: {}", String::from_utf8_lossy(&out.stderr).trim());

@@ -136,7 +136,7 @@ async fn apply_plan(name: &str, plan: &Plan, progress: &mut impl FnMut(usize, &S
         }
         applier.apply(step).await?;
     }
-    Ok(())
+    applier.finish()
 }
 
 /// What a teardown removed.
