@@ -18,7 +18,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-pub use build::{ECHO_PORT, STUN_PORTS, plan};
+pub use build::{ECHO_PORT, STUN_PORTS, TURN_PASSWORD, TURN_PORT, TURN_REALM, TURN_USER, plan};
 
 /// One action on the kernel. Every step names the namespace it acts in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
