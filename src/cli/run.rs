@@ -108,7 +108,7 @@ pub async fn run(file: &Path, args: RunArgs) -> ExitCode {
     }
 }
 
-fn pair_text(p: &SelectedPair) -> String {
+fn pair_text(p: &SelectedPair, relay: Option<String>) -> String {
     let side = |c: &icelab::peer::CandidateInfo| {
         let real = if c.base_type != c.candidate_type {
             format!(" (really {})", c.base_type)
@@ -120,11 +120,7 @@ fn pair_text(p: &SelectedPair) -> String {
             c.candidate_type, c.protocol, c.address, c.port
         )
     };
-    let relay = p
-        .relay_protocol
-        .as_ref()
-        .filter(|_| p.relay_based)
-        .map_or(String::new(), |r| format!("  [relayed over {r}]"));
+    let relay = relay.map_or(String::new(), |r| format!("  [relayed over {r}]"));
     format!("{}  <->  {}{relay}", side(&p.local), side(&p.remote))
 }
 
@@ -174,7 +170,10 @@ fn print_report(file: &Path, rep: &RunReport) {
     );
     println!("outcome: {}", scenario::describe_outcome(&rep.outcome));
     match &rep.outcome.offerer.selected_pair {
-        Some(p) => println!("selected pair (offerer's view): {}", pair_text(p)),
+        Some(p) => println!(
+            "selected pair (offerer's view): {}",
+            pair_text(p, scenario::relay_transport(&rep.outcome))
+        ),
         None => println!("selected pair: none"),
     }
     for (name, unit, v) in rep.timings.fields() {

@@ -114,11 +114,7 @@ pub fn judge(outcome: &Outcome, timings: &Timings, expect: &Expect) -> Verdict {
         pair_check("protocol", proto.clone(), got, ok);
     }
     if let Some(t) = &expect.relay_transport {
-        let got = pair.map(|p| match (&p.relay_protocol, p.relay_based) {
-            (Some(r), _) => r.clone(),
-            (None, true) => "unknown".into(),
-            (None, false) => "not relayed".into(),
-        });
+        let got = pair.map(|_| relay_transport(outcome).unwrap_or_else(|| "not relayed".into()));
         let ok = got.as_deref() == Some(t.as_str());
         pair_check("relay-transport", t.clone(), got, ok);
     }
@@ -137,6 +133,26 @@ pub fn judge(outcome: &Outcome, timings: &Timings, expect: &Expect) -> Verdict {
     Verdict {
         pass: checks.iter().all(|c| c.ok),
         checks,
+    }
+}
+
+/// The TURN transport of the selected path, if it is relayed: ours, or the answerer's
+/// when the remote end is its relay (only the gathering side knows the transport).
+pub fn relay_transport(o: &Outcome) -> Option<String> {
+    let p = o.offerer.selected_pair.as_ref()?;
+    if let Some(r) = p.relay_protocol.clone().or(p.local.relay_protocol.clone()) {
+        return Some(r);
+    }
+    let ep = p.remote.endpoint();
+    let theirs = o
+        .answerer
+        .candidates
+        .iter()
+        .find(|c| c.candidate.endpoint() == ep && c.candidate.candidate_type == "relay");
+    match theirs {
+        Some(c) => Some(c.candidate.relay_protocol.clone().unwrap_or("udp".into())),
+        None if p.relay_based || p.remote.base_type == "relay" => Some("unknown".into()),
+        None => None,
     }
 }
 

@@ -36,7 +36,7 @@ mod run;
 mod spec;
 mod timings;
 
-pub use judge::{Check, Verdict, describe_outcome, judge};
+pub use judge::{Check, Verdict, describe_outcome, judge, relay_transport};
 pub use run::{RunReport, ice_servers, run_scenario};
 pub use spec::{
     CandidateType, DEFAULT_DATA_MS, DEFAULT_DEADLINE_MS, DEFAULT_ICE_CHECK_MS, Expect,
