@@ -311,7 +311,7 @@ fn interpret_expect(rep: &mut Reporter, r: RawExpect) -> Expect {
                 ),
             }
         }
-        if out.is_empty() {
+        if v.get_ref().words().is_empty() {
             rep.error(v.span(), format!("{what}: empty list"), None);
         }
         Some(out)
