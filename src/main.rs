@@ -119,6 +119,54 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the topology's [scenario]: build the lab, place a WebRTC call, judge [expect].
+    ///
+    /// Exit 0 when every expectation holds (in every run), 1 when one does not, 2 on bad input.
+    Run {
+        /// Topology file with a [scenario] section.
+        file: PathBuf,
+        /// Print the full outcome and verdict as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Run N times and report p50/p95 timings and the success rate.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+        /// Lab name (1-12 of a-z0-9); random when absent.
+        #[arg(long)]
+        name: Option<String>,
+        /// Keep the lab running afterwards (single run only).
+        #[arg(long)]
+        keep: bool,
+    },
+    /// (internal) One WebRTC peer, JSON-lines signaling on stdin/stdout.
+    #[command(hide = true)]
+    Peer {
+        /// PeerConfig as JSON; read from the first stdin line when absent.
+        #[arg(long)]
+        config: Option<String>,
+        /// Test hook: never answer (read and ignore signaling until killed).
+        #[arg(long)]
+        test_silent: bool,
+    },
+    /// (internal) Run the built-in TURN server (UDP 3478, TCP 3478, TLS 443) in this namespace.
+    #[command(hide = true)]
+    TurnServer {
+        /// Address to listen on and to advertise in relay candidates.
+        #[arg(long)]
+        public_ip: std::net::IpAddr,
+        /// Long-term credential realm.
+        #[arg(long)]
+        realm: String,
+        /// User name.
+        #[arg(long)]
+        user: String,
+        /// Password.
+        #[arg(long)]
+        password: String,
+        /// Subnets relays may exchange data with (repeatable); none = anyone.
+        #[arg(long)]
+        allow: Vec<ipnet::IpNet>,
+    },
     /// (internal) Run the built-in STUN server (RFC 5389 + RFC 5780) in this namespace.
     #[command(hide = true)]
     StunServer {
@@ -198,6 +246,13 @@ fn main() -> ExitCode {
             }
             Command::StunServer { primary, alternate, port, alt_port } => {
                 cli::probe::stun_server(primary, alternate, port, alt_port).await
+            }
+            Command::Run { file, json, repeat, name, keep } => {
+                cli::run::run(&file, cli::run::RunArgs { json, repeat, name, keep }).await
+            }
+            Command::Peer { config, test_silent } => cli::run::peer(config, test_silent).await,
+            Command::TurnServer { public_ip, realm, user, password, allow } => {
+                cli::run::turn_server(public_ip, realm, user, password, allow).await
             }
             Command::Down { name, json } => cli::down(&name, json),
             Command::Ls { json } => cli::ls(json),

@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok; 1 an operation or expectation failed; 2 bad usage or bad input.
 
 pub mod probe;
+pub mod run;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;

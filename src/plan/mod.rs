@@ -18,7 +18,9 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-pub use build::{ECHO_PORT, ImpairEngine, PlanOptions, STUN_PORTS, plan, plan_with};
+pub use build::{
+    ECHO_PORT, ImpairEngine, PlanOptions, STUN_PORTS, TURN_PASSWORD, TURN_PORT, TURN_REALM, TURN_USER, plan, plan_with,
+};
 
 /// One action on the kernel. Every step names the namespace it acts in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -38,6 +38,7 @@ use crate::firewall::FirewallSpec;
 use crate::impair::LinkImpairment;
 use crate::nat::NatMode;
 
+pub(crate) use error::Reporter;
 pub use error::{Diagnostic, TopologyError};
 
 /// The name of the simulated public internet, usable in `wan` and `on`.
@@ -129,10 +130,10 @@ pub struct Topology {
     pub hosts: Vec<Host>,
     /// Servers in file order.
     pub servers: Vec<Server>,
-    /// `[scenario]` as written.
-    pub scenario: Option<toml::Value>,
-    /// `[expect]` as written.
-    pub expect: Option<toml::Value>,
+    /// `[scenario]`: the call to place in the lab.
+    pub scenario: Option<crate::scenario::Scenario>,
+    /// `[expect]`: what the call must show.
+    pub expect: Option<crate::scenario::Expect>,
 }
 
 impl Topology {

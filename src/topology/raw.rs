@@ -25,9 +25,9 @@ pub struct RawTopology {
     #[serde(default)]
     pub server: BTreeMap<String, Spanned<RawServer>>,
     /// The scenario to run (interpreted by the scenario layer).
-    pub scenario: Option<Spanned<toml::Value>>,
+    pub scenario: Option<Spanned<crate::scenario::RawScenario>>,
     /// What the scenario must show (interpreted by the judge).
-    pub expect: Option<Spanned<toml::Value>>,
+    pub expect: Option<Spanned<crate::scenario::RawExpect>>,
 }
 
 /// `[router.NAME]`

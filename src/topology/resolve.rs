@@ -160,6 +160,14 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
             impair: impairs[name.as_str()].clone(),
         });
     }
+    let nodes = crate::scenario::Nodes {
+        hosts: out_hosts.iter().map(|h| h.name.as_str()).collect(),
+        servers: out_servers
+            .iter()
+            .map(|s| (s.name.as_str(), s.services.iter().map(|x| x.as_str()).collect()))
+            .collect(),
+    };
+    let (scenario, expect) = crate::scenario::interpret(&mut rep, &nodes, raw.scenario, raw.expect);
     rep.finish()?;
     Ok(Topology {
         file: file.to_string(),
@@ -167,8 +175,8 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
         routers: out_routers,
         hosts: out_hosts,
         servers: out_servers,
-        scenario: raw.scenario.map(|v| v.into_inner()),
-        expect: raw.expect.map(|v| v.into_inner()),
+        scenario,
+        expect,
     })
 }
 
@@ -482,6 +490,14 @@ fn assign_lans<'a>(
 
 fn check_services(rep: &mut Reporter, servers: &[(String, Spanned<RawServer>)]) {
     for (name, s) in servers {
+        let has = |x: &str| s.get_ref().services.iter().any(|v| v.get_ref() == x);
+        if has("stun") && has("turn") {
+            rep.error(
+                s.span(),
+                format!("server `{name}` runs both `stun` and `turn`; both listen on UDP 3478"),
+                Some("use two servers; a TURN server answers STUN binding requests too".into()),
+            );
+        }
         for svc in &s.get_ref().services {
             if !KNOWN_SERVICES.contains(&svc.get_ref().as_str()) {
                 rep.error(

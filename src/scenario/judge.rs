@@ -1,0 +1,263 @@
+//! The judge: a pure function from what happened (Outcome + Timings) and what the file
+//! expects to a verdict with one line per expectation.
+
+use serde::Serialize;
+
+use super::spec::{CandidateType, Expect, ExpectedOutcome};
+use super::timings::Timings;
+use crate::peer::{CandidateInfo, Outcome, PeerOutcome};
+
+/// One expectation and how it went.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    /// The `[expect]` key, e.g. `local`.
+    pub name: String,
+    /// What the file asks for.
+    pub expected: String,
+    /// What the run showed.
+    pub observed: String,
+    /// Whether it holds.
+    pub ok: bool,
+}
+
+/// Every check of one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    /// True when every check holds.
+    pub pass: bool,
+    /// The checks, in `[expect]` order.
+    pub checks: Vec<Check>,
+}
+
+impl Verdict {
+    /// One line per failed expectation, naming it.
+    pub fn failures(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("expectation `{}` failed: expected {}, observed {}", c.name, c.expected, c.observed))
+            .collect()
+    }
+}
+
+/// How the call ended, in a few words: `connected`, `timeout (...)` or `failed (...)`.
+pub fn describe_outcome(o: &Outcome) -> String {
+    if o.ok() {
+        return "connected".into();
+    }
+    let why = |name: &str, p: &PeerOutcome| -> Option<String> {
+        if p.ok {
+            return None;
+        }
+        let detail = p
+            .errors
+            .iter()
+            .rev()
+            .find(|e| e.kind != crate::peer::ErrorKind::PeerGone)
+            .or(p.errors.last())
+            .map(|e| format!("{:?} in phase {:?}: {}", e.kind, e.phase, e.message))
+            .or_else(|| p.exit_error.clone())
+            .unwrap_or_else(|| "no result".into());
+        Some(format!("{name}: {detail}"))
+    };
+    let reasons: Vec<String> =
+        [why("offerer", &o.offerer), why("answerer", &o.answerer)].into_iter().flatten().collect();
+    let word = if o.offerer.timed_out || o.answerer.timed_out { "timeout" } else { "failed" };
+    format!("{word} ({})", reasons.join("; "))
+}
+
+/// Judges one run against the file's expectations.
+pub fn judge(outcome: &Outcome, timings: &Timings, expect: &Expect) -> Verdict {
+    let mut checks = Vec::new();
+    let connected = outcome.ok();
+    let (want, ok) = match expect.outcome {
+        ExpectedOutcome::Connected => ("connected", connected),
+        ExpectedOutcome::Failed => ("failed", !connected),
+    };
+    checks.push(Check { name: "outcome".into(), expected: want.into(), observed: describe_outcome(outcome), ok });
+    let pair = outcome.offerer.selected_pair.as_ref();
+    let mut pair_check = |name: &str, expected: String, got: Option<String>, ok: bool| {
+        checks.push(Check {
+            name: name.into(),
+            expected,
+            observed: got.unwrap_or_else(|| "no selected pair".into()),
+            ok,
+        });
+    };
+    if let Some(types) = &expect.local {
+        let c = pair.map(|p| &p.local);
+        pair_check("local", one_of(types), c.map(type_of), matches(types, c));
+    }
+    if let Some(types) = &expect.remote {
+        let c = pair.map(|p| &p.remote);
+        pair_check("remote", one_of(types), c.map(type_of), matches(types, c));
+    }
+    if let Some(proto) = &expect.protocol {
+        let got = pair.map(|p| p.local.protocol.clone());
+        let ok = got.as_deref() == Some(proto.as_str());
+        pair_check("protocol", proto.clone(), got, ok);
+    }
+    if let Some(t) = &expect.relay_transport {
+        let got = pair.map(|_| relay_transport(outcome).unwrap_or_else(|| "not relayed".into()));
+        let ok = got.as_deref() == Some(t.as_str());
+        pair_check("relay-transport", t.clone(), got, ok);
+    }
+    let mut bound = |name: &str, max: Option<f64>, got: Option<f64>| {
+        if let Some(max) = max {
+            checks.push(Check {
+                name: name.into(),
+                expected: format!("<= {max:.0} ms"),
+                observed: got.map_or("never".into(), |v| format!("{v:.0} ms")),
+                ok: got.is_some_and(|v| v <= max),
+            });
+        }
+    };
+    bound("max-ice-ms", expect.max_ice_ms, timings.ice_ms);
+    bound("max-connect-ms", expect.max_connect_ms, timings.connect_ms);
+    Verdict { pass: checks.iter().all(|c| c.ok), checks }
+}
+
+/// The TURN transport of the selected path, if it is relayed: ours, or the answerer's
+/// when the remote end is its relay (only the gathering side knows the transport).
+pub fn relay_transport(o: &Outcome) -> Option<String> {
+    let p = o.offerer.selected_pair.as_ref()?;
+    if let Some(r) = p.relay_protocol.clone().or(p.local.relay_protocol.clone()) {
+        return Some(r);
+    }
+    let ep = p.remote.endpoint();
+    let theirs =
+        o.answerer.candidates.iter().find(|c| c.candidate.endpoint() == ep && c.candidate.candidate_type == "relay");
+    match theirs {
+        Some(c) => Some(c.candidate.relay_protocol.clone().unwrap_or("udp".into())),
+        None if p.relay_based || p.remote.base_type == "relay" => Some("unknown".into()),
+        None => None,
+    }
+}
+
+fn one_of(types: &[CandidateType]) -> String {
+    types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" or ")
+}
+
+/// `srflx`, or `prflx (really relay)` when the agent's label and the real type differ.
+fn type_of(c: &CandidateInfo) -> String {
+    if c.base_type != c.candidate_type {
+        format!("{} (really {})", c.candidate_type, c.base_type)
+    } else {
+        c.candidate_type.clone()
+    }
+}
+
+/// `prflx` matches the agent's label; the other words match what the candidate really is,
+/// so a relay learned as prflx (before its trickled candidate arrived) counts as relay.
+fn matches(types: &[CandidateType], c: Option<&CandidateInfo>) -> bool {
+    let Some(c) = c else { return false };
+    types.iter().any(|t| match t {
+        CandidateType::Prflx => c.candidate_type == "prflx",
+        t => c.base_type == t.as_str() || c.candidate_type == t.as_str(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::{ErrorKind, PeerError, Phase, SelectedPair};
+
+    fn cand(t: &str, base: &str) -> CandidateInfo {
+        CandidateInfo {
+            candidate_type: t.into(),
+            base_type: base.into(),
+            protocol: "udp".into(),
+            address: "192.0.2.10".into(),
+            port: 5000,
+            relay_protocol: None,
+            related_address: None,
+            url: None,
+        }
+    }
+
+    fn connected(local: CandidateInfo, remote: CandidateInfo) -> Outcome {
+        let relay_based = local.base_type == "relay" || remote.base_type == "relay";
+        let mut o = Outcome::default();
+        o.offerer.ok = true;
+        o.answerer.ok = true;
+        o.offerer.selected_pair = Some(SelectedPair {
+            local,
+            remote,
+            relay_based,
+            relay_protocol: relay_based.then(|| "udp".into()),
+            rtt_ms: None,
+        });
+        o
+    }
+
+    fn expect(local: &[CandidateType], remote: &[CandidateType]) -> Expect {
+        Expect {
+            local: Some(local.to_vec()),
+            remote: Some(remote.to_vec()),
+            protocol: Some("udp".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn matching_pair_passes() {
+        use CandidateType::*;
+        let o = connected(cand("srflx", "srflx"), cand("prflx", "relay"));
+        let v = judge(&o, &Timings::default(), &expect(&[Srflx], &[Relay]));
+        assert!(v.pass, "{:?}", v.failures());
+        assert_eq!(v.checks.len(), 4);
+    }
+
+    #[test]
+    fn wrong_local_type_is_named() {
+        use CandidateType::*;
+        let o = connected(cand("host", "host"), cand("host", "host"));
+        let v = judge(&o, &Timings::default(), &expect(&[Relay], &[Host]));
+        assert!(!v.pass);
+        let f = v.failures();
+        assert_eq!(f.len(), 1);
+        assert!(f[0].contains("`local`") && f[0].contains("relay") && f[0].contains("host"));
+    }
+
+    #[test]
+    fn prflx_expectation_needs_prflx_label() {
+        use CandidateType::*;
+        let o = connected(cand("srflx", "srflx"), cand("srflx", "srflx"));
+        assert!(!judge(&o, &Timings::default(), &expect(&[Srflx], &[Prflx])).pass);
+        assert!(judge(&o, &Timings::default(), &expect(&[Srflx], &[Prflx, Srflx])).pass);
+    }
+
+    #[test]
+    fn timeout_fails_connected_and_passes_failed() {
+        let mut o = Outcome::default();
+        o.offerer.timed_out = true;
+        o.offerer.errors.push(PeerError {
+            t_ms: 3000.0,
+            kind: ErrorKind::Timeout,
+            phase: Phase::Signaling,
+            message: "deadline of 3000 ms exceeded".into(),
+        });
+        let v = judge(&o, &Timings::default(), &Expect::default());
+        assert!(!v.pass);
+        assert!(v.failures()[0].contains("timeout"), "{:?}", v.failures());
+        let must_fail = Expect { outcome: ExpectedOutcome::Failed, ..Default::default() };
+        assert!(judge(&o, &Timings::default(), &must_fail).pass);
+    }
+
+    #[test]
+    fn time_bounds() {
+        let o = connected(cand("host", "host"), cand("host", "host"));
+        let t = Timings { ice_ms: Some(120.0), connect_ms: Some(900.0), ..Default::default() };
+        let e = Expect { max_ice_ms: Some(100.0), max_connect_ms: Some(1000.0), ..Default::default() };
+        let v = judge(&o, &t, &e);
+        assert_eq!(v.failures().len(), 1);
+        assert!(v.failures()[0].contains("max-ice-ms"));
+    }
+
+    #[test]
+    fn missing_pair_fails_pair_checks() {
+        let v =
+            judge(&Outcome::default(), &Timings::default(), &expect(&[CandidateType::Host], &[CandidateType::Host]));
+        assert_eq!(v.failures().len(), 4);
+    }
+}

@@ -1,0 +1,202 @@
+//! Orchestration of one run: build the lab, start two `icelab peer` processes in the
+//! host namespaces, relay their signaling, collect the outcome, judge, tear down.
+//!
+//! Teardown rides on [`Lab`]'s `Drop`: returning early with `?`, panicking, or having
+//! this future dropped (the CLI does that on SIGINT/SIGTERM) all remove the lab.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::judge::{Verdict, judge};
+use super::spec::Scenario;
+use super::timings::Timings;
+use crate::fabric::{Lab, netns, procs};
+use crate::peer::{IceServer, Outcome, PeerConfig, PeerOutcome, Role, relay_signaling};
+use crate::plan::{Plan, STUN_PORTS, Step, TURN_PASSWORD, TURN_PORT, TURN_USER};
+use crate::topology::Topology;
+
+/// Time the peers get after their own deadline to report it and exit before we kill them.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
+/// Bytes of each peer's stderr kept for the report.
+const STDERR_TAIL: usize = 4096;
+
+/// Everything one run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Lab name.
+    pub lab: String,
+    /// The call that was placed.
+    pub scenario: Scenario,
+    /// What the peers reported.
+    pub outcome: Outcome,
+    /// How long things took.
+    pub timings: Timings,
+    /// The judgement against `[expect]` (an empty `[expect]` means "connected").
+    pub verdict: Verdict,
+    /// Last lines of the offerer's stderr.
+    pub offerer_stderr: String,
+    /// Last lines of the answerer's stderr.
+    pub answerer_stderr: String,
+    /// The lab was kept running (`--keep`).
+    pub kept: bool,
+}
+
+/// Runs the topology's scenario in a new lab named `name`. `progress` sees each build
+/// step. With `keep`, the lab stays up afterwards (on success and on a failed verdict).
+pub async fn run_scenario(
+    topo: &Topology,
+    name: &str,
+    keep: bool,
+    progress: impl FnMut(usize, &Step),
+) -> anyhow::Result<RunReport> {
+    let scn = topo.scenario.clone().ok_or_else(|| anyhow!("{} has no [scenario]", topo.file))?;
+    let expect = topo.expect.clone().unwrap_or_default();
+    let start = Instant::now();
+    let (lab, build) = Lab::up(topo, name, progress).await?;
+    let call_start = Instant::now();
+    let (outcome, stderr) = call(lab.plan(), &scn).await?;
+    let mut timings = Timings::from_outcome(&outcome);
+    timings.lab_up_ms = Some(build.elapsed_ms);
+    timings.call_ms = Some(ms(call_start));
+    if keep {
+        lab.keep();
+    } else {
+        let t = Instant::now();
+        lab.down()?;
+        timings.teardown_ms = Some(ms(t));
+    }
+    timings.total_ms = Some(ms(start));
+    let verdict = judge(&outcome, &timings, &expect);
+    Ok(RunReport {
+        lab: name.to_string(),
+        scenario: scn,
+        outcome,
+        timings,
+        verdict,
+        offerer_stderr: stderr.0,
+        answerer_stderr: stderr.1,
+        kept: keep,
+    })
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// ICE servers for the peers, from the scenario and the lab's addresses.
+pub fn ice_servers(plan: &Plan, scn: &Scenario) -> anyhow::Result<Vec<IceServer>> {
+    let addr = |node: &str| {
+        plan.node(node)
+            .and_then(|n| n.addresses.first().copied())
+            .ok_or_else(|| anyhow!("server `{node}` is not in the plan"))
+    };
+    let mut servers = Vec::new();
+    for s in &scn.stun {
+        servers.push(IceServer { urls: vec![format!("stun:{}:{}", addr(s)?, STUN_PORTS.0)], ..Default::default() });
+    }
+    if let Some(t) = &scn.turn {
+        // Only the UDP URL: the webrtc-rs TURN client skips TCP/TLS URLs.
+        servers.push(IceServer {
+            urls: vec![format!("turn:{}:{TURN_PORT}?transport=udp", addr(t)?)],
+            username: TURN_USER.into(),
+            credential: TURN_PASSWORD.into(),
+        });
+    }
+    Ok(servers)
+}
+
+/// Places the call: two peer processes, signaling relayed, bounded by the deadline.
+async fn call(plan: &Plan, scn: &Scenario) -> anyhow::Result<(Outcome, (String, String))> {
+    let servers = ice_servers(plan, scn)?;
+    let config = |role| PeerConfig {
+        ice_servers: servers.clone(),
+        transport_policy: scn.policy,
+        data_duration_ms: scn.data_ms,
+        deadline_ms: scn.deadline_ms,
+        ice_check_interval_ms: Some(scn.ice_check_ms),
+        linger_ms: 50,
+        ..PeerConfig::new(role)
+    };
+    let ns_of =
+        |host: &str| plan.node(host).map(|n| n.ns.clone()).ok_or_else(|| anyhow!("host `{host}` is not in the plan"));
+    let mut a = spawn_peer(&ns_of(&scn.offerer)?, &config(Role::Offerer), false)?;
+    let mut b = spawn_peer(&ns_of(&scn.answerer)?, &config(Role::Answerer), scn.silent_answerer)?;
+    let a_err = tokio::spawn(tail(a.stderr.take().unwrap()));
+    let b_err = tokio::spawn(tail(b.stderr.take().unwrap()));
+    let (a_ev, b_ev) = relay_signaling(
+        BufReader::new(a.stdout.take().unwrap()),
+        a.stdin.take().unwrap(),
+        BufReader::new(b.stdout.take().unwrap()),
+        b.stdin.take().unwrap(),
+        Duration::from_millis(scn.deadline_ms) + EXIT_GRACE,
+    )
+    .await;
+    let mut outcome = Outcome::from_events(&a_ev, &b_ev);
+    reap(&mut a, &mut outcome.offerer).await;
+    reap(&mut b, &mut outcome.answerer).await;
+    let a_err = a_err.await.unwrap_or_default();
+    let b_err = b_err.await.unwrap_or_default();
+    Ok((outcome, (a_err, b_err)))
+}
+
+/// Starts `icelab peer` inside namespace `ns` with piped stdio.
+fn spawn_peer(ns: &str, cfg: &PeerConfig, silent: bool) -> anyhow::Result<Child> {
+    let fd = netns::open(ns)?;
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.arg("peer").arg("--config").arg(serde_json::to_string(cfg)?);
+    if silent {
+        cmd.arg("--test-silent");
+    }
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    procs::enter_netns(&mut cmd, &fd)?;
+    let mut cmd = Command::from(cmd);
+    // Killed with us whatever happens; the lab teardown would also find it.
+    cmd.kill_on_drop(true);
+    cmd.spawn().with_context(|| format!("starting a peer in {ns}"))
+}
+
+/// Waits (bounded) for a peer to exit, kills it if it does not, and records why it
+/// ended when its events do not say.
+async fn reap(child: &mut Child, o: &mut PeerOutcome) {
+    let status = match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
+        Ok(s) => s.ok(),
+        Err(_) => {
+            let _ = child.kill().await;
+            if !o.ok && o.errors.is_empty() {
+                o.timed_out = true;
+                o.exit_error = Some("no result by the scenario deadline; killed".into());
+            }
+            return;
+        }
+    };
+    if !o.ok
+        && o.exit_error.is_none()
+        && let Some(s) = status
+    {
+        o.exit_error = Some(format!("peer exited with {s}"));
+    }
+}
+
+/// The last [`STDERR_TAIL`] bytes of a stream.
+async fn tail(mut r: impl tokio::io::AsyncRead + Unpin) -> String {
+    let mut keep = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = r.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        keep.extend_from_slice(&buf[..n]);
+        if keep.len() > 2 * STDERR_TAIL {
+            keep.drain(..keep.len() - STDERR_TAIL);
+        }
+    }
+    if keep.len() > STDERR_TAIL {
+        keep.drain(..keep.len() - STDERR_TAIL);
+    }
+    String::from_utf8_lossy(&keep).into_owned()
+}

@@ -1,0 +1,338 @@
+//! `[scenario]` and `[expect]` in topology files: raw (spanned) form, typed form, and
+//! the validation between them, which reports mistakes with file:line:col.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::peer::TransportPolicy;
+use crate::topology::Reporter;
+
+/// Default data phase after the channel opens.
+pub const DEFAULT_DATA_MS: u64 = 300;
+/// Default overall deadline of one call.
+pub const DEFAULT_DEADLINE_MS: u64 = 8000;
+/// Default ICE check interval. webrtc-rs paces ICE, DTLS and SCTP on this tick
+/// (default 200 ms); 50 ms cuts setup time without starving slow (relayed) pairs.
+pub const DEFAULT_ICE_CHECK_MS: u64 = 50;
+
+/// `[scenario]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawScenario {
+    offerer: Spanned<String>,
+    answerer: Spanned<String>,
+    stun: Option<Spanned<OneOrMany>>,
+    turn: Option<Spanned<String>>,
+    policy: Option<Spanned<String>>,
+    data_ms: Option<u64>,
+    deadline_ms: Option<Spanned<u64>>,
+    ice_check_ms: Option<Spanned<u64>>,
+    /// Test hook: the answerer reads signaling but never answers.
+    test_silent_answerer: Option<bool>,
+}
+
+/// `[expect]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawExpect {
+    outcome: Option<Spanned<String>>,
+    local: Option<Spanned<OneOrMany>>,
+    remote: Option<Spanned<OneOrMany>>,
+    protocol: Option<Spanned<String>>,
+    relay_transport: Option<Spanned<String>>,
+    max_ice_ms: Option<f64>,
+    max_connect_ms: Option<f64>,
+}
+
+/// A word or a list of words.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn words(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// The call to place in the lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Scenario {
+    /// Host that creates the offer (and the data channel).
+    pub offerer: String,
+    /// Host that answers.
+    pub answerer: String,
+    /// Servers whose STUN service the peers use.
+    pub stun: Vec<String>,
+    /// Server whose TURN service the peers use.
+    pub turn: Option<String>,
+    /// ICE transport policy.
+    pub policy: TransportPolicy,
+    /// Data exchange after the channel opens.
+    pub data_ms: u64,
+    /// Deadline of the whole call (both peers).
+    pub deadline_ms: u64,
+    /// ICE connectivity-check interval.
+    pub ice_check_ms: u64,
+    /// Test hook: the answerer never answers, so the call must time out.
+    pub silent_answerer: bool,
+}
+
+/// A candidate type as ICE labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CandidateType {
+    /// Interface address.
+    Host,
+    /// Server reflexive (learned from STUN).
+    Srflx,
+    /// Peer reflexive (learned from a connectivity check).
+    Prflx,
+    /// TURN relay.
+    Relay,
+}
+
+impl CandidateType {
+    const WORDS: [&'static str; 4] = ["host", "srflx", "prflx", "relay"];
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "host" => Self::Host,
+            "srflx" => Self::Srflx,
+            "prflx" => Self::Prflx,
+            "relay" => Self::Relay,
+            _ => return None,
+        })
+    }
+
+    /// The word used in files and reports.
+    pub fn as_str(self) -> &'static str {
+        Self::WORDS[self as usize]
+    }
+}
+
+impl fmt::Display for CandidateType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether the call must connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpectedOutcome {
+    /// The data channel opens and data flows.
+    #[default]
+    Connected,
+    /// The call must not connect (a known-impossible path).
+    Failed,
+}
+
+/// What the run must show. Absent fields are not checked.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Expect {
+    /// Connected or failed.
+    pub outcome: ExpectedOutcome,
+    /// Offerer's selected local candidate type (any of these).
+    pub local: Option<Vec<CandidateType>>,
+    /// Offerer's selected remote candidate type (any of these).
+    pub remote: Option<Vec<CandidateType>>,
+    /// ICE transport of the selected pair (`udp`, `tcp`).
+    pub protocol: Option<String>,
+    /// TURN transport when the pair is relayed (`udp`, `tcp`, `tls`).
+    pub relay_transport: Option<String>,
+    /// Upper bound on offer-to-ICE-connected, ms.
+    pub max_ice_ms: Option<f64>,
+    /// Upper bound on offer-to-data-channel-open, ms.
+    pub max_connect_ms: Option<f64>,
+}
+
+/// What validation needs to know about the nodes: hosts, and each server's services.
+pub(crate) struct Nodes<'a> {
+    /// Host names.
+    pub hosts: Vec<&'a str>,
+    /// Server name -> services.
+    pub servers: BTreeMap<&'a str, Vec<&'a str>>,
+}
+
+/// Checks and types `[scenario]`/`[expect]`, recording located mistakes in `rep`.
+pub(crate) fn interpret(
+    rep: &mut Reporter,
+    nodes: &Nodes,
+    scenario: Option<Spanned<RawScenario>>,
+    expect: Option<Spanned<RawExpect>>,
+) -> (Option<Scenario>, Option<Expect>) {
+    let scn = scenario.map(|s| interpret_scenario(rep, nodes, s.into_inner()));
+    let exp = match expect {
+        Some(e) if scn.is_none() => {
+            rep.error(
+                e.span(),
+                "[expect] without [scenario]",
+                Some("add a [scenario] with offerer and answerer hosts".into()),
+            );
+            None
+        }
+        Some(e) => Some(interpret_expect(rep, e.into_inner())),
+        None => None,
+    };
+    (scn, exp)
+}
+
+fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, r: RawScenario) -> Scenario {
+    for h in [&r.offerer, &r.answerer] {
+        if !nodes.hosts.contains(&h.get_ref().as_str()) {
+            rep.error(
+                h.span(),
+                format!("unknown host `{}`", h.get_ref()),
+                Some(format!("peers run on hosts: {}", list(&nodes.hosts))),
+            );
+        }
+    }
+    if r.offerer.get_ref() == r.answerer.get_ref() {
+        rep.error(r.answerer.span(), "offerer and answerer are the same host", Some("a call needs two hosts".into()));
+    }
+    let mut server_with =
+        |name: &Spanned<String>, services: &[&str], role: &str| match nodes.servers.get(name.get_ref().as_str()) {
+            None => rep.error(
+                name.span(),
+                format!("unknown server `{}`", name.get_ref()),
+                Some(format!("servers: {}", list(&nodes.servers.keys().copied().collect::<Vec<_>>()))),
+            ),
+            Some(s) if !services.iter().any(|x| s.contains(x)) => rep.error(
+                name.span(),
+                format!("server `{}` does not provide {role}", name.get_ref()),
+                Some(format!("add \"{}\" to its services", services[0])),
+            ),
+            Some(_) => {}
+        };
+    let mut stun = Vec::new();
+    if let Some(s) = &r.stun {
+        for w in s.get_ref().words() {
+            // A TURN server answers STUN binding requests too.
+            server_with(&Spanned::new(s.span(), w.clone()), &["stun", "turn"], "STUN");
+            stun.push(w);
+        }
+    }
+    if let Some(t) = &r.turn {
+        server_with(t, &["turn"], "TURN");
+    }
+    let policy = match r.policy.as_ref().map(|p| p.get_ref().as_str()) {
+        None | Some("all") => TransportPolicy::All,
+        Some("relay") => TransportPolicy::Relay,
+        Some(other) => {
+            let p = r.policy.as_ref().unwrap();
+            rep.error(p.span(), format!("unknown policy `{other}`"), Some("use \"all\" or \"relay\"".into()));
+            TransportPolicy::All
+        }
+    };
+    if policy == TransportPolicy::Relay && r.turn.is_none() {
+        let p = r.policy.as_ref().unwrap();
+        rep.error(p.span(), "policy \"relay\" needs a TURN server", Some("add turn = \"SERVER\" to [scenario]".into()));
+    }
+    let positive = |rep: &mut Reporter, v: &Option<Spanned<u64>>, what: &str| {
+        if let Some(v) = v
+            && *v.get_ref() == 0
+        {
+            rep.error(v.span(), format!("{what} must be positive"), None);
+        }
+    };
+    positive(rep, &r.deadline_ms, "deadline-ms");
+    positive(rep, &r.ice_check_ms, "ice-check-ms");
+    Scenario {
+        offerer: r.offerer.into_inner(),
+        answerer: r.answerer.into_inner(),
+        stun,
+        turn: r.turn.map(Spanned::into_inner),
+        policy,
+        data_ms: r.data_ms.unwrap_or(DEFAULT_DATA_MS),
+        deadline_ms: r.deadline_ms.map_or(DEFAULT_DEADLINE_MS, Spanned::into_inner),
+        ice_check_ms: r.ice_check_ms.map_or(DEFAULT_ICE_CHECK_MS, Spanned::into_inner),
+        silent_answerer: r.test_silent_answerer.unwrap_or(false),
+    }
+}
+
+fn interpret_expect(rep: &mut Reporter, r: RawExpect) -> Expect {
+    let outcome = match r.outcome.as_ref().map(|o| o.get_ref().as_str()) {
+        None | Some("connected") => ExpectedOutcome::Connected,
+        Some("failed") => ExpectedOutcome::Failed,
+        Some(other) => {
+            rep.error(
+                r.outcome.as_ref().unwrap().span(),
+                format!("unknown outcome `{other}`"),
+                Some("use \"connected\" or \"failed\"".into()),
+            );
+            ExpectedOutcome::Connected
+        }
+    };
+    let types = |rep: &mut Reporter, v: &Option<Spanned<OneOrMany>>, what: &str| {
+        let v = v.as_ref()?;
+        let mut out = Vec::new();
+        for w in v.get_ref().words() {
+            match CandidateType::parse(&w) {
+                Some(t) => out.push(t),
+                None => rep.error(
+                    v.span(),
+                    format!("`{w}` is not a candidate type ({what})"),
+                    Some(format!("use one of: {}", CandidateType::WORDS.join(", "))),
+                ),
+            }
+        }
+        if v.get_ref().words().is_empty() {
+            rep.error(v.span(), format!("{what}: empty list"), None);
+        }
+        Some(out)
+    };
+    let local = types(rep, &r.local, "local");
+    let remote = types(rep, &r.remote, "remote");
+    let word = |rep: &mut Reporter, v: &Option<Spanned<String>>, allowed: &[&str], what: &str| {
+        let v = v.as_ref()?;
+        if !allowed.contains(&v.get_ref().as_str()) {
+            rep.error(
+                v.span(),
+                format!("unknown {what} `{}`", v.get_ref()),
+                Some(format!("use one of: {}", allowed.join(", "))),
+            );
+        }
+        Some(v.get_ref().clone())
+    };
+    let protocol = word(rep, &r.protocol, &["udp", "tcp"], "protocol");
+    let relay_transport = word(rep, &r.relay_transport, &["udp", "tcp", "tls"], "relay-transport");
+    if outcome == ExpectedOutcome::Failed {
+        // Pair and timing expectations describe a connection that must not exist.
+        let spans = [
+            r.local.as_ref().map(|v| v.span()),
+            r.remote.as_ref().map(|v| v.span()),
+            r.protocol.as_ref().map(|v| v.span()),
+            r.relay_transport.as_ref().map(|v| v.span()),
+        ];
+        for s in spans.into_iter().flatten() {
+            rep.error(
+                s,
+                "a pair expectation with outcome = \"failed\"",
+                Some("a call that must fail selects no pair; remove this line".into()),
+            );
+        }
+    }
+    Expect {
+        outcome,
+        local,
+        remote,
+        protocol,
+        relay_transport,
+        max_ice_ms: r.max_ice_ms,
+        max_connect_ms: r.max_connect_ms,
+    }
+}
+
+fn list(v: &[&str]) -> String {
+    if v.is_empty() { "none".into() } else { v.join(", ") }
+}

@@ -1,0 +1,135 @@
+//! Pure tests: `[scenario]`/`[expect]` parsing and its located errors.
+
+use icelab::peer::TransportPolicy;
+use icelab::scenario::{CandidateType, ExpectedOutcome};
+use icelab::topology::parse_str;
+
+const NODES: &str = r#"
+[router.home]
+wan = "internet"
+[host.alice]
+on = "home"
+[host.bob]
+on = "home"
+[server.stun]
+services = ["stun"]
+[server.relay]
+services = ["turn"]
+"#;
+
+fn errors(tail: &str) -> Vec<(usize, usize, String)> {
+    let src = format!("{NODES}{tail}");
+    let e = parse_str("t.toml", &src).expect_err("the file should be rejected");
+    e.diagnostics.iter().map(|d| (d.line, d.col, d.message.clone())).collect()
+}
+
+/// Line of the first occurrence of `needle` in the full source.
+fn line_of(tail: &str, needle: &str) -> usize {
+    let src = format!("{NODES}{tail}");
+    src[..src.find(needle).unwrap()].matches('\n').count() + 1
+}
+
+#[test]
+fn full_scenario_parses() {
+    let src = format!(
+        "{NODES}{}",
+        r#"
+[scenario]
+offerer = "alice"
+answerer = "bob"
+stun = ["stun", "relay"]
+turn = "relay"
+policy = "relay"
+data-ms = 100
+deadline-ms = 3000
+[expect]
+outcome = "connected"
+local = "relay"
+remote = ["relay", "prflx"]
+protocol = "udp"
+relay-transport = "udp"
+max-ice-ms = 2500
+max-connect-ms = 3000
+"#
+    );
+    let t = parse_str("t.toml", &src).unwrap();
+    let s = t.scenario.unwrap();
+    assert_eq!((s.offerer.as_str(), s.answerer.as_str()), ("alice", "bob"));
+    assert_eq!(s.stun, ["stun", "relay"]);
+    assert_eq!(s.policy, TransportPolicy::Relay);
+    assert_eq!((s.data_ms, s.deadline_ms), (100, 3000));
+    let e = t.expect.unwrap();
+    assert_eq!(e.outcome, ExpectedOutcome::Connected);
+    assert_eq!(e.local, Some(vec![CandidateType::Relay]));
+    assert_eq!(e.remote, Some(vec![CandidateType::Relay, CandidateType::Prflx]));
+    assert_eq!(e.max_connect_ms, Some(3000.0));
+}
+
+#[test]
+fn unknown_host_is_located() {
+    let tail = "[scenario]\nofferer = \"alice\"\nanswerer = \"carol\"\n";
+    let e = errors(tail);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].0, line_of(tail, "answerer"));
+    assert_eq!(e[0].1, 12);
+    assert!(e[0].2.contains("unknown host `carol`"));
+}
+
+#[test]
+fn server_without_the_service() {
+    let tail = "[scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\nturn = \"stun\"\n";
+    let e = errors(tail);
+    assert_eq!(e[0].0, line_of(tail, "turn ="));
+    assert!(e[0].2.contains("does not provide TURN"), "{e:?}");
+}
+
+#[test]
+fn bad_type_words() {
+    let tail = "[scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\n[expect]\nlocal = \"srflxx\"\noutcome = \"ok\"\nprotocol = \"sctp\"\n";
+    let e = errors(tail);
+    assert_eq!(e.len(), 3, "{e:?}");
+    assert!(e[0].2.contains("`srflxx` is not a candidate type"));
+    assert_eq!(e[0].0, line_of(tail, "local ="));
+    assert!(e[1].2.contains("unknown outcome `ok`"));
+    assert!(e[2].2.contains("unknown protocol `sctp`"));
+}
+
+#[test]
+fn unknown_key_and_misuse() {
+    let e = errors("[scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\nofferor = \"x\"\n");
+    assert!(e[0].2.contains("unknown field `offeror`"), "{e:?}");
+    let e = errors("[scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\npolicy = \"relay\"\n");
+    assert!(e[0].2.contains("needs a TURN server"), "{e:?}");
+    let e = errors("[expect]\noutcome = \"failed\"\n");
+    assert!(e[0].2.contains("[expect] without [scenario]"), "{e:?}");
+    let e = errors(
+        "[scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\n[expect]\noutcome = \"failed\"\nlocal = \"host\"\n",
+    );
+    assert!(e[0].2.contains("outcome = \"failed\""), "{e:?}");
+}
+
+#[test]
+fn stun_and_turn_on_one_server() {
+    let src = "[host.a]\non = \"internet\"\n[server.s]\nservices = [\"stun\", \"turn\"]\n";
+    let e = parse_str("t.toml", src).unwrap_err();
+    assert!(e.diagnostics[0].message.contains("both `stun` and `turn`"));
+}
+
+#[test]
+fn turn_service_is_spawned_with_lab_subnets() {
+    let t = parse_str("t.toml", NODES).unwrap();
+    let plan = icelab::plan::plan(&t, "icelab-x");
+    let args = plan
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            icelab::plan::Step::Spawn { service, args, .. } if service == "turn" => Some(args),
+            _ => None,
+        })
+        .expect("a turn spawn step");
+    assert_eq!(args[0], "turn-server");
+    let allowed: Vec<&String> = args.windows(2).filter(|w| w[0] == "--allow").map(|w| &w[1]).collect();
+    assert!(allowed.iter().any(|a| *a == "203.0.113.0/24"));
+    assert!(allowed.iter().any(|a| a.starts_with("192.168.")));
+    assert_eq!(plan.service("turn").unwrap().address.port(), 3478);
+}

@@ -1,0 +1,138 @@
+//! Root tests: `icelab run` on every bundled scenario, a wrong expectation, a peer that
+//! never answers. They fail without root unless ICELAB_SKIP_ROOT_TESTS=1.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Bundled topology files that carry a `[scenario]`.
+fn scenario_files() -> Vec<String> {
+    let dir = format!("{}/topologies", env!("CARGO_MANIFEST_DIR"));
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().display().to_string())
+        .filter(|p| p.ends_with(".toml"))
+        .filter(|p| std::fs::read_to_string(p).unwrap().contains("[scenario]"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A copy of a bundled scenario with `edit` applied, in a temp dir.
+fn edited(name: &str, edit: impl Fn(String) -> String) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(topology(name)).unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, edit(src)).unwrap();
+    (dir, path.display().to_string())
+}
+
+#[test]
+fn every_bundled_scenario_holds() {
+    if !require_root() {
+        return;
+    }
+    let files = scenario_files();
+    assert!(files.len() >= 11, "{files:?}");
+    let mut failed = Vec::new();
+    for f in &files {
+        let name = lab_name("sa");
+        let o = icelab(&["run", f, "--name", &name]);
+        eprintln!("{f}: exit {:?}\n{}", o.status.code(), stdout(&o));
+        if o.status.code() != Some(0) {
+            failed.push(format!("{f}:\n{}{}", stdout(&o), stderr(&o)));
+        }
+        assert!(lab_namespaces(&name).is_empty(), "{f} left namespaces");
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+#[test]
+fn wrong_expectation_exits_1_naming_it() {
+    if !require_root() {
+        return;
+    }
+    let (_d, file) = edited("call-same-lan.toml", |s| s.replace("local = \"host\"", "local = \"relay\""));
+    let name = lab_name("sw");
+    let o = icelab(&["run", &file, "--name", &name]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("expectation `local` failed: expected relay, observed host"), "{out}");
+    assert!(lab_namespaces(&name).is_empty());
+}
+
+#[test]
+fn silent_answerer_times_out_within_the_deadline() {
+    if !require_root() {
+        return;
+    }
+    let deadline_ms = 2000;
+    let (_d, file) = edited("call-open-internet.toml", |s| {
+        s.replace("deadline-ms = 5000", &format!("deadline-ms = {deadline_ms}\ntest-silent-answerer = true"))
+    });
+    let name = lab_name("st");
+    let start = Instant::now();
+    let o = icelab(&["run", &file, "--name", &name, "--json"]);
+    let took = start.elapsed();
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["outcome"]["offerer"]["timed_out"], true);
+    assert_eq!(v["outcome"]["answerer"]["timed_out"], true);
+    let outcome = &v["verdict"]["checks"][0];
+    assert_eq!(outcome["name"], "outcome");
+    assert!(outcome["observed"].as_str().unwrap().starts_with("timeout"), "{outcome}");
+    // Deadline, the exit grace, lab build and teardown: well under deadline + 3 s.
+    assert!(took < Duration::from_millis(deadline_ms + 3000), "took {took:?}");
+    assert!(lab_namespaces(&name).is_empty(), "lab left behind");
+}
+
+#[test]
+fn bad_input_exits_2() {
+    let (_d, file) = edited("call-same-lan.toml", |s| s.replace("answerer = \"bob\"", "answerer = \"carol\""));
+    let o = icelab(&["run", &file]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown host `carol`"), "{}", stderr(&o));
+    let o = icelab(&["run", &topology("same-lan.toml")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no [scenario]"));
+}
+
+#[test]
+fn sigterm_during_a_run_tears_the_lab_down() {
+    if !require_root() {
+        return;
+    }
+    let (_d, file) = edited("call-open-internet.toml", |s| {
+        s.replace("deadline-ms = 5000", "deadline-ms = 5000\ntest-silent-answerer = true")
+    });
+    let name = lab_name("sg");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_icelab"))
+        .args(["run", &file, "--name", &name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the lab exists (bounded), then interrupt.
+    let until = Instant::now() + Duration::from_secs(5);
+    while lab_namespaces(&name).len() < 3 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    let until = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("icelab run did not exit within 10 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1));
+    assert!(lab_namespaces(&name).is_empty(), "lab left behind");
+}
