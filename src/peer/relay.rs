@@ -10,8 +10,9 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use super::protocol::PeerEvent;
 
 /// Copies each `signal` line one peer writes to the other peer's input, and collects
-/// every event line of both peers. Returns when both outputs have closed (the peers
-/// exited) or `deadline` passed, whichever is first.
+/// every event line of both peers. Returns when both peers reported `done`, both
+/// outputs have closed (the peers exited) or `deadline` passed, whichever is first:
+/// a finished call is not kept waiting for the processes' own shutdown.
 ///
 /// `a_out`/`b_out` are the peers' outputs (their stdout), `a_in`/`b_in` their inputs
 /// (their stdin). Lines that are not [`PeerEvent`]s are logged and skipped, so a stray
@@ -29,7 +30,8 @@ pub async fn relay_signaling(
     let (mut a_open, mut b_open) = (true, true);
     let (mut a_events, mut b_events) = (Vec::new(), Vec::new());
 
-    while a_open || b_open {
+    let finished = |events: &[PeerEvent]| events.iter().any(|e| matches!(e, PeerEvent::Done { .. }));
+    while (a_open || b_open) && !(finished(&a_events) && finished(&b_events)) {
         tokio::select! {
             _ = tokio::time::sleep_until(until) => {
                 tracing::warn!("signaling relay deadline reached");

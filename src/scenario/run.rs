@@ -163,8 +163,14 @@ fn spawn_peer(ns: &str, cfg: &PeerConfig, silent: bool) -> anyhow::Result<Child>
 /// Waits (bounded) for a peer to exit, kills it if it does not, and records why it
 /// ended when its events do not say.
 async fn reap(child: &mut Child, o: &mut PeerOutcome) {
-    let status = match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
+    // A peer that reported `done` has nothing more to say: do not wait for its shutdown.
+    let grace = if o.ok { Duration::from_millis(20) } else { EXIT_GRACE };
+    let status = match tokio::time::timeout(grace, child.wait()).await {
         Ok(s) => s.ok(),
+        Err(_) if o.ok => {
+            let _ = child.kill().await;
+            return;
+        }
         Err(_) => {
             let _ = child.kill().await;
             if !o.ok && o.errors.is_empty() {
