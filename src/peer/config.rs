@@ -53,6 +53,10 @@ pub struct PeerConfig {
     pub data_duration_ms: u64,
     /// Size of each data channel message.
     pub data_chunk_bytes: usize,
+    /// Pace the data phase to this rate (kbit/s, a media-like load); `None` floods to
+    /// measure what the path carries.
+    #[serde(default)]
+    pub data_rate_kbps: Option<u64>,
     /// Hard limit for the whole run, from process start to `done`.
     pub deadline_ms: u64,
     /// How long to keep the connection after `done` so the last SCTP messages reach the
@@ -72,6 +76,7 @@ impl Default for PeerConfig {
             udp_bind: vec!["0.0.0.0:0".into()],
             data_duration_ms: 1000,
             data_chunk_bytes: 16 * 1024,
+            data_rate_kbps: None,
             deadline_ms: 15_000,
             linger_ms: 100,
             ice_check_interval_ms: None,

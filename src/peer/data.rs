@@ -20,6 +20,8 @@ const ACK: &str = "ack";
 pub(crate) struct DataPlan {
     pub duration: Duration,
     pub chunk_bytes: usize,
+    /// Pace to this many bytes/s; `None` floods (as fast as the send buffer allows).
+    pub rate_bytes_per_s: Option<u64>,
 }
 
 /// What the sending half reports back.
@@ -34,10 +36,15 @@ async fn send_for(dc: Arc<dyn DataChannel>, plan: DataPlan) -> webrtc::error::Re
     let start = Instant::now();
     let (mut bytes, mut messages) = (0u64, 0u64);
     while start.elapsed() < plan.duration {
-        // `send` blocks on the send-buffer limit set at build time, which paces us.
+        // `send` blocks on the send-buffer limit set at build time, which paces a flood.
         dc.send(chunk.clone()).await?;
         bytes += chunk.len() as u64;
         messages += 1;
+        // A paced sender (a media-like load) waits until its budget allows the next chunk.
+        if let Some(rate) = plan.rate_bytes_per_s.filter(|r| *r > 0) {
+            let due = start + Duration::from_secs_f64(bytes as f64 / rate as f64);
+            tokio::time::sleep_until(due.min(start + plan.duration).into()).await;
+        }
     }
     let duration = start.elapsed();
     dc.send_text(FIN).await?;

@@ -168,7 +168,11 @@ enum Step {
 
 impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
     fn plan(&self) -> DataPlan {
-        DataPlan { duration: Duration::from_millis(self.cfg.data_duration_ms), chunk_bytes: self.cfg.data_chunk_bytes }
+        DataPlan {
+            duration: Duration::from_millis(self.cfg.data_duration_ms),
+            chunk_bytes: self.cfg.data_chunk_bytes,
+            rate_bytes_per_s: self.cfg.data_rate_kbps.map(|k| k * 1000 / 8),
+        }
     }
 
     fn watch_channel(&mut self, dc: Arc<dyn DataChannel>) {

@@ -14,6 +14,8 @@
 //! turn = "relay"           # server with the turn service; optional
 //! policy = "all"           # or "relay"
 //! data-ms = 300            # data exchange after the channel opens
+//! data-rate-kbps = 2000    # pace it (kbit/s each way); absent: flood
+//! data-rate-kbps = 2000    # pace it (kbit/s each way); absent: flood
 //! deadline-ms = 8000       # the whole call
 //! ice-check-ms = 50        # ICE check interval
 //!

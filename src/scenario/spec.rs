@@ -28,6 +28,7 @@ pub struct RawScenario {
     turn: Option<Spanned<String>>,
     policy: Option<Spanned<String>>,
     data_ms: Option<u64>,
+    data_rate_kbps: Option<u64>,
     deadline_ms: Option<Spanned<u64>>,
     ice_check_ms: Option<Spanned<u64>>,
     /// Test hook: the answerer reads signaling but never answers.
@@ -79,6 +80,8 @@ pub struct Scenario {
     pub policy: TransportPolicy,
     /// Data exchange after the channel opens.
     pub data_ms: u64,
+    /// Pace the data phase (kbit/s each way); absent: flood, to measure capacity.
+    pub data_rate_kbps: Option<u64>,
     /// Deadline of the whole call (both peers).
     pub deadline_ms: u64,
     /// ICE connectivity-check interval.
@@ -254,6 +257,7 @@ fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, r: RawScenario) -> Scen
         turn: r.turn.map(Spanned::into_inner),
         policy,
         data_ms: r.data_ms.unwrap_or(DEFAULT_DATA_MS),
+        data_rate_kbps: r.data_rate_kbps,
         deadline_ms: r.deadline_ms.map_or(DEFAULT_DEADLINE_MS, Spanned::into_inner),
         ice_check_ms: r.ice_check_ms.map_or(DEFAULT_ICE_CHECK_MS, Spanned::into_inner),
         silent_answerer: r.test_silent_answerer.unwrap_or(false),
