@@ -229,6 +229,13 @@ impl EngineChoice {
 }
 
 fn main() -> ExitCode {
+    // This program starts the lab's services, whatever its file is called.
+    if std::env::var_os("ICELAB_BIN").is_none()
+        && let Ok(me) = std::env::current_exe()
+    {
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("ICELAB_BIN", me) };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("ICELAB_LOG"))
         .with_writer(std::io::stderr)
