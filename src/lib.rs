@@ -26,6 +26,7 @@ pub mod nat;
 pub mod peer;
 pub mod plan;
 pub mod scenario;
+pub mod timeline;
 pub mod stun;
 pub mod topology;
 pub mod turn;
