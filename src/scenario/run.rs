@@ -48,6 +48,9 @@ pub struct RunReport {
     /// What each `[[event]]` did to the call (times are ms after the data channel opened).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<EventOutcome>,
+    /// The raw timeline: operations, byte-counter samples, peer state changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<TimelineLog>,
 }
 
 /// Runs the topology's scenario in a new lab named `name`. `progress` sees each build
@@ -77,7 +80,7 @@ pub async fn run_scenario(
     }
     timings.total_ms = Some(ms(start));
     let mut verdict = judge(&outcome, &timings, &expect);
-    let events = log.map(|l| crate::timeline::analyze(&topo.events, &l, scn.data_ms)).unwrap_or_default();
+    let events = log.as_ref().map(|l| crate::timeline::analyze(&topo.events, l, scn.data_ms)).unwrap_or_default();
     for e in &events {
         let check = e.check().or_else(|| {
             let error = e.error.clone()?;
@@ -96,6 +99,7 @@ pub async fn run_scenario(
         answerer_stderr: stderr.1,
         kept: keep,
         events,
+        timeline: log,
     })
 }
 

@@ -81,8 +81,6 @@ pub enum Op {
         dev: String,
         /// Impairment of its egress.
         impairment: Impairment,
-        /// netem seed.
-        seed: u64,
     },
     /// Set one direction of a userspace-engine link over its control socket.
     EngineSet {
@@ -284,17 +282,8 @@ fn impair_ops(plan: &Plan, ns: &str, up: &Impairment, down: &Impairment) -> Resu
     }
     // Not an engine link: a veth, impaired (again) with netem; exec reports a kernel without it.
     let [(a_ns, a_dev), (b_ns, b_dev)] = uplink_ends(plan, ns).ok_or_else(|| format!("no uplink found for {ns}"))?;
-    let seed_of = |n: &str, d: &str, dflt: u64| {
-        plan.steps
-            .iter()
-            .find_map(|s| match s {
-                Step::Netem { ns, dev, seed, .. } if ns == n && dev == d => Some(*seed),
-                _ => None,
-            })
-            .unwrap_or(dflt)
-    };
     Ok(vec![
-        Op::Netem { ns: a_ns.clone(), dev: a_dev.clone(), impairment: up.clone(), seed: seed_of(&a_ns, &a_dev, 1) },
-        Op::Netem { ns: b_ns.clone(), dev: b_dev.clone(), impairment: down.clone(), seed: seed_of(&b_ns, &b_dev, 2) },
+        Op::Netem { ns: a_ns, dev: a_dev, impairment: up.clone() },
+        Op::Netem { ns: b_ns, dev: b_dev, impairment: down.clone() },
     ])
 }

@@ -42,8 +42,9 @@ pub struct TimelineLog {
     pub t0_ms: Option<f64>,
     /// What was done.
     pub applied: Vec<Applied>,
-    /// (time, bytes received by both hosts' interfaces so far).
-    pub samples: Vec<(f64, u64)>,
+    /// (time, bytes received by both hosts' interfaces, UDP datagrams delivered to
+    /// their sockets), both counted since the namespaces were made.
+    pub samples: Vec<(f64, u64, u64)>,
     /// The offerer's events with their arrival times (state, pair, error, done).
     pub offerer: Vec<(f64, PeerEvent)>,
     /// The answerer's, likewise.
@@ -62,6 +63,16 @@ fn rx_bytes(pid: u32) -> Option<u64> {
             })
             .sum(),
     )
+}
+
+/// UDP datagrams delivered to sockets in process `pid`'s namespace (`Udp: InDatagrams`).
+/// ICMP errors (e.g. port unreachable from a killed server) count in the bytes, not here.
+fn udp_in(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/snmp")).ok()?;
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let i = names.split_whitespace().position(|n| n == "InDatagrams")?;
+    values.split_whitespace().nth(i)?.parse().ok()
 }
 
 /// Relays signaling between the peers (stdout -> other's stdin) until both outputs
@@ -99,8 +110,9 @@ pub async fn relay_with_timeline(
                 break;
             }
             _ = tick.tick() => {
-                if let (Some(a), Some(b)) = (rx_bytes(pids.0), rx_bytes(pids.1)) {
-                    log.samples.push((ms(), a + b));
+                let counters = (rx_bytes(pids.0), rx_bytes(pids.1), udp_in(pids.0), udp_in(pids.1));
+                if let (Some(a), Some(b), Some(c), Some(d)) = counters {
+                    log.samples.push((ms(), a + b, c + d));
                 }
             }
             line = a_lines.next_line(), if a_open => match line {

@@ -28,7 +28,8 @@ pub fn run_op(lab: &str, op: &Op) -> Result<()> {
         Op::FlushConntrack { ns } => super::conntrack::flush(ns),
         Op::StopService { ns, args, .. } => stop_service(ns, args),
         Op::StartService { ns, service, args } => start_service(lab, ns, service, args),
-        Op::Netem { ns, dev, impairment, seed } => crate::impair::netem::apply_seeded(ns, dev, impairment, Some(*seed)),
+        // Unseeded: iproute2 before 6.5 rejects `seed`, and a mid-call change need not replay.
+        Op::Netem { ns, dev, impairment } => crate::impair::netem::apply(ns, dev, impairment),
         Op::EngineSet { control, link, dir, impairment } => {
             let req = ControlRequest::Set { link: *link, dir: *dir, impairment: impairment.clone() };
             let path = std::path::PathBuf::from(control);

@@ -1,10 +1,12 @@
 //! What each event did to the call, from the timeline log (pure, unit-tested), and the
 //! checks for `expect = "recovers" | "breaks"`.
 //!
-//! "Data flowing" is read from the kernel, not the peer: the two hosts' interfaces
-//! receive at least [`FLOW_BYTES_PER_MS`] while the data phase pushes chunks both ways;
-//! ICE consent checks and keepalives are far below it. A stall is a run of samples
-//! below that rate lasting [`STALL_MS`] or more.
+//! "Data flowing" is read from the kernel, not the peer: while the data phase pushes
+//! chunks both ways, the two hosts' interfaces receive at least [`FLOW_BYTES_PER_MS`]
+//! in UDP datagrams delivered to sockets (at least [`FLOW_DATAGRAMS`] per sample, so a
+//! burst of ICMP errors from a dead server does not count). ICE consent checks and
+//! keepalives are far below it. A stall is a run of samples without flow lasting
+//! [`STALL_MS`] or more.
 
 use serde::Serialize;
 
@@ -15,6 +17,8 @@ use crate::scenario::Check;
 
 /// Receive rate (both hosts together) above which data counts as flowing: 20 kB/s.
 pub const FLOW_BYTES_PER_MS: f64 = 20.0;
+/// UDP datagrams per sample (both hosts) needed, besides the bytes, to count as flowing.
+pub const FLOW_DATAGRAMS: u64 = 2;
 /// Shortest stall that counts as a break (longer than an SCTP retransmission on a lossy link).
 pub const STALL_MS: f64 = 500.0;
 /// The data phase winds down (fin/ack) this long before `data-ms` ends.
@@ -56,6 +60,10 @@ pub struct EventOutcome {
     pub recovery: Recovery,
     /// Longest data stall in the window, ms.
     pub stall_ms: Option<f64>,
+    /// From the event to data flowing again, when it had stalled.
+    pub data_resumed_ms: Option<f64>,
+    /// From the event to ICE `connected` again (both sides), when it had left it.
+    pub ice_reconnected_ms: Option<f64>,
     /// End of the window the event was judged in (next event or end of data), ms after open.
     pub window_end_ms: f64,
     /// ICE state changes in the window: `offerer disconnected @ +5012 ms`.
@@ -77,15 +85,16 @@ struct Stall {
 }
 
 /// Stalls of at least [`STALL_MS`] in `[0, end]` (times relative to the open).
-fn stalls(samples: &[(f64, u64)], end: f64) -> Vec<Stall> {
+fn stalls(samples: &[(f64, u64, u64)], end: f64) -> Vec<Stall> {
     let mut out = Vec::new();
     let mut cur: Option<f64> = None;
     for w in samples.windows(2) {
-        let ((t1, b1), (t2, b2)) = (w[0], w[1]);
+        let ((t1, b1, d1), (t2, b2, d2)) = (w[0], w[1]);
         if t2 <= 0.0 || t1 >= end {
             continue;
         }
-        let flowing = (b2.saturating_sub(b1)) as f64 / (t2 - t1).max(1.0) >= FLOW_BYTES_PER_MS;
+        let flowing = (b2.saturating_sub(b1)) as f64 / (t2 - t1).max(1.0) >= FLOW_BYTES_PER_MS
+            && d2.saturating_sub(d1) >= FLOW_DATAGRAMS;
         match (flowing, cur) {
             (false, None) => cur = Some(t1.max(0.0)),
             (true, Some(s)) => {
@@ -118,7 +127,7 @@ pub fn analyze(events: &[TimelineEvent], log: &TimelineLog, data_ms: u64) -> Vec
         .map(|(t, _)| rel(*t))
         .fold(f64::INFINITY, f64::min);
     let end = (data_ms as f64 - END_MARGIN_MS).min(gave_up);
-    let samples: Vec<(f64, u64)> = log.samples.iter().map(|(t, b)| (rel(*t), *b)).collect();
+    let samples: Vec<(f64, u64, u64)> = log.samples.iter().map(|(t, b, d)| (rel(*t), *b, *d)).collect();
     let stalls = stalls(&samples, end);
     let ice: Vec<(f64, &str, &str)> = [("offerer", &log.offerer), ("answerer", &log.answerer)]
         .into_iter()
@@ -155,6 +164,8 @@ pub fn analyze(events: &[TimelineEvent], log: &TimelineLog, data_ms: u64) -> Vec
                 error: ap.error.clone(),
                 recovery: Recovery::NotApplied,
                 stall_ms: None,
+                data_resumed_ms: None,
+                ice_reconnected_ms: None,
                 window_end_ms: window_end,
                 ice: Vec::new(),
                 selected_pair: None,
@@ -168,25 +179,33 @@ pub fn analyze(events: &[TimelineEvent], log: &TimelineLog, data_ms: u64) -> Vec
             o.ice = in_window.iter().map(|(t, who, s)| format!("{who} {s} @ +{t:.0} ms")).collect();
             let stall = stalls.iter().find(|s| s.end > a && s.start < window_end);
             o.stall_ms = stall.map(|s| s.end.min(window_end) - s.start.max(a));
-            // Per side: did ICE leave `connected`, and when did it come back?
+            // Per side: was ICE out of `connected` at the event or did it leave it in the
+            // window, and when did it come back?
             let mut ice_broke = false;
             let mut ice_back: Option<f64> = Some(a);
             for who in ["offerer", "answerer"] {
-                let side: Vec<_> = in_window.iter().filter(|(_, w, _)| *w == who).collect();
-                if let Some(k) = side.iter().position(|(_, _, s)| *s == "disconnected" || *s == "failed") {
+                let side: Vec<&(f64, &str, &str)> = ice.iter().filter(|(_, w, _)| *w == who).collect();
+                let down = |s: &str| s == "disconnected" || s == "failed";
+                let before = side.iter().rev().find(|(t, ..)| *t < a).is_some_and(|(_, _, s)| down(s));
+                let first_down = if before {
+                    Some(a)
+                } else {
+                    side.iter().find(|(t, _, s)| *t >= a && *t < window_end && down(s)).map(|(t, ..)| *t)
+                };
+                if let Some(d) = first_down {
                     ice_broke = true;
-                    let back = side[k..].iter().find(|(_, _, s)| *s == "connected").map(|(t, ..)| *t);
-                    ice_back = match (ice_back, back) {
-                        (Some(x), Some(y)) => Some(x.max(y)),
-                        _ => None,
-                    };
+                    let back =
+                        side.iter().find(|(t, _, s)| *t >= d && *t < window_end && *s == "connected").map(|(t, ..)| *t);
+                    ice_back = ice_back.zip(back).map(|(x, y)| x.max(y));
                 }
             }
+            o.ice_reconnected_ms = ice_back.filter(|_| ice_broke).map(|t| t - a);
             let data_back = match stall {
                 None => Some(a),
                 Some(s) if !s.open && s.end < window_end => Some(s.end),
                 Some(_) => None,
             };
+            o.data_resumed_ms = data_back.filter(|_| stall.is_some()).map(|t| t - a);
             o.recovery = match (stall.is_some() || ice_broke, data_back, ice_back) {
                 (false, ..) => Recovery::NeverBroke,
                 (true, Some(d), Some(i)) => Recovery::Recovered { recovery_ms: d.max(i) - a },
@@ -243,15 +262,19 @@ mod tests {
     use super::*;
 
     /// Samples every 50 ms from -500 to `to`, flowing except in `gaps`.
-    fn flow(to: f64, gaps: &[(f64, f64)]) -> Vec<(f64, u64)> {
+    fn flow(to: f64, gaps: &[(f64, f64)]) -> Vec<(f64, u64, u64)> {
         let mut v = Vec::new();
-        let mut bytes = 0u64;
+        let (mut bytes, mut datagrams) = (0u64, 0u64);
         let mut t = -500.0;
         while t <= to {
             if !gaps.iter().any(|(a, b)| t > *a && t <= *b) {
                 bytes += 5000;
+                datagrams += 5;
+            } else {
+                // ICMP errors: bytes without datagrams.
+                bytes += 3000;
             }
-            v.push((t, bytes));
+            v.push((t, bytes, datagrams));
             t += 50.0;
         }
         v
@@ -265,7 +288,7 @@ mod tests {
         assert_eq!(s, vec![Stall { start: 4000.0, end: 4800.0, open: true }]);
     }
 
-    fn log(samples: Vec<(f64, u64)>, applied: &[(u64, f64)]) -> TimelineLog {
+    fn log(samples: Vec<(f64, u64, u64)>, applied: &[(u64, f64)]) -> TimelineLog {
         TimelineLog {
             t0_ms: Some(0.0),
             samples,

@@ -122,7 +122,9 @@ impl fmt::Display for Action {
             Action::Nat { router, nat } => write!(f, "nat {router} -> {}", nat_word(nat)),
             Action::Firewall { node, firewall } => {
                 let mut parts: Vec<String> = firewall.presets.iter().map(|p| p.name().to_string()).collect();
-                parts.extend(firewall.rules.iter().map(|r| format!("\"{r}\"")));
+                if !firewall.rules.is_empty() {
+                    parts.push(format!("{} custom rule(s)", firewall.rules.len()));
+                }
                 write!(f, "firewall {node} = {}", parts.join(" + "))
             }
             Action::FirewallClear { node } => write!(f, "firewall-clear {node}"),
