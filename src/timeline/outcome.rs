@@ -177,7 +177,10 @@ pub fn analyze(events: &[TimelineEvent], log: &TimelineLog, data_ms: u64) -> Vec
             };
             let in_window: Vec<&(f64, &str, &str)> = ice.iter().filter(|(t, ..)| *t >= a && *t < window_end).collect();
             o.ice = in_window.iter().map(|(t, who, s)| format!("{who} {s} @ +{t:.0} ms")).collect();
-            let stall = stalls.iter().find(|s| s.end > a && s.start < window_end);
+            // A stall that starts within two samples of the next event is that event's doing
+            // (the sample that shows it may begin just before the event fired).
+            let late = 2.0 * super::drive::SAMPLE_EVERY.as_secs_f64() * 1e3;
+            let stall = stalls.iter().find(|s| s.end > a && (s.start < a || s.start < window_end - late));
             o.stall_ms = stall.map(|s| s.end.min(window_end) - s.start.max(a));
             // Per side: was ICE out of `connected` at the event or did it leave it in the
             // window, and when did it come back?
@@ -321,6 +324,14 @@ mod tests {
         assert_eq!(o[0].recovery, Recovery::Broke);
         assert_eq!(o[1].recovery, Recovery::Recovered { recovery_ms: 400.0 });
         assert!(o.iter().all(|e| e.check().unwrap().ok), "{o:?}");
+    }
+
+    #[test]
+    fn stall_starting_at_the_next_event_belongs_to_it() {
+        let l = log(flow(8000.0, &[(2980.0, 9000.0)]), &[(1000, 1000.0), (3000, 3001.0)]);
+        let o = analyze(&[ev(1000, None), ev(3000, None)], &l, 8000);
+        assert_eq!(o[0].recovery, Recovery::NeverBroke);
+        assert_eq!(o[1].recovery, Recovery::Broke);
     }
 
     #[test]
