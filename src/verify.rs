@@ -144,10 +144,10 @@ pub fn verify(topo: &Topology, plan: &Plan) -> Result<Vec<NatCheck>> {
         if report.filtering != Some(ef) {
             check.problems.push(format!("filtering: expected {ef}, observed {}", show(report.filtering)));
         }
-        if let Some(h) = eh {
-            if report.hairpinning != Some(h) {
-                check.problems.push(format!("hairpinning: expected {h}, observed {:?}", report.hairpinning));
-            }
+        if let Some(h) = eh
+            && report.hairpinning != Some(h)
+        {
+            check.problems.push(format!("hairpinning: expected {h}, observed {:?}", report.hairpinning));
         }
         check.ok = check.problems.is_empty();
         check.observed = Some(report);

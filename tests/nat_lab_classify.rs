@@ -82,6 +82,7 @@ fn natdiscovery(lab: &Lab) -> (Behaviour, Behaviour) {
         .output()
         .unwrap();
     let _ = server.kill();
+    let _ = server.wait();
     let text = format!("{}{}", stdout(&o), stderr(&o));
     parse_natdiscovery_output(&text).unwrap_or_else(|e| panic!("cannot parse natdiscovery output ({e}):\n{text}"))
 }

@@ -31,7 +31,10 @@ fn errors(events: &str) -> Vec<String> {
 
 fn assert_one(events: &str, line_col: &str, needle: &str) {
     let errs = errors(events);
-    assert!(errs.iter().any(|e| e.starts_with(line_col) && e.contains(needle)), "wanted {line_col} `{needle}`, got {errs:#?}");
+    assert!(
+        errs.iter().any(|e| e.starts_with(line_col) && e.contains(needle)),
+        "wanted {line_col} `{needle}`, got {errs:#?}"
+    );
 }
 
 #[test]
@@ -58,9 +61,21 @@ fn event_beyond_deadline_or_data_phase() {
 fn bad_actions_are_located() {
     assert_one("[[event]]\nat-ms = 100\nlink = \"sideways\"\nnode = \"alice\"\n", "16:8", "bad link action");
     assert_one("[[event]]\nat-ms = 100\n", "14:1", "event has no action");
-    assert_one("[[event]]\nat-ms = 100\nfirewall-clear = \"home\"\nturn = \"stop\"\nserver = \"relay\"\n", "14:1", "2 actions");
-    assert_one("[[event]]\nat-ms = 100\nfirewall-clear = \"home\"\nexpect = \"maybe\"\n", "17:10", "unknown event expectation");
-    assert_one("[[event]]\nat-ms = 300\nfirewall-clear = \"home\"\n[[event]]\nat-ms = 100\nfirewall-clear = \"home\"\n", "18:9", "time order");
+    assert_one(
+        "[[event]]\nat-ms = 100\nfirewall-clear = \"home\"\nturn = \"stop\"\nserver = \"relay\"\n",
+        "14:1",
+        "2 actions",
+    );
+    assert_one(
+        "[[event]]\nat-ms = 100\nfirewall-clear = \"home\"\nexpect = \"maybe\"\n",
+        "17:10",
+        "unknown event expectation",
+    );
+    assert_one(
+        "[[event]]\nat-ms = 300\nfirewall-clear = \"home\"\n[[event]]\nat-ms = 100\nfirewall-clear = \"home\"\n",
+        "18:9",
+        "time order",
+    );
 }
 
 #[test]
@@ -72,7 +87,9 @@ fn events_without_scenario_are_rejected() {
 
 #[test]
 fn data_phase_and_deadline_cover_the_timeline() {
-    let src = format!("{BASE}[[event]]\nat-ms = 2000\nfirewall-clear = \"home\"\nexpect = \"recovers\"\nmax-recovery-ms = 9000\n");
+    let src = format!(
+        "{BASE}[[event]]\nat-ms = 2000\nfirewall-clear = \"home\"\nexpect = \"recovers\"\nmax-recovery-ms = 9000\n"
+    );
     let t = parse_str("t.toml", &src).unwrap();
     let s = t.scenario.unwrap();
     assert_eq!(s.data_ms, 2000 + 10_000);

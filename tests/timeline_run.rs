@@ -26,8 +26,14 @@ fn run(file: &str) -> Vec<(String, String, serde_json::Value)> {
     for e in &events {
         eprintln!(
             "{file} #{} {} @ {:?} ms: {} (stall {:?}, data back {:?}, ice back {:?}, ice {:?})",
-            e["index"], e["what"], e["applied_ms"], e["recovery"]["status"], e["stall_ms"], e["data_resumed_ms"],
-            e["ice_reconnected_ms"], e["ice"]
+            e["index"],
+            e["what"],
+            e["applied_ms"],
+            e["recovery"]["status"],
+            e["stall_ms"],
+            e["data_resumed_ms"],
+            e["ice_reconnected_ms"],
+            e["ice"]
         );
     }
     assert!(took < Duration::from_secs(40), "{file} took {took:?}");
@@ -35,7 +41,13 @@ fn run(file: &str) -> Vec<(String, String, serde_json::Value)> {
     assert!(lab_namespaces(&name).is_empty(), "{file} left namespaces");
     events
         .into_iter()
-        .map(|e| (e["expect"]["expect"].as_str().unwrap_or("").to_string(), e["recovery"]["status"].as_str().unwrap_or("").to_string(), e))
+        .map(|e| {
+            (
+                e["expect"]["expect"].as_str().unwrap_or("").to_string(),
+                e["recovery"]["status"].as_str().unwrap_or("").to_string(),
+                e,
+            )
+        })
         .collect()
 }
 

@@ -164,7 +164,10 @@ fn ops(topo: &Topology, plan: &Plan, action: &Action) -> Result<Vec<Op>, String>
             let r = topo.router(router).ok_or_else(|| format!("no router `{router}`"))?;
             let ns = ns_of(plan, router)?;
             // A new NAT starts with no state; without the flush, existing flows keep their old bindings.
-            vec![Op::Nftables { ns: ns.clone(), purpose: "nat".into(), ruleset: nat_ruleset(r, *nat) }, Op::FlushConntrack { ns }]
+            vec![
+                Op::Nftables { ns: ns.clone(), purpose: "nat".into(), ruleset: nat_ruleset(r, *nat) },
+                Op::FlushConntrack { ns },
+            ]
         }
         Action::Firewall { node, firewall } => {
             let role = if topo.router(node).is_some() {
@@ -224,17 +227,19 @@ fn regex_free_seed(ruleset: &str) -> Option<String> {
 
 /// Both ends of the uplink of the node in `ns`: a veth pair, or the userspace engine's TAPs.
 fn uplink_ends(plan: &Plan, ns: &str) -> Option<[(String, String); 2]> {
-    plan.steps.iter().find_map(|s| match s {
-        Step::AddVeth { ns: n, name, peer_ns, peer_name } if n == ns => {
-            Some([(n.clone(), name.clone()), (peer_ns.clone(), peer_name.clone())])
-        }
-        _ => None,
-    })
-    .or_else(|| {
-        let (_, i) = engine_link(plan, ns)?;
-        let t = &engine_links(plan)?.1[i];
-        Some([(t.ns_a.clone(), t.dev_a.clone()), (t.ns_b.clone(), t.dev_b.clone())])
-    })
+    plan.steps
+        .iter()
+        .find_map(|s| match s {
+            Step::AddVeth { ns: n, name, peer_ns, peer_name } if n == ns => {
+                Some([(n.clone(), name.clone()), (peer_ns.clone(), peer_name.clone())])
+            }
+            _ => None,
+        })
+        .or_else(|| {
+            let (_, i) = engine_link(plan, ns)?;
+            let t = &engine_links(plan)?.1[i];
+            Some([(t.ns_a.clone(), t.dev_a.clone()), (t.ns_b.clone(), t.dev_b.clone())])
+        })
 }
 
 /// The userspace engine's control socket and links, when the plan starts one.
@@ -256,8 +261,7 @@ fn engine_link(plan: &Plan, ns: &str) -> Option<(String, usize)> {
 
 fn link_ops(plan: &Plan, ns: &str, up: bool) -> Result<Vec<Op>, String> {
     let ends = uplink_ends(plan, ns).ok_or_else(|| format!("no uplink found for {ns}"))?;
-    let mut v: Vec<Op> =
-        ends.iter().map(|(ns, dev)| Op::SetLink { ns: ns.clone(), dev: dev.clone(), up }).collect();
+    let mut v: Vec<Op> = ends.iter().map(|(ns, dev)| Op::SetLink { ns: ns.clone(), dev: dev.clone(), up }).collect();
     if up {
         // Taking a device down deleted the routes through it; put the plan's back.
         for (end_ns, _) in &ends {

@@ -20,7 +20,9 @@ const KILL_DEADLINE: Duration = Duration::from_secs(2);
 /// Runs one op in lab `lab`.
 pub fn run_op(lab: &str, op: &Op) -> Result<()> {
     match op {
-        Op::SetLink { ns, dev, up } => tool("ip", &["-n", ns, "link", "set", "dev", dev, if *up { "up" } else { "down" }]),
+        Op::SetLink { ns, dev, up } => {
+            tool("ip", &["-n", ns, "link", "set", "dev", dev, if *up { "up" } else { "down" }])
+        }
         Op::ReplaceRoute { ns, dst, via } => {
             tool("ip", &["-n", ns, "route", "replace", &dst.to_string(), "via", &via.to_string()])
         }

@@ -216,7 +216,9 @@ pub fn analyze(events: &[TimelineEvent], log: &TimelineLog, data_ms: u64) -> Vec
             };
             o.selected_pair = pairs.iter().rfind(|(t, _)| *t >= a).map(|p| p.1.clone());
             o.pair_changed = match (&o.selected_pair, first_pair) {
-                (Some(p), Some(f)) => Some(p.local.endpoint() != f.local.endpoint() || p.remote.endpoint() != f.remote.endpoint()),
+                (Some(p), Some(f)) => {
+                    Some(p.local.endpoint() != f.local.endpoint() || p.remote.endpoint() != f.remote.endpoint())
+                }
                 _ => None,
             };
             o
@@ -319,7 +321,10 @@ mod tests {
     #[test]
     fn down_breaks_up_recovers() {
         let l = log(flow(8000.0, &[(1000.0, 3400.0)]), &[(1000, 1000.0), (3000, 3000.0)]);
-        let evs = [ev(1000, Some(EventExpect::Breaks)), ev(3000, Some(EventExpect::Recovers { max_recovery_ms: Some(1000) }))];
+        let evs = [
+            ev(1000, Some(EventExpect::Breaks)),
+            ev(3000, Some(EventExpect::Recovers { max_recovery_ms: Some(1000) })),
+        ];
         let o = analyze(&evs, &l, 8000);
         assert_eq!(o[0].recovery, Recovery::Broke);
         assert_eq!(o[1].recovery, Recovery::Recovered { recovery_ms: 400.0 });

@@ -61,6 +61,8 @@ pub struct RawImpairChange {
 }
 
 /// What one event does to the lab.
+// A file has a handful of events; boxing the impairment variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Action {
@@ -223,7 +225,11 @@ pub(crate) fn interpret(
         let r = ev.into_inner();
         let at = *r.at_ms.get_ref();
         if last_at.is_some_and(|l| at < l) {
-            rep.error(r.at_ms.span(), "events must be in time order", Some("sort the [[event]] entries by at-ms".into()));
+            rep.error(
+                r.at_ms.span(),
+                "events must be in time order",
+                Some("sort the [[event]] entries by at-ms".into()),
+            );
         }
         last_at = Some(at);
         if let Some(d) = &times.data_ms
@@ -397,7 +403,7 @@ fn interpret_action(
         {
             rep.error(n.span(), format!("router `{router}` has no port-mapping NAT to flush"), None);
         }
-        return Some(Action::NatFlush { router, new_ports: r.new_ports.map_or(true, |v| *v.get_ref()) });
+        return Some(Action::NatFlush { router, new_ports: r.new_ports.is_none_or(|v| *v.get_ref()) });
     }
     if let Some(c) = r.nat {
         let c = c.into_inner();
@@ -434,9 +440,11 @@ fn interpret_action(
                 format!("unknown server `{name}`"),
                 Some(format!("servers: {}", nodes.servers.keys().copied().collect::<Vec<_>>().join(", "))),
             ),
-            Some(svc) if !svc.contains(&"turn") => {
-                rep.error(s.span(), format!("server `{name}` runs no TURN"), Some("add \"turn\" to its services".into()))
-            }
+            Some(svc) if !svc.contains(&"turn") => rep.error(
+                s.span(),
+                format!("server `{name}` runs no TURN"),
+                Some("add \"turn\" to its services".into()),
+            ),
             Some(_) => {}
         }
         return Some(Action::Turn { server: name.to_string(), start });
