@@ -27,6 +27,7 @@ pub mod peer;
 pub mod plan;
 pub mod scenario;
 pub mod stun;
+pub mod timeline;
 pub mod topology;
 pub mod turn;
 pub mod verify;

@@ -153,6 +153,7 @@ fn print_report(file: &Path, rep: &RunReport) {
             println!("  {name:<20} {v:>12.1} {unit}");
         }
     }
+    print_events(rep);
     for c in &rep.verdict.checks {
         let mark = if c.ok { "ok  " } else { "FAIL" };
         println!("  {mark} {:<16} expected {}, observed {}", c.name, c.expected, c.observed);
@@ -172,6 +173,28 @@ fn print_report(file: &Path, rep: &RunReport) {
     } else {
         for l in rep.verdict.failures() {
             println!("FAIL: {l}");
+        }
+    }
+}
+
+/// One block per timeline event: when it was applied, what it did, how the call fared.
+fn print_events(rep: &RunReport) {
+    if rep.events.is_empty() {
+        return;
+    }
+    println!("timeline (ms after the data channel opened):");
+    for e in &rep.events {
+        let at = e.applied_ms.map_or("   -".into(), |t| format!("{t:>6.0}"));
+        println!("  #{} @{at} ms  {:<36} {}", e.index, e.what, e.observed());
+        if let Some(s) = e.stall_ms {
+            println!("        data stalled {s:.0} ms");
+        }
+        for l in &e.ice {
+            println!("        ice: {l}");
+        }
+        if let Some(p) = &e.selected_pair {
+            let changed = if e.pair_changed == Some(true) { " (changed)" } else { "" };
+            println!("        pair after: {}{changed}", pair_text(p, None));
         }
     }
 }

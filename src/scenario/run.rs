@@ -12,12 +12,13 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::judge::{Verdict, judge};
+use super::judge::{Check, Verdict, judge};
 use super::spec::Scenario;
 use super::timings::Timings;
 use crate::fabric::{Lab, netns, procs};
 use crate::peer::{IceServer, Outcome, PeerConfig, PeerOutcome, Role, relay_signaling};
 use crate::plan::{Plan, STUN_PORTS, Step, TURN_PASSWORD, TURN_PORT, TURN_USER};
+use crate::timeline::{EventOutcome, Firing, TimelineLog, relay_with_timeline};
 use crate::topology::Topology;
 
 /// Time the peers get after their own deadline to report it and exit before we kill them.
@@ -44,6 +45,12 @@ pub struct RunReport {
     pub answerer_stderr: String,
     /// The lab was kept running (`--keep`).
     pub kept: bool,
+    /// What each `[[event]]` did to the call (times are ms after the data channel opened).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventOutcome>,
+    /// The raw timeline: operations, byte-counter samples, peer state changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<TimelineLog>,
 }
 
 /// Runs the topology's scenario in a new lab named `name`. `progress` sees each build
@@ -58,8 +65,9 @@ pub async fn run_scenario(
     let expect = topo.expect.clone().unwrap_or_default();
     let start = Instant::now();
     let (lab, build) = Lab::up(topo, name, progress).await?;
+    let firings = crate::timeline::firings(topo, lab.plan(), &topo.events).map_err(|e| anyhow!(e))?;
     let call_start = Instant::now();
-    let (outcome, stderr) = call(lab.plan(), &scn).await?;
+    let (outcome, stderr, log) = call(lab.plan(), &scn, name, firings).await?;
     let mut timings = Timings::from_outcome(&outcome);
     timings.lab_up_ms = Some(build.elapsed_ms);
     timings.call_ms = Some(ms(call_start));
@@ -71,7 +79,16 @@ pub async fn run_scenario(
         timings.teardown_ms = Some(ms(t));
     }
     timings.total_ms = Some(ms(start));
-    let verdict = judge(&outcome, &timings, &expect);
+    let mut verdict = judge(&outcome, &timings, &expect);
+    let events = log.as_ref().map(|l| crate::timeline::analyze(&topo.events, l, scn.data_ms)).unwrap_or_default();
+    for e in &events {
+        let check = e.check().or_else(|| {
+            let error = e.error.clone()?;
+            Some(Check { name: format!("event {}", e.index), expected: "applied".into(), observed: error, ok: false })
+        });
+        verdict.checks.extend(check);
+    }
+    verdict.pass = verdict.checks.iter().all(|c| c.ok);
     Ok(RunReport {
         lab: name.to_string(),
         scenario: scn,
@@ -81,6 +98,8 @@ pub async fn run_scenario(
         offerer_stderr: stderr.0,
         answerer_stderr: stderr.1,
         kept: keep,
+        events,
+        timeline: log,
     })
 }
 
@@ -110,8 +129,17 @@ pub fn ice_servers(plan: &Plan, scn: &Scenario) -> anyhow::Result<Vec<IceServer>
     Ok(servers)
 }
 
-/// Places the call: two peer processes, signaling relayed, bounded by the deadline.
-async fn call(plan: &Plan, scn: &Scenario) -> anyhow::Result<(Outcome, (String, String))> {
+/// Stderr tails of both peers.
+type Stderrs = (String, String);
+
+/// Places the call: two peer processes, signaling relayed, bounded by the deadline; with
+/// `firings`, the timeline is played during it and its log returned.
+async fn call(
+    plan: &Plan,
+    scn: &Scenario,
+    lab: &str,
+    firings: Vec<Firing>,
+) -> anyhow::Result<(Outcome, Stderrs, Option<TimelineLog>)> {
     let servers = ice_servers(plan, scn)?;
     let config = |role| PeerConfig {
         ice_servers: servers.clone(),
@@ -129,20 +157,23 @@ async fn call(plan: &Plan, scn: &Scenario) -> anyhow::Result<(Outcome, (String, 
     let mut b = spawn_peer(&ns_of(&scn.answerer)?, &config(Role::Answerer), scn.silent_answerer)?;
     let a_err = tokio::spawn(tail(a.stderr.take().unwrap()));
     let b_err = tokio::spawn(tail(b.stderr.take().unwrap()));
-    let (a_ev, b_ev) = relay_signaling(
-        BufReader::new(a.stdout.take().unwrap()),
-        a.stdin.take().unwrap(),
-        BufReader::new(b.stdout.take().unwrap()),
-        b.stdin.take().unwrap(),
-        Duration::from_millis(scn.deadline_ms) + EXIT_GRACE,
-    )
-    .await;
+    let (a_out, a_in) = (BufReader::new(a.stdout.take().unwrap()), a.stdin.take().unwrap());
+    let (b_out, b_in) = (BufReader::new(b.stdout.take().unwrap()), b.stdin.take().unwrap());
+    let until = Duration::from_millis(scn.deadline_ms) + EXIT_GRACE;
+    let (a_ev, b_ev, log) = if firings.is_empty() {
+        let (a_ev, b_ev) = relay_signaling(a_out, a_in, b_out, b_in, until).await;
+        (a_ev, b_ev, None)
+    } else {
+        let pids = (a.id().unwrap_or(0), b.id().unwrap_or(0));
+        let (a_ev, b_ev, log) = relay_with_timeline(a_out, a_in, b_out, b_in, until, pids, lab, firings).await;
+        (a_ev, b_ev, Some(log))
+    };
     let mut outcome = Outcome::from_events(&a_ev, &b_ev);
     reap(&mut a, &mut outcome.offerer).await;
     reap(&mut b, &mut outcome.answerer).await;
     let a_err = a_err.await.unwrap_or_default();
     let b_err = b_err.await.unwrap_or_default();
-    Ok((outcome, (a_err, b_err)))
+    Ok((outcome, (a_err, b_err), log))
 }
 
 /// Starts `icelab peer` inside namespace `ns` with piped stdio.

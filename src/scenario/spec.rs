@@ -27,12 +27,19 @@ pub struct RawScenario {
     stun: Option<Spanned<OneOrMany>>,
     turn: Option<Spanned<String>>,
     policy: Option<Spanned<String>>,
-    data_ms: Option<u64>,
+    data_ms: Option<Spanned<u64>>,
     data_rate_kbps: Option<u64>,
     deadline_ms: Option<Spanned<u64>>,
     ice_check_ms: Option<Spanned<u64>>,
     /// Test hook: the answerer reads signaling but never answers.
     test_silent_answerer: Option<bool>,
+}
+
+impl RawScenario {
+    /// `data-ms` and `deadline-ms` as written (timeline events derive the missing ones).
+    pub(crate) fn explicit_times(&self) -> (Option<Spanned<u64>>, Option<Spanned<u64>>) {
+        (self.data_ms.clone(), self.deadline_ms.clone())
+    }
 }
 
 /// `[expect]` as written.
@@ -256,7 +263,7 @@ fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, r: RawScenario) -> Scen
         stun,
         turn: r.turn.map(Spanned::into_inner),
         policy,
-        data_ms: r.data_ms.unwrap_or(DEFAULT_DATA_MS),
+        data_ms: r.data_ms.map_or(DEFAULT_DATA_MS, Spanned::into_inner),
         data_rate_kbps: r.data_rate_kbps,
         deadline_ms: r.deadline_ms.map_or(DEFAULT_DEADLINE_MS, Spanned::into_inner),
         ice_check_ms: r.ice_check_ms.map_or(DEFAULT_ICE_CHECK_MS, Spanned::into_inner),

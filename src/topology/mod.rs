@@ -134,6 +134,8 @@ pub struct Topology {
     pub scenario: Option<crate::scenario::Scenario>,
     /// `[expect]`: what the call must show.
     pub expect: Option<crate::scenario::Expect>,
+    /// `[[event]]`s: what happens to the lab during the call, in time order.
+    pub events: Vec<crate::timeline::TimelineEvent>,
 }
 
 impl Topology {

@@ -28,6 +28,9 @@ pub struct RawTopology {
     pub scenario: Option<Spanned<crate::scenario::RawScenario>>,
     /// What the scenario must show (interpreted by the judge).
     pub expect: Option<Spanned<crate::scenario::RawExpect>>,
+    /// Timeline events during the call (interpreted by the timeline layer).
+    #[serde(default)]
+    pub event: Vec<Spanned<crate::timeline::RawEvent>>,
 }
 
 /// `[router.NAME]`

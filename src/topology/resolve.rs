@@ -167,7 +167,27 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
             .map(|s| (s.name.as_str(), s.services.iter().map(|x| x.as_str()).collect()))
             .collect(),
     };
-    let (scenario, expect) = crate::scenario::interpret(&mut rep, &nodes, raw.scenario, raw.expect);
+    let times = raw.scenario.as_ref().map(|s| s.get_ref().explicit_times());
+    let (mut scenario, expect) = crate::scenario::interpret(&mut rep, &nodes, raw.scenario, raw.expect);
+    let kinds = crate::timeline::spec::NodeKinds {
+        routers: out_routers.iter().map(|r| (r.name.as_str(), r.nat)).collect(),
+        hosts: nodes.hosts.clone(),
+        servers: nodes.servers.clone(),
+    };
+    let interpreters = crate::timeline::spec::Interpreters {
+        nat: &|rep, name, v| interpret_nat_value(rep, name, v),
+        firewall: &|rep, v| interpret_firewall(rep, Some(v)),
+        impair: &|rep, v| interpret_impair(rep, Some(v)),
+    };
+    let (data_ms, deadline_ms) = times.unwrap_or((None, None));
+    let events = crate::timeline::spec::interpret(
+        &mut rep,
+        &kinds,
+        &interpreters,
+        raw.event,
+        scenario.as_mut(),
+        crate::timeline::spec::ExplicitTimes { data_ms, deadline_ms },
+    );
     rep.finish()?;
     Ok(Topology {
         file: file.to_string(),
@@ -177,6 +197,7 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
         servers: out_servers,
         scenario,
         expect,
+        events,
     })
 }
 
@@ -185,6 +206,11 @@ fn interpret_nat(rep: &mut Reporter, name: &str, r: &RawRouter) -> NatMode {
     let Some(v) = &r.nat else {
         return NatMode::Napt(NatBehaviour::default());
     };
+    interpret_nat_value(rep, name, v)
+}
+
+/// A `nat` value (preset name or table) -> NatMode; also used by `nat` timeline events.
+fn interpret_nat_value(rep: &mut Reporter, name: &str, v: &Spanned<toml::Value>) -> NatMode {
     match NatSpec::deserialize(v.get_ref().clone()) {
         Ok(spec) => match spec.resolve() {
             Ok(mode) => mode,

@@ -1,0 +1,235 @@
+//! The call with a timeline: relays signaling like [`crate::peer::relay_signaling`],
+//! and meanwhile watches the peers' events live, fires each event's operations at its
+//! time after the data channel opened, and samples how many bytes reach the two hosts.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::actions::Firing;
+use crate::peer::PeerEvent;
+
+/// Deadline of one event's operations together.
+const FIRING_DEADLINE: Duration = Duration::from_secs(10);
+/// Byte counters are read this often.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+
+/// What was done for one event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    /// 1-based event number.
+    pub index: usize,
+    /// Planned time, ms after the data channel opened.
+    pub at_ms: u64,
+    /// The event in words.
+    pub what: String,
+    /// When its operations started, ms after the data channel opened.
+    pub applied_ms: Option<f64>,
+    /// How long they took.
+    pub took_ms: Option<f64>,
+    /// The operations, in words.
+    pub ops: Vec<String>,
+    /// Why it failed or was not applied.
+    pub error: Option<String>,
+}
+
+/// Everything observed during the call. Times are ms since the relay started.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TimelineLog {
+    /// The offerer's data channel opened: the timeline's zero.
+    pub t0_ms: Option<f64>,
+    /// What was done.
+    pub applied: Vec<Applied>,
+    /// (time, bytes received by both hosts' interfaces, UDP datagrams delivered to
+    /// their sockets), both counted since the namespaces were made.
+    pub samples: Vec<(f64, u64, u64)>,
+    /// The offerer's events with their arrival times (state, pair, error, done).
+    pub offerer: Vec<(f64, PeerEvent)>,
+    /// The answerer's, likewise.
+    pub answerer: Vec<(f64, PeerEvent)>,
+}
+
+/// Bytes received on the non-loopback interfaces of process `pid`'s namespace.
+fn rx_bytes(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).ok()?;
+    Some(
+        text.lines()
+            .skip(2)
+            .filter_map(|l| {
+                let (name, rest) = l.split_once(':')?;
+                (name.trim() != "lo").then(|| rest.split_whitespace().next()?.parse::<u64>().ok())?
+            })
+            .sum(),
+    )
+}
+
+/// UDP datagrams delivered to sockets in process `pid`'s namespace (`Udp: InDatagrams`).
+/// ICMP errors (e.g. port unreachable from a killed server) count in the bytes, not here.
+fn udp_in(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/snmp")).ok()?;
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let i = names.split_whitespace().position(|n| n == "InDatagrams")?;
+    values.split_whitespace().nth(i)?.parse().ok()
+}
+
+/// Relays signaling between the peers (stdout -> other's stdin) until both outputs
+/// close or `deadline` passes, firing `firings` along the way. `pids` are the peer
+/// processes, whose namespaces' byte counters are sampled.
+#[allow(clippy::too_many_arguments)]
+pub async fn relay_with_timeline(
+    a_out: impl AsyncBufRead + Unpin,
+    mut a_in: impl AsyncWrite + Unpin,
+    b_out: impl AsyncBufRead + Unpin,
+    mut b_in: impl AsyncWrite + Unpin,
+    deadline: Duration,
+    pids: (u32, u32),
+    lab: &str,
+    firings: Vec<Firing>,
+) -> (Vec<PeerEvent>, Vec<PeerEvent>, TimelineLog) {
+    let base = Instant::now();
+    let ms = move || base.elapsed().as_secs_f64() * 1e3;
+    let until = tokio::time::Instant::now() + deadline;
+    let (mut a_lines, mut b_lines) = (a_out.lines(), b_out.lines());
+    let (mut a_open, mut b_open) = (true, true);
+    let (mut a_events, mut b_events) = (Vec::new(), Vec::new());
+    let mut log = TimelineLog::default();
+    let applied = Arc::new(Mutex::new(Vec::new()));
+    let (t0_tx, t0_rx) = tokio::sync::oneshot::channel::<Instant>();
+    let mut t0_tx = Some(t0_tx);
+    let executor = tokio::spawn(fire_all(lab.to_string(), firings.clone(), t0_rx, applied.clone()));
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    while a_open || b_open {
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => {
+                tracing::warn!("signaling relay deadline reached");
+                break;
+            }
+            _ = tick.tick() => {
+                let counters = (rx_bytes(pids.0), rx_bytes(pids.1), udp_in(pids.0), udp_in(pids.1));
+                if let (Some(a), Some(b), Some(c), Some(d)) = counters {
+                    log.samples.push((ms(), a + b, c + d));
+                }
+            }
+            line = a_lines.next_line(), if a_open => match line {
+                Ok(Some(l)) => if let Some(ev) = forward(&l, &mut b_in).await {
+                    if matches!(ev, PeerEvent::DataChannelOpen { .. }) && let Some(tx) = t0_tx.take() {
+                        log.t0_ms = Some(ms());
+                        let _ = tx.send(Instant::now());
+                    }
+                    keep(&mut log.offerer, ms(), &ev);
+                    a_events.push(ev);
+                },
+                _ => { a_open = false; let _ = b_in.shutdown().await; }
+            },
+            line = b_lines.next_line(), if b_open => match line {
+                Ok(Some(l)) => if let Some(ev) = forward(&l, &mut a_in).await {
+                    keep(&mut log.answerer, ms(), &ev);
+                    b_events.push(ev);
+                },
+                _ => { b_open = false; let _ = a_in.shutdown().await; }
+            },
+        }
+    }
+    executor.abort();
+    let _ = executor.await;
+    let done = applied.lock().map(|v| v.clone()).unwrap_or_default();
+    log.applied = firings
+        .iter()
+        .map(|f| {
+            done.iter().find(|a: &&Applied| a.index == f.index).cloned().unwrap_or_else(|| Applied {
+                index: f.index,
+                at_ms: f.at_ms,
+                what: f.what.clone(),
+                applied_ms: None,
+                took_ms: None,
+                ops: Vec::new(),
+                error: Some(if log.t0_ms.is_none() {
+                    "not applied: the data channel never opened".into()
+                } else {
+                    "not applied: the call ended first".into()
+                }),
+            })
+        })
+        .collect();
+    (a_events, b_events, log)
+}
+
+/// Events the outcome analysis needs, with their arrival time.
+fn keep(v: &mut Vec<(f64, PeerEvent)>, t: f64, ev: &PeerEvent) {
+    if matches!(
+        ev,
+        PeerEvent::IceState { .. } | PeerEvent::SelectedPair { .. } | PeerEvent::Error { .. } | PeerEvent::Done { .. }
+    ) {
+        v.push((t, ev.clone()));
+    }
+}
+
+/// Parses one output line; forwards it to the other peer if it is a signal.
+async fn forward(line: &str, other_in: &mut (impl AsyncWrite + Unpin)) -> Option<PeerEvent> {
+    if line.trim().is_empty() {
+        return None;
+    }
+    let ev: PeerEvent = match serde_json::from_str(line) {
+        Ok(ev) => ev,
+        Err(e) => {
+            tracing::warn!(%e, line, "skipping non-event line");
+            return None;
+        }
+    };
+    if let PeerEvent::Signal { signal, .. } = &ev {
+        let mut msg = serde_json::to_vec(signal).expect("signal serializes");
+        msg.push(b'\n');
+        // The other peer may have exited already; its events tell why.
+        if other_in.write_all(&msg).await.is_ok() {
+            let _ = other_in.flush().await;
+        }
+    }
+    Some(ev)
+}
+
+/// Waits for the timeline's zero, then runs each firing at its time, in order.
+async fn fire_all(
+    lab: String,
+    firings: Vec<Firing>,
+    t0: tokio::sync::oneshot::Receiver<Instant>,
+    out: Arc<Mutex<Vec<Applied>>>,
+) {
+    let Ok(t0) = t0.await else { return };
+    for f in firings {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(t0 + Duration::from_millis(f.at_ms))).await;
+        let start = Instant::now();
+        let applied_ms = (start - t0).as_secs_f64() * 1e3;
+        let (lab2, ops) = (lab.clone(), f.ops.clone());
+        let work = tokio::task::spawn_blocking(move || {
+            for op in &ops {
+                super::exec::run_op(&lab2, op).map_err(|e| format!("{op}: {e:#}"))?;
+            }
+            Ok::<(), String>(())
+        });
+        let error = match tokio::time::timeout(FIRING_DEADLINE, work).await {
+            Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(e))) => Some(e),
+            Ok(Err(e)) => Some(format!("operation task: {e}")),
+            Err(_) => Some(format!("operations did not finish within {FIRING_DEADLINE:?}")),
+        };
+        let took_ms = Some(start.elapsed().as_secs_f64() * 1e3);
+        tracing::info!(event = f.index, at_ms = applied_ms, ?error, "{}", f.what);
+        let rec = Applied {
+            index: f.index,
+            at_ms: f.at_ms,
+            what: f.what.clone(),
+            applied_ms: Some(applied_ms),
+            took_ms,
+            ops: f.ops.iter().map(|o| o.to_string()).collect(),
+            error,
+        };
+        if let Ok(mut v) = out.lock() {
+            v.push(rec);
+        }
+    }
+}

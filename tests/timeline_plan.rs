@@ -1,0 +1,136 @@
+//! Timeline events without root: validation errors located at file:line:col, and the
+//! operations each bundled `event-*.toml` turns into (snapshots).
+
+use std::fmt::Write;
+use std::path::Path;
+
+use icelab::plan::{ImpairEngine, PlanOptions, plan_with};
+use icelab::timeline::{Op, firings};
+use icelab::topology::{parse_file, parse_str};
+
+const BASE: &str = r#"
+[router.home]
+wan = "internet"
+[host.alice]
+on = "home"
+[host.bob]
+on = "internet"
+[server.relay]
+services = ["turn"]
+[scenario]
+offerer = "alice"
+answerer = "bob"
+turn = "relay"
+"#;
+
+fn errors(events: &str) -> Vec<String> {
+    let src = format!("{BASE}{events}");
+    let e = parse_str("t.toml", &src).expect_err("the file should be rejected");
+    e.diagnostics.iter().map(|d| format!("{}:{}: {}", d.line, d.col, d.message)).collect()
+}
+
+fn assert_one(events: &str, line_col: &str, needle: &str) {
+    let errs = errors(events);
+    assert!(
+        errs.iter().any(|e| e.starts_with(line_col) && e.contains(needle)),
+        "wanted {line_col} `{needle}`, got {errs:#?}"
+    );
+}
+
+#[test]
+fn unknown_node_is_located() {
+    assert_one("[[event]]\nat-ms = 100\nlink = \"down\"\nnode = \"carol\"\n", "17:8", "unknown node `carol`");
+}
+
+#[test]
+fn wrong_node_kind_is_located() {
+    assert_one("[[event]]\nat-ms = 100\nnat-flush = \"alice\"\n", "16:13", "`alice` is not a router");
+    assert_one("[[event]]\nat-ms = 100\nturn = \"stop\"\nserver = \"home\"\n", "17:10", "unknown server `home`");
+}
+
+#[test]
+fn event_beyond_deadline_or_data_phase() {
+    let src = BASE.replace("turn = \"relay\"\n", "turn = \"relay\"\ndeadline-ms = 5000\ndata-ms = 2000\n");
+    let e = parse_str("t.toml", &format!("{src}[[event]]\nat-ms = 6000\nfirewall-clear = \"home\"\n")).unwrap_err();
+    let msgs: Vec<&str> = e.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert!(msgs.iter().any(|m| m.contains("beyond the deadline")), "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.contains("after the data phase ends")), "{msgs:?}");
+}
+
+#[test]
+fn bad_actions_are_located() {
+    assert_one("[[event]]\nat-ms = 100\nlink = \"sideways\"\nnode = \"alice\"\n", "16:8", "bad link action");
+    assert_one("[[event]]\nat-ms = 100\n", "14:1", "event has no action");
+    assert_one(
+        "[[event]]\nat-ms = 100\nfirewall-clear = \"home\"\nturn = \"stop\"\nserver = \"relay\"\n",
+        "14:1",
+        "2 actions",
+    );
+    assert_one(
+        "[[event]]\nat-ms = 100\nfirewall-clear = \"home\"\nexpect = \"maybe\"\n",
+        "17:10",
+        "unknown event expectation",
+    );
+    assert_one(
+        "[[event]]\nat-ms = 300\nfirewall-clear = \"home\"\n[[event]]\nat-ms = 100\nfirewall-clear = \"home\"\n",
+        "18:9",
+        "time order",
+    );
+}
+
+#[test]
+fn events_without_scenario_are_rejected() {
+    let src = "[host.a]\non = \"internet\"\n[[event]]\nat-ms = 1\nlink = \"down\"\nnode = \"a\"\n";
+    let e = parse_str("t.toml", src).unwrap_err();
+    assert!(e.diagnostics[0].message.contains("without [scenario]"), "{e:?}");
+}
+
+#[test]
+fn data_phase_and_deadline_cover_the_timeline() {
+    let src = format!(
+        "{BASE}[[event]]\nat-ms = 2000\nfirewall-clear = \"home\"\nexpect = \"recovers\"\nmax-recovery-ms = 9000\n"
+    );
+    let t = parse_str("t.toml", &src).unwrap();
+    let s = t.scenario.unwrap();
+    assert_eq!(s.data_ms, 2000 + 10_000);
+    assert_eq!(s.deadline_ms, s.data_ms + icelab::scenario::DEFAULT_DEADLINE_MS);
+}
+
+fn render(path: &Path) -> String {
+    let topo = parse_file(path).unwrap();
+    let plan = plan_with(&topo, "icelab-snap", &PlanOptions { engine: ImpairEngine::Userspace, seed: 1 });
+    let mut out = String::new();
+    for f in firings(&topo, &plan, &topo.events).unwrap() {
+        let _ = writeln!(out, "#{} at {} ms: {}", f.index, f.at_ms, f.what);
+        for op in &f.ops {
+            let _ = writeln!(out, "  {op}");
+            match op {
+                Op::Nftables { ruleset, .. } => {
+                    out.extend(ruleset.lines().map(|l| format!("    | {l}\n")));
+                }
+                Op::EngineSet { impairment, .. } => {
+                    let _ = writeln!(out, "    | {}", serde_json::to_string(impairment).unwrap());
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn event_operations_match_snapshots() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("event-"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "{files:?}");
+    for p in files {
+        let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+        insta::assert_snapshot!(name, render(&p));
+    }
+}
