@@ -65,6 +65,13 @@ pub struct PeerConfig {
     /// ICE connectivity-check interval; `None` keeps the stack default (200 ms). In
     /// webrtc-rs 0.21 DTLS/SCTP progress visibly waits on this tick, so it sets setup time.
     pub ice_check_interval_ms: Option<u64>,
+    /// Restart ICE when the connection fails or stays disconnected; `None` never restarts.
+    pub ice_restart: Option<IceRestart>,
+    /// ICE timeouts (`SettingEngine::with_ice_timeouts`); unset ones keep the stack defaults.
+    pub ice_timeouts: IceTimeouts,
+    /// Test hook: the offerer restarts ICE this long after the data channel opened, healthy
+    /// or not (needs `ice_restart`), so a restart can be tested without breaking a path.
+    pub test_restart_after_open_ms: Option<u64>,
 }
 
 impl Default for PeerConfig {
@@ -80,6 +87,9 @@ impl Default for PeerConfig {
             deadline_ms: 15_000,
             linger_ms: 100,
             ice_check_interval_ms: None,
+            ice_restart: None,
+            ice_timeouts: IceTimeouts::default(),
+            test_restart_after_open_ms: None,
         }
     }
 }
@@ -89,4 +99,34 @@ impl PeerConfig {
     pub fn new(role: Role) -> Self {
         Self { role, ..Self::default() }
     }
+}
+
+/// When the offerer restarts ICE (what apps do with `restartIce()`). The answerer accepts a
+/// re-offer either way; with a policy it also outlives ICE `failed`, waiting for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IceRestart {
+    /// Restart once ICE has been `disconnected` this long (`failed` restarts at once).
+    pub after_disconnected_ms: u64,
+    /// Give up after this many restarts.
+    pub max_restarts: u32,
+}
+
+impl Default for IceRestart {
+    fn default() -> Self {
+        Self { after_disconnected_ms: 1000, max_restarts: 3 }
+    }
+}
+
+/// ICE consent timers. The stack defaults are 5 s to `disconnected`, 25 s more to
+/// `failed`, and keepalives every 2 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IceTimeouts {
+    /// No traffic on the selected pair this long: `disconnected`.
+    pub disconnected_ms: Option<u64>,
+    /// Then this much longer: `failed`.
+    pub failed_ms: Option<u64>,
+    /// Keepalive (consent) interval; derived from `disconnected_ms` when only that is set.
+    pub keepalive_ms: Option<u64>,
 }

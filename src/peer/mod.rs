@@ -34,9 +34,10 @@ mod harness;
 mod outcome;
 pub mod protocol;
 mod relay;
+mod restart;
 mod run;
 
-pub use config::{IceServer, PeerConfig, Role, TransportPolicy};
+pub use config::{IceRestart, IceServer, IceTimeouts, PeerConfig, Role, TransportPolicy};
 pub use harness::call_pair;
 pub use outcome::{GatheredCandidate, Outcome, PeerError, PeerOutcome};
 pub use protocol::{CandidateInfo, CandidateInit, DataStats, ErrorKind, PeerEvent, Phase, SelectedPair, SignalMsg};

@@ -49,6 +49,10 @@ pub struct PeerOutcome {
     pub data_channel_open_ms: Option<f64>,
     /// Last reported selected pair (re-read at the end, when all candidates are known).
     pub selected_pair: Option<SelectedPair>,
+    /// ICE restarts this peer did (offerer) or accepted (answerer).
+    pub ice_restarts: u32,
+    /// Selected-pair reports (connect, each change, the final re-read).
+    pub pair_reports: u32,
     /// Last STUN RTT on the selected pair.
     pub rtt_ms: Option<f64>,
     /// Data exchange numbers.
@@ -77,7 +81,11 @@ impl PeerOutcome {
                 PeerEvent::IceState { t_ms, state } if state == "connected" => {
                     o.ice_connected_ms.get_or_insert(*t_ms);
                 }
-                PeerEvent::SelectedPair { pair, .. } => o.selected_pair = Some(pair.clone()),
+                PeerEvent::SelectedPair { pair, .. } => {
+                    o.selected_pair = Some(pair.clone());
+                    o.pair_reports += 1;
+                }
+                PeerEvent::IceRestart { attempt, .. } => o.ice_restarts = o.ice_restarts.max(*attempt),
                 PeerEvent::DtlsConnected { t_ms } => {
                     o.dtls_connected_ms.get_or_insert(*t_ms);
                 }

@@ -201,12 +201,23 @@ pub enum PeerEvent {
         /// New state.
         state: String,
     },
-    /// The nominated candidate pair; written when ICE connects and again before `done`.
+    /// The nominated candidate pair; written when ICE connects, whenever the pair changes
+    /// (e.g. after an ICE restart), and again before `done`.
     SelectedPair {
         /// Time.
         t_ms: f64,
         /// The pair.
         pair: SelectedPair,
+    },
+    /// ICE restarts: the offerer sent a re-offer with new credentials, or the answerer
+    /// accepted one.
+    IceRestart {
+        /// Time.
+        t_ms: f64,
+        /// 1 for the first restart of the call.
+        attempt: u32,
+        /// Why: `failed`, `disconnected for 1000 ms`, `re-offer`, ...
+        reason: String,
     },
     /// DTLS handshake done (peer connection state `connected`).
     DtlsConnected {
@@ -261,6 +272,7 @@ impl PeerEvent {
             | PeerEvent::GatheringComplete { t_ms }
             | PeerEvent::IceState { t_ms, .. }
             | PeerEvent::SelectedPair { t_ms, .. }
+            | PeerEvent::IceRestart { t_ms, .. }
             | PeerEvent::DtlsConnected { t_ms }
             | PeerEvent::DataChannelOpen { t_ms }
             | PeerEvent::Rtt { t_ms, .. }

@@ -20,6 +20,7 @@ use super::candidate::{self, KnownCandidates};
 use super::config::{PeerConfig, Role, TransportPolicy};
 use super::data::{DataPlan, drive_channel};
 use super::protocol::{CandidateInfo, CandidateInit, DataStats, ErrorKind, PeerEvent, Phase, SignalMsg};
+use super::restart::{self, IceWatch};
 
 /// Bounds the SCTP send queue so the sender is paced by the network, not by memory.
 const SEND_BUFFER_LIMIT: usize = 128 * 1024;
@@ -127,8 +128,8 @@ async fn build_pc(cfg: &PeerConfig, handler: Handler) -> anyhow::Result<impl Pee
     let loopback = cfg.udp_bind.iter().any(|a| a.parse::<std::net::SocketAddr>().is_ok_and(|s| s.ip().is_loopback()));
     let settings = SettingEngineBuilder::new()
         .with_include_loopback_candidate(loopback)
-        .with_ice_connection_attempts(cfg.ice_check_interval_ms.map(Duration::from_millis), None)
-        .build();
+        .with_ice_connection_attempts(cfg.ice_check_interval_ms.map(Duration::from_millis), None);
+    let settings = restart::with_timeouts(settings, &cfg.ice_timeouts).build();
     let pc = PeerConnectionBuilder::new()
         .with_configuration(config)
         .with_setting_engine(settings)
@@ -157,6 +158,8 @@ struct Session<P, W> {
     ice_connected: bool,
     dtls_connected: bool,
     gathering_started: bool,
+    /// ICE restart policy and selected-pair changes.
+    watch: IceWatch,
 }
 
 /// How the main loop ends.
@@ -204,7 +207,8 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
 
     async fn remote_description_set(&mut self) -> anyhow::Result<()> {
         self.remote_set = true;
-        self.phase = Phase::Ice;
+        // A re-offer/answer (ICE restart) does not set a running call back.
+        self.phase = self.phase.max(Phase::Ice);
         for c in std::mem::take(&mut self.pending) {
             self.add_candidate(c).await;
         }
@@ -230,6 +234,7 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
     async fn on_signal(&mut self, msg: SignalMsg) -> anyhow::Result<Step> {
         match (msg, self.cfg.role) {
             (SignalMsg::Offer { sdp }, Role::Answerer) => {
+                let reoffer = self.remote_set;
                 let offer = RTCSessionDescription::offer(sdp).map_err(|e| anyhow!("offer: {e}"))?;
                 self.pc.set_remote_description(offer).await.map_err(|e| anyhow!("set_remote_description: {e}"))?;
                 let answer = self.pc.create_answer(None).await.map_err(|e| anyhow!("create_answer: {e}"))?;
@@ -238,6 +243,10 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
                 self.pc.set_local_description(answer).await.map_err(|e| anyhow!("set_local_description: {e}"))?;
                 self.out.signal(SignalMsg::Answer { sdp }).await?;
                 self.remote_description_set().await?;
+                if reoffer {
+                    let (t_ms, attempt) = (self.clock.ms(), self.watch.reoffer_accepted());
+                    self.out.emit(PeerEvent::IceRestart { t_ms, attempt, reason: "re-offer".into() }).await?;
+                }
             }
             (SignalMsg::Answer { sdp }, Role::Offerer) => {
                 let answer = RTCSessionDescription::answer(sdp).map_err(|e| anyhow!("answer: {e}"))?;
@@ -284,6 +293,36 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
         Ok(())
     }
 
+    /// Reports the selected pair if it is not the one reported last.
+    async fn emit_pair_if_changed(&mut self) -> anyhow::Result<()> {
+        if self.watch.pair_changed(restart::selected_pair_key(&self.pc).await) {
+            self.emit_selected_pair().await?;
+        }
+        Ok(())
+    }
+
+    /// Timer work: selected-pair polling and due ICE restarts. A restart that cannot be
+    /// sent is reported, not fatal: the watch retries it.
+    async fn on_wake(&mut self) -> anyhow::Result<Step> {
+        let now = tokio::time::Instant::now();
+        if self.watch.poll_due(now) {
+            self.emit_pair_if_changed().await?;
+        }
+        if let Some(r) = self.watch.restart_due(now) {
+            let t_ms = self.clock.ms();
+            self.out.emit(PeerEvent::IceRestart { t_ms, attempt: r.attempt, reason: r.reason }).await?;
+            match restart::reoffer(&self.pc).await {
+                Ok(sdp) => self.out.signal(SignalMsg::Offer { sdp }).await?,
+                Err(e) => {
+                    let (t_ms, phase) = (self.clock.ms(), self.phase);
+                    let message = format!("{e:#}");
+                    self.out.emit(PeerEvent::Error { t_ms, kind: ErrorKind::Internal, phase, message }).await?;
+                }
+            }
+        }
+        Ok(Step::Continue)
+    }
+
     async fn on_internal(&mut self, ev: Internal) -> anyhow::Result<Step> {
         match ev {
             Internal::Candidate(t_ms, info, init) => {
@@ -304,15 +343,17 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
             Internal::Gathering(..) => {}
             Internal::Ice(t_ms, state) => {
                 self.out.emit(PeerEvent::IceState { t_ms, state: state.to_string() }).await?;
+                self.watch.on_ice(state, tokio::time::Instant::now());
                 match state {
-                    RTCIceConnectionState::Connected | RTCIceConnectionState::Completed if !self.ice_connected => {
+                    RTCIceConnectionState::Connected | RTCIceConnectionState::Completed => {
                         self.ice_connected = true;
                         if self.phase < Phase::Dtls {
                             self.phase = Phase::Dtls;
                         }
-                        self.emit_selected_pair().await?;
+                        // At connect, and after a restart, which usually selects another pair.
+                        self.emit_pair_if_changed().await?;
                     }
-                    RTCIceConnectionState::Failed => {
+                    RTCIceConnectionState::Failed if self.watch.failure_is_fatal() => {
                         return Ok(Step::Fail(ErrorKind::Failed, "ICE failed".into()));
                     }
                     _ => {}
@@ -326,7 +367,7 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
                     }
                     self.out.emit(PeerEvent::DtlsConnected { t_ms }).await?;
                 }
-                RTCPeerConnectionState::Failed => {
+                RTCPeerConnectionState::Failed if self.watch.failure_is_fatal() => {
                     return Ok(Step::Fail(ErrorKind::Failed, "peer connection failed".into()));
                 }
                 _ => {}
@@ -338,6 +379,9 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
             }
             Internal::DcOpen(t_ms) => {
                 self.phase = Phase::Data;
+                if let Some(ms) = self.cfg.test_restart_after_open_ms {
+                    self.watch.force_at(tokio::time::Instant::now() + Duration::from_millis(ms));
+                }
                 self.out.emit(PeerEvent::DataChannelOpen { t_ms }).await?;
             }
             Internal::DataDone(stats) => {
@@ -388,6 +432,7 @@ pub async fn run_peer(
             return Err(e);
         }
     };
+    let watch = IceWatch::new(cfg.ice_restart, cfg.role);
     let mut s = Session {
         cfg,
         pc,
@@ -403,6 +448,7 @@ pub async fn run_peer(
         ice_connected: false,
         dtls_connected: false,
         gathering_started: false,
+        watch,
     };
 
     let mut lines = input.lines();
@@ -412,6 +458,7 @@ pub async fn run_peer(
             s.start_offer().await?;
         }
         loop {
+            let wake = s.watch.next_wake();
             let step = tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => Step::Fail(
                     ErrorKind::Timeout,
@@ -427,6 +474,7 @@ pub async fn run_peer(
                     },
                 },
                 Some(ev) = rx.recv() => s.on_internal(ev).await?,
+                _ = restart::sleep_until(wake) => s.on_wake().await?,
             };
             if !matches!(step, Step::Continue) {
                 return anyhow::Ok(step);
