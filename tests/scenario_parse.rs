@@ -133,3 +133,34 @@ fn turn_service_is_spawned_with_lab_subnets() {
     assert!(allowed.iter().any(|a| a.starts_with("192.168.")));
     assert_eq!(plan.service("turn").unwrap().address.port(), 3478);
 }
+
+#[test]
+fn ice_restart_and_timeouts() {
+    use icelab::peer::{IceRestart, IceTimeouts};
+    let parse = |extra: &str| {
+        let src = format!("{NODES}[scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\n{extra}");
+        parse_str("t.toml", &src).unwrap().scenario.unwrap()
+    };
+    assert_eq!(parse("").ice_restart, None);
+    assert_eq!(parse("ice-restart = false\n").ice_restart, None);
+    assert_eq!(parse("ice-restart = true\n").ice_restart, Some(IceRestart::default()));
+    let s = parse("ice-restart = { after-disconnected-ms = 200, max = 5 }\nice-disconnected-ms = 800\n");
+    assert_eq!(s.ice_restart, Some(IceRestart { after_disconnected_ms: 200, max_restarts: 5 }));
+    assert_eq!(s.ice_timeouts, IceTimeouts { disconnected_ms: Some(800), failed_ms: None, keepalive_ms: None });
+
+    let tail = "[scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\nice-restart = { max = 0 }\n";
+    let e = errors(tail);
+    assert!(e[0].2.contains("max must be"), "{e:?}");
+    assert_eq!(e[0].0, line_of(tail, "ice-restart"));
+    let e = errors("[scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\nice-restart = { after = 1 }\n");
+    assert!(e[0].2.contains("unknown key `after`"), "{e:?}");
+    let e = errors("[scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\nice-restart = \"yes\"\n");
+    assert!(e[0].2.contains("expected a boolean or a table"), "{e:?}");
+    let tail =
+        "[scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\nice-disconnected-ms = 500\nice-keepalive-ms = 500\n";
+    let e = errors(tail);
+    assert!(e[0].2.contains("not below ice-disconnected-ms"), "{e:?}");
+    assert_eq!(e[0].0, line_of(tail, "ice-keepalive-ms"));
+    let e = errors("[scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\nice-failed-ms = 0\n");
+    assert!(e[0].2.contains("ice-failed-ms must be positive"), "{e:?}");
+}

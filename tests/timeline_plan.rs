@@ -72,6 +72,11 @@ fn bad_actions_are_located() {
         "unknown event expectation",
     );
     assert_one(
+        "[[event]]\nat-ms = 100\nfirewall-clear = \"home\"\npair = \"turn\"\n",
+        "17:8",
+        "unknown pair expectation `turn`",
+    );
+    assert_one(
         "[[event]]\nat-ms = 300\nfirewall-clear = \"home\"\n[[event]]\nat-ms = 100\nfirewall-clear = \"home\"\n",
         "18:9",
         "time order",

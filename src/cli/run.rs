@@ -192,6 +192,9 @@ fn print_events(rep: &RunReport) {
         for l in &e.ice {
             println!("        ice: {l}");
         }
+        for l in &e.ice_restarts {
+            println!("        ice restart: {l}");
+        }
         if let Some(p) = &e.selected_pair {
             let changed = if e.pair_changed == Some(true) { " (changed)" } else { "" };
             println!("        pair after: {}{changed}", pair_text(p, None));

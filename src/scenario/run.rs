@@ -148,6 +148,8 @@ async fn call(
         data_rate_kbps: scn.data_rate_kbps,
         deadline_ms: scn.deadline_ms,
         ice_check_interval_ms: Some(scn.ice_check_ms),
+        ice_restart: scn.ice_restart,
+        ice_timeouts: scn.ice_timeouts,
         linger_ms: 50,
         ..PeerConfig::new(role)
     };

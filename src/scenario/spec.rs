@@ -7,7 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::peer::TransportPolicy;
+use crate::peer::{IceRestart, IceTimeouts, TransportPolicy};
 use crate::topology::Reporter;
 
 /// Default data phase after the channel opens.
@@ -31,6 +31,10 @@ pub struct RawScenario {
     data_rate_kbps: Option<u64>,
     deadline_ms: Option<Spanned<u64>>,
     ice_check_ms: Option<Spanned<u64>>,
+    ice_restart: Option<Spanned<toml::Value>>,
+    ice_disconnected_ms: Option<Spanned<u64>>,
+    ice_failed_ms: Option<Spanned<u64>>,
+    ice_keepalive_ms: Option<Spanned<u64>>,
     /// Test hook: the answerer reads signaling but never answers.
     test_silent_answerer: Option<bool>,
 }
@@ -93,6 +97,11 @@ pub struct Scenario {
     pub deadline_ms: u64,
     /// ICE connectivity-check interval.
     pub ice_check_ms: u64,
+    /// Restart ICE when the call's path dies (`ice-restart`); `None`: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ice_restart: Option<IceRestart>,
+    /// `ice-disconnected-ms`, `ice-failed-ms`, `ice-keepalive-ms`.
+    pub ice_timeouts: IceTimeouts,
     /// Test hook: the answerer never answers, so the call must time out.
     pub silent_answerer: bool,
 }
@@ -257,6 +266,24 @@ fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, r: RawScenario) -> Scen
     };
     positive(rep, &r.deadline_ms, "deadline-ms");
     positive(rep, &r.ice_check_ms, "ice-check-ms");
+    positive(rep, &r.ice_disconnected_ms, "ice-disconnected-ms");
+    positive(rep, &r.ice_failed_ms, "ice-failed-ms");
+    positive(rep, &r.ice_keepalive_ms, "ice-keepalive-ms");
+    if let (Some(k), Some(d)) = (&r.ice_keepalive_ms, &r.ice_disconnected_ms)
+        && k.get_ref() >= d.get_ref()
+    {
+        rep.error(
+            k.span(),
+            format!("ice-keepalive-ms {} is not below ice-disconnected-ms {}", k.get_ref(), d.get_ref()),
+            Some("a quiet healthy pair would go disconnected; leave it out to derive it".into()),
+        );
+    }
+    let ice_restart = r.ice_restart.as_ref().and_then(|v| interpret_ice_restart(rep, v));
+    let ice_timeouts = IceTimeouts {
+        disconnected_ms: r.ice_disconnected_ms.map(Spanned::into_inner),
+        failed_ms: r.ice_failed_ms.map(Spanned::into_inner),
+        keepalive_ms: r.ice_keepalive_ms.map(Spanned::into_inner),
+    };
     Scenario {
         offerer: r.offerer.into_inner(),
         answerer: r.answerer.into_inner(),
@@ -267,8 +294,39 @@ fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, r: RawScenario) -> Scen
         data_rate_kbps: r.data_rate_kbps,
         deadline_ms: r.deadline_ms.map_or(DEFAULT_DEADLINE_MS, Spanned::into_inner),
         ice_check_ms: r.ice_check_ms.map_or(DEFAULT_ICE_CHECK_MS, Spanned::into_inner),
+        ice_restart,
+        ice_timeouts,
         silent_answerer: r.test_silent_answerer.unwrap_or(false),
     }
+}
+
+/// `ice-restart = true | false | { after-disconnected-ms = N, max = N }`.
+fn interpret_ice_restart(rep: &mut Reporter, v: &Spanned<toml::Value>) -> Option<IceRestart> {
+    const HINT: &str = "use true, or { after-disconnected-ms = 1000, max = 3 }";
+    let mut policy = IceRestart::default();
+    match v.get_ref() {
+        toml::Value::Boolean(b) => return b.then_some(policy),
+        toml::Value::Table(t) => {
+            for (k, val) in t {
+                let n = val.as_integer().filter(|n| *n >= 0);
+                match (k.as_str(), n) {
+                    ("after-disconnected-ms", Some(n)) => policy.after_disconnected_ms = n as u64,
+                    ("max", Some(n)) if n >= 1 => policy.max_restarts = n.min(u32::MAX as i64) as u32,
+                    ("max", _) => rep.error(v.span(), "ice-restart: max must be a whole number >= 1", None),
+                    ("after-disconnected-ms", None) => {
+                        rep.error(v.span(), "ice-restart: after-disconnected-ms must be a whole number >= 0", None)
+                    }
+                    (other, _) => rep.error(v.span(), format!("ice-restart: unknown key `{other}`"), Some(HINT.into())),
+                }
+            }
+        }
+        other => rep.error(
+            v.span(),
+            format!("ice-restart: expected a boolean or a table, found {}", other.type_str()),
+            Some(HINT.into()),
+        ),
+    }
+    Some(policy)
 }
 
 fn interpret_expect(rep: &mut Reporter, r: RawExpect) -> Expect {

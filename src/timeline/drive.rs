@@ -159,11 +159,15 @@ pub async fn relay_with_timeline(
     (a_events, b_events, log)
 }
 
-/// Events the outcome analysis needs, with their arrival time.
+/// Events the outcome analysis needs (state, pair, restart, end), with their arrival time.
 fn keep(v: &mut Vec<(f64, PeerEvent)>, t: f64, ev: &PeerEvent) {
     if matches!(
         ev,
-        PeerEvent::IceState { .. } | PeerEvent::SelectedPair { .. } | PeerEvent::Error { .. } | PeerEvent::Done { .. }
+        PeerEvent::IceState { .. }
+            | PeerEvent::SelectedPair { .. }
+            | PeerEvent::IceRestart { .. }
+            | PeerEvent::Error { .. }
+            | PeerEvent::Done { .. }
     ) {
         v.push((t, ev.clone()));
     }

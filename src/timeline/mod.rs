@@ -17,6 +17,7 @@
 //! node = "alice"
 //! expect = "recovers"             # never broke, or data flows again (ICE connected) ...
 //! max-recovery-ms = 2000          # ... this soon after the event
+//! pair = "relay"                  # and the call ends the window on a relay (or "direct") pair
 //!
 //! # other actions (one per event):
 //! # nat-flush = "home"                                  # conntrack + NAT maps flushed; new-ports = false keeps ports
@@ -44,4 +45,4 @@ pub mod spec;
 pub use actions::{Firing, Op, firings};
 pub use drive::{Applied, TimelineLog, relay_with_timeline};
 pub use outcome::{EventOutcome, Recovery, analyze};
-pub use spec::{Action, EventExpect, RawEvent, TimelineEvent};
+pub use spec::{Action, EventExpect, PairExpect, RawEvent, TimelineEvent};

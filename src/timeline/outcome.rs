@@ -7,11 +7,15 @@
 //! burst of ICMP errors from a dead server does not count). ICE consent checks and
 //! keepalives are far below it. A stall is a run of samples without flow lasting
 //! [`STALL_MS`] or more.
+//!
+//! A peer with an ICE restart policy reports each restart (`ice_restart`) and each new
+//! selected pair; an event's outcome lists the restarts in its window and the pair the
+//! call ended up on, which `pair = "relay" | "direct"` checks.
 
 use serde::Serialize;
 
 use super::drive::TimelineLog;
-use super::spec::{EventExpect, TimelineEvent};
+use super::spec::{EventExpect, PairExpect, TimelineEvent};
 use crate::peer::{PeerEvent, SelectedPair};
 use crate::scenario::Check;
 
@@ -68,12 +72,18 @@ pub struct EventOutcome {
     pub window_end_ms: f64,
     /// ICE state changes in the window: `offerer disconnected @ +5012 ms`.
     pub ice: Vec<String>,
-    /// The offerer's selected pair as last reported after the event, if it was.
+    /// ICE restarts in the window: `offerer restart 1 (failed) @ +2100 ms`.
+    pub ice_restarts: Vec<String>,
+    /// The offerer's selected pair in effect at the end of the window: the last one
+    /// reported before the next event (for the last event, the final re-read).
     pub selected_pair: Option<SelectedPair>,
     /// That pair differs from the one ICE selected first.
     pub pair_changed: Option<bool>,
     /// What the file expects.
     pub expect: Option<EventExpect>,
+    /// The pair the file expects at the end of the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect_pair: Option<PairExpect>,
 }
 
 /// A stall: [start, end) in ms after open; `open` when data never came back.
@@ -147,6 +157,17 @@ pub fn analyze(events: &[TimelineEvent], log: &TimelineLog, data_ms: u64) -> Vec
         })
         .collect();
     let first_pair = pairs.first().map(|p| p.1);
+    let restarts: Vec<(f64, String)> = [("offerer", &log.offerer), ("answerer", &log.answerer)]
+        .into_iter()
+        .flat_map(|(who, v)| {
+            v.iter().filter_map(move |(t, e)| match e {
+                PeerEvent::IceRestart { attempt, reason, .. } => {
+                    Some((rel(*t), format!("{who} restart {attempt} ({reason}) @ +{:.0} ms", rel(*t))))
+                }
+                _ => None,
+            })
+        })
+        .collect();
 
     events
         .iter()
@@ -168,9 +189,11 @@ pub fn analyze(events: &[TimelineEvent], log: &TimelineLog, data_ms: u64) -> Vec
                 ice_reconnected_ms: None,
                 window_end_ms: window_end,
                 ice: Vec::new(),
+                ice_restarts: Vec::new(),
                 selected_pair: None,
                 pair_changed: None,
                 expect: ev.expect,
+                expect_pair: ev.pair,
             };
             let Some(a) = ap.applied_ms.filter(|_| ap.error.is_none()) else {
                 return o;
@@ -214,7 +237,12 @@ pub fn analyze(events: &[TimelineEvent], log: &TimelineLog, data_ms: u64) -> Vec
                 (true, Some(d), Some(i)) => Recovery::Recovered { recovery_ms: d.max(i) - a },
                 _ => Recovery::Broke,
             };
-            o.selected_pair = pairs.iter().rfind(|(t, _)| *t >= a).map(|p| p.1.clone());
+            o.ice_restarts =
+                restarts.iter().filter(|(t, _)| *t >= a && *t < window_end).map(|(_, s)| s.clone()).collect();
+            // Pairs are reported when they change, so the one in effect is the last before
+            // the next event; the last event also sees the re-read at the end of the call.
+            let pair_end = next.unwrap_or(f64::INFINITY);
+            o.selected_pair = pairs.iter().rfind(|(t, _)| *t < pair_end).map(|p| p.1.clone());
             o.pair_changed = match (&o.selected_pair, first_pair) {
                 (Some(p), Some(f)) => {
                     Some(p.local.endpoint() != f.local.endpoint() || p.remote.endpoint() != f.remote.endpoint())
@@ -242,23 +270,52 @@ impl EventOutcome {
         }
     }
 
-    /// The check for this event's expectation, if it has one.
+    /// The check for this event's expectations (recovery and pair), if it has any.
     pub fn check(&self) -> Option<Check> {
+        if self.expect.is_none() && self.expect_pair.is_none() {
+            return None;
+        }
         let name = format!("event {}", self.index);
-        let (expected, ok) = match self.expect? {
-            EventExpect::Breaks => ("breaks".to_string(), self.recovery == Recovery::Broke),
-            EventExpect::Recovers { max_recovery_ms } => {
+        let mut expected = Vec::new();
+        let mut observed = self.observed();
+        let mut ok = true;
+        match self.expect {
+            None => {}
+            Some(EventExpect::Breaks) => {
+                expected.push("breaks".to_string());
+                ok &= self.recovery == Recovery::Broke;
+            }
+            Some(EventExpect::Recovers { max_recovery_ms }) => {
                 let within = |ms: f64| max_recovery_ms.is_none_or(|m| ms <= m as f64);
-                let ok = match &self.recovery {
+                ok &= match &self.recovery {
                     Recovery::NeverBroke => true,
                     Recovery::Recovered { recovery_ms } => within(*recovery_ms),
                     _ => false,
                 };
                 let bound = max_recovery_ms.map_or(String::new(), |m| format!(" within {m} ms"));
-                (format!("recovers{bound}"), ok)
+                expected.push(format!("recovers{bound}"));
             }
-        };
-        Some(Check { name, expected: format!("{expected} ({})", self.what), observed: self.observed(), ok })
+        }
+        if let Some(want) = self.expect_pair {
+            let relay = self.selected_pair.as_ref().map(|p| p.relay_based);
+            ok &= relay == Some(want == PairExpect::Relay);
+            expected.push(format!("on a {} pair", want.as_str()));
+            observed.push_str(&match &self.selected_pair {
+                Some(p) => format!(
+                    ", on a {} pair ({} -> {})",
+                    if p.relay_based { "relay" } else { "direct" },
+                    p.local.base_type,
+                    p.remote.base_type
+                ),
+                None => ", no pair reported".into(),
+            });
+        }
+        // The answerer's lines mirror the offerer's restarts.
+        let restarts = self.ice_restarts.iter().filter(|l| l.starts_with("offerer ")).count();
+        if restarts > 0 {
+            observed.push_str(&format!(" after {restarts} ICE restart(s)"));
+        }
+        Some(Check { name, expected: format!("{} ({})", expected.join(" "), self.what), observed, ok })
     }
 }
 
@@ -315,7 +372,12 @@ mod tests {
     }
 
     fn ev(at: u64, expect: Option<EventExpect>) -> TimelineEvent {
-        TimelineEvent { at_ms: at, action: super::super::spec::Action::FirewallClear { node: "x".into() }, expect }
+        TimelineEvent {
+            at_ms: at,
+            action: super::super::spec::Action::FirewallClear { node: "x".into() },
+            expect,
+            pair: None,
+        }
     }
 
     #[test]
@@ -345,5 +407,56 @@ mod tests {
         let o = analyze(&[ev(1000, Some(EventExpect::Breaks))], &l, 8000);
         assert_eq!(o[0].recovery, Recovery::NeverBroke);
         assert!(!o[0].check().unwrap().ok);
+    }
+
+    fn pair(relay: bool, port: u16) -> SelectedPair {
+        let c = |t: &str, port| crate::peer::CandidateInfo {
+            candidate_type: t.into(),
+            base_type: t.into(),
+            protocol: "udp".into(),
+            address: "10.0.0.1".into(),
+            port,
+            relay_protocol: None,
+            related_address: None,
+            url: None,
+        };
+        SelectedPair {
+            local: c("host", port),
+            remote: c(if relay { "relay" } else { "srflx" }, 9),
+            relay_based: relay,
+            relay_protocol: None,
+            rtt_ms: None,
+        }
+    }
+
+    #[test]
+    fn restart_onto_the_relay_is_recorded_and_checked() {
+        let mut l = log(flow(8000.0, &[(1000.0, 2500.0)]), &[(1000, 1000.0), (6000, 6000.0)]);
+        let at = |t: f64, e: PeerEvent| (t, e);
+        l.offerer = vec![
+            at(-400.0, PeerEvent::SelectedPair { t_ms: 0.0, pair: pair(false, 1) }),
+            at(1800.0, PeerEvent::IceState { t_ms: 0.0, state: "disconnected".into() }),
+            at(2300.0, PeerEvent::IceRestart { t_ms: 0.0, attempt: 1, reason: "disconnected for 500 ms".into() }),
+            at(2400.0, PeerEvent::IceState { t_ms: 0.0, state: "connected".into() }),
+            at(2400.0, PeerEvent::SelectedPair { t_ms: 0.0, pair: pair(true, 2) }),
+            at(8100.0, PeerEvent::SelectedPair { t_ms: 0.0, pair: pair(true, 2) }),
+        ];
+        l.answerer = vec![
+            at(1800.0, PeerEvent::IceState { t_ms: 0.0, state: "disconnected".into() }),
+            at(2300.0, PeerEvent::IceRestart { t_ms: 0.0, attempt: 1, reason: "re-offer".into() }),
+            at(2400.0, PeerEvent::IceState { t_ms: 0.0, state: "connected".into() }),
+        ];
+        let mut evs = [ev(1000, Some(EventExpect::Recovers { max_recovery_ms: Some(3000) })), ev(6000, None)];
+        evs[0].pair = Some(PairExpect::Relay);
+        evs[1].pair = Some(PairExpect::Direct);
+        let o = analyze(&evs, &l, 8000);
+        assert_eq!(o[0].recovery, Recovery::Recovered { recovery_ms: 1500.0 });
+        assert_eq!(o[0].ice_restarts.len(), 2, "{:?}", o[0].ice_restarts);
+        assert_eq!(o[0].pair_changed, Some(true));
+        let c = o[0].check().unwrap();
+        assert!(c.ok && c.observed.contains("after 1 ICE restart(s)"), "{c:?}");
+        // The second event expects a direct pair but the call stayed on the relay.
+        assert!(o[1].ice_restarts.is_empty());
+        assert!(!o[1].check().unwrap().ok);
     }
 }

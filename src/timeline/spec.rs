@@ -34,6 +34,7 @@ pub struct RawEvent {
     impair: Option<Spanned<RawImpairChange>>,
     expect: Option<Spanned<String>>,
     max_recovery_ms: Option<Spanned<u64>>,
+    pair: Option<Spanned<String>>,
 }
 
 /// `nat = { router = "home", nat = "symmetric" }`
@@ -158,6 +159,26 @@ pub enum EventExpect {
     Breaks,
 }
 
+/// What the offerer's selected pair must be once an event has played out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PairExpect {
+    /// Through a TURN relay (either side's candidate is a relay).
+    Relay,
+    /// Not through a relay (host, srflx or prflx on both sides).
+    Direct,
+}
+
+impl PairExpect {
+    /// The word used in files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PairExpect::Relay => "relay",
+            PairExpect::Direct => "direct",
+        }
+    }
+}
+
 /// One timeline event: at `at_ms` after the data channel opened, do `action`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TimelineEvent {
@@ -167,6 +188,9 @@ pub struct TimelineEvent {
     pub action: Action,
     /// What it must do to the call.
     pub expect: Option<EventExpect>,
+    /// The pair the call must be on at the end of the event's window (`pair = "relay"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pair: Option<PairExpect>,
 }
 
 /// What validation needs to know about the nodes.
@@ -251,8 +275,9 @@ pub(crate) fn interpret(
             );
         }
         let expect = interpret_expect(rep, &r);
+        let pair = interpret_pair(rep, &r);
         if let Some(action) = interpret_action(rep, nodes, f, span, r) {
-            out.push(TimelineEvent { at_ms: at, action, expect });
+            out.push(TimelineEvent { at_ms: at, action, expect, pair });
         }
     }
     let last = out.last().map(|e| {
@@ -300,6 +325,22 @@ fn interpret_expect(rep: &mut Reporter, r: &RawEvent) -> Option<EventExpect> {
         rep.error(m.span(), "max-recovery-ms needs expect = \"recovers\"", None);
     }
     e
+}
+
+fn interpret_pair(rep: &mut Reporter, r: &RawEvent) -> Option<PairExpect> {
+    let p = r.pair.as_ref()?;
+    match p.get_ref().as_str() {
+        "relay" => Some(PairExpect::Relay),
+        "direct" => Some(PairExpect::Direct),
+        other => {
+            rep.error(
+                p.span(),
+                format!("unknown pair expectation `{other}`"),
+                Some("use \"relay\" or \"direct\"".into()),
+            );
+            None
+        }
+    }
 }
 
 /// Which nodes an action may name.
