@@ -247,6 +247,9 @@ async fn call_through(url: String, want: &str) {
         udp_bind: vec!["127.0.0.1:0".into()],
         data_duration_ms: 300,
         data_chunk_bytes: 1024,
+        // Paced like media: an unpaced flood through a relay overruns buffers and SCTP then
+        // stalls on its retransmission timer (as in the bundled relay scenarios).
+        data_rate_kbps: Some(2000),
         // Relayed setup is slow with webrtc-rs 0.21 (see peer_loopback).
         deadline_ms: 25_000,
         ..PeerConfig::new(role)
