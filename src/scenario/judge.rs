@@ -255,6 +255,19 @@ mod tests {
     }
 
     #[test]
+    fn relay_transport_is_any_of_a_list() {
+        let mut o = connected(cand("relay", "relay"), cand("srflx", "srflx"));
+        o.offerer.selected_pair.as_mut().unwrap().relay_protocol = Some("tcp".into());
+        let e = |t: &[&str]| Expect {
+            relay_transport: Some(t.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        };
+        assert!(judge(&o, &Timings::default(), &e(&["tcp", "tls"])).pass);
+        let v = judge(&o, &Timings::default(), &e(&["tls"]));
+        assert!(v.failures()[0].contains("expected tls, observed tcp"), "{:?}", v.failures());
+    }
+
+    #[test]
     fn missing_pair_fails_pair_checks() {
         let v =
             judge(&Outcome::default(), &Timings::default(), &expect(&[CandidateType::Host], &[CandidateType::Host]));
