@@ -50,7 +50,7 @@ pub struct RawExpect {
     local: Option<Spanned<OneOrMany>>,
     remote: Option<Spanned<OneOrMany>>,
     protocol: Option<Spanned<String>>,
-    relay_transport: Option<Spanned<String>>,
+    relay_transport: Option<Spanned<OneOrMany>>,
     max_ice_ms: Option<f64>,
     max_connect_ms: Option<f64>,
 }
@@ -158,8 +158,8 @@ pub struct Expect {
     pub remote: Option<Vec<CandidateType>>,
     /// ICE transport of the selected pair (`udp`, `tcp`).
     pub protocol: Option<String>,
-    /// TURN transport when the pair is relayed (`udp`, `tcp`, `tls`).
-    pub relay_transport: Option<String>,
+    /// TURN transport when the pair is relayed (`udp`, `tcp`, `tls`); any of the list.
+    pub relay_transport: Option<Vec<String>>,
     /// Upper bound on offer-to-ICE-connected, ms.
     pub max_ice_ms: Option<f64>,
     /// Upper bound on offer-to-data-channel-open, ms.
@@ -316,7 +316,21 @@ fn interpret_expect(rep: &mut Reporter, r: RawExpect) -> Expect {
         Some(v.get_ref().clone())
     };
     let protocol = word(rep, &r.protocol, &["udp", "tcp"], "protocol");
-    let relay_transport = word(rep, &r.relay_transport, &["udp", "tcp", "tls"], "relay-transport");
+    let relay_transport = r.relay_transport.as_ref().map(|v| {
+        let allowed = ["udp", "tcp", "tls"];
+        let words = v.get_ref().words();
+        for w in words.iter().filter(|w| !allowed.contains(&w.as_str())) {
+            rep.error(
+                v.span(),
+                format!("unknown relay-transport `{w}`"),
+                Some(format!("use one of: {}", allowed.join(", "))),
+            );
+        }
+        if words.is_empty() {
+            rep.error(v.span(), "relay-transport: empty list", None);
+        }
+        words
+    });
     if outcome == ExpectedOutcome::Failed {
         // Pair and timing expectations describe a connection that must not exist.
         let spans = [
