@@ -120,15 +120,16 @@ pub fn ice_servers(plan: &Plan, scn: &Scenario) -> anyhow::Result<Vec<IceServer>
         servers.push(IceServer { urls: vec![format!("stun:{}:{}", addr(s)?, STUN_PORTS.0)], ..Default::default() });
     }
     if let Some(t) = &scn.turn {
-        // All three transports, as a browser would be configured: UDP, TCP on the same
-        // port, TLS on 443. The peer carries TCP/TLS through its TURN shim.
+        // By default all three transports, as a browser would be configured: UDP, TCP on
+        // the same port, TLS on 443. The peer carries TCP/TLS through its TURN shim.
         let a = addr(t)?;
+        let url = |transport: &str| match transport {
+            "udp" => format!("turn:{a}:{TURN_PORT}?transport=udp"),
+            "tcp" => format!("turn:{a}:{TURN_PORT}?transport=tcp"),
+            _ => format!("turns:{a}:{TURN_TLS_PORT}"),
+        };
         servers.push(IceServer {
-            urls: vec![
-                format!("turn:{a}:{TURN_PORT}?transport=udp"),
-                format!("turn:{a}:{TURN_PORT}?transport=tcp"),
-                format!("turns:{a}:{TURN_TLS_PORT}"),
-            ],
+            urls: scn.turn_transports.iter().map(|t| url(t)).collect(),
             username: TURN_USER.into(),
             credential: TURN_PASSWORD.into(),
         });
