@@ -283,17 +283,11 @@ pub async fn turn_server(
         allowed_peer_subnets: allow,
         ..Default::default()
     };
-    let handle = match serve_turn(cfg.clone()).await {
+    // All three listeners or none: peers behind UDP-blocking firewalls rely on TCP/TLS,
+    // so a half-started server would fail their calls for a reason nobody sees.
+    let handle = match serve_turn(cfg).await {
         Ok(h) => h,
-        Err(e) => {
-            // The stream listeners are optional; UDP is what peers use.
-            eprintln!("icelab: TURN with TCP/TLS failed ({e:#}); serving UDP only");
-            let udp_only = TurnServerConfig { tcp_port: None, tls_port: None, ..cfg };
-            match serve_turn(udp_only).await {
-                Ok(h) => h,
-                Err(e) => return fail(FAILED, format!("{e:#}")),
-            }
-        }
+        Err(e) => return fail(FAILED, format!("TURN server (UDP 3478, TCP 3478, TLS 443): {e:#}")),
     };
     println!("ready");
     // Runs until the lab kills it.

@@ -87,17 +87,19 @@ pub(crate) fn parse_candidate_line(line: &str) -> Option<CandidateInfo> {
 }
 
 /// Completes a candidate from the known one at the same endpoint: a prflx takes the known
-/// type as its `base_type`, and a missing relay protocol / URL is filled in (the ICE
-/// transport's view of a candidate lacks them).
+/// type as its `base_type`, and the relay protocol / URL recorded at gathering replace the
+/// ICE transport's (which lacks them, or sees a TURN shim's UDP URL).
 pub(crate) fn resolve_base(mut c: CandidateInfo, known: &KnownCandidates) -> CandidateInfo {
     if let Some(k) = known.get(&c.endpoint()) {
         if c.candidate_type == "prflx" {
             c.base_type = k.base_type.clone();
         }
-        if c.relay_protocol.is_none() {
+        // What was recorded at gathering wins: the transport's view of a relay gathered
+        // through a TURN shim says udp and names the shim's URL.
+        if k.relay_protocol.is_some() {
             c.relay_protocol = k.relay_protocol.clone();
         }
-        if c.url.is_none() {
+        if k.url.is_some() {
             c.url = k.url.clone();
         }
     }

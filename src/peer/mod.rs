@@ -24,8 +24,10 @@
 //!
 //! Limitation shared by both lines: the TURN *client* only does TURN over UDP. `turn:` URLs
 //! with `?transport=tcp` and all `turns:` URLs are skipped with a warning (0.21
-//! `turn_relayer.rs`; 0.17 `agent_gather.rs` has the same TODO), so a peer cannot obtain a
-//! relay candidate over TCP or TLS. Relay-over-TCP/TLS scenarios need another client.
+//! `turn_relayer.rs`; 0.17 `agent_gather.rs` has the same TODO). We fill the gap outside
+//! the stack: for each such URL the peer runs a local UDP-to-TCP/TLS shim (`turn_shim`)
+//! and hands webrtc-rs a UDP URL pointing at it, then reports the relay candidates it
+//! yields with the original URL and relay protocol `tcp` / `tls`.
 
 mod candidate;
 mod config;
@@ -36,6 +38,7 @@ pub mod protocol;
 mod relay;
 mod restart;
 mod run;
+mod turn_shim;
 
 pub use config::{IceRestart, IceServer, IceTimeouts, PeerConfig, Role, TransportPolicy};
 pub use harness::call_pair;

@@ -17,10 +17,11 @@ use webrtc::peer_connection::{
 };
 
 use super::candidate::{self, KnownCandidates};
-use super::config::{PeerConfig, Role, TransportPolicy};
+use super::config::{IceServer, PeerConfig, Role, TransportPolicy};
 use super::data::{DataPlan, drive_channel};
 use super::protocol::{CandidateInfo, CandidateInit, DataStats, ErrorKind, PeerEvent, Phase, SignalMsg};
 use super::restart::{self, IceWatch};
+use super::turn_shim::{self, TurnShim};
 
 /// Bounds the SCTP send queue so the sender is paced by the network, not by memory.
 const SEND_BUFFER_LIMIT: usize = 128 * 1024;
@@ -53,13 +54,16 @@ pub(crate) enum Internal {
 struct Handler {
     tx: UnboundedSender<Internal>,
     clock: Clock,
+    /// TURN-over-TCP/TLS shims, to attribute relay candidates gathered through them.
+    shims: Vec<Arc<TurnShim>>,
 }
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
         let t = self.clock.ms();
-        let info = candidate::from_rtc_candidate(&event.candidate, &event.url);
+        let mut info = candidate::from_rtc_candidate(&event.candidate, &event.url);
+        turn_shim::attribute(&mut info, &self.shims);
         match event.candidate.to_json() {
             Ok(init) => {
                 let init = CandidateInit {
@@ -113,9 +117,8 @@ impl<W: AsyncWrite + Unpin> Out<W> {
     }
 }
 
-async fn build_pc(cfg: &PeerConfig, handler: Handler) -> anyhow::Result<impl PeerConnection> {
-    let ice_servers = cfg
-        .ice_servers
+async fn build_pc(cfg: &PeerConfig, servers: &[IceServer], handler: Handler) -> anyhow::Result<impl PeerConnection> {
+    let ice_servers = servers
         .iter()
         .map(|s| RTCIceServer { urls: s.urls.clone(), username: s.username.clone(), credential: s.credential.clone() })
         .collect();
@@ -417,8 +420,14 @@ pub async fn run_peer(
     out.emit(PeerEvent::Started { t_ms: clock.ms(), role: cfg.role }).await?;
 
     let (tx, mut rx) = unbounded_channel();
-    let handler = Handler { tx: tx.clone(), clock };
-    let pc = match build_pc(&cfg, handler).await {
+    // webrtc-rs gets the shims' local UDP URLs in place of TCP/TLS ones; they live as long
+    // as the handler (owned by the peer connection), and at most a little past our deadline.
+    let mut servers = cfg.ice_servers.clone();
+    let built = async {
+        let shims = turn_shim::install(&mut servers, Duration::from_millis(cfg.deadline_ms + 1000)).await?;
+        build_pc(&cfg, &servers, Handler { tx: tx.clone(), clock, shims }).await
+    };
+    let pc = match built.await {
         Ok(pc) => pc,
         Err(e) => {
             let t_ms = clock.ms();

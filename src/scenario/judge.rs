@@ -99,8 +99,8 @@ pub fn judge(outcome: &Outcome, timings: &Timings, expect: &Expect) -> Verdict {
     }
     if let Some(t) = &expect.relay_transport {
         let got = pair.map(|_| relay_transport(outcome).unwrap_or_else(|| "not relayed".into()));
-        let ok = got.as_deref() == Some(t.as_str());
-        pair_check("relay-transport", t.clone(), got, ok);
+        let ok = got.as_ref().is_some_and(|g| t.contains(g));
+        pair_check("relay-transport", t.join(" or "), got, ok);
     }
     let mut bound = |name: &str, max: Option<f64>, got: Option<f64>| {
         if let Some(max) = max {
@@ -252,6 +252,19 @@ mod tests {
         let v = judge(&o, &t, &e);
         assert_eq!(v.failures().len(), 1);
         assert!(v.failures()[0].contains("max-ice-ms"));
+    }
+
+    #[test]
+    fn relay_transport_is_any_of_a_list() {
+        let mut o = connected(cand("relay", "relay"), cand("srflx", "srflx"));
+        o.offerer.selected_pair.as_mut().unwrap().relay_protocol = Some("tcp".into());
+        let e = |t: &[&str]| Expect {
+            relay_transport: Some(t.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        };
+        assert!(judge(&o, &Timings::default(), &e(&["tcp", "tls"])).pass);
+        let v = judge(&o, &Timings::default(), &e(&["tls"]));
+        assert!(v.failures()[0].contains("expected tls, observed tcp"), "{:?}", v.failures());
     }
 
     #[test]

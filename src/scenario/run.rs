@@ -20,6 +20,7 @@ use crate::peer::{IceServer, Outcome, PeerConfig, PeerOutcome, Role, relay_signa
 use crate::plan::{Plan, STUN_PORTS, Step, TURN_PASSWORD, TURN_PORT, TURN_USER};
 use crate::timeline::{EventOutcome, Firing, TimelineLog, relay_with_timeline};
 use crate::topology::Topology;
+use crate::turn::TLS_PORT as TURN_TLS_PORT;
 
 /// Time the peers get after their own deadline to report it and exit before we kill them.
 const EXIT_GRACE: Duration = Duration::from_millis(500);
@@ -119,9 +120,16 @@ pub fn ice_servers(plan: &Plan, scn: &Scenario) -> anyhow::Result<Vec<IceServer>
         servers.push(IceServer { urls: vec![format!("stun:{}:{}", addr(s)?, STUN_PORTS.0)], ..Default::default() });
     }
     if let Some(t) = &scn.turn {
-        // Only the UDP URL: the webrtc-rs TURN client skips TCP/TLS URLs.
+        // By default all three transports, as a browser would be configured: UDP, TCP on
+        // the same port, TLS on 443. The peer carries TCP/TLS through its TURN shim.
+        let a = addr(t)?;
+        let url = |transport: &str| match transport {
+            "udp" => format!("turn:{a}:{TURN_PORT}?transport=udp"),
+            "tcp" => format!("turn:{a}:{TURN_PORT}?transport=tcp"),
+            _ => format!("turns:{a}:{TURN_TLS_PORT}"),
+        };
         servers.push(IceServer {
-            urls: vec![format!("turn:{}:{TURN_PORT}?transport=udp", addr(t)?)],
+            urls: scn.turn_transports.iter().map(|t| url(t)).collect(),
             username: TURN_USER.into(),
             credential: TURN_PASSWORD.into(),
         });

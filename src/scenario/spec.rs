@@ -18,6 +18,9 @@ pub const DEFAULT_DEADLINE_MS: u64 = 8000;
 /// (default 200 ms); 50 ms cuts setup time without starving slow (relayed) pairs.
 pub const DEFAULT_ICE_CHECK_MS: u64 = 50;
 
+/// TURN transports a browser would be configured with, in preference order.
+pub const TURN_TRANSPORTS: [&str; 3] = ["udp", "tcp", "tls"];
+
 /// `[scenario]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -26,6 +29,7 @@ pub struct RawScenario {
     answerer: Spanned<String>,
     stun: Option<Spanned<OneOrMany>>,
     turn: Option<Spanned<String>>,
+    turn_transports: Option<Spanned<OneOrMany>>,
     policy: Option<Spanned<String>>,
     data_ms: Option<Spanned<u64>>,
     data_rate_kbps: Option<u64>,
@@ -54,7 +58,7 @@ pub struct RawExpect {
     local: Option<Spanned<OneOrMany>>,
     remote: Option<Spanned<OneOrMany>>,
     protocol: Option<Spanned<String>>,
-    relay_transport: Option<Spanned<String>>,
+    relay_transport: Option<Spanned<OneOrMany>>,
     max_ice_ms: Option<f64>,
     max_connect_ms: Option<f64>,
 }
@@ -87,6 +91,8 @@ pub struct Scenario {
     pub stun: Vec<String>,
     /// Server whose TURN service the peers use.
     pub turn: Option<String>,
+    /// Which TURN URLs the peers are given: `udp`, `tcp` (port 3478), `tls` (443).
+    pub turn_transports: Vec<String>,
     /// ICE transport policy.
     pub policy: TransportPolicy,
     /// Data exchange after the channel opens.
@@ -167,8 +173,8 @@ pub struct Expect {
     pub remote: Option<Vec<CandidateType>>,
     /// ICE transport of the selected pair (`udp`, `tcp`).
     pub protocol: Option<String>,
-    /// TURN transport when the pair is relayed (`udp`, `tcp`, `tls`).
-    pub relay_transport: Option<String>,
+    /// TURN transport when the pair is relayed (`udp`, `tcp`, `tls`); any of the list.
+    pub relay_transport: Option<Vec<String>>,
     /// Upper bound on offer-to-ICE-connected, ms.
     pub max_ice_ms: Option<f64>,
     /// Upper bound on offer-to-data-channel-open, ms.
@@ -244,6 +250,24 @@ fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, r: RawScenario) -> Scen
     if let Some(t) = &r.turn {
         server_with(t, &["turn"], "TURN");
     }
+    let mut turn_transports: Vec<String> = TURN_TRANSPORTS.iter().map(|t| t.to_string()).collect();
+    if let Some(tt) = &r.turn_transports {
+        turn_transports = tt.get_ref().words();
+        if let Some(bad) = turn_transports.iter().find(|w| !TURN_TRANSPORTS.contains(&w.as_str())) {
+            rep.error(
+                tt.span(),
+                format!("unknown TURN transport `{bad}`"),
+                Some("use \"udp\", \"tcp\" or \"tls\"".into()),
+            );
+        }
+        if r.turn.is_none() {
+            rep.error(
+                tt.span(),
+                "turn-transports without a TURN server",
+                Some("add turn = \"SERVER\" to [scenario]".into()),
+            );
+        }
+    }
     let policy = match r.policy.as_ref().map(|p| p.get_ref().as_str()) {
         None | Some("all") => TransportPolicy::All,
         Some("relay") => TransportPolicy::Relay,
@@ -289,6 +313,7 @@ fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, r: RawScenario) -> Scen
         answerer: r.answerer.into_inner(),
         stun,
         turn: r.turn.map(Spanned::into_inner),
+        turn_transports,
         policy,
         data_ms: r.data_ms.map_or(DEFAULT_DATA_MS, Spanned::into_inner),
         data_rate_kbps: r.data_rate_kbps,
@@ -374,7 +399,21 @@ fn interpret_expect(rep: &mut Reporter, r: RawExpect) -> Expect {
         Some(v.get_ref().clone())
     };
     let protocol = word(rep, &r.protocol, &["udp", "tcp"], "protocol");
-    let relay_transport = word(rep, &r.relay_transport, &["udp", "tcp", "tls"], "relay-transport");
+    let relay_transport = r.relay_transport.as_ref().map(|v| {
+        let allowed = ["udp", "tcp", "tls"];
+        let words = v.get_ref().words();
+        for w in words.iter().filter(|w| !allowed.contains(&w.as_str())) {
+            rep.error(
+                v.span(),
+                format!("unknown relay-transport `{w}`"),
+                Some(format!("use one of: {}", allowed.join(", "))),
+            );
+        }
+        if words.is_empty() {
+            rep.error(v.span(), "relay-transport: empty list", None);
+        }
+        words
+    });
     if outcome == ExpectedOutcome::Failed {
         // Pair and timing expectations describe a connection that must not exist.
         let spans = [

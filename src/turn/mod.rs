@@ -5,7 +5,7 @@
 //! * TCP (default 3478) and TLS (default 443): the crate only serves packet sockets, so
 //!   [`stream`] adapts accepted streams into one packet `Conn` per listener (STUN /
 //!   ChannelData framing, RFC 5766 §2.1). TLS uses a self-signed certificate generated at
-//!   start-up with `rcgen` (clients must not verify it). The relayed leg is always UDP.
+//!   start-up with `rcgen` (clients cannot chain it to a CA: the peer's shim accepts any certificate). The relayed leg is always UDP.
 //!
 //! Authentication is long-term credentials (realm + user/password). Relay addresses are
 //! advertised as `public_ip`. A relay only exchanges data with peers inside
@@ -32,6 +32,10 @@ use webrtc_util::Conn;
 use webrtc_util::vnet::net::Net;
 
 pub use filter::PeerFilter;
+pub(crate) use stream::{frame_len, pad_frame};
+
+/// Port of the TLS listener (`turns:`): 443, so TCP-443-only networks get through.
+pub const TLS_PORT: u16 = 443;
 
 /// TURN server settings (serde, all but `public_ip` defaulted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +71,7 @@ impl Default for TurnServerConfig {
             bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             udp_port: Some(3478),
             tcp_port: Some(3478),
-            tls_port: Some(443),
+            tls_port: Some(TLS_PORT),
             allowed_peer_subnets: Vec::new(),
         }
     }

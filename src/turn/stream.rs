@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -50,9 +51,10 @@ impl StreamListener {
                 tokio::spawn(async move {
                     match tls {
                         None => serve(tcp, peer, in_tx, writers, stop).await,
-                        Some(acc) => match acc.accept(tcp).await {
-                            Ok(s) => serve(s, peer, in_tx, writers, stop).await,
-                            Err(e) => tracing::debug!(%peer, %e, "turn tls handshake failed"),
+                        Some(acc) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acc.accept(tcp)).await {
+                            Ok(Ok(s)) => serve(s, peer, in_tx, writers, stop).await,
+                            Ok(Err(e)) => tracing::debug!(%peer, %e, "turn tls handshake failed"),
+                            Err(_) => tracing::debug!(%peer, "turn tls handshake timed out"),
                         },
                     }
                 });
@@ -62,14 +64,27 @@ impl StreamListener {
     }
 }
 
-/// Length of the frame starting with `hdr`: STUN (top bits 00) is 20 + length;
-/// ChannelData (01) is 4 + length, padded to 4 bytes on streams (RFC 5766 §11.5).
-fn frame_len(hdr: [u8; 4]) -> Option<(usize, usize)> {
+/// Bound on a client's TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Once a frame header arrived, the rest of the frame must follow within this.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Length of the frame starting with `hdr` as (length, length on the stream): STUN (top
+/// bits 00) is 20 + length; ChannelData (01) is 4 + length, padded to 4 bytes on streams
+/// (RFC 8656 §12.5). Anything else is not TURN.
+pub(crate) fn frame_len(hdr: [u8; 4]) -> Option<(usize, usize)> {
     let len = u16::from_be_bytes([hdr[2], hdr[3]]) as usize;
     match hdr[0] >> 6 {
         0 => Some((20 + len, 20 + len)),
         1 => Some((4 + len, (4 + len).div_ceil(4) * 4)),
         _ => None,
+    }
+}
+
+/// Pads a ChannelData frame to a multiple of 4 for a stream; STUN is already aligned.
+pub(crate) fn pad_frame(frame: &mut Vec<u8>) {
+    if frame.first().is_some_and(|b| b >> 6 == 1) {
+        frame.resize(frame.len().div_ceil(4) * 4, 0);
     }
 }
 
@@ -85,9 +100,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     writers.lock().await.insert(peer, out_tx);
     let writer = tokio::spawn(async move {
         while let Some(mut frame) = out_rx.recv().await {
-            if frame.first().is_some_and(|b| b >> 6 == 1) {
-                frame.resize(frame.len().div_ceil(4) * 4, 0);
-            }
+            pad_frame(&mut frame);
             if wr.write_all(&frame).await.is_err() {
                 break;
             }
@@ -103,7 +116,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             };
             let mut frame = vec![0u8; padded];
             frame[..4].copy_from_slice(&hdr);
-            rd.read_exact(&mut frame[4..]).await?;
+            // Idle clients may wait for their next frame; a started frame must finish.
+            tokio::time::timeout(FRAME_TIMEOUT, rd.read_exact(&mut frame[4..]))
+                .await
+                .map_err(|_| std::io::Error::other("stalled mid-frame"))??;
             frame.truncate(len);
             if in_tx.send((frame, peer)).await.is_err() {
                 return Ok(());
