@@ -237,6 +237,7 @@ ICELAB_NFT
 }
 
 down() {
+  rm -rf /run/icelab/sh
   if ip netns pids "$P-stun" >/dev/null 2>&1; then ip netns pids "$P-stun" | xargs -r kill -9; ip netns del "$P-stun"; fi
   if ip netns pids "$P-bob" >/dev/null 2>&1; then ip netns pids "$P-bob" | xargs -r kill -9; ip netns del "$P-bob"; fi
   if ip netns pids "$P-alice" >/dev/null 2>&1; then ip netns pids "$P-alice" | xargs -r kill -9; ip netns del "$P-alice"; fi

@@ -200,6 +200,7 @@ ICELAB_NFT
 }
 
 down() {
+  rm -rf /run/icelab/sh
   if ip netns pids "$P-stun" >/dev/null 2>&1; then ip netns pids "$P-stun" | xargs -r kill -9; ip netns del "$P-stun"; fi
   if ip netns pids "$P-laptop" >/dev/null 2>&1; then ip netns pids "$P-laptop" | xargs -r kill -9; ip netns del "$P-laptop"; fi
   if ip netns pids "$P-phone" >/dev/null 2>&1; then ip netns pids "$P-phone" | xargs -r kill -9; ip netns del "$P-phone"; fi

@@ -200,7 +200,7 @@ pub fn icelab_exe() -> Result<std::path::PathBuf> {
 }
 
 /// Starts `icelab ARGS` detached inside the namespace and waits for its `ready` line.
-fn spawn_service(ns: &OwnedFd, args: &[String], log: &std::path::Path) -> Result<()> {
+pub fn spawn_service(ns: &OwnedFd, args: &[String], log: &std::path::Path) -> Result<()> {
     let mut cmd = Command::new(icelab_exe()?);
     cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(std::fs::File::create(log)?);
     procs::enter_netns(&mut cmd, ns)?;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Result;
 use serde::Serialize;
 
-pub use apply::{Applier, icelab_exe, load_nft};
+pub use apply::{Applier, icelab_exe, load_nft, spawn_service};
 pub use registry::LabRecord;
 
 use crate::plan::{ImpairEngine, Plan, PlanOptions, Step};

@@ -79,6 +79,15 @@ pub fn render(plan: &Plan, source: &str) -> String {
         }
     }
     let _ = writeln!(s, "}}\n\ndown() {{");
+    // Services' state directories (the impairment engine's control socket).
+    for step in &plan.steps {
+        if let Step::Spawn { args, .. } = step
+            && let Some(i) = args.iter().position(|a| a == "--control")
+            && let Some(dir) = args.get(i + 1).and_then(|p| std::path::Path::new(p).parent())
+        {
+            let _ = writeln!(s, "  rm -rf {}", quote(&dir.display().to_string()));
+        }
+    }
     for n in plan.namespaces().iter().rev() {
         let _ = writeln!(
             s,

@@ -1,8 +1,6 @@
 //! Runs [`Op`]s against a running lab. Each op is blocking work on its own thread, and
 //! every wait on a child process, the kernel or a lab service has a deadline.
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -121,32 +119,5 @@ fn stop_service(ns: &str, args: &[String]) -> Result<()> {
 /// Starts `icelab ARGS` in `ns` the way the lab build does and waits for `ready`.
 fn start_service(lab: &str, ns: &str, service: &str, args: &[String]) -> Result<()> {
     let log = registry::lab_dir(lab).join(format!("{service}-{ns}.restart.log"));
-    let mut cmd = Command::new(crate::fabric::icelab_exe()?);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(std::fs::File::create(&log)?);
-    procs::enter_netns(&mut cmd, &netns::open(ns)?)?;
-    // Its own session, like the services the build started: not ours to signal.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn()?;
-    let out = child.stdout.take().unwrap();
-    let line = within(TOOL_DEADLINE, move || {
-        let mut line = String::new();
-        let _ = BufReader::new(out).read_line(&mut line);
-        line
-    });
-    match line {
-        Ok(l) if l.trim() == "ready" => Ok(()),
-        Ok(l) => {
-            let _ = child.kill();
-            bail!("{service} exited before it was ready ({}); see {}", l.trim(), log.display())
-        }
-        Err(_) => {
-            let _ = child.kill();
-            bail!("{service} not ready within {TOOL_DEADLINE:?}; see {}", log.display())
-        }
-    }
+    crate::fabric::spawn_service(&netns::open(ns)?, args, &log)
 }
