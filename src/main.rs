@@ -217,14 +217,14 @@ enum EngineChoice {
 }
 
 impl EngineChoice {
-    fn options(self, seed: u64) -> icelab::plan::PlanOptions {
+    /// The forced engine; `None` lets the lab decide from its topology and kernel.
+    fn forced(self) -> Option<icelab::plan::ImpairEngine> {
         use icelab::plan::ImpairEngine;
-        let engine = match self {
-            EngineChoice::Auto => icelab::fabric::default_options().engine,
-            EngineChoice::Netem => ImpairEngine::Netem,
-            EngineChoice::Userspace => ImpairEngine::Userspace,
-        };
-        icelab::plan::PlanOptions { engine, seed }
+        match self {
+            EngineChoice::Auto => None,
+            EngineChoice::Netem => Some(ImpairEngine::Netem),
+            EngineChoice::Userspace => Some(ImpairEngine::Userspace),
+        }
     }
 }
 
@@ -246,7 +246,7 @@ fn main() -> ExitCode {
         match args.command {
             Command::Check { file, json } => cli::check(&file, json),
             Command::Up { file, name, dry_run, verify, impair_engine, seed, json } => {
-                cli::up(&file, name, dry_run, verify, impair_engine.options(seed), json).await
+                cli::up(&file, name, dry_run, verify, (impair_engine.forced(), seed), json).await
             }
             Command::Probe { name, node, server, lifetime_max, json } => {
                 cli::probe::probe(&name, &node, server, lifetime_max, json)

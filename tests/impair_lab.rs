@@ -76,16 +76,19 @@ fn loss_is_seeded_and_replayable() {
 
 #[test]
 fn bad_impairments_are_located() {
-    let o = icelab(&["check", &write_tmp("[host.h]\non = \"internet\"\nimpair = \"5g-magic\"\n")]);
+    let bad_preset = write_tmp("[host.h]\non = \"internet\"\nimpair = \"5g-magic\"\n");
+    let o = icelab(&["check", bad_preset.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains(":3:10:") && stderr(&o).contains("presets: wifi"), "{}", stderr(&o));
-    let o = icelab(&["check", &write_tmp("[host.h]\non = \"internet\"\nimpair = { up = { delay-ms = -5 } }\n")]);
+    let negative = write_tmp("[host.h]\non = \"internet\"\nimpair = { up = { delay-ms = -5 } }\n");
+    let o = icelab(&["check", negative.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains(":3:10:"), "{}", stderr(&o));
 }
 
-fn write_tmp(src: &str) -> String {
+/// A topology file that is removed when the returned path is dropped.
+fn write_tmp(src: &str) -> tempfile::TempPath {
     let f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
     std::fs::write(f.path(), src).unwrap();
-    f.into_temp_path().keep().unwrap().display().to_string()
+    f.into_temp_path()
 }

@@ -73,12 +73,16 @@ pub async fn up(
     name: Option<String>,
     dry_run: bool,
     verify: bool,
-    opts: icelab::plan::PlanOptions,
+    (engine, seed): (Option<icelab::plan::ImpairEngine>, u64),
     json: bool,
 ) -> ExitCode {
     let topo = match load(file, json) {
         Ok(t) => t,
         Err(c) => return c,
+    };
+    let opts = icelab::plan::PlanOptions {
+        engine: engine.unwrap_or_else(|| icelab::fabric::default_options(&topo).engine),
+        seed,
     };
     let name = name.unwrap_or_else(registry::random_name);
     if let Err(e) = registry::check_name(&name) {

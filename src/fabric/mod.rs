@@ -22,9 +22,15 @@ pub use registry::LabRecord;
 
 use crate::plan::{ImpairEngine, Plan, PlanOptions, Step};
 
-/// Options for this machine: netem where the kernel has it, the userspace engine otherwise.
-pub fn default_options() -> PlanOptions {
-    let engine = if crate::impair::netem::netem_available() { ImpairEngine::Netem } else { ImpairEngine::Userspace };
+/// Options for this machine: netem where the kernel has it, the userspace engine
+/// otherwise. Probing the kernel costs a scratch namespace and a `tc` run, so it only
+/// happens for topologies that impair a link.
+pub fn default_options(topo: &Topology) -> PlanOptions {
+    let engine = if topo.has_impairments() && crate::impair::netem::netem_available() {
+        ImpairEngine::Netem
+    } else {
+        ImpairEngine::Userspace
+    };
     PlanOptions { engine, ..PlanOptions::default() }
 }
 use crate::topology::Topology;
@@ -53,7 +59,7 @@ pub struct BuildReport {
 impl Lab {
     /// Builds the lab for `topo` named `name`. `progress` sees each step before it runs.
     pub async fn up(topo: &Topology, name: &str, progress: impl FnMut(usize, &Step)) -> Result<(Lab, BuildReport)> {
-        Self::up_with(topo, name, &default_options(), progress).await
+        Self::up_with(topo, name, &default_options(topo), progress).await
     }
 
     /// Builds the lab with explicit plan options (impairment engine, seed).

@@ -392,11 +392,6 @@ impl Builder {
 
     fn uplink(&mut self, node: &str, dev: &str, a: &Attachment) {
         let ns = self.ns(node);
-        let parent = match &a.uplink {
-            Uplink::Internet => INTERNET,
-            Uplink::Router(r) => r.as_str(),
-        };
-        let _ = parent;
         self.attach(&ns);
         self.steps.push(Step::AddAddress { ns: ns.clone(), dev: dev.into(), address: a.subnet });
         self.steps.push(Step::LinkUp { ns: ns.clone(), dev: dev.into() });

@@ -148,6 +148,13 @@ impl Topology {
         v
     }
 
+    /// True when any uplink is impaired.
+    pub fn has_impairments(&self) -> bool {
+        self.routers.iter().any(|r| r.wan.impair.is_some())
+            || self.hosts.iter().any(|h| h.uplink.impair.is_some())
+            || self.servers.iter().any(|s| s.impair.is_some())
+    }
+
     /// The router with this name.
     pub fn router(&self, name: &str) -> Option<&Router> {
         self.routers.iter().find(|r| r.name == name)

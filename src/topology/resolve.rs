@@ -44,12 +44,12 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
     // Explicit addresses first, so automatic ones never take an address someone asked for.
     for (name, r) in &routers {
         if let Some(a) = &r.get_ref().wan_address {
-            segments.claim(&mut rep, segment_of(r.get_ref().wan.get_ref()), *a.get_ref(), a.span(), name);
+            segments.claim(&mut rep, r.get_ref().wan.get_ref(), *a.get_ref(), a.span(), name);
         }
     }
     for (name, h) in &hosts {
         if let Some(a) = &h.get_ref().address {
-            segments.claim(&mut rep, segment_of(h.get_ref().on.get_ref()), *a.get_ref(), a.span(), name);
+            segments.claim(&mut rep, h.get_ref().on.get_ref(), *a.get_ref(), a.span(), name);
         }
     }
     for (name, s) in &servers {
@@ -98,7 +98,7 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
     for idx in &order {
         let (name, r) = &routers[*idx];
         let r = r.get_ref();
-        let seg = segment_of(r.wan.get_ref());
+        let seg = r.wan.get_ref();
         let address = match &r.wan_address {
             Some(a) => *a.get_ref(),
             None => segments.next_free(&mut rep, seg, PoolKind::RouterWan, r.wan.span()),
@@ -117,7 +117,7 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
     let mut out_hosts = Vec::new();
     for (name, h) in &hosts {
         let h = h.get_ref();
-        let seg = segment_of(h.on.get_ref());
+        let seg = h.on.get_ref();
         let address = match &h.address {
             Some(a) => *a.get_ref(),
             None => segments.next_free(&mut rep, seg, PoolKind::Host, h.on.span()),
@@ -296,10 +296,6 @@ fn sorted<T>(m: BTreeMap<String, Spanned<T>>) -> Vec<(String, Spanned<T>)> {
     let mut v: Vec<_> = m.into_iter().collect();
     v.sort_by_key(|(_, s)| s.span().start);
     v
-}
-
-fn segment_of(uplink: &str) -> &str {
-    uplink
 }
 
 fn check_names(
