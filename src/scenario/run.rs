@@ -189,7 +189,7 @@ async fn call(
 /// Starts `icelab peer` inside namespace `ns` with piped stdio.
 fn spawn_peer(ns: &str, cfg: &PeerConfig, silent: bool) -> anyhow::Result<Child> {
     let fd = netns::open(ns)?;
-    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    let mut cmd = std::process::Command::new(crate::fabric::icelab_exe()?);
     cmd.arg("peer").arg("--config").arg(serde_json::to_string(cfg)?);
     if silent {
         cmd.arg("--test-silent");
