@@ -137,6 +137,10 @@ enum Command {
         /// Keep the lab running afterwards (single run only).
         #[arg(long)]
         keep: bool,
+        /// Play the call with these peers instead of the file's: `OFFERER,ANSWERER` or one
+        /// kind for both (`built-in`).
+        #[arg(long, value_name = "A[,B]")]
+        peers: Option<String>,
     },
     /// (internal) One WebRTC peer, JSON-lines signaling on stdin/stdout.
     #[command(hide = true)]
@@ -254,8 +258,8 @@ fn main() -> ExitCode {
             Command::StunServer { primary, alternate, port, alt_port } => {
                 cli::probe::stun_server(primary, alternate, port, alt_port).await
             }
-            Command::Run { file, json, repeat, name, keep } => {
-                cli::run::run(&file, cli::run::RunArgs { json, repeat, name, keep }).await
+            Command::Run { file, json, repeat, name, keep, peers } => {
+                cli::run::run(&file, cli::run::RunArgs { json, repeat, name, keep, peers }).await
             }
             Command::Peer { config, test_silent } => cli::run::peer(config, test_silent).await,
             Command::TurnServer { public_ip, realm, user, password, allow } => {

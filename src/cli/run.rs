@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use icelab::fabric::registry;
-use icelab::peer::{PeerConfig, SelectedPair, run_peer};
+use icelab::peer::{PeerConfig, PeerKind, SelectedPair, run_peer};
 use icelab::scenario::{self, RunReport};
 use icelab::turn::{TurnServerConfig, serve_turn};
 use ipnet::IpNet;
@@ -26,16 +26,38 @@ pub struct RunArgs {
     pub name: Option<String>,
     /// Keep the lab after the run.
     pub keep: bool,
+    /// `--peers A[,B]`: the peer kinds for offerer and answerer.
+    pub peers: Option<String>,
+}
+
+/// `--peers A[,B]` -> (offerer, answerer).
+fn parse_peers(arg: &str) -> Result<(PeerKind, PeerKind), String> {
+    let kinds: Vec<PeerKind> = arg.split(',').map(|w| PeerKind::from_name(w.trim())).collect::<Result<_, _>>()?;
+    match kinds.as_slice() {
+        [one] => Ok((one.clone(), one.clone())),
+        [a, b] => Ok((a.clone(), b.clone())),
+        _ => Err(format!("--peers takes one or two peer kinds, got `{arg}`")),
+    }
 }
 
 pub async fn run(file: &Path, args: RunArgs) -> ExitCode {
-    let topo = match load(file, args.json) {
+    let mut topo = match load(file, args.json) {
         Ok(t) => t,
         Err(c) => return c,
     };
-    if topo.scenario.is_none() {
+    let Some(scn) = topo.scenario.take() else {
         return fail(BAD_INPUT, format!("{}: no [scenario] to run", file.display()));
+    };
+    let scn = match args.peers.as_deref().map(parse_peers) {
+        None => scn,
+        Some(Ok((a, b))) => scn.with_peers(a, b),
+        Some(Err(e)) => return fail(BAD_INPUT, e),
+    };
+    // A peer program that is missing here is bad input, found before any lab is built.
+    if let Err(e) = scn.check_peers() {
+        return fail(BAD_INPUT, e);
     }
+    topo.scenario = Some(scn);
     if args.repeat == 0 || (args.keep && args.repeat > 1) {
         return fail(BAD_INPUT, "--repeat must be >= 1, and --keep needs a single run");
     }
@@ -235,11 +257,12 @@ fn summarize(reports: &[RunReport], repeat: u32, errors: usize, json: bool) {
     }
 }
 
-/// `icelab peer`: one WebRTC peer over stdin/stdout. The config comes from `--config` or,
-/// when absent, from the first stdin line.
+/// `icelab peer`: one WebRTC peer over stdin/stdout (the built-in side of the peer
+/// contract). The config comes from `--config`, else `$ICELAB_PEER_CONFIG`, else the first
+/// stdin line.
 pub async fn peer(config: Option<String>, silent: bool) -> ExitCode {
     let mut input = BufReader::new(tokio::io::stdin());
-    let text = match config {
+    let text = match config.or_else(|| std::env::var(icelab::peer::driver::CONFIG_ENV).ok()) {
         Some(c) => c,
         None => {
             let mut line = String::new();
@@ -253,7 +276,7 @@ pub async fn peer(config: Option<String>, silent: bool) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(BAD_INPUT, format!("bad peer config: {e}")),
     };
-    if silent {
+    if silent || cfg.test_silent {
         // Test hook: a peer that never answers; it runs until it is killed.
         let mut lines = input.lines();
         while let Ok(Some(_)) = lines.next_line().await {}

@@ -72,6 +72,8 @@ pub struct PeerConfig {
     /// Test hook: the offerer restarts ICE this long after the data channel opened, healthy
     /// or not (needs `ice_restart`), so a restart can be tested without breaking a path.
     pub test_restart_after_open_ms: Option<u64>,
+    /// Test hook: the peer reads signaling but never answers, so the call must time out.
+    pub test_silent: bool,
 }
 
 impl Default for PeerConfig {
@@ -90,6 +92,7 @@ impl Default for PeerConfig {
             ice_restart: None,
             ice_timeouts: IceTimeouts::default(),
             test_restart_after_open_ms: None,
+            test_silent: false,
         }
     }
 }

@@ -9,8 +9,8 @@ use bytes::BytesMut;
 use tokio::sync::mpsc::UnboundedSender;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 
+use super::events::{Clock, Internal};
 use super::protocol::DataStats;
-use super::run::{Clock, Internal};
 
 const FIN: &str = "fin";
 const ACK: &str = "ack";

@@ -32,15 +32,22 @@
 mod candidate;
 mod config;
 mod data;
+pub mod driver;
+mod events;
+mod handler;
 mod harness;
 mod outcome;
+mod output;
 pub mod protocol;
 mod relay;
 mod restart;
 mod run;
+mod session;
+mod setup;
 mod turn_shim;
 
 pub use config::{IceRestart, IceServer, IceTimeouts, PeerConfig, Role, TransportPolicy};
+pub use driver::PeerKind;
 pub use harness::call_pair;
 pub use outcome::{GatheredCandidate, Outcome, PeerError, PeerOutcome};
 pub use protocol::{CandidateInfo, CandidateInit, DataStats, ErrorKind, PeerEvent, Phase, SelectedPair, SignalMsg};

@@ -169,6 +169,9 @@ pub enum PeerEvent {
         t_ms: f64,
         /// Our role.
         role: Role,
+        /// The ICE stack and its settings (e.g. `webrtc-rs 0.21.1`), as the peer names itself.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        implementation: Option<String>,
     },
     /// A signaling message for the other peer.
     Signal {

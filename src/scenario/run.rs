@@ -16,7 +16,7 @@ use super::judge::{Check, Verdict, judge};
 use super::spec::Scenario;
 use super::timings::Timings;
 use crate::fabric::{Lab, netns, procs};
-use crate::peer::{IceServer, Outcome, PeerConfig, PeerOutcome, Role, relay_signaling};
+use crate::peer::{IceServer, Outcome, PeerConfig, PeerKind, PeerOutcome, Role, relay_signaling};
 use crate::plan::{Plan, STUN_PORTS, Step, TURN_PASSWORD, TURN_PORT, TURN_USER};
 use crate::timeline::{EventOutcome, Firing, TimelineLog, relay_with_timeline};
 use crate::topology::Topology;
@@ -163,8 +163,9 @@ async fn call(
     };
     let ns_of =
         |host: &str| plan.node(host).map(|n| n.ns.clone()).ok_or_else(|| anyhow!("host `{host}` is not in the plan"));
-    let mut a = spawn_peer(&ns_of(&scn.offerer)?, &config(Role::Offerer), false)?;
-    let mut b = spawn_peer(&ns_of(&scn.answerer)?, &config(Role::Answerer), scn.silent_answerer)?;
+    let answerer_cfg = PeerConfig { test_silent: scn.silent_answerer, ..config(Role::Answerer) };
+    let mut a = spawn_peer(&scn.offerer_peer, &ns_of(&scn.offerer)?, &config(Role::Offerer))?;
+    let mut b = spawn_peer(&scn.answerer_peer, &ns_of(&scn.answerer)?, &answerer_cfg)?;
     let a_err = tokio::spawn(tail(a.stderr.take().unwrap()));
     let b_err = tokio::spawn(tail(b.stderr.take().unwrap()));
     let (a_out, a_in) = (BufReader::new(a.stdout.take().unwrap()), a.stdin.take().unwrap());
@@ -186,20 +187,16 @@ async fn call(
     Ok((outcome, (a_err, b_err), log))
 }
 
-/// Starts `icelab peer` inside namespace `ns` with piped stdio.
-fn spawn_peer(ns: &str, cfg: &PeerConfig, silent: bool) -> anyhow::Result<Child> {
+/// Starts the peer process of `kind` inside namespace `ns` with piped stdio.
+fn spawn_peer(kind: &PeerKind, ns: &str, cfg: &PeerConfig) -> anyhow::Result<Child> {
     let fd = netns::open(ns)?;
-    let mut cmd = std::process::Command::new(crate::fabric::icelab_exe()?);
-    cmd.arg("peer").arg("--config").arg(serde_json::to_string(cfg)?);
-    if silent {
-        cmd.arg("--test-silent");
-    }
+    let mut cmd = kind.command(cfg)?;
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     procs::enter_netns(&mut cmd, &fd)?;
     let mut cmd = Command::from(cmd);
     // Killed with us whatever happens; the lab teardown would also find it.
     cmd.kill_on_drop(true);
-    cmd.spawn().with_context(|| format!("starting a peer in {ns}"))
+    cmd.spawn().with_context(|| format!("starting the {kind} peer in {ns}"))
 }
 
 /// Waits (bounded) for a peer to exit, kills it if it does not, and records why it

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::peer::{IceRestart, IceTimeouts, TransportPolicy};
+use crate::peer::{IceRestart, IceTimeouts, PeerKind, TransportPolicy};
 use crate::topology::Reporter;
 
 /// Default data phase after the channel opens.
@@ -39,6 +39,12 @@ pub struct RawScenario {
     ice_disconnected_ms: Option<Spanned<u64>>,
     ice_failed_ms: Option<Spanned<u64>>,
     ice_keepalive_ms: Option<Spanned<u64>>,
+    /// The peer program for both sides: `"built-in"` or `{ command = [...] }`.
+    peer: Option<Spanned<toml::Value>>,
+    /// The offerer's peer program (overrides `peer`).
+    offerer_peer: Option<Spanned<toml::Value>>,
+    /// The answerer's peer program (overrides `peer`).
+    answerer_peer: Option<Spanned<toml::Value>>,
     /// Test hook: the answerer reads signaling but never answers.
     test_silent_answerer: Option<bool>,
 }
@@ -108,8 +114,27 @@ pub struct Scenario {
     pub ice_restart: Option<IceRestart>,
     /// `ice-disconnected-ms`, `ice-failed-ms`, `ice-keepalive-ms`.
     pub ice_timeouts: IceTimeouts,
+    /// The program that plays the offerer.
+    pub offerer_peer: PeerKind,
+    /// The program that plays the answerer.
+    pub answerer_peer: PeerKind,
     /// Test hook: the answerer never answers, so the call must time out.
     pub silent_answerer: bool,
+}
+
+impl Scenario {
+    /// Checks that every peer program can run here (before a lab is built).
+    pub fn check_peers(&self) -> Result<(), String> {
+        self.offerer_peer.check_available()?;
+        self.answerer_peer.check_available()
+    }
+
+    /// Plays both sides with these peers (`--peers A,B` or `--peers A`).
+    pub fn with_peers(mut self, offerer: PeerKind, answerer: PeerKind) -> Self {
+        self.offerer_peer = offerer;
+        self.answerer_peer = answerer;
+        self
+    }
 }
 
 /// A candidate type as ICE labels it.
@@ -308,6 +333,17 @@ fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, r: RawScenario) -> Scen
         failed_ms: r.ice_failed_ms.map(Spanned::into_inner),
         keepalive_ms: r.ice_keepalive_ms.map(Spanned::into_inner),
     };
+    let mut peer = |v: &Option<Spanned<toml::Value>>, fallback: &PeerKind| match v {
+        None => fallback.clone(),
+        Some(v) => PeerKind::from_toml(v.get_ref()).unwrap_or_else(|m| {
+            let hint =
+                Some("e.g. peer = \"built-in\" or offerer-peer = { command = [\"python3\", \"peer.py\"] }".into());
+            rep.error(v.span(), m, hint);
+            PeerKind::BuiltIn
+        }),
+    };
+    let both = peer(&r.peer, &PeerKind::BuiltIn);
+    let (offerer_peer, answerer_peer) = (peer(&r.offerer_peer, &both), peer(&r.answerer_peer, &both));
     Scenario {
         offerer: r.offerer.into_inner(),
         answerer: r.answerer.into_inner(),
@@ -321,6 +357,8 @@ fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, r: RawScenario) -> Scen
         ice_check_ms: r.ice_check_ms.map_or(DEFAULT_ICE_CHECK_MS, Spanned::into_inner),
         ice_restart,
         ice_timeouts,
+        offerer_peer,
+        answerer_peer,
         silent_answerer: r.test_silent_answerer.unwrap_or(false),
     }
 }
