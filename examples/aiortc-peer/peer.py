@@ -96,6 +96,12 @@ class Peer:
         # iceTransportPolicy is not supported by aiortc: a relay-only scenario is reported
         # as whatever aiortc selects, and the judge says whether that was a relay.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        # The one TURN URL aiortc uses (its first), whose transport its relay candidates have.
+        turn = [u for s in cfg.get("ice_servers", []) for u in s["urls"] if u.startswith("turn")]
+        self.relay_protocol = None
+        if turn:
+            parsed = ice_transport.parse_stun_turn_uri(turn[0])
+            self.relay_protocol = "tls" if parsed["scheme"] == "turns" else parsed["transport"]
         self.remote_known = {}
         self.remote_set = False
         self.pending = []
@@ -133,12 +139,17 @@ class Peer:
         if pair is None:
             return None
         local = candidate_info(pair.protocol.local_candidate)
+        if local["candidate_type"] == "relay" and self.relay_protocol:
+            local["relay_protocol"] = self.relay_protocol
         remote = candidate_info(pair.remote_candidate)
         known = self.remote_known.get(f"{remote['address']}:{remote['port']}")
         if remote["candidate_type"] == "prflx" and known:
             remote["base_type"] = known
         relay = "relay" in (local["base_type"], remote["base_type"])
-        return {"local": local, "remote": remote, "relay_based": relay}
+        out = {"local": local, "remote": remote, "relay_based": relay}
+        if local.get("relay_protocol"):
+            out["relay_protocol"] = local["relay_protocol"]
+        return out
 
     def emit_pair(self):
         pair = self.selected()
@@ -230,7 +241,10 @@ class Peer:
         await self.pc.setLocalDescription(desc)
         sdp = self.pc.localDescription.sdp
         for c in sdp_candidates(sdp):
-            emit("candidate_gathered", candidate=candidate_info(candidate_from_sdp(c)))
+            info = candidate_info(candidate_from_sdp(c))
+            if info["candidate_type"] == "relay" and self.relay_protocol:
+                info["relay_protocol"] = self.relay_protocol
+            emit("candidate_gathered", candidate=info)
         emit("gathering_complete")
         signal({"type": self.pc.localDescription.type, "sdp": sdp})
         signal({"type": "end_of_candidates"})

@@ -33,6 +33,7 @@ pub struct RunArgs {
 /// `--peers A[,B]` -> (offerer, answerer).
 fn parse_peers(arg: &str) -> Result<(PeerKind, PeerKind), String> {
     let kinds: Vec<PeerKind> = arg.split(',').map(|w| PeerKind::from_name(w.trim())).collect::<Result<_, _>>()?;
+    // `--peers A,B`: one or two kinds; a command peer's words are split on whitespace.
     match kinds.as_slice() {
         [one] => Ok((one.clone(), one.clone())),
         [a, b] => Ok((a.clone(), b.clone())),

@@ -49,12 +49,20 @@ impl PeerKind {
     /// The names accepted where a peer is chosen by word (`--peers`, `peer = "..."`).
     pub const NAMES: [&'static str; 1] = ["built-in"];
 
-    /// A peer chosen by word.
+    /// A peer chosen by word; `cmd:PROGRAM ARG...` is a command peer (split on whitespace),
+    /// so `--peers` can name one without editing the file.
     pub fn from_name(word: &str) -> Result<Self, String> {
+        if let Some(cmd) = word.strip_prefix("cmd:") {
+            let argv: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
+            if argv.is_empty() {
+                return Err("`cmd:` needs a program, e.g. cmd:python3 examples/aiortc-peer/peer.py".into());
+            }
+            return Ok(PeerKind::Command { argv });
+        }
         match word {
             "built-in" | "builtin" | "webrtc-rs" => Ok(PeerKind::BuiltIn),
             other => Err(format!(
-                "unknown peer `{other}`: use one of {} (or `{{ command = [...] }}` in the file)",
+                "unknown peer `{other}`: use one of {}, or cmd:PROGRAM ARGS (`{{ command = [...] }}` in a file)",
                 Self::NAMES.join(", ")
             )),
         }
@@ -131,6 +139,11 @@ mod tests {
     fn peers_from_words_and_tables() {
         assert_eq!(PeerKind::from_name("built-in"), Ok(PeerKind::BuiltIn));
         assert!(PeerKind::from_name("netscape").unwrap_err().contains("built-in"));
+        assert_eq!(
+            PeerKind::from_name("cmd:python3  peer.py"),
+            Ok(PeerKind::Command { argv: vec!["python3".into(), "peer.py".into()] })
+        );
+        assert!(PeerKind::from_name("cmd: ").is_err());
         let t: toml::Value = toml::from_str("p = { command = [\"python3\", \"peer.py\"] }").unwrap();
         assert_eq!(
             PeerKind::from_toml(&t["p"]),

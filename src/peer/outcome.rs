@@ -78,7 +78,8 @@ impl PeerOutcome {
                 PeerEvent::GatheringComplete { t_ms } => {
                     o.gathering_complete_ms.get_or_insert(*t_ms);
                 }
-                PeerEvent::IceState { t_ms, state } if state == "connected" => {
+                // Stacks that skip `connected` (aiortc) go straight to `completed`.
+                PeerEvent::IceState { t_ms, state } if state == "connected" || state == "completed" => {
                     o.ice_connected_ms.get_or_insert(*t_ms);
                 }
                 PeerEvent::SelectedPair { pair, .. } => {
