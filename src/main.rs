@@ -141,6 +141,10 @@ enum Command {
         /// kind for both (`built-in`).
         #[arg(long, value_name = "A[,B]")]
         peers: Option<String>,
+        /// The built-in peer's ICE profile instead of the file's: `webrtc-rs` (the stack's
+        /// acceptance waits) or `browser-like` (none).
+        #[arg(long, value_name = "PROFILE")]
+        ice_profile: Option<String>,
     },
     /// (internal) One WebRTC peer, JSON-lines signaling on stdin/stdout.
     #[command(hide = true)]
@@ -240,11 +244,18 @@ fn main() -> ExitCode {
         // SAFETY: no other thread exists yet.
         unsafe { std::env::set_var("ICELAB_BIN", me) };
     }
-    tracing_subscriber::fmt()
+    let args = Args::parse();
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("ICELAB_LOG"))
         .with_writer(std::io::stderr)
-        .init();
-    let args = Args::parse();
+        .finish();
+    if matches!(args.command, Command::Peer { .. }) {
+        // The peer reads webrtc-rs's log for its first successful check (peer::checks_log).
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        let _ = icelab::peer::checks_log::install(log::LevelFilter::Info);
+    } else {
+        tracing_subscriber::util::SubscriberInitExt::init(subscriber);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
     let code = rt.block_on(async {
         match args.command {
@@ -258,8 +269,8 @@ fn main() -> ExitCode {
             Command::StunServer { primary, alternate, port, alt_port } => {
                 cli::probe::stun_server(primary, alternate, port, alt_port).await
             }
-            Command::Run { file, json, repeat, name, keep, peers } => {
-                cli::run::run(&file, cli::run::RunArgs { json, repeat, name, keep, peers }).await
+            Command::Run { file, json, repeat, name, keep, peers, ice_profile } => {
+                cli::run::run(&file, cli::run::RunArgs { json, repeat, name, keep, peers, ice_profile }).await
             }
             Command::Peer { config, test_silent } => cli::run::peer(config, test_silent).await,
             Command::TurnServer { public_ip, realm, user, password, allow } => {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use icelab::fabric::registry;
-use icelab::peer::{PeerConfig, PeerKind, SelectedPair, run_peer};
+use icelab::peer::{IceProfile, PeerConfig, PeerKind, SelectedPair, run_peer};
 use icelab::scenario::{self, RunReport};
 use icelab::turn::{TurnServerConfig, serve_turn};
 use ipnet::IpNet;
@@ -28,6 +28,8 @@ pub struct RunArgs {
     pub keep: bool,
     /// `--peers A[,B]`: the peer kinds for offerer and answerer.
     pub peers: Option<String>,
+    /// `--ice-profile`: the built-in peer's ICE profile.
+    pub ice_profile: Option<String>,
 }
 
 /// `--peers A[,B]` -> (offerer, answerer).
@@ -53,6 +55,14 @@ pub async fn run(file: &Path, args: RunArgs) -> ExitCode {
         None => scn,
         Some(Ok((a, b))) => scn.with_peers(a, b),
         Some(Err(e)) => return fail(BAD_INPUT, e),
+    };
+    let scn = match args.ice_profile.as_deref() {
+        None => scn,
+        Some("webrtc-rs") => scn.with_ice_profile(IceProfile::WebrtcRs),
+        Some("browser-like") => scn.with_ice_profile(IceProfile::BrowserLike),
+        Some(other) => {
+            return fail(BAD_INPUT, format!("unknown --ice-profile `{other}`: use webrtc-rs or browser-like"));
+        }
     };
     // A peer program that is missing here is bad input, found before any lab is built.
     if let Err(e) = scn.check_peers() {

@@ -74,6 +74,69 @@ pub struct PeerConfig {
     pub test_restart_after_open_ms: Option<u64>,
     /// Test hook: the peer reads signaling but never answers, so the call must time out.
     pub test_silent: bool,
+    /// ICE nomination timers of the built-in peer: the stack's defaults or browser-like.
+    pub ice_profile: IceProfile,
+    /// Per-candidate-type acceptance waits (ms) that override the profile's.
+    pub ice_acceptance_ms: AcceptanceWaits,
+}
+
+/// How long the built-in peer waits, from the start of checks, before it may nominate a
+/// pair of each local candidate type. These waits, not the network, set webrtc-rs's ICE
+/// time on an unimpaired lab, so a profile says which figure a run reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IceProfile {
+    /// webrtc-rs 0.21 defaults: host 0, srflx 500 ms, prflx 1000 ms, relay 2000 ms.
+    #[default]
+    WebrtcRs,
+    /// No acceptance waits, as libwebrtc and Firefox: the first pair that succeeds wins.
+    BrowserLike,
+}
+
+impl IceProfile {
+    /// The profile's waits (`None`: the stack default).
+    pub fn waits(self) -> AcceptanceWaits {
+        match self {
+            IceProfile::WebrtcRs => AcceptanceWaits::default(),
+            IceProfile::BrowserLike => {
+                AcceptanceWaits { host: Some(0), srflx: Some(0), prflx: Some(0), relay: Some(0) }
+            }
+        }
+    }
+
+    /// Name as written in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            IceProfile::WebrtcRs => "webrtc-rs",
+            IceProfile::BrowserLike => "browser-like",
+        }
+    }
+}
+
+/// Acceptance waits per local candidate type, in ms; `None` keeps what the profile sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AcceptanceWaits {
+    /// Host candidates.
+    pub host: Option<u64>,
+    /// Server-reflexive candidates.
+    pub srflx: Option<u64>,
+    /// Peer-reflexive candidates.
+    pub prflx: Option<u64>,
+    /// Relay candidates.
+    pub relay: Option<u64>,
+}
+
+impl AcceptanceWaits {
+    /// `self` where set, else `base`.
+    pub fn over(self, base: AcceptanceWaits) -> AcceptanceWaits {
+        AcceptanceWaits {
+            host: self.host.or(base.host),
+            srflx: self.srflx.or(base.srflx),
+            prflx: self.prflx.or(base.prflx),
+            relay: self.relay.or(base.relay),
+        }
+    }
 }
 
 impl Default for PeerConfig {
@@ -93,6 +156,8 @@ impl Default for PeerConfig {
             ice_timeouts: IceTimeouts::default(),
             test_restart_after_open_ms: None,
             test_silent: false,
+            ice_profile: IceProfile::default(),
+            ice_acceptance_ms: AcceptanceWaits::default(),
         }
     }
 }

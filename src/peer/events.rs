@@ -23,6 +23,11 @@ impl Clock {
     pub(crate) fn ms(&self) -> f64 {
         self.0.elapsed().as_secs_f64() * 1000.0
     }
+
+    /// `at` on this clock (0 for instants before it started).
+    pub(crate) fn ms_at(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.0).as_secs_f64() * 1000.0
+    }
 }
 
 /// What callbacks and the data task report to the main loop (timestamped at the source).

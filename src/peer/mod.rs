@@ -30,6 +30,7 @@
 //! yields with the original URL and relay protocol `tcp` / `tls`.
 
 mod candidate;
+pub mod checks_log;
 mod config;
 mod data;
 pub mod driver;
@@ -46,7 +47,7 @@ mod session;
 mod setup;
 mod turn_shim;
 
-pub use config::{IceRestart, IceServer, IceTimeouts, PeerConfig, Role, TransportPolicy};
+pub use config::{AcceptanceWaits, IceProfile, IceRestart, IceServer, IceTimeouts, PeerConfig, Role, TransportPolicy};
 pub use driver::PeerKind;
 pub use harness::call_pair;
 pub use outcome::{GatheredCandidate, Outcome, PeerError, PeerOutcome};

@@ -35,12 +35,18 @@ pub struct PeerOutcome {
     pub timed_out: bool,
     /// Why the peer (process) failed, if it did, as its runner saw it.
     pub exit_error: Option<String>,
+    /// The stack and settings that ran, as the peer named itself (`started`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub implementation: Option<String>,
     /// Local candidates in gathering order.
     pub candidates: Vec<GatheredCandidate>,
     /// When gathering started.
     pub gathering_started_ms: Option<f64>,
     /// When gathering completed.
     pub gathering_complete_ms: Option<f64>,
+    /// First connectivity check that got a response (the network's share of ICE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_pair_succeeded_ms: Option<f64>,
     /// First ICE `connected`.
     pub ice_connected_ms: Option<f64>,
     /// DTLS up (peer connection `connected`).
@@ -87,6 +93,10 @@ impl PeerOutcome {
                     o.pair_reports += 1;
                 }
                 PeerEvent::IceRestart { attempt, .. } => o.ice_restarts = o.ice_restarts.max(*attempt),
+                PeerEvent::FirstPairSucceeded { t_ms } => {
+                    o.first_pair_succeeded_ms.get_or_insert(*t_ms);
+                }
+                PeerEvent::Started { implementation, .. } => o.implementation = implementation.clone(),
                 PeerEvent::DtlsConnected { t_ms } => {
                     o.dtls_connected_ms.get_or_insert(*t_ms);
                 }

@@ -222,6 +222,12 @@ pub enum PeerEvent {
         /// Why: `failed`, `disconnected for 1000 ms`, `re-offer`, ...
         reason: String,
     },
+    /// The first connectivity check of this side got a response: the network's part of
+    /// ICE is done here; what follows until `connected` is the stack's nomination policy.
+    FirstPairSucceeded {
+        /// Time.
+        t_ms: f64,
+    },
     /// DTLS handshake done (peer connection state `connected`).
     DtlsConnected {
         /// Time.
@@ -276,6 +282,7 @@ impl PeerEvent {
             | PeerEvent::IceState { t_ms, .. }
             | PeerEvent::SelectedPair { t_ms, .. }
             | PeerEvent::IceRestart { t_ms, .. }
+            | PeerEvent::FirstPairSucceeded { t_ms }
             | PeerEvent::DtlsConnected { t_ms }
             | PeerEvent::DataChannelOpen { t_ms }
             | PeerEvent::Rtt { t_ms, .. }

@@ -21,8 +21,8 @@ use super::session::{Session, Step};
 use super::setup::build_pc;
 use super::turn_shim;
 
-/// How the built-in peer names itself in its `started` event.
-const IMPLEMENTATION: &str = "webrtc-rs 0.21.1";
+/// How often `getStats()` is read for the first successful check while ICE checks run.
+const CHECK_POLL: Duration = Duration::from_millis(5);
 
 /// Runs one peer to completion: signaling over `input`/`output` (JSON lines, see
 /// [`super::protocol`]), ICE, DTLS, a data channel, a timed data exchange.
@@ -38,7 +38,7 @@ pub async fn run_peer(
     let clock = Clock::default();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(cfg.deadline_ms);
     let mut out = Out { w: output, clock };
-    let implementation = Some(IMPLEMENTATION.to_string());
+    let implementation = Some(super::setup::implementation_name(&cfg));
     out.emit(PeerEvent::Started { t_ms: clock.ms(), role: cfg.role, implementation }).await?;
 
     let (tx, mut rx) = unbounded_channel();
@@ -79,6 +79,7 @@ pub async fn run_peer(
         ice_connected: false,
         dtls_connected: false,
         gathering_started: false,
+        first_success_ms: None,
         watch,
     };
 
@@ -106,6 +107,7 @@ pub async fn run_peer(
                 },
                 Some(ev) = rx.recv() => s.on_internal(ev).await?,
                 _ = restart::sleep_until(wake) => s.on_wake().await?,
+                _ = tokio::time::sleep(CHECK_POLL), if s.watching_checks() => { s.poll_checks().await?; Step::Continue }
             };
             if !matches!(step, Step::Continue) {
                 return anyhow::Ok(step);

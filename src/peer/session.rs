@@ -40,6 +40,8 @@ pub(crate) struct Session<P, W> {
     pub(crate) ice_connected: bool,
     pub(crate) dtls_connected: bool,
     pub(crate) gathering_started: bool,
+    /// When the first check succeeded (`None` until seen).
+    pub(crate) first_success_ms: Option<f64>,
     /// ICE restart policy and selected-pair changes.
     pub(crate) watch: IceWatch,
 }
@@ -185,6 +187,24 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
 
     /// Timer work: selected-pair polling and due ICE restarts. A restart that cannot be
     /// sent is reported, not fatal: the watch retries it.
+    /// Whether the first successful check is still to be looked for (during checks only).
+    pub(crate) fn watching_checks(&self) -> bool {
+        self.first_success_ms.is_none() && self.remote_set && !self.ice_connected
+    }
+
+    /// Looks for the first pair check that succeeded (see [`super::checks_log`]); at ICE
+    /// connected it is looked for once more, so it is never missed.
+    pub(crate) async fn poll_checks(&mut self) -> anyhow::Result<()> {
+        if self.first_success_ms.is_none()
+            && let Some(at) = super::checks_log::first_valid_pair()
+        {
+            let t_ms = self.clock.ms_at(at);
+            self.first_success_ms = Some(t_ms);
+            self.out.emit(PeerEvent::FirstPairSucceeded { t_ms }).await?;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn on_wake(&mut self) -> anyhow::Result<Step> {
         let now = tokio::time::Instant::now();
         if self.watch.poll_due(now) {
@@ -228,6 +248,7 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
                 self.watch.on_ice(state, tokio::time::Instant::now());
                 match state {
                     RTCIceConnectionState::Connected | RTCIceConnectionState::Completed => {
+                        self.poll_checks().await?;
                         self.ice_connected = true;
                         if self.phase < Phase::Dtls {
                             self.phase = Phase::Dtls;

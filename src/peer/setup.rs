@@ -9,7 +9,7 @@ use webrtc::peer_connection::{
     SettingEngineBuilder,
 };
 
-use super::config::{IceServer, PeerConfig, TransportPolicy};
+use super::config::{AcceptanceWaits, IceServer, PeerConfig, TransportPolicy};
 use super::handler::Handler;
 use super::restart;
 
@@ -36,6 +36,7 @@ pub(crate) async fn build_pc(
     let settings = SettingEngineBuilder::new()
         .with_include_loopback_candidate(loopback)
         .with_ice_connection_attempts(cfg.ice_check_interval_ms.map(Duration::from_millis), None);
+    let settings = with_acceptance_waits(settings, cfg.ice_acceptance_ms.over(cfg.ice_profile.waits()));
     let settings = restart::with_timeouts(settings, &cfg.ice_timeouts).build();
     let pc = PeerConnectionBuilder::new()
         .with_configuration(config)
@@ -47,4 +48,38 @@ pub(crate) async fn build_pc(
         .await
         .context("building peer connection")?;
     Ok(pc)
+}
+
+/// Sets the waits that are given. Careful: webrtc-rs reads `None` as "the default wait",
+/// not as zero, so zero is passed as `Some(Duration::ZERO)`.
+fn with_acceptance_waits(b: SettingEngineBuilder, w: AcceptanceWaits) -> SettingEngineBuilder {
+    let ms = |v: Option<u64>| v.map(Duration::from_millis);
+    let mut b = b;
+    if w.host.is_some() {
+        b = b.with_host_acceptance_min_wait(ms(w.host));
+    }
+    if w.srflx.is_some() {
+        b = b.with_srflx_acceptance_min_wait(ms(w.srflx));
+    }
+    if w.prflx.is_some() {
+        b = b.with_prflx_acceptance_min_wait(ms(w.prflx));
+    }
+    if w.relay.is_some() {
+        b = b.with_relay_acceptance_min_wait(ms(w.relay));
+    }
+    b
+}
+
+/// How the built-in peer names itself: stack, profile and any overrides.
+pub(crate) fn implementation_name(cfg: &PeerConfig) -> String {
+    let mut name = format!("webrtc-rs 0.21.1 (ice-profile {})", cfg.ice_profile.name());
+    if cfg.ice_acceptance_ms != AcceptanceWaits::default() {
+        let w = cfg.ice_acceptance_ms;
+        let parts: Vec<String> = [("host", w.host), ("srflx", w.srflx), ("prflx", w.prflx), ("relay", w.relay)]
+            .iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k} {v} ms")))
+            .collect();
+        name = format!("{name} acceptance {}", parts.join(", "));
+    }
+    name
 }

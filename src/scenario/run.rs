@@ -158,6 +158,8 @@ async fn call(
         ice_check_interval_ms: Some(scn.ice_check_ms),
         ice_restart: scn.ice_restart,
         ice_timeouts: scn.ice_timeouts,
+        ice_profile: scn.ice_profile,
+        ice_acceptance_ms: scn.ice_acceptance_ms,
         linger_ms: 50,
         ..PeerConfig::new(role)
     };

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::peer::{IceRestart, IceTimeouts, PeerKind, TransportPolicy};
+use crate::peer::{AcceptanceWaits, IceProfile, IceRestart, IceTimeouts, PeerKind, TransportPolicy};
 use crate::topology::Reporter;
 
 /// Default data phase after the channel opens.
@@ -39,6 +39,10 @@ pub struct RawScenario {
     ice_disconnected_ms: Option<Spanned<u64>>,
     ice_failed_ms: Option<Spanned<u64>>,
     ice_keepalive_ms: Option<Spanned<u64>>,
+    /// `"webrtc-rs"` (the stack's acceptance waits) or `"browser-like"` (none).
+    ice_profile: Option<Spanned<String>>,
+    /// `{ host = 0, srflx = 0, prflx = 0, relay = 0 }`: waits that override the profile's.
+    ice_acceptance_ms: Option<Spanned<toml::Value>>,
     /// The peer program for both sides: `"built-in"` or `{ command = [...] }`.
     peer: Option<Spanned<toml::Value>>,
     /// The offerer's peer program (overrides `peer`).
@@ -114,6 +118,10 @@ pub struct Scenario {
     pub ice_restart: Option<IceRestart>,
     /// `ice-disconnected-ms`, `ice-failed-ms`, `ice-keepalive-ms`.
     pub ice_timeouts: IceTimeouts,
+    /// The built-in peer's ICE nomination profile.
+    pub ice_profile: IceProfile,
+    /// Acceptance waits that override the profile's.
+    pub ice_acceptance_ms: AcceptanceWaits,
     /// The program that plays the offerer.
     pub offerer_peer: PeerKind,
     /// The program that plays the answerer.
@@ -127,6 +135,12 @@ impl Scenario {
     pub fn check_peers(&self) -> Result<(), String> {
         self.offerer_peer.check_available()?;
         self.answerer_peer.check_available()
+    }
+
+    /// Runs the built-in peer with this ICE profile (`--ice-profile`).
+    pub fn with_ice_profile(mut self, profile: IceProfile) -> Self {
+        self.ice_profile = profile;
+        self
     }
 
     /// Plays both sides with these peers (`--peers A,B` or `--peers A`).
@@ -333,6 +347,16 @@ fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, r: RawScenario) -> Scen
         failed_ms: r.ice_failed_ms.map(Spanned::into_inner),
         keepalive_ms: r.ice_keepalive_ms.map(Spanned::into_inner),
     };
+    let ice_profile = match r.ice_profile.as_ref().map(|p| (p, p.get_ref().as_str())) {
+        None | Some((_, "webrtc-rs")) => IceProfile::WebrtcRs,
+        Some((_, "browser-like")) => IceProfile::BrowserLike,
+        Some((p, other)) => {
+            let hint = Some("use \"webrtc-rs\" (the stack's waits) or \"browser-like\" (none)".into());
+            rep.error(p.span(), format!("unknown ice-profile `{other}`"), hint);
+            IceProfile::WebrtcRs
+        }
+    };
+    let ice_acceptance_ms = r.ice_acceptance_ms.as_ref().map(|v| interpret_waits(rep, v)).unwrap_or_default();
     let mut peer = |v: &Option<Spanned<toml::Value>>, fallback: &PeerKind| match v {
         None => fallback.clone(),
         Some(v) => PeerKind::from_toml(v.get_ref()).unwrap_or_else(|m| {
@@ -343,6 +367,7 @@ fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, r: RawScenario) -> Scen
         }),
     };
     let both = peer(&r.peer, &PeerKind::BuiltIn);
+
     let (offerer_peer, answerer_peer) = (peer(&r.offerer_peer, &both), peer(&r.answerer_peer, &both));
     Scenario {
         offerer: r.offerer.into_inner(),
@@ -357,10 +382,40 @@ fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, r: RawScenario) -> Scen
         ice_check_ms: r.ice_check_ms.map_or(DEFAULT_ICE_CHECK_MS, Spanned::into_inner),
         ice_restart,
         ice_timeouts,
+        ice_profile,
+        ice_acceptance_ms,
         offerer_peer,
         answerer_peer,
         silent_answerer: r.test_silent_answerer.unwrap_or(false),
     }
+}
+
+/// `ice-acceptance-ms = { host = N, srflx = N, prflx = N, relay = N }` (any subset).
+fn interpret_waits(rep: &mut Reporter, v: &Spanned<toml::Value>) -> AcceptanceWaits {
+    const HINT: &str = "e.g. ice-acceptance-ms = { srflx = 0, relay = 100 }";
+    let mut w = AcceptanceWaits::default();
+    let Some(t) = v.get_ref().as_table() else {
+        rep.error(v.span(), "ice-acceptance-ms must be a table", Some(HINT.into()));
+        return w;
+    };
+    for (k, val) in t {
+        let n = val.as_integer().filter(|n| *n >= 0).map(|n| n as u64);
+        let slot = match k.as_str() {
+            "host" => &mut w.host,
+            "srflx" => &mut w.srflx,
+            "prflx" => &mut w.prflx,
+            "relay" => &mut w.relay,
+            _ => {
+                rep.error(v.span(), format!("ice-acceptance-ms: unknown candidate type `{k}`"), Some(HINT.into()));
+                continue;
+            }
+        };
+        match n {
+            Some(n) => *slot = Some(n),
+            None => rep.error(v.span(), format!("ice-acceptance-ms: `{k}` must be a whole number of ms"), None),
+        }
+    }
+    w
 }
 
 /// `ice-restart = true | false | { after-disconnected-ms = N, max = N }`.

@@ -12,7 +12,11 @@ pub struct Timings {
     pub lab_up_ms: Option<f64>,
     /// Offer created -> all local candidates gathered.
     pub gathering_ms: Option<f64>,
-    /// Offer created -> ICE connected.
+    /// Offer created -> the offerer's first connectivity check answered: what the network
+    /// (and the other side's answer) took.
+    pub first_check_ms: Option<f64>,
+    /// Offer created -> ICE connected: the first check plus the stack's nomination policy
+    /// (webrtc-rs's acceptance waits under the `webrtc-rs` profile).
     pub ice_ms: Option<f64>,
     /// Offer created -> DTLS up.
     pub dtls_ms: Option<f64>,
@@ -42,6 +46,7 @@ impl Timings {
         };
         Timings {
             gathering_ms: since_offer(p.gathering_complete_ms),
+            first_check_ms: since_offer(p.first_pair_succeeded_ms),
             ice_ms: since_offer(p.ice_connected_ms),
             dtls_ms: since_offer(p.dtls_connected_ms),
             connect_ms: since_offer(p.data_channel_open_ms),
@@ -57,6 +62,7 @@ impl Timings {
         vec![
             ("lab up", "ms", self.lab_up_ms),
             ("gathering", "ms", self.gathering_ms),
+            ("first check ok", "ms", self.first_check_ms),
             ("ice connected", "ms", self.ice_ms),
             ("dtls connected", "ms", self.dtls_ms),
             ("data channel open", "ms", self.connect_ms),
