@@ -24,7 +24,7 @@ fn assert_error_json(what: &str, stdout: &str, kind: &str) -> Value {
 fn every_command_has_one_exit_code_contract() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[[router]]\nname = \"r1\"\nnat = \"no-such-nat\"\n").unwrap();
+    std::fs::write(&bad, "[router.home]\nwan = \"internet\"\nnat = \"no-such-nat\"\n").unwrap();
     let bad = bad.to_str().unwrap();
     let good = topology("two-home-routers.toml");
     let missing = dir.path().join("missing.toml");
@@ -81,7 +81,7 @@ fn every_command_has_one_exit_code_contract() {
 fn bad_file_errors_carry_located_diagnostics() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[[router]]\nname = \"r1\"\nnat = \"no-such-nat\"\n").unwrap();
+    std::fs::write(&bad, "[router.home]\nwan = \"internet\"\nnat = \"no-such-nat\"\n").unwrap();
     let o = icelab(&["check", bad.to_str().unwrap(), "--json"]);
     let v = assert_error_json("check", &stdout(&o), "bad-input");
     let d = &v["error"]["diagnostics"][0];

@@ -188,6 +188,11 @@ pub async fn echo(target: &str, tcp: bool, count: u32, timeout_ms: u64, json: bo
         icelab::echo::udp_probe(target, count, timeout).await
     };
     let r = r.or_kind(Kind::CouldNotRun)?;
+    if r.received == 0 && json {
+        // One JSON document: the error, with the probe's numbers as its details.
+        let details = serde_json::to_value(&r).unwrap_or_default();
+        return Err(CliError::failed(format!("no reply from {target}")).with_details(details));
+    }
     if json {
         out::json(&r);
     } else {
@@ -195,7 +200,7 @@ pub async fn echo(target: &str, tcp: bool, count: u32, timeout_ms: u64, json: bo
         outln!("{} {}: {}/{} replies, rtt ms [{}]", r.protocol, r.target, r.received, r.sent, rtts.join(", "));
     }
     if r.received == 0 {
-        return Err(CliError::failed(format!("no reply from {target}")).with_details(serde_json::to_value(&r).unwrap_or_default()));
+        return Err(CliError::failed(format!("no reply from {target}")));
     }
     Ok(Done::Ok)
 }

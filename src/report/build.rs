@@ -11,7 +11,8 @@ impl Report {
     /// summary is added when it is more than one); `errors` are runs that could not be done.
     pub fn from_runs(source: &str, runs: &[RunReport], repeat: u32, errors: Vec<String>) -> Report {
         let mut calls: Vec<Call> = runs.iter().map(call).collect();
-        if repeat > 1 {
+        // Call names are unique in a report: number them when there are several.
+        if calls.len() > 1 || repeat > 1 {
             for (i, c) in calls.iter_mut().enumerate() {
                 c.name = format!("{} #{}", c.name, i + 1);
             }
