@@ -33,9 +33,12 @@ fn alive(pid: i32) -> bool {
 }
 
 fn status_of(ls: &Value, lab: &str) -> String {
-    ls["labs"].as_array().into_iter().flatten().find(|l| l["name"] == lab).map_or("absent".into(), |l| {
-        l["status"]["status"].as_str().unwrap_or("?").to_string()
-    })
+    ls["labs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|l| l["name"] == lab)
+        .map_or("absent".into(), |l| l["status"]["status"].as_str().unwrap_or("?").to_string())
 }
 
 #[test]

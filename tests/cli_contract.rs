@@ -12,7 +12,8 @@ use serde_json::Value;
 
 /// Asserts the `--json` error shape: `{"error": {"kind", "message", "diagnostics": [...]}}`.
 fn assert_error_json(what: &str, stdout: &str, kind: &str) -> Value {
-    let v: Value = serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{what}: stdout is not JSON ({e}): {stdout}"));
+    let v: Value =
+        serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{what}: stdout is not JSON ({e}): {stdout}"));
     let err = &v["error"];
     assert_eq!(err["kind"], kind, "{what}: {v:#}");
     assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {v:#}");
@@ -70,7 +71,8 @@ fn every_command_has_one_exit_code_contract() {
         if let Some(kind) = kind {
             assert_error_json(what, &out, kind);
         }
-        if *code == 2 && kind.is_none() && !err.contains("error") && !err.contains("icelab:") && !err.contains("Usage") {
+        if *code == 2 && kind.is_none() && !err.contains("error") && !err.contains("icelab:") && !err.contains("Usage")
+        {
             wrong.push(format!("{what}: no explanation on stderr: {err}"));
         }
     }

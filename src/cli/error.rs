@@ -126,7 +126,13 @@ impl From<icelab::topology::TopologyError> for CliError {
         c.diagnostics = e
             .diagnostics
             .iter()
-            .map(|d| Diag { file: d.file.clone(), line: d.line, col: d.col, message: d.message.clone(), hint: d.hint.clone() })
+            .map(|d| Diag {
+                file: d.file.clone(),
+                line: d.line,
+                col: d.col,
+                message: d.message.clone(),
+                hint: d.hint.clone(),
+            })
             .collect();
         c.rendered = Some(e.to_string());
         c

@@ -64,7 +64,8 @@ pub fn ls(json: bool) -> CliResult {
         outln!("no labs");
     }
     for e in &entries {
-        let (nodes, topo) = e.record.as_ref().map_or((0, "(claimed by hand)"), |r| (r.nodes.len(), r.topology.as_str()));
+        let (nodes, topo) =
+            e.record.as_ref().map_or((0, "(claimed by hand)"), |r| (r.nodes.len(), r.topology.as_str()));
         outln!("{:<12} {:>3} nodes  {:<40} {}", e.name, nodes, topo, describe(e.status));
     }
     if !orphans.is_empty() {

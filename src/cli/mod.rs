@@ -91,8 +91,8 @@ pub async fn up(
     }
     require_root()?;
     // Handlers first: a signal that arrives before them would kill us with the lab half-built.
-    let interrupted = Interrupts::install()
-        .map_err(|e| CliError::could_not_run(format!("cannot install signal handlers: {e}")))?;
+    let interrupted =
+        Interrupts::install().map_err(|e| CliError::could_not_run(format!("cannot install signal handlers: {e}")))?;
     let tty = std::io::stderr().is_terminal();
     let build = Lab::up_with(&topo, &name, &opts, |i, step| {
         if tty {

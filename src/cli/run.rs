@@ -112,7 +112,8 @@ pub async fn run(file: &Path, args: RunArgs) -> CliResult {
     }
     if !errors.is_empty() {
         let n = errors.len();
-        let msg = if args.repeat == 1 { errors.remove(0) } else { format!("{n}/{} runs could not be done", args.repeat) };
+        let msg =
+            if args.repeat == 1 { errors.remove(0) } else { format!("{n}/{} runs could not be done", args.repeat) };
         return Err(CliError::could_not_run(msg));
     }
     Ok(Done::Ok)
@@ -137,7 +138,8 @@ fn print_raw_json(runs: &[scenario::RunReport], model: &Report, repeat: u32) {
 
 /// Writes the report files that were asked for.
 fn write_files(model: &Report, files: &ReportFiles) -> Result<(), CliError> {
-    let outputs: [(&Option<PathBuf>, fn(&Report) -> String); 3] =
+    type Renderer = fn(&Report) -> String;
+    let outputs: [(&Option<PathBuf>, Renderer); 3] =
         [(&files.junit, report::junit::render), (&files.html, report::html::render), (&files.json, report::json)];
     for (path, render) in outputs {
         if let Some(p) = path {

@@ -253,8 +253,7 @@ pub fn entry(name: &str) -> Option<Entry> {
         return None;
     }
     let record = load(name).ok();
-    let owner: Option<Owner> =
-        fs::read(dir.join("owner.json")).ok().and_then(|t| serde_json::from_slice(&t).ok());
+    let owner: Option<Owner> = fs::read(dir.join("owner.json")).ok().and_then(|t| serde_json::from_slice(&t).ok());
     let status = match (owner, &record) {
         (Some(Owner::Kept), _) => Status::Kept,
         (Some(o @ Owner::Process { pid, .. }), _) => {

@@ -48,7 +48,12 @@ fn call(rep: &RunReport) -> Call {
         .verdict
         .checks
         .iter()
-        .map(|c| CheckRow { name: c.name.clone(), expected: c.expected.clone(), observed: c.observed.clone(), ok: c.ok })
+        .map(|c| CheckRow {
+            name: c.name.clone(),
+            expected: c.expected.clone(),
+            observed: c.observed.clone(),
+            ok: c.ok,
+        })
         .collect();
     let timings = rep
         .timings

@@ -27,7 +27,11 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(o, "<h1>{} {}</h1>", e(&r.source), verdict(r.pass));
     let _ = writeln!(o, "<p>{passed}/{} calls passed; {} could not run.</p>", r.calls.len(), r.errors.len());
     if let Some(s) = &r.summary {
-        let _ = writeln!(o, "<h2>Summary over {} runs</h2>\n<table>\n<tr><th>timing</th><th>p50</th><th>p95</th><th>n</th><th>unit</th></tr>", s.repeat);
+        let _ = writeln!(
+            o,
+            "<h2>Summary over {} runs</h2>\n<table>\n<tr><th>timing</th><th>p50</th><th>p95</th><th>n</th><th>unit</th></tr>",
+            s.repeat
+        );
         for t in &s.timings {
             let _ = writeln!(
                 o,
@@ -81,7 +85,10 @@ fn call(o: &mut String, c: &Call) {
     }
     let _ = writeln!(o, "</table>");
     if !c.events.is_empty() {
-        let _ = writeln!(o, "<table>\n<tr><th>#</th><th>applied (ms)</th><th>event</th><th>observed</th><th>stall (ms)</th><th>notes</th></tr>");
+        let _ = writeln!(
+            o,
+            "<table>\n<tr><th>#</th><th>applied (ms)</th><th>event</th><th>observed</th><th>stall (ms)</th><th>notes</th></tr>"
+        );
         for ev in &c.events {
             let num = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
             let notes: Vec<String> = ev.notes.iter().map(|n| e(n)).collect();

@@ -9,9 +9,7 @@ use super::model::Report;
 /// The report as a JUnit XML document.
 pub fn render(r: &Report) -> String {
     let failed_cases = r.calls.iter().filter(|c| !c.pass).count();
-    let seconds = |c: &super::Call| {
-        c.timings.iter().find(|t| t.name == "total").map_or(0.0, |t| t.value / 1e3)
-    };
+    let seconds = |c: &super::Call| c.timings.iter().find(|t| t.name == "total").map_or(0.0, |t| t.value / 1e3);
     let total: f64 = r.calls.iter().map(seconds).sum();
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -44,7 +42,14 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(out, "selected pair: {}", super::table::pair_text(p));
         }
         for k in &c.checks {
-            let _ = writeln!(out, "{} {}: expected {}, observed {}", if k.ok { "ok" } else { "FAIL" }, k.name, k.expected, k.observed);
+            let _ = writeln!(
+                out,
+                "{} {}: expected {}, observed {}",
+                if k.ok { "ok" } else { "FAIL" },
+                k.name,
+                k.expected,
+                k.observed
+            );
         }
         let _ = writeln!(o, "      <system-out>{}</system-out>", e(&out));
         if !c.stderr.is_empty() {
@@ -54,7 +59,12 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(o, "    </testcase>");
     }
     for (i, err) in r.errors.iter().enumerate() {
-        let _ = writeln!(o, "    <testcase classname=\"{}\" name=\"could not run #{}\" time=\"0.000\">", e(&r.source), i + 1);
+        let _ = writeln!(
+            o,
+            "    <testcase classname=\"{}\" name=\"could not run #{}\" time=\"0.000\">",
+            e(&r.source),
+            i + 1
+        );
         let _ = writeln!(o, "      <error message=\"{}\" type=\"could-not-run\"/>", e(err));
         let _ = writeln!(o, "    </testcase>");
     }

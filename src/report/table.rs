@@ -83,7 +83,8 @@ pub fn call(source: &str, c: &Call, style: Style) -> String {
     }
     for k in c.checks.iter().filter(|k| !k.ok) {
         let fail = style.mark(false, "FAIL");
-        let _ = writeln!(o, "{fail}: expectation `{}` failed: expected {}, observed {}", k.name, k.expected, k.observed);
+        let _ =
+            writeln!(o, "{fail}: expectation `{}` failed: expected {}, observed {}", k.name, k.expected, k.observed);
     }
     o
 }
