@@ -25,6 +25,7 @@ pub mod impair;
 pub mod nat;
 pub mod peer;
 pub mod plan;
+pub mod report;
 pub mod scenario;
 pub mod stun;
 pub mod timeline;

@@ -56,14 +56,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List running labs (and namespaces left behind by crashed runs).
+    /// List labs: kept by `up`, owned by a live process, or left over by a dead one.
     Ls {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
-    /// Remove every lab and every leftover `icelab-*` namespace and process.
+    /// Remove leftovers: labs whose creating process died, and `icelab-*` namespaces
+    /// without a record. Labs kept by `up` and labs of live processes stay.
     Cleanup {
+        /// Remove this lab (whoever owns it) instead of the leftovers.
+        name: Option<String>,
+        /// Remove every lab, kept and live ones too.
+        #[arg(long, conflicts_with = "name")]
+        all: bool,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -74,6 +80,9 @@ enum Command {
         name: String,
         /// Node name.
         node: String,
+        /// Errors as JSON on stdout (the command's own output is passed through).
+        #[arg(long)]
+        json: bool,
         /// The command and its arguments (after `--`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         command: Vec<String>,
@@ -85,6 +94,9 @@ enum Command {
         /// Default namespace prefix in the script (`icelab-<name>`).
         #[arg(long, default_value = "sh")]
         name: String,
+        /// Print `{"script": ...}` and errors as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Send echo probes (UDP by default) and report the round trips; exit 1 if none return.
     Echo {
@@ -121,7 +133,8 @@ enum Command {
     },
     /// Run the topology's [scenario]: build the lab, place a WebRTC call, judge [expect].
     ///
-    /// Exit 0 when every expectation holds (in every run), 1 when one does not, 2 on bad input.
+    /// Exit 0 when every expectation holds (in every run), 1 when one does not, 2 on bad
+    /// input, 3 when the run could not be done.
     Run {
         /// Topology file with a [scenario] section.
         file: PathBuf,
@@ -145,6 +158,15 @@ enum Command {
         /// acceptance waits) or `browser-like` (none).
         #[arg(long, value_name = "PROFILE")]
         ice_profile: Option<String>,
+        /// Also write the results as JUnit XML (one testcase per call).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Also write the results as a self-contained HTML page.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Also write the report model (every call, checks, timings, events) as JSON.
+        #[arg(long, value_name = "FILE")]
+        report_json: Option<PathBuf>,
     },
     /// (internal) One WebRTC peer, JSON-lines signaling on stdin/stdout.
     #[command(hide = true)]
@@ -236,6 +258,39 @@ impl EngineChoice {
     }
 }
 
+impl Command {
+    /// Whether errors are to be printed as JSON on stdout.
+    fn json(&self) -> bool {
+        match self {
+            Command::Check { json, .. }
+            | Command::Up { json, .. }
+            | Command::Down { json, .. }
+            | Command::Ls { json }
+            | Command::Cleanup { json, .. }
+            | Command::Exec { json, .. }
+            | Command::Export { json, .. }
+            | Command::Echo { json, .. }
+            | Command::Probe { json, .. }
+            | Command::Run { json, .. } => *json,
+            _ => false,
+        }
+    }
+}
+
+/// A clap error: help and version are output (exit 0), the rest usage errors (exit 2).
+fn usage(e: clap::Error, json: bool) -> ExitCode {
+    use clap::error::ErrorKind;
+    let text = e.render().to_string();
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        cli::out::text(&text);
+        return ExitCode::SUCCESS;
+    }
+    let first = text.lines().next().unwrap_or("bad usage").trim_start_matches("error: ").to_string();
+    let mut err = cli::error::CliError::bad_input(first);
+    err.rendered = Some(text.trim_end().to_string());
+    err.report(json)
+}
+
 fn main() -> ExitCode {
     // This program starts the lab's services, whatever its file is called.
     if std::env::var_os("ICELAB_BIN").is_none()
@@ -244,11 +299,19 @@ fn main() -> ExitCode {
         // SAFETY: no other thread exists yet.
         unsafe { std::env::set_var("ICELAB_BIN", me) };
     }
-    let args = Args::parse();
+
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("ICELAB_LOG"))
         .with_writer(std::io::stderr)
         .finish();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = match Args::try_parse_from(&argv) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing_subscriber::util::SubscriberInitExt::init(subscriber);
+            return usage(e, argv.iter().any(|a| a == "--json"));
+        }
+    };
     if matches!(args.command, Command::Peer { .. }) {
         // The peer reads webrtc-rs's log for its first successful check (peer::checks_log).
         let _ = tracing::subscriber::set_global_default(subscriber);
@@ -256,8 +319,12 @@ fn main() -> ExitCode {
     } else {
         tracing_subscriber::util::SubscriberInitExt::init(subscriber);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
-    let code = rt.block_on(async {
+    let json = args.command.json();
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return cli::error::CliError::could_not_run(format!("tokio runtime: {e}")).report(json),
+    };
+    let result = rt.block_on(async {
         match args.command {
             Command::Check { file, json } => cli::check(&file, json),
             Command::Up { file, name, dry_run, verify, impair_engine, seed, json } => {
@@ -269,18 +336,19 @@ fn main() -> ExitCode {
             Command::StunServer { primary, alternate, port, alt_port } => {
                 cli::probe::stun_server(primary, alternate, port, alt_port).await
             }
-            Command::Run { file, json, repeat, name, keep, peers, ice_profile } => {
-                cli::run::run(&file, cli::run::RunArgs { json, repeat, name, keep, peers, ice_profile }).await
+            Command::Run { file, json, repeat, name, keep, junit, html, report_json, peers, ice_profile } => {
+                let files = cli::run::ReportFiles { junit, html, json: report_json };
+                cli::run::run(&file, cli::run::RunArgs { json, repeat, name, keep, files, peers, ice_profile }).await
             }
             Command::Peer { config, test_silent } => cli::run::peer(config, test_silent).await,
             Command::TurnServer { public_ip, realm, user, password, allow } => {
                 cli::run::turn_server(public_ip, realm, user, password, allow).await
             }
-            Command::Down { name, json } => cli::down(&name, json),
-            Command::Ls { json } => cli::ls(json),
-            Command::Cleanup { json } => cli::cleanup(json),
-            Command::Exec { name, node, command } => cli::exec(&name, &node, &command),
-            Command::Export { file, name } => cli::export(&file, &name),
+            Command::Down { name, json } => cli::labs::down(&name, json),
+            Command::Ls { json } => cli::labs::ls(json),
+            Command::Cleanup { name, all, json } => cli::labs::cleanup(name.as_deref(), all, json),
+            Command::Exec { name, node, command, json: _ } => cli::labs::exec(&name, &node, &command),
+            Command::Export { file, name, json } => cli::export(&file, &name, json),
             Command::Echo { target, tcp, count, timeout_ms, json } => {
                 cli::echo(&target, tcp, count, timeout_ms, json).await
             }
@@ -289,5 +357,8 @@ fn main() -> ExitCode {
         }
     });
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
-    code
+    match result {
+        Ok(done) => done.into(),
+        Err(e) => e.report(json),
+    }
 }

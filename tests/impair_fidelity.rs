@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use icelab::fabric::registry::Claim;
 use icelab::impair::netem::netem_available;
 use icelab::impair::testbed::{ADDR_B, Backend, Testbed};
 use icelab::impair::{Impairment, LinkDir, Loss};
@@ -32,8 +33,30 @@ fn now_ns() -> u64 {
     epoch().elapsed().as_nanos() as u64
 }
 
+/// A testbed with a claim on its lab name (`icelab-i<pid>x<n>-...`), dropped after the
+/// testbed: a crashed test's namespaces are leftovers for `icelab cleanup`, live ones
+/// are safe from it.
+struct Bed {
+    tb: Testbed,
+    _claim: Claim,
+}
+
+impl std::ops::Deref for Bed {
+    type Target = Testbed;
+    fn deref(&self) -> &Testbed {
+        &self.tb
+    }
+}
+
+/// A lab name unique on this machine, claimed for this process.
+fn claim() -> Claim {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    Claim::new(&format!("i{}x{n}", std::process::id())).expect("claim a lab name")
+}
+
 /// The bench for `backend`, or `None` (with the reason printed) when it cannot run here.
-fn bed(tag: &str, backend: Backend, a_to_b: Impairment, b_to_a: Impairment, seed: u64) -> Option<Testbed> {
+fn bed(tag: &str, backend: Backend, a_to_b: Impairment, b_to_a: Impairment, seed: u64) -> Option<Bed> {
     if !common::require_root() {
         return None;
     }
@@ -49,8 +72,10 @@ fn bed(tag: &str, backend: Backend, a_to_b: Impairment, b_to_a: Impairment, seed
         Backend::Netem => "n",
         Backend::Veth => "v",
     };
-    let prefix = format!("imptest{}-{kind}{tag}", std::process::id());
-    Some(Testbed::new(&prefix, backend, a_to_b, b_to_a, seed).expect("build testbed"))
+    let claim = claim();
+    let prefix = format!("{}-{kind}{tag}", claim.prefix());
+    let tb = Testbed::new(&prefix, backend, a_to_b, b_to_a, seed).expect("build testbed");
+    Some(Bed { tb, _claim: claim })
 }
 
 /// What the far side saw of a one-way stream.
@@ -319,8 +344,9 @@ fn netem_engine_mtu_rule_without_netem() {
         return;
     }
     let imp = Impairment { mtu: Some(1000), ..Default::default() };
-    let prefix = format!("imptest{}-nftmtu", std::process::id());
-    let tb = Testbed::new(&prefix, Backend::Netem, imp, Impairment::default(), 9).unwrap();
+    let claim = claim();
+    let prefix = format!("{}-nftmtu", claim.prefix());
+    let tb = Bed { tb: Testbed::new(&prefix, Backend::Netem, imp, Impairment::default(), 9).unwrap(), _claim: claim };
     mtu_on(&tb, Backend::Netem);
 }
 
@@ -425,7 +451,8 @@ fn run_engine_lifecycle() {
             }
         }
     }
-    let names: Vec<String> = ["a", "b"].iter().map(|s| format!("imptest{}-run-{s}", std::process::id())).collect();
+    let claim = claim();
+    let names: Vec<String> = ["a", "b"].iter().map(|s| format!("{}-run-{s}", claim.prefix())).collect();
     let guard = Gone(names.clone());
     for n in &names {
         netns::create(n).unwrap();

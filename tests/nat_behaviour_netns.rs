@@ -19,10 +19,20 @@ use std::time::Duration;
 const WAN: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
 const NEGATIVE_WAIT: Duration = Duration::from_millis(500);
 
-/// Namespaces of one lab; deleted on drop, even when the test panics.
+/// Namespaces of one lab (`icelab-<claim>-<tag>-<node>`); deleted on drop, even when
+/// the test panics. The claim, dropped last, makes a crashed test's namespaces leftovers
+/// that `icelab cleanup` removes, and keeps a concurrent cleanup off live ones.
 struct Lab {
     prefix: String,
     made: Vec<String>,
+    _claim: icelab::fabric::registry::Claim,
+}
+
+/// A lab name unique on this machine: `n<pid>x<counter>`.
+fn claim() -> icelab::fabric::registry::Claim {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    icelab::fabric::registry::Claim::new(&format!("n{}x{n}", std::process::id())).expect("claim a lab name")
 }
 
 impl Drop for Lab {
@@ -58,7 +68,8 @@ impl Lab {
             }
             panic!("{tag} needs root (network namespaces); set ICELAB_SKIP_ROOT_TESTS=1 to skip");
         }
-        let mut lab = Lab { prefix: format!("nattest{}-{tag}", std::process::id()), made: vec![] };
+        let claim = claim();
+        let mut lab = Lab { prefix: format!("{}-{tag}", claim.prefix()), made: vec![], _claim: claim };
         for n in ["lan", "router", "inet", "srv"] {
             let ns = lab.ns(n);
             run(&["ip", "netns", "add", &ns]);

@@ -13,9 +13,11 @@ fn sh(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Namespaces `stuntest<pid>-{srv,nat,cli}`, deleted on drop (also on panic).
+/// Namespaces `icelab-s<pid>-{srv,nat,cli}`, deleted on drop (also on panic). The claim,
+/// dropped last, makes them leftovers for `icelab cleanup` if the test crashes.
 struct Lab {
     names: Vec<String>,
+    _claim: icelab::fabric::registry::Claim,
 }
 
 impl Lab {
@@ -24,8 +26,9 @@ impl Lab {
     }
 
     fn build() -> Lab {
-        let p = std::process::id();
-        let lab = Lab { names: ["srv", "nat", "cli"].map(|n| format!("stuntest{p}-{n}")).to_vec() };
+        let claim = icelab::fabric::registry::Claim::new(&format!("s{}", std::process::id())).expect("claim");
+        let prefix = claim.prefix();
+        let lab = Lab { names: ["srv", "nat", "cli"].map(|n| format!("{prefix}-{n}")).to_vec(), _claim: claim };
         for n in &lab.names {
             sh(&["ip", "netns", "add", n]);
             sh(&["ip", "-n", n, "link", "set", "lo", "up"]);

@@ -1,71 +1,66 @@
-//! Command handlers: parse inputs, call the library, print text or JSON, pick the exit code.
-//!
-//! Exit codes: 0 ok; 1 an operation or expectation failed; 2 bad usage or bad input.
+//! Command handlers: parse inputs, call the library, print text or JSON. Every handler
+//! returns a [`CliResult`]; `main` turns it into the exit code (see [`error`]).
 
+pub mod error;
+pub mod labs;
+pub mod out;
 pub mod probe;
 pub mod run;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::ExitCode;
 use std::time::Duration;
 
-use icelab::fabric::{self, Lab, netns, procs, registry};
+use icelab::fabric::{Lab, registry};
 use icelab::topology::{self, Topology};
 
-/// An operation failed.
-pub(crate) const FAILED: u8 = 1;
-/// The input (file, name, arguments) is wrong.
-pub(crate) const BAD_INPUT: u8 = 2;
+use error::{CliError, CliResult, Done, Kind, OrKind};
+use out::{errln, outln};
 
-pub(crate) fn print_json(v: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(v).expect("serializable"));
+/// Parses a topology file; its diagnostics become a bad-input error.
+fn load(file: &Path) -> Result<Topology, CliError> {
+    Ok(topology::parse_file(file)?)
 }
 
-pub(crate) fn fail(code: u8, e: impl std::fmt::Display) -> ExitCode {
-    eprintln!("icelab: {e}");
-    ExitCode::from(code)
+/// Checks a lab name given by the user.
+fn lab_name(name: &str) -> Result<(), CliError> {
+    registry::check_name(name).or_kind(Kind::BadInput)
 }
 
-/// Parses a topology file, printing its diagnostics on failure.
-fn load(file: &Path, json: bool) -> Result<Topology, ExitCode> {
-    topology::parse_file(file).map_err(|e| {
-        if json {
-            print_json(&e);
-        }
-        eprintln!("{e}");
-        ExitCode::from(BAD_INPUT)
-    })
-}
-
-pub fn check(file: &Path, json: bool) -> ExitCode {
-    let topo = match load(file, json) {
-        Ok(t) => t,
-        Err(c) => return c,
-    };
-    if json {
-        print_json(&topo);
+/// Commands that build or change namespaces need root; say so before trying.
+fn require_root() -> Result<(), CliError> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
     } else {
-        println!(
-            "{}: ok ({} routers, {} hosts, {} servers)",
-            file.display(),
-            topo.routers.len(),
-            topo.hosts.len(),
-            topo.servers.len()
-        );
-        for r in &topo.routers {
-            println!("  router {:<12} wan {} lan {}", r.name, r.wan.subnet, r.lan);
-        }
-        for h in &topo.hosts {
-            println!("  host   {:<12} {}", h.name, h.uplink.subnet);
-        }
-        for s in &topo.servers {
-            let a: Vec<String> = s.addresses.iter().map(|a| a.to_string()).collect();
-            println!("  server {:<12} {} [{}]", s.name, a.join(", "), s.services.join(", "));
-        }
+        Err(CliError::could_not_run("this needs root (network namespaces); run it with sudo"))
     }
-    ExitCode::SUCCESS
+}
+
+pub fn check(file: &Path, json: bool) -> CliResult {
+    let topo = load(file)?;
+    if json {
+        out::json(&topo);
+        return Ok(Done::Ok);
+    }
+    outln!(
+        "{}: ok ({} routers, {} hosts, {} servers)",
+        file.display(),
+        topo.routers.len(),
+        topo.hosts.len(),
+        topo.servers.len()
+    );
+    for r in &topo.routers {
+        outln!("  router {:<12} wan {} lan {}", r.name, r.wan.subnet, r.lan);
+    }
+    for h in &topo.hosts {
+        outln!("  host   {:<12} {}", h.name, h.uplink.subnet);
+    }
+    for s in &topo.servers {
+        let a: Vec<String> = s.addresses.iter().map(|a| a.to_string()).collect();
+        outln!("  server {:<12} {} [{}]", s.name, a.join(", "), s.services.join(", "));
+    }
+    Ok(Done::Ok)
 }
 
 pub async fn up(
@@ -75,79 +70,69 @@ pub async fn up(
     verify: bool,
     (engine, seed): (Option<icelab::plan::ImpairEngine>, u64),
     json: bool,
-) -> ExitCode {
-    let topo = match load(file, json) {
-        Ok(t) => t,
-        Err(c) => return c,
-    };
+) -> CliResult {
+    let topo = load(file)?;
     let opts = icelab::plan::PlanOptions {
         engine: engine.unwrap_or_else(|| icelab::fabric::default_options(&topo).engine),
         seed,
     };
     let name = name.unwrap_or_else(registry::random_name);
-    if let Err(e) = registry::check_name(&name) {
-        return fail(BAD_INPUT, e);
-    }
+    lab_name(&name)?;
     if dry_run {
         let plan = icelab::plan::plan_with(&topo, &registry::prefix_of(&name), &opts);
         if json {
-            print_json(&plan);
+            out::json(&plan);
         } else {
             for (i, s) in plan.steps.iter().enumerate() {
-                println!("{:>4}  {s}", i + 1);
+                outln!("{:>4}  {s}", i + 1);
             }
         }
-        return ExitCode::SUCCESS;
+        return Ok(Done::Ok);
     }
+    require_root()?;
     // Handlers first: a signal that arrives before them would kill us with the lab half-built.
-    let interrupted = match Interrupts::install() {
-        Ok(i) => i,
-        Err(e) => return fail(FAILED, format!("cannot install signal handlers: {e}")),
-    };
+    let interrupted =
+        Interrupts::install().map_err(|e| CliError::could_not_run(format!("cannot install signal handlers: {e}")))?;
     let tty = std::io::stderr().is_terminal();
     let build = Lab::up_with(&topo, &name, &opts, |i, step| {
         if tty {
-            eprint!("\r\x1b[K[{}] {step}", i + 1);
+            out::err_text(&format!("\r\x1b[K[{}] {step}", i + 1));
         }
     });
     // An interrupted build drops the half-built lab, which tears it down.
     let result = tokio::select! {
         r = build => r,
         s = interrupted.wait() => {
-            if tty { eprintln!(); }
-            return fail(FAILED, format!("interrupted by {s}; nothing was left behind"));
+            if tty { errln!(); }
+            return Err(CliError::could_not_run(format!("interrupted by {s}; nothing was left behind")));
         }
     };
     if tty {
-        eprint!("\r\x1b[K");
+        out::err_text("\r\x1b[K");
     }
-    match result {
-        Ok((lab, report)) => {
-            if verify {
-                match probe::verify_lab(&topo, &lab, json) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return fail(FAILED, "a NAT does not behave as its file says; the lab was torn down");
-                    }
-                    Err(e) => return fail(FAILED, format!("{e:#}; the lab was torn down")),
-                }
-            }
-            let rec = lab.keep();
-            if json {
-                print_json(
-                    &serde_json::json!({ "name": rec.name, "prefix": rec.prefix, "elapsed_ms": report.elapsed_ms, "nodes": rec.plan.nodes }),
-                );
-            } else {
-                println!("{}", rec.name);
-                eprintln!(
-                    "lab {} is up ({} steps, {:.0} ms); `icelab exec {} NODE -- CMD`, `icelab down {}`",
-                    rec.name, report.steps, report.elapsed_ms, rec.name, rec.name
-                );
-            }
-            ExitCode::SUCCESS
+    let (lab, report) = result.map_err(|e| CliError::could_not_run(format!("{e:#}; nothing was left behind")))?;
+    let checks = if verify { Some(probe::verify_lab(&topo, &lab, json)?) } else { None };
+    let rec = lab.keep().or_kind(Kind::CouldNotRun)?;
+    if json {
+        let mut v = serde_json::json!({
+            "name": rec.name, "prefix": rec.prefix, "elapsed_ms": report.elapsed_ms, "nodes": rec.plan.nodes,
+        });
+        if let Some(c) = checks {
+            v["verify"] = c;
         }
-        Err(e) => fail(FAILED, format!("{e:#}; nothing was left behind")),
+        out::json(&v);
+    } else {
+        outln!("{}", rec.name);
+        errln!(
+            "lab {} is up ({} steps, {:.0} ms); `icelab exec {} NODE -- CMD`, `icelab down {}`",
+            rec.name,
+            report.steps,
+            report.elapsed_ms,
+            rec.name,
+            rec.name
+        );
     }
+    Ok(Done::Ok)
 }
 
 /// SIGINT and SIGTERM, caught from the moment of `install` on.
@@ -171,114 +156,28 @@ impl Interrupts {
     }
 }
 
-pub fn down(name: &str, json: bool) -> ExitCode {
-    if let Err(e) = registry::check_name(name) {
-        return fail(BAD_INPUT, e);
-    }
-    if registry::load(name).is_err() && netns::list(&format!("{}-", registry::prefix_of(name))).is_empty() {
-        return fail(FAILED, format!("no lab named `{name}` (see `icelab ls`)"));
-    }
-    match fabric::teardown(name) {
-        Ok(r) => {
-            if json {
-                print_json(&r);
-            } else {
-                println!(
-                    "lab {name} is down ({} namespaces, {} processes, {:.0} ms)",
-                    r.namespaces, r.processes, r.elapsed_ms
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(FAILED, format!("{e:#}")),
-    }
-}
-
-pub fn ls(json: bool) -> ExitCode {
-    let labs = registry::list();
-    let mut orphans: Vec<String> = netns::list(registry::NS_PREFIX);
-    orphans.retain(|ns| !labs.iter().any(|l| ns.starts_with(&format!("{}-", l.prefix))));
-    if json {
-        print_json(&serde_json::json!({ "labs": labs.iter().map(|l| serde_json::json!({
-            "name": l.name, "topology": l.topology, "nodes": l.nodes.len(), "created_unix": l.created_unix,
-            "builder_pid": l.builder_pid,
-        })).collect::<Vec<_>>(), "orphaned_namespaces": orphans }));
-    } else {
-        if labs.is_empty() {
-            println!("no labs");
-        }
-        for l in &labs {
-            println!("{:<12} {:>3} nodes  {}", l.name, l.nodes.len(), l.topology);
-        }
-        if !orphans.is_empty() {
-            println!("orphaned namespaces (remove with `icelab cleanup`): {}", orphans.join(" "));
-        }
-    }
-    ExitCode::SUCCESS
-}
-
-pub fn cleanup(json: bool) -> ExitCode {
-    match fabric::cleanup() {
-        Ok(r) => {
-            if json {
-                print_json(&r);
-            } else {
-                println!("removed {} namespaces, killed {} processes", r.namespaces, r.processes);
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(FAILED, format!("{e:#}")),
-    }
-}
-
-pub fn exec(name: &str, node: &str, command: &[String]) -> ExitCode {
-    let rec = match registry::load(name) {
-        Ok(r) => r,
-        Err(e) => return fail(BAD_INPUT, format!("{e:#}")),
-    };
-    let Some((_, ns)) = rec.nodes.iter().find(|(n, _)| n == node) else {
-        let known: Vec<&str> = rec.nodes.iter().map(|(n, _)| n.as_str()).collect();
-        return fail(BAD_INPUT, format!("lab {name} has no node `{node}`; nodes: {}", known.join(", ")));
-    };
-    let fd = match netns::open(ns) {
-        Ok(fd) => fd,
-        Err(e) => return fail(FAILED, format!("{e:#}")),
-    };
-    let mut cmd = std::process::Command::new(&command[0]);
-    cmd.args(&command[1..]);
-    if let Err(e) = procs::enter_netns(&mut cmd, &fd) {
-        return fail(FAILED, e);
-    }
-    match cmd.status() {
-        Ok(st) => {
-            use std::os::unix::process::ExitStatusExt;
-            let code = st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0));
-            ExitCode::from(code as u8)
-        }
-        Err(e) => fail(FAILED, format!("cannot run `{}`: {e}", command[0])),
-    }
-}
-
-pub fn export(file: &Path, name: &str) -> ExitCode {
-    let topo = match load(file, false) {
-        Ok(t) => t,
-        Err(c) => return c,
-    };
-    if let Err(e) = registry::check_name(name) {
-        return fail(BAD_INPUT, e);
-    }
+pub fn export(file: &Path, name: &str, json: bool) -> CliResult {
+    let topo = load(file)?;
+    lab_name(name)?;
     let plan = icelab::plan::plan(&topo, &registry::prefix_of(name));
-    print!("{}", icelab::plan::shell::render(&plan, &file.display().to_string()));
-    ExitCode::SUCCESS
+    let script = icelab::plan::shell::render(&plan, &file.display().to_string());
+    if json {
+        out::json(&serde_json::json!({ "script": script }));
+    } else {
+        out::text(&script);
+    }
+    Ok(Done::Ok)
 }
 
-pub async fn echo(target: &str, tcp: bool, count: u32, timeout_ms: u64, json: bool) -> ExitCode {
+pub async fn echo(target: &str, tcp: bool, count: u32, timeout_ms: u64, json: bool) -> CliResult {
     let target: SocketAddr = match target.parse::<SocketAddr>() {
         Ok(a) => a,
         Err(_) => match target.parse::<std::net::IpAddr>() {
             Ok(ip) => SocketAddr::new(ip, icelab::plan::ECHO_PORT),
             Err(_) => {
-                return fail(BAD_INPUT, format!("`{target}` is not an address (e.g. 203.0.113.10 or 203.0.113.10:7)"));
+                return Err(CliError::bad_input(format!(
+                    "`{target}` is not an address (e.g. 203.0.113.10 or 203.0.113.10:7)"
+                )));
             }
         },
     };
@@ -288,39 +187,32 @@ pub async fn echo(target: &str, tcp: bool, count: u32, timeout_ms: u64, json: bo
     } else {
         icelab::echo::udp_probe(target, count, timeout).await
     };
-    match r {
-        Ok(r) => {
-            if json {
-                print_json(&r);
-            } else {
-                let rtts: Vec<String> = r.rtt_ms.iter().map(|x| format!("{x:.3}")).collect();
-                println!(
-                    "{} {}: {}/{} replies, rtt ms [{}]",
-                    r.protocol,
-                    r.target,
-                    r.received,
-                    r.sent,
-                    rtts.join(", ")
-                );
-            }
-            if r.received == 0 { ExitCode::from(FAILED) } else { ExitCode::SUCCESS }
-        }
-        Err(e) => fail(FAILED, format!("{e:#}")),
+    let r = r.or_kind(Kind::CouldNotRun)?;
+    if r.received == 0 && json {
+        // One JSON document: the error, with the probe's numbers as its details.
+        let details = serde_json::to_value(&r).unwrap_or_default();
+        return Err(CliError::failed(format!("no reply from {target}")).with_details(details));
     }
+    if json {
+        out::json(&r);
+    } else {
+        let rtts: Vec<String> = r.rtt_ms.iter().map(|x| format!("{x:.3}")).collect();
+        outln!("{} {}: {}/{} replies, rtt ms [{}]", r.protocol, r.target, r.received, r.sent, rtts.join(", "));
+    }
+    if r.received == 0 {
+        return Err(CliError::failed(format!("no reply from {target}")));
+    }
+    Ok(Done::Ok)
 }
 
-pub async fn echo_server(namespaces: &[String], port: u16) -> ExitCode {
-    match icelab::echo::serve(namespaces, port).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(FAILED, format!("{e:#}")),
-    }
+pub async fn echo_server(namespaces: &[String], port: u16) -> CliResult {
+    icelab::echo::serve(namespaces, port).await.or_kind(Kind::CouldNotRun)?;
+    Ok(Done::Ok)
 }
 
-pub fn impair_engine(links: &str, control: Option<&Path>) -> ExitCode {
-    let links: Vec<icelab::impair::TapLink> = match serde_json::from_str(links) {
-        Ok(l) => l,
-        Err(e) => return fail(BAD_INPUT, format!("bad --links: {e}")),
-    };
+pub fn impair_engine(links: &str, control: Option<&Path>) -> CliResult {
+    let links: Vec<icelab::impair::TapLink> =
+        serde_json::from_str(links).map_err(|e| CliError::bad_input(format!("bad --links: {e}")))?;
     let run = || -> anyhow::Result<()> {
         let engine = icelab::impair::Engine::start(links)?;
         if let Some(path) = control {
@@ -329,11 +221,9 @@ pub fn impair_engine(links: &str, control: Option<&Path>) -> ExitCode {
             }
             engine.control().serve(path)?;
         }
-        println!("ready");
+        outln!("ready");
         engine.wait()
     };
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(FAILED, format!("{e:#}")),
-    }
+    run().or_kind(Kind::CouldNotRun)?;
+    Ok(Done::Ok)
 }

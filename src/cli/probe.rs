@@ -1,7 +1,6 @@
 //! `icelab probe`, `icelab up --verify` and the STUN server process.
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::ExitCode;
 use std::time::Duration;
 
 use icelab::fabric::{Lab, registry};
@@ -9,44 +8,37 @@ use icelab::stun::{ProbeOptions, StunServer, StunServerConfig};
 use icelab::topology::Topology;
 use icelab::verify;
 
-use super::{BAD_INPUT, FAILED, fail, print_json};
+use super::error::{CliError, CliResult, Done, Kind, OrKind};
+use super::out::{self, errln, outln};
 
-pub fn probe(name: &str, node: &str, server: Option<SocketAddr>, lifetime_max: Option<f64>, json: bool) -> ExitCode {
-    let rec = match registry::load(name) {
-        Ok(r) => r,
-        Err(e) => return fail(BAD_INPUT, format!("{e:#}")),
-    };
+pub fn probe(name: &str, node: &str, server: Option<SocketAddr>, lifetime_max: Option<f64>, json: bool) -> CliResult {
+    super::lab_name(name)?;
+    let rec = registry::load(name).or_kind(Kind::BadInput)?;
     let Some(n) = rec.plan.node(node) else {
         let known: Vec<&str> = rec.plan.nodes.iter().map(|n| n.name.as_str()).collect();
-        return fail(BAD_INPUT, format!("lab {name} has no node `{node}`; nodes: {}", known.join(", ")));
+        return Err(CliError::bad_input(format!("lab {name} has no node `{node}`; nodes: {}", known.join(", "))));
     };
-    let server = match server.map_or_else(|| verify::stun_server(&rec.plan), Ok) {
-        Ok(s) => s,
-        Err(e) => return fail(BAD_INPUT, e),
-    };
+    let server = server.map_or_else(|| verify::stun_server(&rec.plan), Ok).or_kind(Kind::BadInput)?;
     let opts = ProbeOptions { lifetime_max: lifetime_max.map(Duration::from_secs_f64), ..Default::default() };
     if lifetime_max.is_some() && !json {
-        eprintln!("measuring the mapping lifetime: this takes up to about {:.0} s", lifetime_max.unwrap_or(0.0) * 2.0);
+        errln!("measuring the mapping lifetime: this takes up to about {:.0} s", lifetime_max.unwrap_or(0.0) * 2.0);
     }
-    match verify::probe_in(&n.ns, server, opts) {
-        Ok(r) => {
-            if json {
-                print_json(&r);
-            } else {
-                println!("{r}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(FAILED, format!("{e:#}")),
+    let r = verify::probe_in(&n.ns, server, opts).or_kind(Kind::CouldNotRun)?;
+    if json {
+        out::json(&r);
+    } else {
+        outln!("{r}");
     }
+    Ok(Done::Ok)
 }
 
-/// Probes every NAT of a just-built lab; prints the comparison. Ok(false) on a mismatch.
-pub fn verify_lab(topo: &Topology, lab: &Lab, json: bool) -> anyhow::Result<bool> {
-    let checks = verify::verify(topo, lab.plan())?;
-    if json {
-        eprintln!("{}", serde_json::to_string(&checks)?);
-    } else {
+/// Probes every NAT of a just-built lab and prints the comparison (text on stderr; with
+/// `json` the checks are returned for the caller's JSON). A mismatch is a failed check
+/// carrying the checks as details; dropping `lab` on that error tears it down.
+pub fn verify_lab(topo: &Topology, lab: &Lab, json: bool) -> Result<serde_json::Value, CliError> {
+    let checks = verify::verify(topo, lab.plan())
+        .map_err(|e| CliError::could_not_run(format!("{e:#}; the lab was torn down")))?;
+    if !json {
         for c in &checks {
             let status = if c.ok {
                 "ok"
@@ -55,7 +47,7 @@ pub fn verify_lab(topo: &Topology, lab: &Lab, json: bool) -> anyhow::Result<bool
             } else {
                 "MISMATCH"
             };
-            eprintln!(
+            errln!(
                 "verify {:<12} expected {}/{} mapping/filtering, from {}: {status} {}",
                 c.router,
                 c.expected_mapping,
@@ -65,19 +57,21 @@ pub fn verify_lab(topo: &Topology, lab: &Lab, json: bool) -> anyhow::Result<bool
             );
         }
     }
-    Ok(checks.iter().all(|c| c.ok || c.observed.is_none()))
+    let value = serde_json::to_value(&checks).unwrap_or_default();
+    if checks.iter().all(|c| c.ok || c.observed.is_none()) {
+        Ok(value)
+    } else {
+        Err(CliError::failed("a NAT does not behave as its file says; the lab was torn down")
+            .with_details(serde_json::json!({ "verify": value })))
+    }
 }
 
-pub async fn stun_server(primary: IpAddr, alternate: Option<IpAddr>, port: u16, alt_port: u16) -> ExitCode {
+pub async fn stun_server(primary: IpAddr, alternate: Option<IpAddr>, port: u16, alt_port: u16) -> CliResult {
     let cfg = StunServerConfig { primary, alternate, port, alt_port, ..Default::default() };
-    match StunServer::start(cfg).await {
-        Ok(server) => {
-            println!("ready");
-            // Runs until the lab kills it.
-            std::future::pending::<()>().await;
-            drop(server);
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(FAILED, format!("{e:#}")),
-    }
+    let server = StunServer::start(cfg).await.or_kind(Kind::CouldNotRun)?;
+    outln!("ready");
+    // Runs until the lab kills it.
+    std::future::pending::<()>().await;
+    drop(server);
+    Ok(Done::Ok)
 }

@@ -4,7 +4,8 @@
 //! [`Lab`] that is dropped without [`Lab::keep`] tears itself down, so an error, a
 //! panic or an interrupted build leaves nothing behind. [`teardown`] and
 //! [`cleanup`] work from the kernel's view (namespaces named `icelab-*` and the
-//! processes inside them), so they also clean up after a `kill -9`.
+//! processes inside them), so they also clean up after a `kill -9`; [`cleanup`] reads
+//! the records' owners to remove only what a dead process left (see [`registry`]).
 
 mod apply;
 pub mod netns;
@@ -99,10 +100,13 @@ impl Lab {
         Ok((lab, report))
     }
 
-    /// Keeps the lab running after this value is dropped (for `icelab up`).
-    pub fn keep(mut self) -> LabRecord {
+    /// Keeps the lab running after this value is dropped (for `icelab up`): its owner
+    /// becomes [`registry::Owner::Kept`], so `icelab cleanup` leaves it alone. On error the
+    /// lab stays armed and is torn down when dropped.
+    pub fn keep(mut self) -> Result<LabRecord> {
+        registry::set_owner(&self.record.name, registry::Owner::Kept)?;
         self.armed = false;
-        self.record.clone()
+        Ok(self.record.clone())
     }
 
     /// Tears the lab down now and reports what was removed.
@@ -148,7 +152,7 @@ async fn apply_plan(name: &str, plan: &Plan, progress: &mut impl FnMut(usize, &S
 /// What a teardown removed.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TeardownReport {
-    /// Lab name (or `*` for cleanup).
+    /// Lab name.
     pub name: String,
     /// Namespaces removed.
     pub namespaces: usize,
@@ -160,33 +164,91 @@ pub struct TeardownReport {
 
 /// Removes every namespace of lab `name`, the processes inside them and its record.
 pub fn teardown(name: &str) -> Result<TeardownReport> {
-    let mut r = remove_namespaces(&format!("{}-", registry::prefix_of(name)))?;
+    let mut r = remove_namespaces(&netns::list(&format!("{}-", registry::prefix_of(name))))?;
     registry::remove(name);
     r.name = name.to_string();
     Ok(r)
 }
 
-/// Removes every lab, recorded or not: all `icelab-*` namespaces, their processes, all records.
-pub fn cleanup() -> Result<TeardownReport> {
-    let mut r = remove_namespaces(registry::NS_PREFIX)?;
-    for rec in registry::list() {
-        registry::remove(&rec.name);
-    }
-    // Records of builds killed before writing lab.json.
-    for e in std::fs::read_dir(registry::STATE_DIR).into_iter().flatten().flatten() {
-        let _ = std::fs::remove_dir_all(e.path());
-    }
-    r.name = "*".into();
-    Ok(r)
+/// What `cleanup` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupScope {
+    /// Leftovers only: labs whose owner process died, broken records, and `icelab-*`
+    /// namespaces without any record.
+    Leftovers,
+    /// Everything named `icelab-*`, kept and live labs too.
+    All,
 }
 
-fn remove_namespaces(prefix: &str) -> Result<TeardownReport> {
+/// What a cleanup did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CleanupReport {
+    /// Labs removed (one report each).
+    pub removed: Vec<TeardownReport>,
+    /// Labs left alone (kept, live or of unknown owner), by name.
+    pub kept: Vec<String>,
+    /// Namespaces removed in all.
+    pub namespaces: usize,
+    /// Processes killed in all.
+    pub processes: usize,
+    /// Wall time.
+    pub elapsed_ms: f64,
+}
+
+/// Removes leftovers (or, with [`CleanupScope::All`], every lab): their namespaces, the
+/// processes inside them and their records.
+pub fn cleanup(scope: CleanupScope) -> Result<CleanupReport> {
     let start = Instant::now();
-    let names = netns::list(prefix);
+    // Namespaces before records: a record is written before its lab's first namespace,
+    // so a namespace seen here whose record is missing below really has none.
+    let mut groups: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for ns in netns::list(registry::NS_PREFIX) {
+        let lab = registry::lab_of_namespace(&ns).unwrap_or_default().to_string();
+        groups.entry(lab).or_default().push(ns);
+    }
+    let entries = registry::entries();
+    let mut doomed: Vec<String> = Vec::new();
+    let mut kept = Vec::new();
+    for e in &entries {
+        if scope == CleanupScope::All || e.status.is_leftover() {
+            doomed.push(e.name.clone());
+        } else {
+            kept.push(e.name.clone());
+        }
+    }
+    doomed.extend(groups.keys().filter(|lab| !entries.iter().any(|e| &e.name == *lab)).cloned());
+    doomed.sort();
+    doomed.dedup();
+    let mut report = CleanupReport { kept, ..Default::default() };
+    let mut errors = Vec::new();
+    for lab in doomed {
+        match remove_namespaces(groups.get(&lab).map_or(&[][..], Vec::as_slice)) {
+            Ok(mut r) => {
+                registry::remove(&lab);
+                r.name = lab;
+                report.namespaces += r.namespaces;
+                report.processes += r.processes;
+                report.removed.push(r);
+            }
+            Err(e) => errors.push(format!("lab {lab}: {e:#}")),
+        }
+    }
+    for dir in registry::dead_scratch_dirs() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    if !errors.is_empty() {
+        anyhow::bail!("{}", errors.join("; "));
+    }
+    report.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+    Ok(report)
+}
+
+fn remove_namespaces(names: &[String]) -> Result<TeardownReport> {
+    let start = Instant::now();
     let inodes: BTreeSet<u64> = names.iter().filter_map(|n| netns::inode(n).ok()).collect();
     let processes = procs::kill_all_in(&inodes, KILL_DEADLINE);
     let mut errors = Vec::new();
-    for n in &names {
+    for n in names {
         if let Err(e) = netns::delete(n) {
             errors.push(format!("{e:#}"));
         }

@@ -73,7 +73,7 @@ pub async fn run_scenario(
     timings.lab_up_ms = Some(build.elapsed_ms);
     timings.call_ms = Some(ms(call_start));
     if keep {
-        lab.keep();
+        lab.keep()?;
     } else {
         let t = Instant::now();
         lab.down()?;
