@@ -93,9 +93,7 @@ pub async fn up(
         if json {
             print_json(&plan);
         } else {
-            for (i, s) in plan.steps.iter().enumerate() {
-                println!("{:>4}  {s}", i + 1);
-            }
+            print!("{}", plan.listing());
         }
         return ExitCode::SUCCESS;
     }

@@ -7,6 +7,8 @@
 //! processes inside them), so they also clean up after a `kill -9`.
 
 mod apply;
+pub mod child;
+pub mod conntrack;
 pub mod netns;
 pub mod procs;
 pub mod registry;
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Result;
 use serde::Serialize;
 
-pub use apply::{Applier, icelab_exe, load_nft, spawn_service};
+pub use apply::{Applier, icelab_exe};
 pub use registry::LabRecord;
 
 use crate::plan::{ImpairEngine, Plan, PlanOptions, Step};
