@@ -293,14 +293,14 @@ fn main() -> ExitCode {
             }
             Command::ImpairEngine { links, control } => cli::impair_engine(&links, control.as_deref()),
             Command::EchoServer { namespaces, port } => cli::echo_server(&namespaces, port).await,
-            Command::ImpairControl { control, request } => script_step(
-                serde_json::from_str(&request).map_err(anyhow::Error::from).and_then(|r| {
+            Command::ImpairControl { control, request } => {
+                script_step(serde_json::from_str(&request).map_err(anyhow::Error::from).and_then(|r| {
                     match icelab::impair::engine::request(&control, &r)? {
                         icelab::impair::engine::ControlReply::Error(e) => anyhow::bail!("the engine refused: {e}"),
                         _ => Ok(()),
                     }
-                }),
-            ),
+                }))
+            }
             Command::ConntrackFlush => script_step(icelab::fabric::conntrack::flush_here()),
         }
     });

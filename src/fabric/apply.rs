@@ -175,7 +175,8 @@ impl Applier {
         let file = self.state.join(crate::plan::shell::pid_file(service, ns));
         let text = std::fs::read_to_string(&file).with_context(|| format!("{service} in {ns} has no pid file"))?;
         let pid: i32 = text.trim().parse().with_context(|| format!("bad pid in {}", file.display()))?;
-        let here = std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == netns::inode(ns).unwrap_or(0));
+        let here =
+            std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == netns::inode(ns).unwrap_or(0));
         if !here || procs::is_zombie(pid) {
             bail!("{service} in {ns} is not running (pid {pid})");
         }

@@ -349,8 +349,7 @@ impl Builder {
             .map(|node| {
                 let ns = self.ns(node);
                 let l = &self.links[&ns];
-                let engine_link =
-                    self.engine_plan.as_ref().and_then(|e| e.links.iter().position(|t| t.ns_a == ns));
+                let engine_link = self.engine_plan.as_ref().and_then(|e| e.links.iter().position(|t| t.ns_a == ns));
                 UplinkPlan {
                     node: node.clone(),
                     dev: l.dev.clone(),

@@ -63,7 +63,11 @@ fn steps(topo: &Topology, plan: &Plan, action: &Action) -> Result<Vec<Step>, Str
             vec![Step::Nftables { ns: ns_of(plan, node)?, purpose: "firewall".into(), ruleset }]
         }
         Action::FirewallClear { node } => {
-            vec![Step::Nftables { ns: ns_of(plan, node)?, purpose: "firewall".into(), ruleset: rulesets::firewall_clear() }]
+            vec![Step::Nftables {
+                ns: ns_of(plan, node)?,
+                purpose: "firewall".into(),
+                ruleset: rulesets::firewall_clear(),
+            }]
         }
         Action::Turn { server, start } => {
             let ns = ns_of(plan, server)?;

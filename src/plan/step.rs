@@ -203,7 +203,11 @@ impl fmt::Display for Step {
                     LinkDir::AToB => "a-to-b",
                     LinkDir::BToA => "b-to-a",
                 };
-                write!(f, "{ns}: impair engine link {link} {dir}: {}", serde_json::to_string(impairment).unwrap_or_default())
+                write!(
+                    f,
+                    "{ns}: impair engine link {link} {dir}: {}",
+                    serde_json::to_string(impairment).unwrap_or_default()
+                )
             }
             Step::Netem { ns, dev, impairment, seed } => {
                 write!(f, "{ns}: netem {dev} {} (seed {seed})", crate::impair::netem::netem_args(impairment).join(" "))
@@ -211,4 +215,3 @@ impl fmt::Display for Step {
         }
     }
 }
-
