@@ -155,8 +155,10 @@ impl Applier {
         Ok(())
     }
 
-    /// Opens a running lab's namespace (only `icelab-*` ones: nothing else is ours to change).
-    fn open_existing(&mut self, ns: &str) -> Result<()> {
+    /// Opens a running lab's namespace and its netlink socket, if not yet open (only
+    /// `icelab-*` ones: nothing else is ours to change). Steps open what they need; calling
+    /// this ahead of time takes that cost off the first step.
+    pub fn open_existing(&mut self, ns: &str) -> Result<()> {
         if self.spaces.contains_key(ns) {
             return Ok(());
         }

@@ -232,8 +232,14 @@ async fn fire_all(
     t0: tokio::sync::oneshot::Receiver<Instant>,
     out: Arc<Mutex<Vec<Applied>>>,
 ) {
-    let Ok(t0) = t0.await else { return };
     let mut applier = Applier::attach(lab);
+    // Namespaces and netlink sockets are opened before the call is up, not at the first event.
+    for step in firings.iter().flat_map(|f| &f.steps) {
+        if let Err(e) = applier.open_existing(step.ns()) {
+            tracing::warn!("{e:#}");
+        }
+    }
+    let Ok(t0) = t0.await else { return };
     for f in firings.into_iter().filter(|f| f.problem.is_none()) {
         tokio::time::sleep_until(tokio::time::Instant::from_std(t0 + Duration::from_millis(f.at_ms))).await;
         let start = Instant::now();
