@@ -5,8 +5,10 @@ set -eu
 # Waits (bounded) for a device that a background service creates.
 wait_dev() { i=0; until ip -n "$1" link show "$2" >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || { echo "timeout: $2 in $1" >&2; exit 1; }; sleep 0.05; done; }
 P="${ICELAB_PREFIX:-icelab-sh}"
+S="${ICELAB_STATE:-/run/icelab/${P#icelab-}}"
 
 up() {
+  mkdir -p "$S"
   ip netns add "$P-internet"
   ip netns add "$P-home"
   ip netns add "$P-mobile"
@@ -240,13 +242,17 @@ ICELAB_NFT
 ICELAB_NFT
   # stun: needs `icelab` on PATH
   ip netns exec "$P-stun" setsid icelab stun-server --primary 198.51.100.10 --alternate 198.51.100.11 --port 3478 --alt-port 3479 >/dev/null 2>&1 </dev/null &
+  echo $! > "$S/stun-$P-stun.pid"
   # turn: needs `icelab` on PATH
   ip netns exec "$P-relay" setsid icelab turn-server --public-ip 198.51.100.12 --realm icelab --user icelab --password icelab --allow 192.0.2.0/24 --allow 198.51.100.0/24 --allow 203.0.113.0/24 --allow 192.168.1.0/24 --allow 192.168.2.0/24 >/dev/null 2>&1 </dev/null &
+  echo $! > "$S/turn-$P-relay.pid"
   # echo: needs `icelab` on PATH
   ip netns exec "$P-internet" setsid icelab echo-server --port 7 --netns "$P-internet" --netns "$P-home" --netns "$P-mobile" --netns "$P-alice" --netns "$P-bob" --netns "$P-stun" --netns "$P-relay" >/dev/null 2>&1 </dev/null &
+  echo $! > "$S/echo-$P-internet.pid"
 }
 
 down() {
+  rm -rf "$S"
   if ip netns pids "$P-relay" >/dev/null 2>&1; then ip netns pids "$P-relay" | xargs -r kill -9; ip netns del "$P-relay"; fi
   if ip netns pids "$P-stun" >/dev/null 2>&1; then ip netns pids "$P-stun" | xargs -r kill -9; ip netns del "$P-stun"; fi
   if ip netns pids "$P-bob" >/dev/null 2>&1; then ip netns pids "$P-bob" | xargs -r kill -9; ip netns del "$P-bob"; fi

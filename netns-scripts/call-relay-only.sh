@@ -5,8 +5,10 @@ set -eu
 # Waits (bounded) for a device that a background service creates.
 wait_dev() { i=0; until ip -n "$1" link show "$2" >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || { echo "timeout: $2 in $1" >&2; exit 1; }; sleep 0.05; done; }
 P="${ICELAB_PREFIX:-icelab-sh}"
+S="${ICELAB_STATE:-/run/icelab/${P#icelab-}}"
 
 up() {
+  mkdir -p "$S"
   ip netns add "$P-internet"
   ip netns add "$P-home1"
   ip netns add "$P-home2"
@@ -229,11 +231,14 @@ ICELAB_NFT
 ICELAB_NFT
   # turn: needs `icelab` on PATH
   ip netns exec "$P-relay" setsid icelab turn-server --public-ip 198.51.100.10 --realm icelab --user icelab --password icelab --allow 192.0.2.0/24 --allow 198.51.100.0/24 --allow 203.0.113.0/24 --allow 192.168.1.0/24 --allow 192.168.2.0/24 >/dev/null 2>&1 </dev/null &
+  echo $! > "$S/turn-$P-relay.pid"
   # echo: needs `icelab` on PATH
   ip netns exec "$P-internet" setsid icelab echo-server --port 7 --netns "$P-internet" --netns "$P-home1" --netns "$P-home2" --netns "$P-alice" --netns "$P-bob" --netns "$P-relay" >/dev/null 2>&1 </dev/null &
+  echo $! > "$S/echo-$P-internet.pid"
 }
 
 down() {
+  rm -rf "$S"
   if ip netns pids "$P-relay" >/dev/null 2>&1; then ip netns pids "$P-relay" | xargs -r kill -9; ip netns del "$P-relay"; fi
   if ip netns pids "$P-bob" >/dev/null 2>&1; then ip netns pids "$P-bob" | xargs -r kill -9; ip netns del "$P-bob"; fi
   if ip netns pids "$P-alice" >/dev/null 2>&1; then ip netns pids "$P-alice" | xargs -r kill -9; ip netns del "$P-alice"; fi

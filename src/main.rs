@@ -223,6 +223,17 @@ enum Command {
         #[arg(long)]
         control: Option<PathBuf>,
     },
+    /// (internal) Send one request (JSON) to an impairment engine's control socket; for exported scripts.
+    #[command(hide = true)]
+    ImpairControl {
+        /// The engine's control socket.
+        control: PathBuf,
+        /// The request, e.g. {"op":"set","link":0,"dir":"a-to-b","impairment":{...}}.
+        request: String,
+    },
+    /// (internal) Flush this namespace's conntrack table (ctnetlink); for exported scripts.
+    #[command(hide = true)]
+    ConntrackFlush,
     /// (internal) Serve UDP/TCP echo inside the given namespaces.
     #[command(hide = true)]
     EchoServer {
@@ -275,6 +286,12 @@ impl Command {
             _ => false,
         }
     }
+}
+
+/// A step an exported script runs through icelab: done, or could not run (exit 3).
+fn script_step(r: anyhow::Result<()>) -> cli::error::CliResult {
+    use cli::error::OrKind;
+    r.map(|()| cli::error::Done::Ok).or_kind(cli::error::Kind::CouldNotRun)
 }
 
 /// A clap error: help and version are output (exit 0), the rest usage errors (exit 2).
@@ -354,6 +371,15 @@ fn main() -> ExitCode {
             }
             Command::ImpairEngine { links, control } => cli::impair_engine(&links, control.as_deref()),
             Command::EchoServer { namespaces, port } => cli::echo_server(&namespaces, port).await,
+            Command::ImpairControl { control, request } => {
+                script_step(serde_json::from_str(&request).map_err(anyhow::Error::from).and_then(|r| {
+                    match icelab::impair::engine::request(&control, &r)? {
+                        icelab::impair::engine::ControlReply::Error(e) => anyhow::bail!("the engine refused: {e}"),
+                        _ => Ok(()),
+                    }
+                }))
+            }
+            Command::ConntrackFlush => script_step(icelab::fabric::conntrack::flush_here()),
         }
     });
     rt.shutdown_timeout(std::time::Duration::from_millis(100));

@@ -31,7 +31,12 @@ fn rel(p: &Path) -> String {
 fn plans_match_snapshots() {
     for p in bundled() {
         let topo = parse_file(&p).unwrap();
-        let text: String = plan(&topo, "icelab-snap").steps.iter().map(|s| format!("{s}\n")).collect();
+        let pl = plan(&topo, "icelab-snap");
+        let mut text: String = pl.steps.iter().map(|s| format!("{s}\n")).collect();
+        for e in &pl.events {
+            text += &format!("\nevent {} at {} ms: {}\n", e.index, e.at_ms, e.what);
+            text.extend(e.steps.iter().map(|s| format!("  {s}\n")));
+        }
         insta::assert_snapshot!(format!("plan-{}", stem(&p)), text);
     }
 }

@@ -1,11 +1,10 @@
 //! Timeline events without root: validation errors located at file:line:col, and the
-//! operations each bundled `event-*.toml` turns into (snapshots).
+//! plan steps each bundled `event-*.toml` turns into (snapshots).
 
 use std::fmt::Write;
 use std::path::Path;
 
-use icelab::plan::{ImpairEngine, PlanOptions, plan_with};
-use icelab::timeline::{Op, firings};
+use icelab::plan::{ImpairEngine, PlanOptions, Step, plan_with};
 use icelab::topology::{parse_file, parse_str};
 
 const BASE: &str = r#"
@@ -105,22 +104,59 @@ fn render(path: &Path) -> String {
     let topo = parse_file(path).unwrap();
     let plan = plan_with(&topo, "icelab-snap", &PlanOptions { engine: ImpairEngine::Userspace, seed: 1 });
     let mut out = String::new();
-    for f in firings(&topo, &plan, &topo.events).unwrap() {
-        let _ = writeln!(out, "#{} at {} ms: {}", f.index, f.at_ms, f.what);
-        for op in &f.ops {
-            let _ = writeln!(out, "  {op}");
-            match op {
-                Op::Nftables { ruleset, .. } => {
-                    out.extend(ruleset.lines().map(|l| format!("    | {l}\n")));
-                }
-                Op::EngineSet { impairment, .. } => {
-                    let _ = writeln!(out, "    | {}", serde_json::to_string(impairment).unwrap());
-                }
-                _ => {}
+    for e in &plan.events {
+        assert_eq!(e.problem, None, "{}: event {} was not planned", path.display(), e.index);
+        let _ = writeln!(out, "#{} at {} ms: {}", e.index, e.at_ms, e.what);
+        for step in &e.steps {
+            let _ = writeln!(out, "  {step}");
+            if let Step::Nftables { ruleset, .. } = step {
+                out.extend(ruleset.lines().map(|l| format!("    | {l}\n")));
             }
         }
     }
     out
+}
+
+/// The rebinding ruleset is the NAT generator's own output with another hash seed,
+/// not an edit of the original text.
+#[test]
+fn nat_rebind_is_the_generator_with_another_seed() {
+    let topo = parse_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/event-nat-rebind.toml")).unwrap();
+    let plan = plan_with(&topo, "icelab-snap", &PlanOptions::default());
+    let rulesets: Vec<&str> = plan.events[0]
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Nftables { ruleset, .. } => Some(ruleset.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rulesets.len(), 1, "{:?}", plan.events[0].steps);
+    let seed = format!("seed {:#x}", icelab::nat::REBIND_HASH_SEED);
+    assert!(rulesets[0].contains(&seed), "{}", rulesets[0]);
+    assert!(!rulesets[0].contains(&format!("seed {:#x}", icelab::nat::HASH_SEED)));
+    assert!(matches!(plan.events[0].steps.last(), Some(Step::FlushConntrack { .. })));
+}
+
+/// An engine-carried link's impairment event addresses the engine link the plan
+/// records as data; a veth's becomes netem steps.
+#[test]
+fn impair_events_follow_the_engine_choice() {
+    let topo = parse_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/event-lte.toml")).unwrap();
+    let user = plan_with(&topo, "icelab-snap", &PlanOptions { engine: ImpairEngine::Userspace, seed: 1 });
+    let engine = user.engine.as_ref().expect("the userspace plan starts an engine");
+    let sets: Vec<&Step> =
+        user.events.iter().flat_map(|e| &e.steps).filter(|s| matches!(s, Step::EngineSet { .. })).collect();
+    assert!(!sets.is_empty());
+    for s in sets {
+        let Step::EngineSet { link, control, .. } = s else { unreachable!() };
+        assert_eq!(control, &engine.control);
+        assert!(user.uplinks.iter().any(|u| u.engine_link == Some(*link)), "link {link} is not an uplink's");
+    }
+    let netem = plan_with(&topo, "icelab-snap", &PlanOptions { engine: ImpairEngine::Netem, seed: 1 });
+    assert!(netem.engine.is_none());
+    assert!(netem.events.iter().flat_map(|e| &e.steps).any(|s| matches!(s, Step::Netem { .. })));
+    assert!(!netem.events.iter().flat_map(|e| &e.steps).any(|s| matches!(s, Step::EngineSet { .. })));
 }
 
 #[test]

@@ -83,9 +83,7 @@ pub async fn up(
         if json {
             out::json(&plan);
         } else {
-            for (i, s) in plan.steps.iter().enumerate() {
-                outln!("{:>4}  {s}", i + 1);
-            }
+            out::text(&plan.listing());
         }
         return Ok(Done::Ok);
     }

@@ -1,11 +1,15 @@
 //! Executes plan steps against the kernel: rtnetlink for links, addresses and
-//! routes (one netlink socket opened inside each namespace), `nft -f` for rulesets.
+//! routes (one netlink socket opened inside each namespace), `nft -f` for rulesets,
+//! ctnetlink for conntrack, and the lab's services. The same applier builds a lab and,
+//! attached to a running one, fires its events' steps.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -14,11 +18,14 @@ use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-use super::{netns, procs, registry};
+use super::{child, netns, procs, registry};
+use crate::impair::engine::{ControlReply, ControlRequest};
 use crate::plan::Step;
 
 /// Deadline for one `nft -f` and for a service to report that it is ready.
 const CHILD_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a stopped service may take to disappear.
+const KILL_DEADLINE: Duration = Duration::from_secs(2);
 
 struct Ns {
     fd: OwnedFd,
@@ -28,16 +35,25 @@ struct Ns {
 
 /// Applies steps in order; holds per-namespace netlink sockets while it lives.
 pub struct Applier {
-    lab: String,
+    /// The lab's state directory: service logs and pid files.
+    state: PathBuf,
     spaces: HashMap<String, Ns>,
+    /// Opens existing `icelab-*` namespaces by name (a running lab's), not only its own.
+    attached: bool,
     /// Rulesets being loaded: consecutive `nft` runs (one per namespace) overlap.
     pending_nft: Vec<(String, std::process::Child)>,
 }
 
 impl Applier {
-    /// An applier for lab `lab` (used to place service logs).
+    /// An applier that builds lab `lab`: it acts only in namespaces it created.
     pub fn new(lab: &str) -> Self {
-        Applier { lab: lab.to_string(), spaces: HashMap::new(), pending_nft: Vec::new() }
+        Applier { state: registry::lab_dir(lab), spaces: HashMap::new(), attached: false, pending_nft: Vec::new() }
+    }
+
+    /// An applier for the running lab `lab`: it opens the lab's namespaces by name (and
+    /// connects netlink inside them) the first time a step needs one.
+    pub fn attach(lab: &str) -> Self {
+        Applier { attached: true, ..Applier::new(lab) }
     }
 
     /// Runs one step.
@@ -53,6 +69,12 @@ impl Applier {
     }
 
     async fn apply_inner(&mut self, step: &Step) -> Result<()> {
+        if self.attached {
+            self.open_existing(step.ns())?;
+            if let Step::AddVeth { peer_ns, .. } = step {
+                self.open_existing(peer_ns)?;
+            }
+        }
         match step {
             Step::AddNamespace { ns } => {
                 let fd = netns::create(ns)?;
@@ -80,29 +102,43 @@ impl Applier {
                 let msg = LinkUnspec::new_with_index(dev).controller(master).build();
                 self.get(ns)?.nl.link().set(msg).execute().await?;
             }
-            Step::LinkUp { ns, dev } => {
+            Step::LinkUp { ns, dev } | Step::LinkDown { ns, dev } => {
                 let i = self.index(ns, dev).await?;
-                let msg = LinkUnspec::new_with_index(i).up().build();
+                let msg = LinkUnspec::new_with_index(i);
+                let msg = if matches!(step, Step::LinkUp { .. }) { msg.up() } else { msg.down() }.build();
                 self.get(ns)?.nl.link().set(msg).execute().await?;
             }
             Step::AddAddress { ns, dev, address } => {
                 let i = self.index(ns, dev).await?;
                 self.get(ns)?.nl.address().add(i, IpAddr::V4(address.addr()), address.prefix_len()).execute().await?;
             }
-            Step::AddRoute { ns, dst, via } => {
+            Step::AddRoute { ns, dst, via } | Step::ReplaceRoute { ns, dst, via } => {
                 let msg = RouteMessageBuilder::<Ipv4Addr>::new()
                     .destination_prefix(dst.network(), dst.prefix_len())
                     .gateway(*via)
                     .build();
-                self.get(ns)?.nl.route().add(msg).execute().await?;
+                let add = self.get(ns)?.nl.route().add(msg);
+                let add = if matches!(step, Step::ReplaceRoute { .. }) { add.replace() } else { add };
+                add.execute().await?;
             }
+            Step::FlushConntrack { ns } => super::conntrack::flush(&self.get(ns)?.fd)?,
             Step::Nftables { ns, ruleset, .. } => {
                 let child = start_nft(&self.get(ns)?.fd, ruleset)?;
                 self.pending_nft.push((ns.clone(), child));
             }
             Step::Spawn { ns, service, args, .. } => {
-                let log = registry::lab_dir(&self.lab).join(format!("{service}-{ns}.log"));
-                spawn_service(&self.get(ns)?.fd, args, &log)?;
+                let log = self.state.join(format!("{service}-{ns}.log"));
+                let pid = spawn_service(&self.get(ns)?.fd, args, &log)?;
+                // The service's plan identity -> its pid, for a later StopService (and the script's).
+                std::fs::write(self.state.join(crate::plan::shell::pid_file(service, ns)), format!("{pid}\n"))?;
+            }
+            Step::StopService { ns, service } => self.stop_service(ns, service)?,
+            Step::EngineSet { control, link, dir, impairment, .. } => {
+                let req = ControlRequest::Set { link: *link, dir: *dir, impairment: impairment.clone() };
+                match crate::impair::engine::request(std::path::Path::new(control), &req)? {
+                    ControlReply::Ok => {}
+                    other => bail!("impair engine refused: {other:?}"),
+                }
             }
             Step::Netem { ns, dev, impairment, seed } => {
                 crate::impair::netem::apply_seeded(ns, dev, impairment, Some(*seed))?;
@@ -116,6 +152,38 @@ impl Applier {
         for (ns, child) in self.pending_nft.drain(..) {
             check_nft(child).with_context(|| format!("loading nftables in {ns}"))?;
         }
+        Ok(())
+    }
+
+    /// Opens a running lab's namespace and its netlink socket, if not yet open (only
+    /// `icelab-*` ones: nothing else is ours to change). Steps open what they need; calling
+    /// this ahead of time takes that cost off the first step.
+    pub fn open_existing(&mut self, ns: &str) -> Result<()> {
+        if self.spaces.contains_key(ns) {
+            return Ok(());
+        }
+        if !ns.starts_with(registry::NS_PREFIX) {
+            bail!("namespace {ns} is not a lab namespace");
+        }
+        let fd = netns::open(ns)?;
+        let nl = connect(&fd)?;
+        self.spaces.insert(ns.to_string(), Ns { fd, nl, index: HashMap::new() });
+        Ok(())
+    }
+
+    /// Kills the service whose pid its `Spawn` recorded, after checking that the pid
+    /// still lives in `ns` (pids are reused).
+    fn stop_service(&self, ns: &str, service: &str) -> Result<()> {
+        let file = self.state.join(crate::plan::shell::pid_file(service, ns));
+        let text = std::fs::read_to_string(&file).with_context(|| format!("{service} in {ns} has no pid file"))?;
+        let pid: i32 = text.trim().parse().with_context(|| format!("bad pid in {}", file.display()))?;
+        let here =
+            std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == netns::inode(ns).unwrap_or(0));
+        if !here || procs::is_zombie(pid) {
+            bail!("{service} in {ns} is not running (pid {pid})");
+        }
+        child::kill_and_wait(pid, KILL_DEADLINE)?;
+        let _ = std::fs::remove_file(&file);
         Ok(())
     }
 
@@ -146,40 +214,22 @@ fn connect(ns: &OwnedFd) -> Result<Handle> {
     Ok(handle)
 }
 
-/// Runs `nft -f -` inside the namespace, with a deadline.
-pub fn load_nft(ns: &OwnedFd, ruleset: &str) -> Result<()> {
-    check_nft(start_nft(ns, ruleset)?)
-}
-
 fn start_nft(ns: &OwnedFd, ruleset: &str) -> Result<std::process::Child> {
     let mut cmd = Command::new("nft");
     cmd.args(["-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
     procs::enter_netns(&mut cmd, ns)?;
-    let mut child = cmd.spawn().context("running nft (is the nftables package installed?)")?;
+    let mut nft = cmd.spawn().context("running nft (is the nftables package installed?)")?;
     // Rulesets are a few KiB: the pipe takes them whole, then closes.
-    child.stdin.take().unwrap().write_all(ruleset.as_bytes())?;
-    Ok(child)
+    nft.stdin.take().unwrap().write_all(ruleset.as_bytes())?;
+    Ok(nft)
 }
 
-fn check_nft(child: std::process::Child) -> Result<()> {
-    let out = wait_with_deadline(child, CHILD_DEADLINE)?;
+fn check_nft(nft: std::process::Child) -> Result<()> {
+    let out = child::wait_output(nft, CHILD_DEADLINE)?;
     if !out.status.success() {
         bail!("nft rejected the ruleset: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
-}
-
-fn wait_with_deadline(child: std::process::Child, deadline: Duration) -> Result<std::process::Output> {
-    let pid = child.id() as i32;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output()));
-    match rx.recv_timeout(deadline) {
-        Ok(out) => Ok(out?),
-        Err(_) => {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            bail!("child process {pid} did not finish within {deadline:?}")
-        }
-    }
 }
 
 /// The `icelab` program that runs lab services: `$ICELAB_BIN`, else this program
@@ -199,10 +249,12 @@ pub fn icelab_exe() -> Result<std::path::PathBuf> {
         .ok_or_else(|| anyhow!("cannot find the icelab program to start lab services; set ICELAB_BIN"))
 }
 
-/// Starts `icelab ARGS` detached inside the namespace and waits for its `ready` line.
-pub fn spawn_service(ns: &OwnedFd, args: &[String], log: &std::path::Path) -> Result<()> {
+/// Starts `icelab ARGS` detached inside the namespace, waits for its `ready` line and
+/// returns its pid. The log is appended to: a restarted service keeps its history.
+fn spawn_service(ns: &OwnedFd, args: &[String], log: &std::path::Path) -> Result<u32> {
+    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     let mut cmd = Command::new(icelab_exe()?);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(std::fs::File::create(log)?);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log_file);
     procs::enter_netns(&mut cmd, ns)?;
     // Its own session: a Ctrl-C meant for `icelab up` must not kill the lab's services.
     unsafe {
@@ -211,22 +263,15 @@ pub fn spawn_service(ns: &OwnedFd, args: &[String], log: &std::path::Path) -> Re
             Ok(())
         });
     }
-    let mut child = cmd.spawn()?;
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(out).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    match rx.recv_timeout(CHILD_DEADLINE) {
-        Ok(line) if line.trim() == "ready" => Ok(()),
-        Ok(line) => {
-            let _ = child.kill();
+    let mut svc = cmd.spawn()?;
+    match child::first_line(svc.stdout.take().unwrap(), CHILD_DEADLINE) {
+        Some(line) if line.trim() == "ready" => Ok(svc.id()),
+        Some(line) => {
+            let _ = svc.kill();
             bail!("service exited before it was ready ({}); see {}", line.trim(), log.display())
         }
-        Err(_) => {
-            let _ = child.kill();
+        None => {
+            let _ = svc.kill();
             bail!("service not ready within {CHILD_DEADLINE:?}; see {}", log.display())
         }
     }

@@ -8,6 +8,8 @@
 //! the records' owners to remove only what a dead process left (see [`registry`]).
 
 mod apply;
+pub mod child;
+pub mod conntrack;
 pub mod netns;
 pub mod procs;
 pub mod registry;
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Result;
 use serde::Serialize;
 
-pub use apply::{Applier, icelab_exe, load_nft, spawn_service};
+pub use apply::{Applier, icelab_exe};
 pub use registry::LabRecord;
 
 use crate::plan::{ImpairEngine, Plan, PlanOptions, Step};

@@ -63,7 +63,8 @@ pub fn kill_all_in(inodes: &BTreeSet<u64>, deadline: Duration) -> usize {
     }
 }
 
-fn is_zombie(pid: i32) -> bool {
+/// True when `pid` is a zombie or gone.
+pub(crate) fn is_zombie(pid: i32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
         .unwrap_or(true)

@@ -14,14 +14,17 @@
 //! action modules, so the MTU black hole uses nftables' netdev egress hook instead of
 //! a `tc filter`.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use super::spec::{ETH_HEADER, Impairment, JitterDistribution, Loss, QueueLimit};
-use crate::fabric::{netns, procs};
+use crate::fabric::{child, netns, procs};
+
+/// Deadline of one `tc` or `nft` run.
+const TOOL_DEADLINE: Duration = Duration::from_secs(5);
 
 /// One command of the kernel configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,16 +212,9 @@ pub fn apply_seeded(ns: &str, dev: &str, i: &Impairment, seed: Option<u64>) -> R
     let handle = netns::open(ns)?;
     for c in commands_seeded(dev, i, seed) {
         let mut cmd = Command::new(c.program);
-        cmd.args(&c.args)
-            .stdin(if c.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args(&c.args);
         procs::enter_netns(&mut cmd, &handle)?;
-        let mut child = cmd.spawn().with_context(|| format!("running {}", c.program))?;
-        if let (Some(text), Some(mut stdin)) = (&c.stdin, child.stdin.take()) {
-            stdin.write_all(text.as_bytes())?;
-        }
-        let out = child.wait_with_output()?;
+        let out = child::run(cmd, c.stdin.as_deref(), TOOL_DEADLINE)?;
         if !out.status.success() && !c.may_fail {
             bail!("in namespace {ns}: `{c}` failed: {}", String::from_utf8_lossy(&out.stderr).trim());
         }

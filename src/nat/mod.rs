@@ -11,5 +11,5 @@ mod spec;
 
 pub use behaviour::{Filtering, Mapping, NatBehaviour, PortPreservation};
 pub use presets::{NatPreset, PRESETS, PresetInfo, presets_markdown};
-pub use ruleset::{NAT_TABLE, RouterNat, ruleset};
+pub use ruleset::{HASH_SEED, NAT_TABLE, REBIND_HASH_SEED, RouterNat, ruleset, ruleset_seeded};
 pub use spec::{NatMode, NatOverrides, NatSpec, NatSpecError};

@@ -43,7 +43,9 @@ use std::net::Ipv4Addr;
 /// nftables table that holds all NAT state of a router.
 pub const NAT_TABLE: &str = "icelab";
 /// Seed for port hashes; fixed so rulesets and ports are reproducible.
-const HASH_SEED: u32 = 0x1ce1ab;
+pub const HASH_SEED: u32 = 0x1ce1ab;
+/// Seed after a rebinding (`nat-flush` with new ports): any value but [`HASH_SEED`].
+pub const REBIND_HASH_SEED: u32 = 0x5eed1ce;
 /// TCP mapping lifetime in the EIF/ADF maps (RFC 5382 REQ-5).
 const TCP_MAP_TIMEOUT_S: u32 = 7440;
 
@@ -71,6 +73,12 @@ pub struct RouterNat {
 /// `one_to_one_host` no inbound translation is possible; the ruleset then only
 /// masquerades and says so in a comment.
 pub fn ruleset(nat: &RouterNat) -> String {
+    ruleset_seeded(nat, HASH_SEED)
+}
+
+/// [`ruleset`] with port hashes seeded by `seed`: the same NAT with a different seed
+/// gives (almost surely) every flow a different external port.
+pub fn ruleset_seeded(nat: &RouterNat, seed: u32) -> String {
     let mut out = format!(
         "# icelab NAT: {}\ntable ip {NAT_TABLE} {{}}\ndelete table ip {NAT_TABLE}\ntable ip {NAT_TABLE} {{\n",
         describe(&nat.mode)
@@ -78,7 +86,7 @@ pub fn ruleset(nat: &RouterNat) -> String {
     match nat.mode {
         NatMode::None => out.push_str("\t# plain router: no translation, no filtering\n"),
         NatMode::OneToOne => one_to_one(nat, &mut out),
-        NatMode::Napt(b) => napt(nat, &b, &mut out),
+        NatMode::Napt(b) => napt(nat, &b, seed, &mut out),
     }
     out.push_str("}\n");
     out
@@ -153,7 +161,7 @@ fn hairpin_reinject(nat: &RouterNat, filter: &str, out: &mut String) {
 }
 
 /// `: <port expression>` for `snat`, or "" to let the kernel preserve the port.
-fn port_expr(b: &NatBehaviour, proto: &str) -> String {
+fn port_expr(b: &NatBehaviour, proto: &str, seed: u32) -> String {
     let key = match (b.mapping, b.port_preservation) {
         (Mapping::EndpointIndependent, PortPreservation::Preserve) => return String::new(),
         (Mapping::EndpointIndependent, PortPreservation::Random) => {
@@ -164,10 +172,10 @@ fn port_expr(b: &NatBehaviour, proto: &str) -> String {
             format!("ip saddr . {proto} sport . ip daddr . {proto} dport")
         }
     };
-    format!(" : jhash {key} mod 64512 seed {HASH_SEED:#x} offset 1024")
+    format!(" : jhash {key} mod 64512 seed {seed:#x} offset 1024")
 }
 
-fn napt(nat: &RouterNat, b: &NatBehaviour, out: &mut String) {
+fn napt(nat: &RouterNat, b: &NatBehaviour, seed: u32, out: &mut String) {
     let (wan, wan_if, lan_if, lan) = (nat.wan_addr, &nat.wan_if, &nat.lan_if, nat.lan_subnet);
     let eif_map = b.filtering == Filtering::EndpointIndependent || b.hairpinning;
     let adf_map = b.filtering == Filtering::AddressDependent;
@@ -228,7 +236,7 @@ fn napt(nat: &RouterNat, b: &NatBehaviour, out: &mut String) {
     }
     out.push_str("\t}\n\tchain srcnat {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n");
     for p in ["udp", "tcp"] {
-        let port = port_expr(b, p);
+        let port = port_expr(b, p, seed);
         let _ = writeln!(out, "\t\toifname \"{wan_if}\" meta l4proto {p} snat ip to {wan}{port}");
         if b.hairpinning {
             let _ = writeln!(

@@ -4,10 +4,9 @@ use std::collections::BTreeMap;
 
 use ipnet::Ipv4Net;
 
-use super::{NodeKind, NodePlan, Plan, ServiceEndpoint, Step, ns_name, routes};
-use crate::firewall::{FirewallCtx, FwRole};
+use super::{EnginePlan, NodeKind, NodePlan, Plan, ServiceEndpoint, Step, UplinkPlan, ns_name, routes, rulesets};
 use crate::impair::{LinkImpairment, TapLink};
-use crate::nat::{NatMode, RouterNat};
+use crate::nat::NatMode;
 use crate::topology::{Attachment, INTERNET, PUBLIC_RANGES, Router, Topology, Uplink};
 use serde::{Deserialize, Serialize};
 
@@ -45,13 +44,16 @@ pub fn plan(topo: &Topology, prefix: &str) -> Plan {
     plan_with(topo, prefix, &PlanOptions::default())
 }
 
-/// Builds the plan with explicit options.
+/// Builds the plan with explicit options: the lab's steps, then its events' steps.
 pub fn plan_with(topo: &Topology, prefix: &str, opts: &PlanOptions) -> Plan {
+    let lab = prefix.strip_prefix(crate::fabric::registry::NS_PREFIX).unwrap_or(prefix);
     let mut b = Builder {
         prefix: prefix.to_string(),
+        state_dir: crate::fabric::registry::lab_dir(lab).display().to_string(),
         steps: Vec::new(),
         links: links(topo, prefix, opts.seed),
         engine: opts.engine,
+        engine_plan: None,
     };
     let inet = b.ns(INTERNET);
     let mut nodes = vec![NodePlan {
@@ -100,7 +102,7 @@ pub fn plan_with(topo: &Topology, prefix: &str, opts: &PlanOptions) -> Plan {
         let ns = b.ns(&r.name);
         b.bridge(&ns, "lan", &[Ipv4Net::new(r.lan_address, r.lan.prefix_len()).unwrap()]);
     }
-    b.impair_engine(prefix);
+    b.impair_engine();
     for r in &topo.routers {
         b.uplink(&r.name, "wan", &r.wan);
     }
@@ -127,13 +129,13 @@ pub fn plan_with(topo: &Topology, prefix: &str, opts: &PlanOptions) -> Plan {
         b.steps.push(Step::AddRoute { ns: b.ns(&route.at), dst: route.dst, via: route.via });
     }
     for r in &topo.routers {
-        for (purpose, ruleset) in router_rulesets(r) {
+        for (purpose, ruleset) in rulesets::router(r) {
             b.steps.push(Step::Nftables { ns: b.ns(&r.name), purpose, ruleset });
         }
     }
     for h in &topo.hosts {
         if let Some(fw) = &h.firewall {
-            let ruleset = crate::firewall::ruleset(fw, &FirewallCtx { role: FwRole::Host });
+            let ruleset = rulesets::firewall(fw, false);
             b.steps.push(Step::Nftables { ns: b.ns(&h.name), purpose: "firewall".into(), ruleset });
         }
     }
@@ -161,7 +163,19 @@ pub fn plan_with(topo: &Topology, prefix: &str, opts: &PlanOptions) -> Plan {
         args.extend(["--netns".to_string(), n.ns.clone()]);
     }
     b.steps.push(Step::Spawn { ns: inet, service: "echo".into(), args, creates: Vec::new() });
-    Plan { prefix: prefix.to_string(), nodes, services, steps: b.steps }
+    let uplinks = b.uplinks(topo);
+    let mut plan = Plan {
+        prefix: prefix.to_string(),
+        state_dir: b.state_dir,
+        nodes,
+        services,
+        uplinks,
+        engine: b.engine_plan,
+        steps: b.steps,
+        events: Vec::new(),
+    };
+    plan.events = super::events::plan_events(topo, &plan);
+    plan
 }
 
 /// The internet's own addresses: `.1` of each documentation range.
@@ -178,27 +192,6 @@ pub(crate) fn internet_gateways() -> Vec<Ipv4Net> {
 /// True when the router only routes (`nat = "none"`).
 pub(crate) fn nat_disabled(r: &Router) -> bool {
     r.nat == NatMode::None
-}
-
-/// nftables rulesets of a router: its NAT, then its firewall.
-fn router_rulesets(r: &Router) -> Vec<(String, String)> {
-    let mut v = Vec::new();
-    if !nat_disabled(r) {
-        let nat = RouterNat {
-            wan_if: "wan".into(),
-            wan_addr: r.wan.address,
-            lan_if: "lan".into(),
-            lan_subnet: r.lan,
-            one_to_one_host: r.one_to_one_host,
-            mode: r.nat,
-        };
-        v.push(("nat".into(), crate::nat::ruleset(&nat)));
-    }
-    if let Some(fw) = &r.firewall {
-        let ctx = FirewallCtx { role: FwRole::Router { wan_if: "wan".into(), lan_if: "lan".into() } };
-        v.push(("firewall".into(), crate::firewall::ruleset(fw, &ctx)));
-    }
-    v
 }
 
 /// The STUN server's UDP ports: primary and RFC 5780 alternate.
@@ -249,11 +242,12 @@ fn service_args(svc: &str, s: &crate::topology::Server, topo: &Topology) -> Opti
 
 struct Builder {
     prefix: String,
+    state_dir: String,
     steps: Vec<Step>,
-    /// Next free port number per parent namespace.
     /// Uplinks by node namespace.
     links: BTreeMap<String, Link>,
     engine: ImpairEngine,
+    engine_plan: Option<EnginePlan>,
 }
 
 /// A node's uplink to its parent's bridge.
@@ -347,9 +341,31 @@ impl Builder {
         }
     }
 
+    /// Every uplink as data, in the order routers, hosts, servers.
+    fn uplinks(&self, topo: &Topology) -> Vec<UplinkPlan> {
+        let names = topo.routers.iter().map(|r| &r.name).chain(topo.hosts.iter().map(|h| &h.name));
+        names
+            .chain(topo.servers.iter().map(|s| &s.name))
+            .map(|node| {
+                let ns = self.ns(node);
+                let l = &self.links[&ns];
+                let engine_link = self.engine_plan.as_ref().and_then(|e| e.links.iter().position(|t| t.ns_a == ns));
+                UplinkPlan {
+                    node: node.clone(),
+                    dev: l.dev.clone(),
+                    parent_ns: l.parent_ns.clone(),
+                    port: l.port.clone(),
+                    engine_link,
+                    seed: l.seed,
+                    ns,
+                }
+            })
+            .collect()
+    }
+
     /// With the userspace engine: one process (in the internet namespace, so lab
     /// teardown finds it) creates every impaired link's TAP pair and pumps it.
-    fn impair_engine(&mut self, prefix: &str) {
+    fn impair_engine(&mut self) {
         if self.engine != ImpairEngine::Userspace {
             return;
         }
@@ -372,8 +388,7 @@ impl Builder {
         if taps.is_empty() {
             return;
         }
-        let lab = prefix.strip_prefix(crate::fabric::registry::NS_PREFIX).unwrap_or(prefix);
-        let control = crate::fabric::registry::lab_dir(lab).join("impair.sock");
+        let control = format!("{}/impair.sock", self.state_dir);
         let creates =
             taps.iter().flat_map(|t| [(t.ns_a.clone(), t.dev_a.clone()), (t.ns_b.clone(), t.dev_b.clone())]).collect();
         self.steps.push(Step::Spawn {
@@ -382,12 +397,13 @@ impl Builder {
             args: vec![
                 "impair-engine".into(),
                 "--control".into(),
-                control.display().to_string(),
+                control.clone(),
                 "--links".into(),
                 serde_json::to_string(&taps).expect("serializable"),
             ],
             creates,
         });
+        self.engine_plan = Some(EnginePlan { ns: self.ns(INTERNET), control, links: taps });
     }
 
     fn uplink(&mut self, node: &str, dev: &str, a: &Attachment) {

@@ -1,173 +1,33 @@
-//! Topology -> Plan: the ordered steps that build a lab.
+//! Topology -> Plan: the ordered steps that build a lab, and the steps of each of its
+//! timeline events.
 //!
 //! The plan is pure data. The same plan is applied through netlink
-//! ([`crate::fabric`]), rendered as a shell script ([`shell`]) and printed by
-//! `icelab up --dry-run`, so the three can never disagree.
+//! ([`crate::fabric::Applier`]), rendered as a shell script ([`shell`]) and printed by
+//! `icelab up --dry-run`, so the three can never disagree. A mid-call change is not a
+//! second language: an event is a list of [`Step`]s too ([`PlannedEvent`]), fired by
+//! the same applier at its time, replayable from the exported script.
 //!
 //! Inside every namespace the names are fixed: a node's uplink is `eth0`, a
 //! router's WAN is `wan` and its LAN is the bridge `lan`; the internet is the
 //! bridge `br0` in `<prefix>-internet`. Only namespace names carry the lab prefix.
 
 mod build;
+mod events;
 mod routes;
+mod rulesets;
 pub mod shell;
+mod step;
 
-use std::fmt;
+use std::fmt::Write;
 use std::net::Ipv4Addr;
 
-use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
+
+pub use step::Step;
 
 pub use build::{
     ECHO_PORT, ImpairEngine, PlanOptions, STUN_PORTS, TURN_PASSWORD, TURN_PORT, TURN_REALM, TURN_USER, plan, plan_with,
 };
-
-/// One action on the kernel. Every step names the namespace it acts in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "step", rename_all = "kebab-case")]
-pub enum Step {
-    /// Create a named network namespace (visible to `ip netns`).
-    AddNamespace {
-        /// Namespace name.
-        ns: String,
-    },
-    /// Write a sysctl inside a namespace (only `net.*` keys, which are per namespace).
-    Sysctl {
-        /// Namespace name.
-        ns: String,
-        /// Dotted key, e.g. `net.ipv4.ip_forward`.
-        key: String,
-        /// Value to write.
-        value: String,
-    },
-    /// Create a bridge.
-    AddBridge {
-        /// Namespace name.
-        ns: String,
-        /// Bridge name.
-        name: String,
-    },
-    /// Create a veth pair with one end in `ns` and the other in `peer_ns`.
-    AddVeth {
-        /// Namespace of the first end.
-        ns: String,
-        /// Name of the first end.
-        name: String,
-        /// Namespace of the other end.
-        peer_ns: String,
-        /// Name of the other end.
-        peer_name: String,
-    },
-    /// Enslave a device to a bridge.
-    SetMaster {
-        /// Namespace name.
-        ns: String,
-        /// Device to enslave.
-        dev: String,
-        /// The bridge.
-        master: String,
-    },
-    /// Bring a device up.
-    LinkUp {
-        /// Namespace name.
-        ns: String,
-        /// Device.
-        dev: String,
-    },
-    /// Add an IPv4 address with its prefix.
-    AddAddress {
-        /// Namespace name.
-        ns: String,
-        /// Device.
-        dev: String,
-        /// Address and prefix length.
-        address: Ipv4Net,
-    },
-    /// Add a route (`0.0.0.0/0` is the default route).
-    AddRoute {
-        /// Namespace name.
-        ns: String,
-        /// Destination.
-        dst: Ipv4Net,
-        /// Next hop.
-        via: Ipv4Addr,
-    },
-    /// Load an nftables ruleset (`nft -f`) inside a namespace.
-    Nftables {
-        /// Namespace name.
-        ns: String,
-        /// What the ruleset is for (`nat`, `firewall`).
-        purpose: String,
-        /// The complete ruleset text.
-        ruleset: String,
-    },
-    /// Start a long-running icelab service inside a namespace.
-    Spawn {
-        /// Namespace name.
-        ns: String,
-        /// Service name, used for its log file.
-        service: String,
-        /// Arguments after the `icelab` program name.
-        args: Vec<String>,
-        /// Devices (namespace, name) the service creates before it reports ready.
-        #[serde(default)]
-        creates: Vec<(String, String)>,
-    },
-    /// Impair a device's egress with netem (+ tbf) qdiscs.
-    Netem {
-        /// Namespace name.
-        ns: String,
-        /// Device.
-        dev: String,
-        /// What its outgoing frames suffer.
-        impairment: crate::impair::Impairment,
-        /// Seed for netem's randomness.
-        seed: u64,
-    },
-}
-
-impl Step {
-    /// The namespace the step acts in.
-    pub fn ns(&self) -> &str {
-        match self {
-            Step::AddNamespace { ns }
-            | Step::Sysctl { ns, .. }
-            | Step::AddBridge { ns, .. }
-            | Step::AddVeth { ns, .. }
-            | Step::SetMaster { ns, .. }
-            | Step::LinkUp { ns, .. }
-            | Step::AddAddress { ns, .. }
-            | Step::AddRoute { ns, .. }
-            | Step::Nftables { ns, .. }
-            | Step::Spawn { ns, .. }
-            | Step::Netem { ns, .. } => ns,
-        }
-    }
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Step::AddNamespace { ns } => write!(f, "namespace {ns}"),
-            Step::Sysctl { ns, key, value } => write!(f, "{ns}: sysctl {key}={value}"),
-            Step::AddBridge { ns, name } => write!(f, "{ns}: bridge {name}"),
-            Step::AddVeth { ns, name, peer_ns, peer_name } => write!(f, "{ns}: veth {name} <-> {peer_ns}/{peer_name}"),
-            Step::SetMaster { ns, dev, master } => write!(f, "{ns}: {dev} master {master}"),
-            Step::LinkUp { ns, dev } => write!(f, "{ns}: {dev} up"),
-            Step::AddAddress { ns, dev, address } => write!(f, "{ns}: {dev} address {address}"),
-            Step::AddRoute { ns, dst, via } => write!(f, "{ns}: route {dst} via {via}"),
-            Step::Nftables { ns, purpose, ruleset } => {
-                write!(f, "{ns}: nftables {purpose} ({} lines)", ruleset.lines().count())
-            }
-            Step::Spawn { ns, service, args, .. } => {
-                write!(f, "{ns}: start {service}: icelab {}", args.join(" "))
-            }
-            Step::Netem { ns, dev, impairment, seed } => {
-                write!(f, "{ns}: netem {dev} {} (seed {seed})", crate::impair::netem::netem_args(impairment).join(" "))
-            }
-        }
-    }
-}
 
 /// What kind of node a namespace holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,17 +67,76 @@ pub struct ServiceEndpoint {
     pub address: std::net::SocketAddr,
 }
 
-/// The ordered steps that build one lab.
+/// A node's uplink: both ends, and the userspace engine link that carries it, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UplinkPlan {
+    /// The node.
+    pub node: String,
+    /// Its namespace.
+    pub ns: String,
+    /// Its end (`eth0`, or `wan` on a router).
+    pub dev: String,
+    /// Namespace of the parent (internet or router).
+    pub parent_ns: String,
+    /// The parent's end (`p<N>`), a port of its bridge.
+    pub port: String,
+    /// Index into [`EnginePlan::links`] when the userspace engine carries this link.
+    pub engine_link: Option<usize>,
+    /// Seed of this link's impairment randomness.
+    pub seed: u64,
+}
+
+/// The userspace impairment engine of a lab, as data (its `Spawn` step's arguments are
+/// rendered from it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnginePlan {
+    /// Namespace it runs in.
+    pub ns: String,
+    /// Its control socket.
+    pub control: String,
+    /// The TAP links it pumps.
+    pub links: Vec<crate::impair::TapLink>,
+}
+
+/// One timeline event, planned: the steps to apply at `at_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedEvent {
+    /// 1-based event number in file order.
+    pub index: usize,
+    /// ms after the offerer's data channel opened.
+    pub at_ms: u64,
+    /// The event, in words.
+    pub what: String,
+    /// What to do, in order.
+    pub steps: Vec<Step>,
+    /// Why the event has no steps (only for topologies built without validation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// The ordered steps that build one lab, and its events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     /// Namespace prefix, e.g. `icelab-7f3a`.
     pub prefix: String,
+    /// Directory of the lab's state (logs, service pids, control sockets).
+    #[serde(default)]
+    pub state_dir: String,
     /// Nodes, internet first.
     pub nodes: Vec<NodePlan>,
     /// Services started by the plan.
     pub services: Vec<ServiceEndpoint>,
+    /// Every node's uplink.
+    #[serde(default)]
+    pub uplinks: Vec<UplinkPlan>,
+    /// The userspace impairment engine, when the plan starts one.
+    #[serde(default)]
+    pub engine: Option<EnginePlan>,
     /// Steps in the order they must run.
     pub steps: Vec<Step>,
+    /// The timeline's events, in time order.
+    #[serde(default)]
+    pub events: Vec<PlannedEvent>,
 }
 
 impl Plan {
@@ -234,6 +153,30 @@ impl Plan {
     /// The first server offering `service`.
     pub fn service(&self, service: &str) -> Option<&ServiceEndpoint> {
         self.services.iter().find(|s| s.service == service)
+    }
+
+    /// The uplink of the node in namespace `ns`.
+    pub fn uplink(&self, ns: &str) -> Option<&UplinkPlan> {
+        self.uplinks.iter().find(|u| u.ns == ns)
+    }
+
+    /// The numbered steps, then each event's steps under an `event N at T ms: what`
+    /// header (what `icelab up --dry-run` prints).
+    pub fn listing(&self) -> String {
+        let mut out = String::new();
+        for (i, s) in self.steps.iter().enumerate() {
+            let _ = writeln!(out, "{:>4}  {s}", i + 1);
+        }
+        for e in &self.events {
+            let _ = writeln!(out, "\nevent {} at {} ms: {}", e.index, e.at_ms, e.what);
+            if let Some(p) = &e.problem {
+                let _ = writeln!(out, "      cannot be planned: {p}");
+            }
+            for (i, s) in e.steps.iter().enumerate() {
+                let _ = writeln!(out, "{:>4}  {s}", i + 1);
+            }
+        }
+        out
     }
 }
 

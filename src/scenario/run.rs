@@ -17,8 +17,9 @@ use super::spec::Scenario;
 use super::timings::Timings;
 use crate::fabric::{Lab, netns, procs};
 use crate::peer::{IceServer, Outcome, PeerConfig, PeerKind, PeerOutcome, Role, relay_signaling};
+use crate::plan::PlannedEvent;
 use crate::plan::{Plan, STUN_PORTS, Step, TURN_PASSWORD, TURN_PORT, TURN_USER};
-use crate::timeline::{EventOutcome, Firing, TimelineLog, relay_with_timeline};
+use crate::timeline::{EventOutcome, TimelineLog, relay_with_timeline};
 use crate::topology::Topology;
 use crate::turn::TLS_PORT as TURN_TLS_PORT;
 
@@ -66,7 +67,7 @@ pub async fn run_scenario(
     let expect = topo.expect.clone().unwrap_or_default();
     let start = Instant::now();
     let (lab, build) = Lab::up(topo, name, progress).await?;
-    let firings = crate::timeline::firings(topo, lab.plan(), &topo.events).map_err(|e| anyhow!(e))?;
+    let firings = lab.plan().events.clone();
     let call_start = Instant::now();
     let (outcome, stderr, log) = call(lab.plan(), &scn, name, firings).await?;
     let mut timings = Timings::from_outcome(&outcome);
@@ -146,7 +147,7 @@ async fn call(
     plan: &Plan,
     scn: &Scenario,
     lab: &str,
-    firings: Vec<Firing>,
+    firings: Vec<PlannedEvent>,
 ) -> anyhow::Result<(Outcome, Stderrs, Option<TimelineLog>)> {
     let servers = ice_servers(plan, scn)?;
     let config = |role| PeerConfig {

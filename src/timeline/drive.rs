@@ -1,6 +1,7 @@
 //! The call with a timeline: relays signaling like [`crate::peer::relay_signaling`],
-//! and meanwhile watches the peers' events live, fires each event's operations at its
-//! time after the data channel opened, and samples how many bytes reach the two hosts.
+//! and meanwhile watches the peers' events live, fires each planned event's steps
+//! (through [`crate::fabric::Applier`], attached to the lab) at its time after the data
+//! channel opened, and samples how many bytes reach the two hosts.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -8,10 +9,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::actions::Firing;
+use crate::fabric::Applier;
 use crate::peer::PeerEvent;
+use crate::plan::PlannedEvent;
 
-/// Deadline of one event's operations together.
+/// Deadline of one event's steps together.
 const FIRING_DEADLINE: Duration = Duration::from_secs(10);
 /// Byte counters are read this often.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(50);
@@ -25,11 +27,11 @@ pub struct Applied {
     pub at_ms: u64,
     /// The event in words.
     pub what: String,
-    /// When its operations started, ms after the data channel opened.
+    /// When its steps started, ms after the data channel opened.
     pub applied_ms: Option<f64>,
     /// How long they took.
     pub took_ms: Option<f64>,
-    /// The operations, in words.
+    /// The steps, in words.
     pub ops: Vec<String>,
     /// Why it failed or was not applied.
     pub error: Option<String>,
@@ -76,7 +78,7 @@ fn udp_in(pid: u32) -> Option<u64> {
 }
 
 /// Relays signaling between the peers (stdout -> other's stdin) until both outputs
-/// close or `deadline` passes, firing `firings` along the way. `pids` are the peer
+/// close or `deadline` passes, firing the planned events `firings` along the way. `pids` are the peer
 /// processes, whose namespaces' byte counters are sampled.
 #[allow(clippy::too_many_arguments)]
 pub async fn relay_with_timeline(
@@ -87,7 +89,7 @@ pub async fn relay_with_timeline(
     deadline: Duration,
     pids: (u32, u32),
     lab: &str,
-    firings: Vec<Firing>,
+    firings: Vec<PlannedEvent>,
 ) -> (Vec<PeerEvent>, Vec<PeerEvent>, TimelineLog) {
     let base = Instant::now();
     let ms = move || base.elapsed().as_secs_f64() * 1e3;
@@ -99,7 +101,8 @@ pub async fn relay_with_timeline(
     let applied = Arc::new(Mutex::new(Vec::new()));
     let (t0_tx, t0_rx) = tokio::sync::oneshot::channel::<Instant>();
     let mut t0_tx = Some(t0_tx);
-    let executor = tokio::spawn(fire_all(lab.to_string(), firings.clone(), t0_rx, applied.clone()));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    spawn_firing(lab.to_string(), firings.clone(), t0_rx, stop_rx, applied.clone());
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -135,8 +138,8 @@ pub async fn relay_with_timeline(
             },
         }
     }
-    executor.abort();
-    let _ = executor.await;
+    // Events not yet due are dropped; one being applied finishes within its deadlines.
+    let _ = stop_tx.send(());
     let done = applied.lock().map(|v| v.clone()).unwrap_or_default();
     log.applied = firings
         .iter()
@@ -148,7 +151,9 @@ pub async fn relay_with_timeline(
                 applied_ms: None,
                 took_ms: None,
                 ops: Vec::new(),
-                error: Some(if log.t0_ms.is_none() {
+                error: Some(if let Some(p) = &f.problem {
+                    format!("not applied: {p}")
+                } else if log.t0_ms.is_none() {
                     "not applied: the data channel never opened".into()
                 } else {
                     "not applied: the call ended first".into()
@@ -196,30 +201,59 @@ async fn forward(line: &str, other_in: &mut (impl AsyncWrite + Unpin)) -> Option
     Some(ev)
 }
 
-/// Waits for the timeline's zero, then runs each firing at its time, in order.
-async fn fire_all(
+/// Fires on a thread of its own with its own runtime: the applier's blocking work
+/// (nft, service starts) must not stall the relay's sampling, and its netlink
+/// connections live on the runtime that made them.
+fn spawn_firing(
     lab: String,
-    firings: Vec<Firing>,
+    firings: Vec<PlannedEvent>,
+    t0: tokio::sync::oneshot::Receiver<Instant>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+    out: Arc<Mutex<Vec<Applied>>>,
+) {
+    std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => return tracing::error!(%e, "no runtime for the timeline"),
+        };
+        rt.block_on(async {
+            tokio::select! {
+                _ = stop => {}
+                _ = fire_all(&lab, firings, t0, out) => {}
+            }
+        });
+    });
+}
+
+/// Waits for the timeline's zero, then applies each event's steps at its time, in order.
+async fn fire_all(
+    lab: &str,
+    firings: Vec<PlannedEvent>,
     t0: tokio::sync::oneshot::Receiver<Instant>,
     out: Arc<Mutex<Vec<Applied>>>,
 ) {
+    let mut applier = Applier::attach(lab);
+    // Namespaces and netlink sockets are opened before the call is up, not at the first event.
+    for step in firings.iter().flat_map(|f| &f.steps) {
+        if let Err(e) = applier.open_existing(step.ns()) {
+            tracing::warn!("{e:#}");
+        }
+    }
     let Ok(t0) = t0.await else { return };
-    for f in firings {
+    for f in firings.into_iter().filter(|f| f.problem.is_none()) {
         tokio::time::sleep_until(tokio::time::Instant::from_std(t0 + Duration::from_millis(f.at_ms))).await;
         let start = Instant::now();
         let applied_ms = (start - t0).as_secs_f64() * 1e3;
-        let (lab2, ops) = (lab.clone(), f.ops.clone());
-        let work = tokio::task::spawn_blocking(move || {
-            for op in &ops {
-                super::exec::run_op(&lab2, op).map_err(|e| format!("{op}: {e:#}"))?;
+        let work = async {
+            for step in &f.steps {
+                applier.apply(step).await.map_err(|e| format!("{e:#}"))?;
             }
-            Ok::<(), String>(())
-        });
+            applier.finish().map_err(|e| format!("{e:#}"))
+        };
         let error = match tokio::time::timeout(FIRING_DEADLINE, work).await {
-            Ok(Ok(Ok(()))) => None,
-            Ok(Ok(Err(e))) => Some(e),
-            Ok(Err(e)) => Some(format!("operation task: {e}")),
-            Err(_) => Some(format!("operations did not finish within {FIRING_DEADLINE:?}")),
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some(format!("steps did not finish within {FIRING_DEADLINE:?}")),
         };
         let took_ms = Some(start.elapsed().as_secs_f64() * 1e3);
         tracing::info!(event = f.index, at_ms = applied_ms, ?error, "{}", f.what);
@@ -229,7 +263,7 @@ async fn fire_all(
             what: f.what.clone(),
             applied_ms: Some(applied_ms),
             took_ms,
-            ops: f.ops.iter().map(|o| o.to_string()).collect(),
+            ops: f.steps.iter().map(|s| s.to_string()).collect(),
             error,
         };
         if let Ok(mut v) = out.lock() {

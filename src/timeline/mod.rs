@@ -32,17 +32,15 @@
 //! ([`spec::DEFAULT_RECOVERY_WINDOW_MS`], or that event's `max-recovery-ms` + 1 s), and
 //! without `deadline-ms` the deadline is the data phase plus the default deadline.
 //!
-//! [`spec`] validates, [`actions`] turns events into namespace operations (pure),
-//! [`drive`] fires them during the call, [`outcome`] says what each one did.
+//! [`spec`] validates; the planner turns each event into plan steps
+//! ([`crate::plan::PlannedEvent`], shown by `--dry-run` and replayable from the exported
+//! script); [`drive`] fires them through the same applier as the build during the
+//! call; [`outcome`] says what each one did.
 
-pub mod actions;
-mod conntrack;
 pub mod drive;
-mod exec;
 pub mod outcome;
 pub mod spec;
 
-pub use actions::{Firing, Op, firings};
 pub use drive::{Applied, TimelineLog, relay_with_timeline};
 pub use outcome::{EventOutcome, Recovery, analyze};
 pub use spec::{Action, EventExpect, PairExpect, RawEvent, TimelineEvent};

@@ -216,9 +216,14 @@ impl EngineControl {
     }
 }
 
-/// Sends one request to an engine's control socket and waits for the reply.
+/// How long an engine may take to answer a request.
+const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Sends one request to an engine's control socket and waits (bounded) for the reply.
 pub fn request(path: &Path, req: &ControlRequest) -> Result<ControlReply> {
     let mut s = UnixStream::connect(path).with_context(|| format!("connecting to {}", path.display()))?;
+    s.set_read_timeout(Some(REQUEST_DEADLINE))?;
+    s.set_write_timeout(Some(REQUEST_DEADLINE))?;
     let mut line = serde_json::to_string(req)?;
     line.push('\n');
     s.write_all(line.as_bytes())?;

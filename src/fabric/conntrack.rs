@@ -11,10 +11,9 @@ const IPCTNL_MSG_CT_DELETE: u16 = 2;
 /// How long the kernel may take to answer.
 const REPLY_DEADLINE: Duration = Duration::from_secs(2);
 
-/// Deletes every IPv4 conntrack entry in namespace `ns`.
-pub fn flush(ns: &str) -> Result<()> {
-    let fd = crate::fabric::netns::open(ns)?;
-    crate::fabric::netns::run_in(&fd, flush_here)?
+/// Deletes every IPv4 conntrack entry in the namespace `ns`.
+pub fn flush(ns: &OwnedFd) -> Result<()> {
+    super::netns::run_in(ns, flush_here)?
 }
 
 /// The request: nlmsghdr + nfgenmsg (family AF_INET, version 0, res_id 0).
@@ -30,7 +29,9 @@ fn request() -> Vec<u8> {
     m
 }
 
-fn flush_here() -> Result<()> {
+/// Deletes every IPv4 conntrack entry in the calling thread's namespace
+/// (`icelab conntrack-flush`, for scripts on machines without conntrack-tools).
+pub fn flush_here() -> Result<()> {
     // SAFETY: plain socket(2); the fd is owned right away.
     let raw = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_NETFILTER) };
     if raw < 0 {

@@ -1,0 +1,217 @@
+//! The step vocabulary: every change a lab ever sees, at build time or mid-call.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::impair::{Impairment, LinkDir};
+
+/// One action on the kernel. Every step names the namespace it acts in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    /// Create a named network namespace (visible to `ip netns`).
+    AddNamespace {
+        /// Namespace name.
+        ns: String,
+    },
+    /// Write a sysctl inside a namespace (only `net.*` keys, which are per namespace).
+    Sysctl {
+        /// Namespace name.
+        ns: String,
+        /// Dotted key, e.g. `net.ipv4.ip_forward`.
+        key: String,
+        /// Value to write.
+        value: String,
+    },
+    /// Create a bridge.
+    AddBridge {
+        /// Namespace name.
+        ns: String,
+        /// Bridge name.
+        name: String,
+    },
+    /// Create a veth pair with one end in `ns` and the other in `peer_ns`.
+    AddVeth {
+        /// Namespace of the first end.
+        ns: String,
+        /// Name of the first end.
+        name: String,
+        /// Namespace of the other end.
+        peer_ns: String,
+        /// Name of the other end.
+        peer_name: String,
+    },
+    /// Enslave a device to a bridge.
+    SetMaster {
+        /// Namespace name.
+        ns: String,
+        /// Device to enslave.
+        dev: String,
+        /// The bridge.
+        master: String,
+    },
+    /// Bring a device up.
+    LinkUp {
+        /// Namespace name.
+        ns: String,
+        /// Device.
+        dev: String,
+    },
+    /// Take a device down (the kernel drops the routes through it).
+    LinkDown {
+        /// Namespace name.
+        ns: String,
+        /// Device.
+        dev: String,
+    },
+    /// Add an IPv4 address with its prefix.
+    AddAddress {
+        /// Namespace name.
+        ns: String,
+        /// Device.
+        dev: String,
+        /// Address and prefix length.
+        address: Ipv4Net,
+    },
+    /// Add a route (`0.0.0.0/0` is the default route).
+    AddRoute {
+        /// Namespace name.
+        ns: String,
+        /// Destination.
+        dst: Ipv4Net,
+        /// Next hop.
+        via: Ipv4Addr,
+    },
+    /// Add or replace a route (puts back a route a link-down removed).
+    ReplaceRoute {
+        /// Namespace name.
+        ns: String,
+        /// Destination.
+        dst: Ipv4Net,
+        /// Next hop.
+        via: Ipv4Addr,
+    },
+    /// Delete every IPv4 conntrack entry of the namespace (ctnetlink, like `conntrack -F`).
+    FlushConntrack {
+        /// Namespace name.
+        ns: String,
+    },
+    /// Load an nftables ruleset (`nft -f`) inside a namespace.
+    Nftables {
+        /// Namespace name.
+        ns: String,
+        /// What the ruleset is for (`nat`, `firewall`).
+        purpose: String,
+        /// The complete ruleset text.
+        ruleset: String,
+    },
+    /// Start a long-running icelab service inside a namespace.
+    Spawn {
+        /// Namespace name.
+        ns: String,
+        /// Service name, used for its log file.
+        service: String,
+        /// Arguments after the `icelab` program name.
+        args: Vec<String>,
+        /// Devices (namespace, name) the service creates before it reports ready.
+        #[serde(default)]
+        creates: Vec<(String, String)>,
+    },
+    /// SIGKILL a service the plan started (found by its recorded pid) and wait until it is gone.
+    StopService {
+        /// Namespace name.
+        ns: String,
+        /// Service name, as in its [`Step::Spawn`].
+        service: String,
+    },
+    /// Set one direction of a userspace impairment engine link over its control socket.
+    EngineSet {
+        /// Namespace the engine runs in.
+        ns: String,
+        /// Its control socket.
+        control: String,
+        /// Index into the engine's links.
+        link: usize,
+        /// Direction.
+        dir: LinkDir,
+        /// The new impairment.
+        impairment: Impairment,
+    },
+    /// Impair a device's egress with netem (+ tbf) qdiscs.
+    Netem {
+        /// Namespace name.
+        ns: String,
+        /// Device.
+        dev: String,
+        /// What its outgoing frames suffer.
+        impairment: Impairment,
+        /// Seed for netem's randomness.
+        seed: u64,
+    },
+}
+
+impl Step {
+    /// The namespace the step acts in.
+    pub fn ns(&self) -> &str {
+        match self {
+            Step::AddNamespace { ns }
+            | Step::Sysctl { ns, .. }
+            | Step::AddBridge { ns, .. }
+            | Step::AddVeth { ns, .. }
+            | Step::SetMaster { ns, .. }
+            | Step::LinkUp { ns, .. }
+            | Step::LinkDown { ns, .. }
+            | Step::AddAddress { ns, .. }
+            | Step::AddRoute { ns, .. }
+            | Step::ReplaceRoute { ns, .. }
+            | Step::FlushConntrack { ns }
+            | Step::Nftables { ns, .. }
+            | Step::Spawn { ns, .. }
+            | Step::StopService { ns, .. }
+            | Step::EngineSet { ns, .. }
+            | Step::Netem { ns, .. } => ns,
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::AddNamespace { ns } => write!(f, "namespace {ns}"),
+            Step::Sysctl { ns, key, value } => write!(f, "{ns}: sysctl {key}={value}"),
+            Step::AddBridge { ns, name } => write!(f, "{ns}: bridge {name}"),
+            Step::AddVeth { ns, name, peer_ns, peer_name } => write!(f, "{ns}: veth {name} <-> {peer_ns}/{peer_name}"),
+            Step::SetMaster { ns, dev, master } => write!(f, "{ns}: {dev} master {master}"),
+            Step::LinkUp { ns, dev } => write!(f, "{ns}: {dev} up"),
+            Step::LinkDown { ns, dev } => write!(f, "{ns}: {dev} down"),
+            Step::AddAddress { ns, dev, address } => write!(f, "{ns}: {dev} address {address}"),
+            Step::AddRoute { ns, dst, via } => write!(f, "{ns}: route {dst} via {via}"),
+            Step::ReplaceRoute { ns, dst, via } => write!(f, "{ns}: route replace {dst} via {via}"),
+            Step::FlushConntrack { ns } => write!(f, "{ns}: conntrack flush"),
+            Step::Nftables { ns, purpose, ruleset } => {
+                write!(f, "{ns}: nftables {purpose} ({} lines)", ruleset.lines().count())
+            }
+            Step::Spawn { ns, service, args, .. } => {
+                write!(f, "{ns}: start {service}: icelab {}", args.join(" "))
+            }
+            Step::StopService { ns, service } => write!(f, "{ns}: stop {service}"),
+            Step::EngineSet { ns, link, dir, impairment, .. } => {
+                let dir = match dir {
+                    LinkDir::AToB => "a-to-b",
+                    LinkDir::BToA => "b-to-a",
+                };
+                write!(
+                    f,
+                    "{ns}: impair engine link {link} {dir}: {}",
+                    serde_json::to_string(impairment).unwrap_or_default()
+                )
+            }
+            Step::Netem { ns, dev, impairment, seed } => {
+                write!(f, "{ns}: netem {dev} {} (seed {seed})", crate::impair::netem::netem_args(impairment).join(" "))
+            }
+        }
+    }
+}
