@@ -362,7 +362,11 @@ fn router_order(rep: &mut Reporter, routers: &[(String, Spanned<RawRouter>)]) ->
     let mut bad = BTreeSet::new();
     for (i, (name, r)) in routers.iter().enumerate() {
         let wan = r.get_ref().wan.get_ref();
-        if wan == name {
+        if name == INTERNET {
+            // Reported by `check_names`; a router posing as the internet would make every
+            // `wan = "internet"` chain point back at itself.
+            bad.insert(i);
+        } else if wan == name {
             rep.error(
                 r.get_ref().wan.span(),
                 format!("router `{name}` has its WAN on its own LAN"),
@@ -490,7 +494,12 @@ fn assign_lans<'a>(
     for i in order {
         let (name, r) = &routers[*i];
         let mut parent = r.get_ref().wan.get_ref().as_str();
-        while let Some(p) = lans.get(parent) {
+        // `order` holds only routers whose chain ends at the internet; the step bound keeps
+        // the walk finite even if that ever stops being true.
+        let mut steps = 0;
+        while parent != INTERNET && steps < routers.len() {
+            steps += 1;
+            let Some(p) = lans.get(parent) else { break };
             if overlaps(p, &lans[name.as_str()]) {
                 let span = r.get_ref().lan.as_ref().map_or(r.span(), |l| l.span());
                 rep.error(
@@ -529,6 +538,15 @@ fn check_services(rep: &mut Reporter, servers: &[(String, Spanned<RawServer>)]) 
                 );
             }
         }
+    }
+}
+
+/// What `net.hosts().count()` would say, without walking 16 million addresses of a /8.
+fn host_count(net: Ipv4Net) -> u32 {
+    match net.prefix_len() {
+        32 => 1,
+        31 => 2,
+        p => (1u32 << (32 - p)) - 2,
     }
 }
 
@@ -620,7 +638,7 @@ impl<'a> Segments<'a> {
             subnets[0]
         };
         let used = self.used.entry(seg.to_string()).or_default();
-        let start = u32::from(net.network()) + 10.min(net.hosts().count() as u32 / 2).max(2);
+        let start = u32::from(net.network()) + 10.min(host_count(net) / 2).max(2);
         let found = (start..u32::from(net.broadcast())).map(Ipv4Addr::from).find(|a| !used.contains_key(a));
         match found {
             Some(a) => {
