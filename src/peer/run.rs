@@ -66,8 +66,14 @@ impl PeerConnectionEventHandler for Handler {
         turn_shim::attribute(&mut info, &self.shims);
         match event.candidate.to_json() {
             Ok(init) => {
+                // A relay through a TCP/TLS shim looks like a UDP relay to webrtc-rs; the
+                // other side ranks it by the priority signaled here.
+                let candidate = match info.relay_protocol.as_deref() {
+                    Some(p @ ("tcp" | "tls")) => candidate::with_priority(&init.candidate, candidate::relay_priority(p)),
+                    _ => init.candidate,
+                };
                 let init = CandidateInit {
-                    candidate: init.candidate,
+                    candidate,
                     sdp_mid: init.sdp_mid,
                     sdp_mline_index: init.sdp_mline_index,
                     username_fragment: init.username_fragment,
@@ -163,6 +169,8 @@ struct Session<P, W> {
     gathering_started: bool,
     /// ICE restart policy and selected-pair changes.
     watch: IceWatch,
+    /// TURN-over-TCP/TLS shims, released per relay when the other side has its candidate.
+    shims: Vec<Arc<TurnShim>>,
 }
 
 /// How the main loop ends.
@@ -213,25 +221,23 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
         // A re-offer/answer (ICE restart) does not set a running call back.
         self.phase = self.phase.max(Phase::Ice);
         for c in std::mem::take(&mut self.pending) {
-            self.add_candidate(c).await;
+            self.add_candidate(c).await?;
         }
         Ok(())
     }
 
-    async fn add_candidate(&mut self, c: RTCIceCandidateInit) {
+    /// Adds a remote candidate; a relay is acknowledged once added (see `CandidateAdded`).
+    async fn add_candidate(&mut self, c: RTCIceCandidateInit) -> anyhow::Result<()> {
+        let relay = candidate::parse_candidate_line(&c.candidate).filter(|i| i.candidate_type == "relay");
         if let Err(e) = self.pc.add_ice_candidate(c).await {
             // A candidate we cannot use is not fatal; report and go on.
-            let t_ms = self.clock.ms();
-            let _ = self
-                .out
-                .emit(PeerEvent::Error {
-                    t_ms,
-                    kind: ErrorKind::Internal,
-                    phase: self.phase,
-                    message: format!("add_ice_candidate: {e}"),
-                })
-                .await;
+            let (t_ms, phase) = (self.clock.ms(), self.phase);
+            let message = format!("add_ice_candidate: {e}");
+            let _ = self.out.emit(PeerEvent::Error { t_ms, kind: ErrorKind::Internal, phase, message }).await;
+        } else if let Some(info) = relay {
+            self.out.signal(SignalMsg::CandidateAdded { endpoint: info.endpoint() }).await?;
         }
+        Ok(())
     }
 
     async fn on_signal(&mut self, msg: SignalMsg) -> anyhow::Result<Step> {
@@ -268,9 +274,17 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
                     url: None,
                 };
                 if self.remote_set {
-                    self.add_candidate(init).await;
+                    self.add_candidate(init).await?;
                 } else {
                     self.pending.push(init);
+                }
+            }
+            (SignalMsg::CandidateAdded { endpoint }, _) => {
+                // Our stream relay is known to the other agent now: its checks there will
+                // match that relay candidate instead of becoming a high-priority prflx.
+                let base = self.local_known.get(&endpoint).and_then(|c| c.related_address.as_deref());
+                if let Some(base) = base.and_then(|a| a.parse().ok()) {
+                    self.shims.iter().for_each(|s| s.release(base));
                 }
             }
             (SignalMsg::EndOfCandidates, _) => {}
@@ -425,10 +439,11 @@ pub async fn run_peer(
     let mut servers = cfg.ice_servers.clone();
     let built = async {
         let shims = turn_shim::install(&mut servers, Duration::from_millis(cfg.deadline_ms + 1000)).await?;
-        build_pc(&cfg, &servers, Handler { tx: tx.clone(), clock, shims }).await
+        let pc = build_pc(&cfg, &servers, Handler { tx: tx.clone(), clock, shims: shims.clone() }).await?;
+        anyhow::Ok((pc, shims))
     };
-    let pc = match built.await {
-        Ok(pc) => pc,
+    let (pc, shims) = match built.await {
+        Ok(v) => v,
         Err(e) => {
             let t_ms = clock.ms();
             out.emit(PeerEvent::Error {
@@ -458,6 +473,7 @@ pub async fn run_peer(
         dtls_connected: false,
         gathering_started: false,
         watch,
+        shims,
     };
 
     let mut lines = input.lines();

@@ -13,6 +13,14 @@
 //! datagrams to 127.0.0.1 over `lo` (and a host firewall exempts `lo`), so nothing but
 //! the stream to the server leaves the namespace.
 //!
+//! Checks through a stream relay wait for the other side to have the relay candidate: the
+//! TURN client's permissions and data (CreatePermission, ChannelBind, Send, ChannelData)
+//! are held, the allocation itself is not, until the peer learns by signaling
+//! (`CandidateAdded`) that the other agent added this relay's candidate, or at most
+//! [`HOLD_MAX`]. Otherwise a check from the relay can beat its trickled candidate, and
+//! webrtc-rs makes such a check's source a prflx with peer-reflexive priority (it ignores
+//! the PRIORITY attribute), ranking the relay above the direct srflx pairs.
+//!
 //! TLS accepts any server certificate (the handshake signature is still verified): the
 //! lab's TURN server makes a self-signed certificate at start-up in its own process, there
 //! is no CA to chain to and nothing to protect inside a namespace lab, and what the lab
@@ -40,6 +48,50 @@ const FRAME_TIMEOUT: Duration = Duration::from_secs(2);
 /// Datagrams queued per connection while it connects or the stream is slow; beyond this
 /// they are dropped, as a congested UDP path would.
 const QUEUE: usize = 256;
+/// Longest a relay's permissions and data wait for the other side's `CandidateAdded` (a
+/// peer that never sends one still gets its relay, this much later).
+pub(crate) const HOLD_MAX: Duration = Duration::from_millis(1500);
+
+/// TURN clients (by their local address) whose relay the other side knows.
+#[derive(Default)]
+struct Released {
+    clients: std::sync::Mutex<std::collections::HashSet<SocketAddr>>,
+    changed: tokio::sync::Notify,
+}
+
+impl Released {
+    fn contains(&self, c: SocketAddr) -> bool {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner()).contains(&c)
+    }
+
+    /// Waits until `client` is released or `deadline` passes.
+    async fn wait(&self, client: SocketAddr, deadline: tokio::time::Instant) {
+        loop {
+            let changed = self.changed.notified();
+            if self.contains(client) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                tracing::debug!(%client, "turn shim: no CandidateAdded in time, relay released");
+                return;
+            }
+        }
+    }
+}
+
+/// A datagram that must wait for the release: permissions and data, not the allocation.
+fn held(d: &[u8]) -> bool {
+    match d.first().map(|b| b >> 6) {
+        Some(1) => true, // ChannelData
+        Some(0) if d.len() >= 20 => {
+            let t = u16::from_be_bytes([d[0], d[1]]);
+            let method = (t & 0x000F) | ((t & 0x00E0) >> 1) | ((t & 0x3E00) >> 2);
+            // Send, CreatePermission, ChannelBind (RFC 8656 §18).
+            matches!(method, 0x006 | 0x008 | 0x009)
+        }
+        _ => false,
+    }
+}
 
 /// Stream transport to the TURN server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +174,7 @@ pub(crate) struct TurnShim {
     pub(crate) original_url: String,
     /// TCP or TLS.
     pub(crate) transport: StreamTransport,
+    released: Arc<Released>,
     task: JoinHandle<()>,
 }
 
@@ -143,21 +196,31 @@ impl TurnShim {
             StreamTransport::Tcp => None,
         };
         let transport = target.transport;
+        let released = Arc::new(Released::default());
+        let r = released.clone();
         let task = tokio::spawn(async move {
-            let _ = tokio::time::timeout(lifetime, forward(sock, target, tls)).await;
+            let _ = tokio::time::timeout(lifetime, forward(sock, target, tls, r)).await;
         });
         Ok(Self {
             local,
             local_url: format!("turn:{local}?transport=udp"),
             original_url: url.trim().to_string(),
             transport,
+            released,
             task,
         })
+    }
+
+    /// Lets the TURN client at `client` (the relay candidate's base) send permissions and
+    /// data: the other side has the relay's candidate. Unknown clients are ignored.
+    pub(crate) fn release(&self, client: SocketAddr) {
+        self.released.clients.lock().unwrap_or_else(|e| e.into_inner()).insert(client);
+        self.released.changed.notify_waiters();
     }
 }
 
 /// Reads datagrams from the TURN client(s) and hands each to its source's connection.
-async fn forward(sock: Arc<UdpSocket>, target: StreamTarget, tls: Option<TlsConnector>) {
+async fn forward(sock: Arc<UdpSocket>, target: StreamTarget, tls: Option<TlsConnector>, released: Arc<Released>) {
     let mut conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut tasks = JoinSet::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -167,7 +230,7 @@ async fn forward(sock: Arc<UdpSocket>, target: StreamTarget, tls: Option<TlsConn
                 let Ok((n, from)) = r else { return };
                 let tx = conns.entry(from).or_insert_with(|| {
                     let (tx, rx) = mpsc::channel(QUEUE);
-                    tasks.spawn(connection(sock.clone(), from, rx, target.clone(), tls.clone()));
+                    tasks.spawn(connection(sock.clone(), from, rx, target.clone(), tls.clone(), released.clone()));
                     tx
                 });
                 if tx.try_send(buf[..n].to_vec()).is_err() {
@@ -190,8 +253,9 @@ async fn connection(
     rx: mpsc::Receiver<Vec<u8>>,
     target: StreamTarget,
     tls: Option<TlsConnector>,
+    released: Arc<Released>,
 ) -> SocketAddr {
-    if let Err(e) = connect_and_pump(&sock, client, rx, &target, tls).await {
+    if let Err(e) = connect_and_pump(&sock, client, rx, &target, tls, &released).await {
         tracing::warn!(%client, host = %target.host, port = target.port, "turn shim: {e:#}");
     }
     client
@@ -203,6 +267,7 @@ async fn connect_and_pump(
     rx: mpsc::Receiver<Vec<u8>>,
     target: &StreamTarget,
     tls: Option<TlsConnector>,
+    released: &Released,
 ) -> anyhow::Result<()> {
     let addr = resolve(&target.host, target.port).await?;
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
@@ -211,7 +276,7 @@ async fn connect_and_pump(
         .with_context(|| format!("TCP connect to {addr}"))?;
     let _ = tcp.set_nodelay(true);
     match tls {
-        None => pump(tcp, sock, client, rx).await,
+        None => pump(tcp, sock, client, rx, released).await,
         Some(connector) => {
             let name = match target.host.parse::<IpAddr>() {
                 Ok(ip) => rustls::pki_types::ServerName::IpAddress(ip.into()),
@@ -221,7 +286,7 @@ async fn connect_and_pump(
                 .await
                 .map_err(|_| anyhow!("TLS handshake with {addr} timed out"))?
                 .with_context(|| format!("TLS handshake with {addr}"))?;
-            pump(stream, sock, client, rx).await
+            pump(stream, sock, client, rx, released).await
         }
     }
 }
@@ -242,10 +307,16 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
     sock: &UdpSocket,
     client: SocketAddr,
     mut rx: mpsc::Receiver<Vec<u8>>,
+    released: &Released,
 ) -> anyhow::Result<()> {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let up = async {
+        let mut deadline = None;
         while let Some(mut d) = rx.recv().await {
+            if held(&d) && !released.contains(client) {
+                let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + HOLD_MAX);
+                released.wait(client, until).await;
+            }
             pad_frame(&mut d);
             wr.write_all(&d).await.context("writing to TURN server")?;
         }
@@ -358,6 +429,22 @@ pub(crate) fn attribute(c: &mut super::protocol::CandidateInfo, shims: &[Arc<Tur
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permissions_and_data_are_held_allocations_are_not() {
+        let stun = |t: u16| {
+            let mut d = vec![0u8; 20];
+            d[..2].copy_from_slice(&t.to_be_bytes());
+            d
+        };
+        assert!(!held(&stun(0x0003)), "Allocate request");
+        assert!(!held(&stun(0x0004)), "Refresh request");
+        assert!(!held(&stun(0x0001)), "Binding request");
+        assert!(held(&stun(0x0008)), "CreatePermission request");
+        assert!(held(&stun(0x0009)), "ChannelBind request");
+        assert!(held(&stun(0x0016)), "Send indication");
+        assert!(held(&[0x40, 0x00, 0x00, 0x00]), "ChannelData");
+    }
 
     #[test]
     fn stream_urls() {
