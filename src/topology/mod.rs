@@ -24,10 +24,15 @@
 //!
 //! [`parse_str`] reports every mistake with file:line:col and a hint.
 
+mod addressing;
 mod error;
 pub mod generate;
+mod lans;
+mod names;
+mod order;
 mod raw;
 mod resolve;
+mod values;
 
 use std::net::Ipv4Addr;
 
