@@ -38,6 +38,7 @@ pub mod protocol;
 mod relay;
 mod restart;
 mod run;
+mod shim_gate;
 mod turn_shim;
 
 pub use config::{IceRestart, IceServer, IceTimeouts, PeerConfig, Role, TransportPolicy};
