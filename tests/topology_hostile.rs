@@ -14,7 +14,8 @@ fn parse_within(src: &[u8], limit: Duration) -> Result<icelab::topology::Topolog
     std::thread::spawn(move || {
         let _ = tx.send(parse_bytes("h.toml", &owned));
     });
-    rx.recv_timeout(limit).unwrap_or_else(|_| panic!("parsing hung (> {limit:?}) on:\n{}", String::from_utf8_lossy(src)))
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("parsing hung (> {limit:?}) on:\n{}", String::from_utf8_lossy(src)))
 }
 
 fn errors(src: &str) -> Vec<String> {

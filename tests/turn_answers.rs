@@ -62,7 +62,8 @@ impl Client {
         self.sock.send_to(&m.raw, self.server).await.unwrap();
         let mut buf = [0u8; 1500];
         loop {
-            let (n, _) = tokio::time::timeout(STEP, self.sock.recv_from(&mut buf)).await.expect("answer in time").unwrap();
+            let (n, _) =
+                tokio::time::timeout(STEP, self.sock.recv_from(&mut buf)).await.expect("answer in time").unwrap();
             let mut res = Message::new();
             res.raw = buf[..n].to_vec();
             res.decode().unwrap();

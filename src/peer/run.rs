@@ -69,7 +69,9 @@ impl PeerConnectionEventHandler for Handler {
                 // A relay through a TCP/TLS shim looks like a UDP relay to webrtc-rs; the
                 // other side ranks it by the priority signaled here.
                 let candidate = match info.relay_protocol.as_deref() {
-                    Some(p @ ("tcp" | "tls")) => candidate::with_priority(&init.candidate, candidate::relay_priority(p)),
+                    Some(p @ ("tcp" | "tls")) => {
+                        candidate::with_priority(&init.candidate, candidate::relay_priority(p))
+                    }
                     _ => init.candidate,
                 };
                 let init = CandidateInit {

@@ -49,9 +49,7 @@ impl PeerFilter {
 
     /// Whether the relay may talk to `ip`.
     pub fn allows(&self, ip: IpAddr) -> bool {
-        let special = ip.is_unspecified()
-            || ip.is_multicast()
-            || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+        let special = ip.is_unspecified() || ip.is_multicast() || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
         !special
             && !self.denied.contains(&ip)
             && (self.subnets.is_empty() || self.subnets.iter().any(|n| n.contains(&ip)))

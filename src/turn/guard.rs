@@ -240,7 +240,8 @@ mod tests {
             g.inspect(&request(METHOD_CREATE_PERMISSION, "icelab", "icelab", Some("192.0.2.20:0"))),
             Verdict::Pass
         );
-        let Verdict::Reply(r) = g.inspect(&request(METHOD_CHANNEL_BIND, "icelab", "icelab", Some("127.0.0.1:9"))) else {
+        let Verdict::Reply(r) = g.inspect(&request(METHOD_CHANNEL_BIND, "icelab", "icelab", Some("127.0.0.1:9")))
+        else {
             panic!("granted")
         };
         let mut m = Message::new();

@@ -133,9 +133,7 @@ fn own_endpoints(cfg: &TurnServerConfig, listeners: &[SocketAddr]) -> (Vec<IpAdd
     match nix::ifaddrs::getifaddrs() {
         Ok(addrs) => ips.extend(addrs.filter_map(|a| {
             let s = a.address?;
-            s.as_sockaddr_in()
-                .map(|x| IpAddr::V4(x.ip()))
-                .or_else(|| s.as_sockaddr_in6().map(|x| IpAddr::V6(x.ip())))
+            s.as_sockaddr_in().map(|x| IpAddr::V4(x.ip())).or_else(|| s.as_sockaddr_in6().map(|x| IpAddr::V6(x.ip())))
         })),
         Err(e) => tracing::warn!("TURN: cannot list own addresses: {e}"),
     }
