@@ -176,7 +176,7 @@ mod tests {
         assert_eq!(udp, 16_777_215, "the UDP relay keeps webrtc-rs' own value");
         assert!(udp > tcp && tcp > tls);
         let srflx = (100 << 24) + (65535 << 8) + 255;
-        assert!(srflx > 200 * udp);
+        assert!(srflx / udp >= 100, "srflx outranks a UDP relay by two orders of magnitude");
         let line = "candidate:1 1 udp 16777215 192.0.2.7 50000 typ relay raddr 10.0.0.2 rport 4000";
         assert_eq!(
             with_priority(line, tls),
