@@ -26,6 +26,30 @@ pub(crate) fn relay_protocol_from_url(url: &str) -> Option<String> {
     }
 }
 
+/// RFC 8445 §5.1.2.1 priority of a relay candidate (type preference 0, component 1) by
+/// its transport to the TURN server. webrtc-rs gives every relay local preference 65535,
+/// the UDP value; a relay reached over TCP or TLS costs a stream's head-of-line blocking
+/// and a handshake, so it gets less, as RFC 8445 §5.1.2.2 asks and browsers do (libwebrtc
+/// ranks relays UDP > TCP > TLS). Still far below any srflx (type preference 100).
+pub(crate) fn relay_priority(relay_protocol: &str) -> u32 {
+    let local_pref: u32 = match relay_protocol {
+        "tcp" => 0x7FFF,
+        "tls" => 0x3FFF,
+        _ => 0xFFFF,
+    };
+    (local_pref << 8) + (256 - 1)
+}
+
+/// `candidate:` line with its priority field replaced.
+pub(crate) fn with_priority(line: &str, priority: u32) -> String {
+    let mut f: Vec<&str> = line.split(' ').collect();
+    let p = priority.to_string();
+    if f.len() > 3 && f[0].starts_with("candidate:") && f[3].parse::<u32>().is_ok() {
+        f[3] = &p;
+    }
+    f.join(" ")
+}
+
 fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
@@ -145,6 +169,21 @@ pub(crate) async fn selected_pair(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_relays_rank_below_udp_relays_and_far_below_srflx() {
+        let (udp, tcp, tls) = (relay_priority("udp"), relay_priority("tcp"), relay_priority("tls"));
+        assert_eq!(udp, 16_777_215, "the UDP relay keeps webrtc-rs' own value");
+        assert!(udp > tcp && tcp > tls);
+        let srflx = (100 << 24) + (65535 << 8) + 255;
+        assert!(srflx / udp >= 100, "srflx outranks a UDP relay by two orders of magnitude");
+        let line = "candidate:1 1 udp 16777215 192.0.2.7 50000 typ relay raddr 10.0.0.2 rport 4000";
+        assert_eq!(
+            with_priority(line, tls),
+            format!("candidate:1 1 udp {tls} 192.0.2.7 50000 typ relay raddr 10.0.0.2 rport 4000")
+        );
+        assert_eq!(with_priority("garbage", 5), "garbage");
+    }
 
     #[test]
     fn parses_candidate_lines() {

@@ -29,8 +29,16 @@ impl PeerConnectionEventHandler for Handler {
         turn_shim::attribute(&mut info, &self.shims);
         match event.candidate.to_json() {
             Ok(init) => {
+                // A relay through a TCP/TLS shim looks like a UDP relay to webrtc-rs; the
+                // other side ranks it by the priority signaled here.
+                let candidate = match info.relay_protocol.as_deref() {
+                    Some(p @ ("tcp" | "tls")) => {
+                        candidate::with_priority(&init.candidate, candidate::relay_priority(p))
+                    }
+                    _ => init.candidate,
+                };
                 let init = CandidateInit {
-                    candidate: init.candidate,
+                    candidate,
                     sdp_mid: init.sdp_mid,
                     sdp_mline_index: init.sdp_mline_index,
                     username_fragment: init.username_fragment,

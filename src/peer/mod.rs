@@ -45,6 +45,7 @@ mod restart;
 mod run;
 mod session;
 mod setup;
+mod shim_gate;
 mod turn_shim;
 
 pub use config::{AcceptanceWaits, IceProfile, IceRestart, IceServer, IceTimeouts, PeerConfig, Role, TransportPolicy};

@@ -44,6 +44,12 @@ pub enum SignalMsg {
         /// The candidate.
         candidate: CandidateInit,
     },
+    /// The sender has added the receiver's relay candidate at `endpoint` to its ICE agent
+    /// (see `turn_shim`: a stream relay's checks wait for this).
+    CandidateAdded {
+        /// `address:port` of the candidate.
+        endpoint: String,
+    },
     /// The sender has gathered all its candidates.
     EndOfCandidates,
     /// The sender gives up (timeout or error); the receiver should stop waiting.

@@ -47,10 +47,11 @@ pub async fn run_peer(
     let mut servers = cfg.ice_servers.clone();
     let built = async {
         let shims = turn_shim::install(&mut servers, Duration::from_millis(cfg.deadline_ms + 1000)).await?;
-        build_pc(&cfg, &servers, Handler { tx: tx.clone(), clock, shims }).await
+        let pc = build_pc(&cfg, &servers, Handler { tx: tx.clone(), clock, shims: shims.clone() }).await?;
+        anyhow::Ok((pc, shims))
     };
-    let pc = match built.await {
-        Ok(pc) => pc,
+    let (pc, shims) = match built.await {
+        Ok(v) => v,
         Err(e) => {
             let t_ms = clock.ms();
             out.emit(PeerEvent::Error {
@@ -81,6 +82,7 @@ pub async fn run_peer(
         gathering_started: false,
         first_success_ms: None,
         watch,
+        shims,
     };
 
     let mut lines = input.lines();

@@ -20,6 +20,7 @@ use super::events::{Clock, Internal};
 use super::output::Out;
 use super::protocol::{ErrorKind, PeerEvent, Phase, SignalMsg};
 use super::restart::{self, IceWatch};
+use super::turn_shim::TurnShim;
 
 /// Label of the one data channel the offerer opens.
 const CHANNEL_LABEL: &str = "icelab";
@@ -44,6 +45,8 @@ pub(crate) struct Session<P, W> {
     pub(crate) first_success_ms: Option<f64>,
     /// ICE restart policy and selected-pair changes.
     pub(crate) watch: IceWatch,
+    /// TURN-over-TCP/TLS shims, released per relay when the other side has its candidate.
+    pub(crate) shims: Vec<Arc<TurnShim>>,
 }
 
 /// How the main loop ends.
@@ -94,25 +97,23 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
         // A re-offer/answer (ICE restart) does not set a running call back.
         self.phase = self.phase.max(Phase::Ice);
         for c in std::mem::take(&mut self.pending) {
-            self.add_candidate(c).await;
+            self.add_candidate(c).await?;
         }
         Ok(())
     }
 
-    async fn add_candidate(&mut self, c: RTCIceCandidateInit) {
+    /// Adds a remote candidate; a relay is acknowledged once added (see `CandidateAdded`).
+    async fn add_candidate(&mut self, c: RTCIceCandidateInit) -> anyhow::Result<()> {
+        let relay = candidate::parse_candidate_line(&c.candidate).filter(|i| i.candidate_type == "relay");
         if let Err(e) = self.pc.add_ice_candidate(c).await {
             // A candidate we cannot use is not fatal; report and go on.
-            let t_ms = self.clock.ms();
-            let _ = self
-                .out
-                .emit(PeerEvent::Error {
-                    t_ms,
-                    kind: ErrorKind::Internal,
-                    phase: self.phase,
-                    message: format!("add_ice_candidate: {e}"),
-                })
-                .await;
+            let (t_ms, phase) = (self.clock.ms(), self.phase);
+            let message = format!("add_ice_candidate: {e}");
+            let _ = self.out.emit(PeerEvent::Error { t_ms, kind: ErrorKind::Internal, phase, message }).await;
+        } else if let Some(info) = relay {
+            self.out.signal(SignalMsg::CandidateAdded { endpoint: info.endpoint() }).await?;
         }
+        Ok(())
     }
 
     pub(crate) async fn on_signal(&mut self, msg: SignalMsg) -> anyhow::Result<Step> {
@@ -149,9 +150,17 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
                     url: None,
                 };
                 if self.remote_set {
-                    self.add_candidate(init).await;
+                    self.add_candidate(init).await?;
                 } else {
                     self.pending.push(init);
+                }
+            }
+            (SignalMsg::CandidateAdded { endpoint }, _) => {
+                // Our stream relay is known to the other agent now: its checks there will
+                // match that relay candidate instead of becoming a high-priority prflx.
+                let base = self.local_known.get(&endpoint).and_then(|c| c.related_address.as_deref());
+                if let Some(base) = base.and_then(|a| a.parse().ok()) {
+                    self.shims.iter().for_each(|s| s.release(base));
                 }
             }
             (SignalMsg::EndOfCandidates, _) => {}

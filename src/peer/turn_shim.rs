@@ -13,6 +13,14 @@
 //! datagrams to 127.0.0.1 over `lo` (and a host firewall exempts `lo`), so nothing but
 //! the stream to the server leaves the namespace.
 //!
+//! Checks through a stream relay wait for the other side to have the relay candidate: the
+//! TURN client's permissions and data (CreatePermission, ChannelBind, Send, ChannelData)
+//! are held, the allocation itself is not, until the peer learns by signaling
+//! (`CandidateAdded`) that the other agent added this relay's candidate, or at most
+//! [`HOLD_MAX`]. Otherwise a check from the relay can beat its trickled candidate, and
+//! webrtc-rs makes such a check's source a prflx with peer-reflexive priority (it ignores
+//! the PRIORITY attribute), ranking the relay above the direct srflx pairs.
+//!
 //! TLS accepts any server certificate (the handshake signature is still verified): the
 //! lab's TURN server makes a self-signed certificate at start-up in its own process, there
 //! is no CA to chain to and nothing to protect inside a namespace lab, and what the lab
@@ -31,6 +39,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls;
 
+use super::shim_gate::{HOLD_MAX, Released, held};
 use crate::turn::{frame_len, pad_frame};
 
 /// Bound on TCP connect, and separately on the TLS handshake.
@@ -40,7 +49,6 @@ const FRAME_TIMEOUT: Duration = Duration::from_secs(2);
 /// Datagrams queued per connection while it connects or the stream is slow; beyond this
 /// they are dropped, as a congested UDP path would.
 const QUEUE: usize = 256;
-
 /// Stream transport to the TURN server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StreamTransport {
@@ -122,6 +130,7 @@ pub(crate) struct TurnShim {
     pub(crate) original_url: String,
     /// TCP or TLS.
     pub(crate) transport: StreamTransport,
+    released: Arc<Released>,
     task: JoinHandle<()>,
 }
 
@@ -143,21 +152,31 @@ impl TurnShim {
             StreamTransport::Tcp => None,
         };
         let transport = target.transport;
+        let released = Arc::new(Released::default());
+        let r = released.clone();
         let task = tokio::spawn(async move {
-            let _ = tokio::time::timeout(lifetime, forward(sock, target, tls)).await;
+            let _ = tokio::time::timeout(lifetime, forward(sock, target, tls, r)).await;
         });
         Ok(Self {
             local,
             local_url: format!("turn:{local}?transport=udp"),
             original_url: url.trim().to_string(),
             transport,
+            released,
             task,
         })
+    }
+
+    /// Lets the TURN client at `client` (the relay candidate's base) send permissions and
+    /// data: the other side has the relay's candidate. Unknown clients are ignored.
+    pub(crate) fn release(&self, client: SocketAddr) {
+        self.released.clients.lock().unwrap_or_else(|e| e.into_inner()).insert(client);
+        self.released.changed.notify_waiters();
     }
 }
 
 /// Reads datagrams from the TURN client(s) and hands each to its source's connection.
-async fn forward(sock: Arc<UdpSocket>, target: StreamTarget, tls: Option<TlsConnector>) {
+async fn forward(sock: Arc<UdpSocket>, target: StreamTarget, tls: Option<TlsConnector>, released: Arc<Released>) {
     let mut conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut tasks = JoinSet::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -167,7 +186,7 @@ async fn forward(sock: Arc<UdpSocket>, target: StreamTarget, tls: Option<TlsConn
                 let Ok((n, from)) = r else { return };
                 let tx = conns.entry(from).or_insert_with(|| {
                     let (tx, rx) = mpsc::channel(QUEUE);
-                    tasks.spawn(connection(sock.clone(), from, rx, target.clone(), tls.clone()));
+                    tasks.spawn(connection(sock.clone(), from, rx, target.clone(), tls.clone(), released.clone()));
                     tx
                 });
                 if tx.try_send(buf[..n].to_vec()).is_err() {
@@ -190,8 +209,9 @@ async fn connection(
     rx: mpsc::Receiver<Vec<u8>>,
     target: StreamTarget,
     tls: Option<TlsConnector>,
+    released: Arc<Released>,
 ) -> SocketAddr {
-    if let Err(e) = connect_and_pump(&sock, client, rx, &target, tls).await {
+    if let Err(e) = connect_and_pump(&sock, client, rx, &target, tls, &released).await {
         tracing::warn!(%client, host = %target.host, port = target.port, "turn shim: {e:#}");
     }
     client
@@ -203,6 +223,7 @@ async fn connect_and_pump(
     rx: mpsc::Receiver<Vec<u8>>,
     target: &StreamTarget,
     tls: Option<TlsConnector>,
+    released: &Released,
 ) -> anyhow::Result<()> {
     let addr = resolve(&target.host, target.port).await?;
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
@@ -211,7 +232,7 @@ async fn connect_and_pump(
         .with_context(|| format!("TCP connect to {addr}"))?;
     let _ = tcp.set_nodelay(true);
     match tls {
-        None => pump(tcp, sock, client, rx).await,
+        None => pump(tcp, sock, client, rx, released).await,
         Some(connector) => {
             let name = match target.host.parse::<IpAddr>() {
                 Ok(ip) => rustls::pki_types::ServerName::IpAddress(ip.into()),
@@ -221,7 +242,7 @@ async fn connect_and_pump(
                 .await
                 .map_err(|_| anyhow!("TLS handshake with {addr} timed out"))?
                 .with_context(|| format!("TLS handshake with {addr}"))?;
-            pump(stream, sock, client, rx).await
+            pump(stream, sock, client, rx, released).await
         }
     }
 }
@@ -242,10 +263,16 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
     sock: &UdpSocket,
     client: SocketAddr,
     mut rx: mpsc::Receiver<Vec<u8>>,
+    released: &Released,
 ) -> anyhow::Result<()> {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let up = async {
+        let mut deadline = None;
         while let Some(mut d) = rx.recv().await {
+            if held(&d) && !released.contains(client) {
+                let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + HOLD_MAX);
+                released.wait(client, until).await;
+            }
             pad_frame(&mut d);
             wr.write_all(&d).await.context("writing to TURN server")?;
         }

@@ -84,13 +84,14 @@ pub fn judge(outcome: &Outcome, timings: &Timings, expect: &Expect) -> Verdict {
             ok,
         });
     };
+    let literal = expect.literal_types;
     if let Some(types) = &expect.local {
         let c = pair.map(|p| &p.local);
-        pair_check("local", one_of(types), c.map(type_of), matches(types, c));
+        pair_check("local", one_of(types, literal), c.map(type_of), matches(types, c, literal));
     }
     if let Some(types) = &expect.remote {
         let c = pair.map(|p| &p.remote);
-        pair_check("remote", one_of(types), c.map(type_of), matches(types, c));
+        pair_check("remote", one_of(types, literal), c.map(type_of), matches(types, c, literal));
     }
     if let Some(proto) = &expect.protocol {
         let got = pair.map(|p| p.local.protocol.clone());
@@ -134,8 +135,9 @@ pub fn relay_transport(o: &Outcome) -> Option<String> {
     }
 }
 
-fn one_of(types: &[CandidateType]) -> String {
-    types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" or ")
+fn one_of(types: &[CandidateType], literal: bool) -> String {
+    let words = types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" or ");
+    if literal { format!("{words} (literal ICE type)") } else { words }
 }
 
 /// `srflx`, or `prflx (really relay)` when the agent's label and the real type differ.
@@ -147,14 +149,14 @@ fn type_of(c: &CandidateInfo) -> String {
     }
 }
 
-/// `prflx` matches the agent's label; the other words match what the candidate really is,
-/// so a relay learned as prflx (before its trickled candidate arrived) counts as relay.
-fn matches(types: &[CandidateType], c: Option<&CandidateInfo>) -> bool {
+/// By default a candidate is what it really is, its base type: a prflx the other side
+/// gathered as its relay (learned from a check before the trickled candidate arrived) is a
+/// relay and matches only `relay`; `prflx` matches a peer-reflexive address that no
+/// gathered candidate explains. With `literal`, the agent's ICE type label is compared.
+fn matches(types: &[CandidateType], c: Option<&CandidateInfo>, literal: bool) -> bool {
     let Some(c) = c else { return false };
-    types.iter().any(|t| match t {
-        CandidateType::Prflx => c.candidate_type == "prflx",
-        t => c.base_type == t.as_str() || c.candidate_type == t.as_str(),
-    })
+    let seen = if literal { &c.candidate_type } else { &c.base_type };
+    types.iter().any(|t| seen == t.as_str())
 }
 
 #[cfg(test)]
@@ -225,6 +227,46 @@ mod tests {
         let o = connected(cand("srflx", "srflx"), cand("srflx", "srflx"));
         assert!(!judge(&o, &Timings::default(), &expect(&[Srflx], &[Prflx])).pass);
         assert!(judge(&o, &Timings::default(), &expect(&[Srflx], &[Prflx, Srflx])).pass);
+    }
+
+    /// Issue 9: `remote = ["srflx", "prflx"]` passed a relayed call whose remote was a
+    /// prflx that really was the answerer's relay.
+    #[test]
+    fn prflx_is_judged_by_what_it_really_is() {
+        use CandidateType::*;
+        let direct = [Srflx, Prflx];
+        let judge_remote = |remote: CandidateInfo, want: &[CandidateType], literal: bool| {
+            let o = connected(cand("host", "host"), remote);
+            let e = Expect { literal_types: literal, ..expect(&[Host], want) };
+            judge(&o, &Timings::default(), &e)
+        };
+        // Really relay: not direct, whatever the label says; it is a relay.
+        let v = judge_remote(cand("prflx", "relay"), &direct, false);
+        assert!(!v.pass && v.failures()[0].contains("prflx (really relay)"), "{:?}", v.failures());
+        assert!(judge_remote(cand("prflx", "relay"), &[Relay], false).pass);
+        // Really srflx: matches srflx, not a bare prflx.
+        assert!(judge_remote(cand("prflx", "srflx"), &direct, false).pass);
+        assert!(judge_remote(cand("prflx", "srflx"), &[Srflx], false).pass);
+        assert!(!judge_remote(cand("prflx", "srflx"), &[Prflx], false).pass);
+        // Really host: matches host only.
+        assert!(judge_remote(cand("prflx", "host"), &[Host], false).pass);
+        assert!(!judge_remote(cand("prflx", "host"), &direct, false).pass);
+        // Unexplained prflx (no gathered candidate at that address) stays prflx.
+        assert!(judge_remote(cand("prflx", "prflx"), &direct, false).pass);
+        assert!(!judge_remote(cand("prflx", "prflx"), &[Relay, Host], false).pass);
+    }
+
+    #[test]
+    fn literal_types_compare_the_ice_label() {
+        use CandidateType::*;
+        for (base, t) in [("host", Host), ("srflx", Srflx), ("relay", Relay)] {
+            let o = connected(cand("host", "host"), cand("prflx", base));
+            let lit = Expect { literal_types: true, ..expect(&[Host], &[Prflx]) };
+            let v = judge(&o, &Timings::default(), &lit);
+            assert!(v.pass, "{base}: {:?}", v.failures());
+            let real = Expect { literal_types: true, ..expect(&[Host], &[t]) };
+            assert!(!judge(&o, &Timings::default(), &real).pass, "{base} must not match its base literally");
+        }
     }
 
     #[test]

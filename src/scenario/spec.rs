@@ -71,6 +71,7 @@ pub struct RawExpect {
     relay_transport: Option<Spanned<OneOrMany>>,
     max_ice_ms: Option<f64>,
     max_connect_ms: Option<f64>,
+    literal_types: Option<bool>,
 }
 
 /// A word or a list of words.
@@ -218,6 +219,10 @@ pub struct Expect {
     pub max_ice_ms: Option<f64>,
     /// Upper bound on offer-to-data-channel-open, ms.
     pub max_connect_ms: Option<f64>,
+    /// `literal-types = true`: `local`/`remote` compare the agent's ICE type label (a prflx
+    /// is prflx whatever it really is) instead of what the candidate really is.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub literal_types: bool,
 }
 
 /// What validation needs to know about the nodes: hosts, and each server's services.
@@ -531,6 +536,7 @@ fn interpret_expect(rep: &mut Reporter, r: RawExpect) -> Expect {
         relay_transport,
         max_ice_ms: r.max_ice_ms,
         max_connect_ms: r.max_connect_ms,
+        literal_types: r.literal_types.unwrap_or(false),
     }
 }
 

@@ -24,10 +24,15 @@
 //!
 //! [`parse_str`] reports every mistake with file:line:col and a hint.
 
+mod addressing;
 mod error;
 pub mod generate;
+mod lans;
+mod names;
+mod order;
 mod raw;
 mod resolve;
+mod values;
 
 use std::net::Ipv4Addr;
 
@@ -172,11 +177,27 @@ pub fn parse_str(file: &str, src: &str) -> Result<Topology, TopologyError> {
     resolve::resolve(file, src, raw)
 }
 
+/// Parses and validates the raw bytes of a topology file; text that is not UTF-8 is
+/// reported at the line and column of its first bad byte.
+pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Topology, TopologyError> {
+    match std::str::from_utf8(bytes) {
+        Ok(src) => parse_str(file, src),
+        Err(e) => {
+            let at = e.valid_up_to();
+            // Locate within the valid prefix: the bad byte sits right after it.
+            let valid = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+            let message = format!("invalid UTF-8 at byte offset {at} (byte 0x{:02x})", bytes[at]);
+            let hint = Some("topology files are UTF-8 text; re-save the file as UTF-8".to_string());
+            Err(TopologyError { diagnostics: vec![error::locate(file, valid, at, message, hint)] })
+        }
+    }
+}
+
 /// Reads, parses and validates a topology file.
 pub fn parse_file(path: &std::path::Path) -> Result<Topology, TopologyError> {
     let name = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(src) => parse_str(&name, &src),
+    match std::fs::read(path) {
+        Ok(bytes) => parse_bytes(&name, &bytes),
         Err(e) => Err(TopologyError {
             diagnostics: vec![Diagnostic {
                 file: name,

@@ -1,10 +1,10 @@
 //! Relay permission filter: a TURN relay may only talk to lab addresses.
 //!
-//! The `turn` crate has no permission hook, so we filter where it cannot be bypassed: at
-//! the relay socket. Every allocation's relay socket is wrapped so that datagrams to a
-//! peer outside the allowed subnets are dropped (the send reports success, like a
-//! firewall drop) and datagrams from such a peer are discarded. Permissions and channel
-//! bindings to outside addresses are still granted by the server, but carry nothing.
+//! Permissions and channel bindings for peers the filter refuses are answered 403 by the
+//! listener guard (`guard`). The `turn` crate has no permission hook, so the relay socket
+//! enforces the same filter where it cannot be bypassed: datagrams to a refused peer are
+//! dropped (the send reports success, like a firewall drop) and datagrams from one are
+//! discarded.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -14,21 +14,45 @@ use ipnet::IpNet;
 use turn::relay::RelayAddressGenerator;
 use webrtc_util::Conn;
 
-/// Which peer addresses a relay may exchange data with. Empty means "any".
+/// Which peer addresses a relay may exchange data with: the allowed subnets (empty means
+/// "any"), minus the denied addresses and endpoints; never an unspecified, multicast or
+/// broadcast one.
 #[derive(Debug, Clone, Default)]
 pub struct PeerFilter {
     subnets: Vec<IpNet>,
+    denied: Vec<IpAddr>,
+    denied_endpoints: Vec<SocketAddr>,
 }
 
 impl PeerFilter {
     /// A filter allowing exactly the given subnets (all addresses if empty).
     pub fn new(subnets: Vec<IpNet>) -> Self {
-        Self { subnets }
+        Self { subnets, ..Self::default() }
+    }
+
+    /// The same filter, also refusing these addresses (e.g. the server's own).
+    pub fn deny(mut self, ips: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.denied.extend(ips);
+        self
+    }
+
+    /// The same filter, also refusing these exact endpoints (e.g. the server's listeners).
+    pub fn deny_endpoints(mut self, endpoints: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.denied_endpoints.extend(endpoints);
+        self
+    }
+
+    /// Whether the relay may talk to `peer` (address and port).
+    pub fn allows_endpoint(&self, peer: SocketAddr) -> bool {
+        self.allows(peer.ip()) && !self.denied_endpoints.contains(&peer)
     }
 
     /// Whether the relay may talk to `ip`.
     pub fn allows(&self, ip: IpAddr) -> bool {
-        self.subnets.is_empty() || self.subnets.iter().any(|n| n.contains(&ip))
+        let special = ip.is_unspecified() || ip.is_multicast() || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+        !special
+            && !self.denied.contains(&ip)
+            && (self.subnets.is_empty() || self.subnets.iter().any(|n| n.contains(&ip)))
     }
 }
 
@@ -49,7 +73,7 @@ impl Conn for FilteredConn {
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
         loop {
             let (n, from) = self.inner.recv_from(buf).await?;
-            if self.filter.allows(from.ip()) {
+            if self.filter.allows_endpoint(from) {
                 return Ok((n, from));
             }
             tracing::debug!(%from, "relay: dropped datagram from outside the lab");
@@ -59,7 +83,7 @@ impl Conn for FilteredConn {
         self.inner.send(buf).await
     }
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
-        if !self.filter.allows(target.ip()) {
+        if !self.filter.allows_endpoint(target) {
             tracing::debug!(%target, "relay: dropped datagram to outside the lab");
             return Ok(buf.len());
         }
@@ -111,5 +135,11 @@ mod tests {
         assert!(f.allows("10.1.2.3".parse().unwrap()));
         assert!(!f.allows("192.168.1.1".parse().unwrap()));
         assert!(PeerFilter::default().allows("8.8.8.8".parse().unwrap()));
+        assert!(!PeerFilter::default().allows("0.0.0.0".parse().unwrap()));
+        let own = PeerFilter::new(vec!["192.0.2.0/24".parse().unwrap()]).deny(["192.0.2.5".parse().unwrap()]);
+        assert!(own.allows("192.0.2.6".parse().unwrap()) && !own.allows("192.0.2.5".parse().unwrap()));
+        let l = own.deny_endpoints(["192.0.2.6:3478".parse().unwrap()]);
+        assert!(!l.allows_endpoint("192.0.2.6:3478".parse().unwrap()));
+        assert!(l.allows_endpoint("192.0.2.6:50000".parse().unwrap()), "relay-to-relay on one server");
     }
 }

@@ -7,11 +7,14 @@
 //!   ChannelData framing, RFC 5766 §2.1). TLS uses a self-signed certificate generated at
 //!   start-up with `rcgen` (clients cannot chain it to a CA: the peer's shim accepts any certificate). The relayed leg is always UDP.
 //!
-//! Authentication is long-term credentials (realm + user/password). Relay addresses are
-//! advertised as `public_ip`. A relay only exchanges data with peers inside
-//! `allowed_peer_subnets` (see [`filter`]); an empty list allows everyone.
+//! Authentication is long-term credentials (realm + user/password); a bad user or
+//! password gets 401 with REALM and NONCE (see [`guard`]). Relay addresses are advertised
+//! as `public_ip`. A relay only exchanges data with peers inside `allowed_peer_subnets`,
+//! never with the server's other addresses or its own listeners (see [`filter`]);
+//! permissions for any other peer get 403 Forbidden.
 
 mod filter;
+mod guard;
 mod stream;
 
 use std::collections::HashMap;
@@ -57,7 +60,8 @@ pub struct TurnServerConfig {
     pub tcp_port: Option<u16>,
     /// TLS listener port; `None` disables it.
     pub tls_port: Option<u16>,
-    /// Peers a relay may talk to; empty = anyone.
+    /// Peers a relay may talk to; empty = anyone. The server's own addresses (but its
+    /// relay address) and its own listeners are refused in any case.
     pub allowed_peer_subnets: Vec<IpNet>,
 }
 
@@ -121,9 +125,60 @@ fn tls_acceptor(cfg: &TurnServerConfig) -> anyhow::Result<(TlsAcceptor, Vec<u8>)
     Ok((TlsAcceptor::from(Arc::new(tls)), der))
 }
 
+/// What the relay must never be pointed at on the server itself: every interface address
+/// except the relay address (the other address, loopback), and the listeners on the relay
+/// address. Relay-to-relay on this server (both peers' relays here) stays allowed.
+fn own_endpoints(cfg: &TurnServerConfig, listeners: &[SocketAddr]) -> (Vec<IpAddr>, Vec<SocketAddr>) {
+    let mut ips = vec![cfg.bind_ip];
+    match nix::ifaddrs::getifaddrs() {
+        Ok(addrs) => ips.extend(addrs.filter_map(|a| {
+            let s = a.address?;
+            s.as_sockaddr_in().map(|x| IpAddr::V4(x.ip())).or_else(|| s.as_sockaddr_in6().map(|x| IpAddr::V6(x.ip())))
+        })),
+        Err(e) => tracing::warn!("TURN: cannot list own addresses: {e}"),
+    }
+    ips.retain(|ip| !ip.is_unspecified() && *ip != cfg.public_ip);
+    let endpoints = listeners.iter().map(|l| SocketAddr::new(cfg.public_ip, l.port())).collect();
+    (ips, endpoints)
+}
+
 /// Starts the server with the configured listeners.
 pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
-    let filter = PeerFilter::new(cfg.allowed_peer_subnets.clone());
+    let (mut udp, mut tcp, mut tls) = (None, None, None);
+    if let Some(port) = cfg.udp_port {
+        let sock = UdpSocket::bind((cfg.bind_ip, port))
+            .await
+            .with_context(|| format!("TURN udp bind {}:{port}", cfg.bind_ip))?;
+        udp = Some(sock);
+    }
+    if let Some(port) = cfg.tcp_port {
+        let l = TcpListener::bind((cfg.bind_ip, port))
+            .await
+            .with_context(|| format!("TURN tcp bind {}:{port}", cfg.bind_ip))?;
+        tcp = Some(l);
+    }
+    if let Some(port) = cfg.tls_port {
+        let l = TcpListener::bind((cfg.bind_ip, port))
+            .await
+            .with_context(|| format!("TURN tls bind {}:{port}", cfg.bind_ip))?;
+        tls = Some(l);
+    }
+    let udp_addr = udp.as_ref().map(|s| s.local_addr()).transpose()?;
+    let tcp_addr = tcp.as_ref().map(|l| l.local_addr()).transpose()?;
+    let tls_addr = tls.as_ref().map(|l| l.local_addr()).transpose()?;
+    let listeners: Vec<SocketAddr> = [udp_addr, tcp_addr, tls_addr].into_iter().flatten().collect();
+
+    let (own_ips, own_listeners) = own_endpoints(&cfg, &listeners);
+    let filter = PeerFilter::new(cfg.allowed_peer_subnets.clone()).deny(own_ips).deny_endpoints(own_listeners);
+    let guard = Arc::new(guard::Guard {
+        realm: cfg.realm.clone(),
+        username: cfg.username.clone(),
+        password: cfg.password.clone(),
+        peers: filter.clone(),
+    });
+    let guarded = |conn: Arc<dyn Conn + Send + Sync>| -> Arc<dyn Conn + Send + Sync> {
+        Arc::new(guard::GuardedConn { inner: conn, guard: guard.clone() })
+    };
     let relay = || filter::FilteredRelayGenerator {
         inner: RelayAddressGeneratorStatic {
             relay_address: cfg.public_ip,
@@ -133,33 +188,19 @@ pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
         filter: filter.clone(),
     };
     let mut conn_configs = Vec::new();
-    let (mut udp_addr, mut tcp_addr, mut tls_addr) = (None, None, None);
     let mut tls_cert_der = None;
-
-    if let Some(port) = cfg.udp_port {
-        let sock = UdpSocket::bind((cfg.bind_ip, port))
-            .await
-            .with_context(|| format!("TURN udp bind {}:{port}", cfg.bind_ip))?;
-        udp_addr = Some(sock.local_addr()?);
-        conn_configs.push(ConnConfig { conn: Arc::new(sock), relay_addr_generator: Box::new(relay()) });
+    if let Some(sock) = udp {
+        conn_configs.push(ConnConfig { conn: guarded(Arc::new(sock)), relay_addr_generator: Box::new(relay()) });
     }
-    if let Some(port) = cfg.tcp_port {
-        let l = TcpListener::bind((cfg.bind_ip, port))
-            .await
-            .with_context(|| format!("TURN tcp bind {}:{port}", cfg.bind_ip))?;
+    if let Some(l) = tcp {
         let conn = stream::StreamListener::start(l, None)?;
-        tcp_addr = Some(conn.local_addr()?);
-        conn_configs.push(ConnConfig { conn, relay_addr_generator: Box::new(relay()) });
+        conn_configs.push(ConnConfig { conn: guarded(conn), relay_addr_generator: Box::new(relay()) });
     }
-    if let Some(port) = cfg.tls_port {
-        let l = TcpListener::bind((cfg.bind_ip, port))
-            .await
-            .with_context(|| format!("TURN tls bind {}:{port}", cfg.bind_ip))?;
+    if let Some(l) = tls {
         let (acceptor, der) = tls_acceptor(&cfg)?;
         tls_cert_der = Some(der);
         let conn = stream::StreamListener::start(l, Some(acceptor))?;
-        tls_addr = Some(conn.local_addr()?);
-        conn_configs.push(ConnConfig { conn, relay_addr_generator: Box::new(relay()) });
+        conn_configs.push(ConnConfig { conn: guarded(conn), relay_addr_generator: Box::new(relay()) });
     }
 
     let keys = HashMap::from([(cfg.username.clone(), generate_auth_key(&cfg.username, &cfg.realm, &cfg.password))]);
