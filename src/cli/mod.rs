@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 ok; 1 an operation or expectation failed; 2 bad usage or bad input.
 
+pub mod browser;
 pub mod probe;
 pub mod run;
 
