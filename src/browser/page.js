@@ -143,7 +143,6 @@ function runData(dc, cfg, pc, finish) {
 
 async function main() {
   const { config: cfg } = await (await fetch("/config")).json();
-  emit({ event: "browser_ready", user_agent: navigator.userAgent });
   // Headless browsers enumerate network interfaces only for a page that holds media
   // permission; without it they gather on the default route only (or, with no default
   // route, on a wildcard "any address" network). A fake microphone grants it.
@@ -154,6 +153,9 @@ async function main() {
     fail("internal", "signaling", "getUserMedia failed (host candidates may be limited): " + e, false);
   }
   const pc = new RTCPeerConnection({ iceServers: cfg.ice_servers, iceTransportPolicy: cfg.transport_policy });
+  // Start-up ends here: the browser, the page, the media permission and the connection
+  // object are ready; what follows is the call.
+  emit({ event: "browser_ready", user_agent: navigator.userAgent });
   const signal = (s) => emit({ event: "signal", signal: s });
   let pending = [];
   let connected = false, finished = false, ended = false;

@@ -44,7 +44,7 @@ impl Timings {
             d.as_ref().filter(|d| d.bytes_received > 0).map(|d| d.recv_bytes_per_sec)
         };
         Timings {
-            gathering_ms: since_offer(p.gathering_complete_ms),
+            gathering_ms: p.gathering_complete_ms.zip(p.gathering_started_ms).map(|(c, s)| c - s),
             ice_ms: since_offer(p.ice_connected_ms),
             dtls_ms: since_offer(p.dtls_connected_ms),
             connect_ms: since_offer(p.data_channel_open_ms),
