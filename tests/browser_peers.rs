@@ -60,7 +60,15 @@ fn a_browser_peer_reports_its_browser_and_start_up_apart() {
         return;
     }
     let name = lab_name("bj");
-    let o = icelab(&["run", &topology("call-port-restricted.toml"), "--peers", "firefox,chromium", "--name", &name, "--json"]);
+    let o = icelab(&[
+        "run",
+        &topology("call-port-restricted.toml"),
+        "--peers",
+        "firefox,chromium",
+        "--name",
+        &name,
+        "--json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let (off, ans) = (&v["outcome"]["offerer"], &v["outcome"]["answerer"]);

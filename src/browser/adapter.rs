@@ -78,9 +78,10 @@ pub fn run(browser: Browser) -> u8 {
     // The page reports wall-clock times (`performance.timeOrigin + performance.now()`);
     // subtracting the wall clock at our start puts them on our monotonic clock.
     let mut out = Out { start, phase: Phase::Signaling };
-    let cfg: PeerConfig = match std::env::var(CONFIG_ENV).map_err(|e| e.to_string()).and_then(|s| {
-        serde_json::from_str(&s).map_err(|e| e.to_string())
-    }) {
+    let cfg: PeerConfig = match std::env::var(CONFIG_ENV)
+        .map_err(|e| e.to_string())
+        .and_then(|s| serde_json::from_str(&s).map_err(|e| e.to_string()))
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("icelab browser-peer: ${CONFIG_ENV}: {e}");
@@ -159,7 +160,10 @@ pub fn run(browser: Browser) -> u8 {
         }
         if let Some(status) = running.exited() {
             let profile = running.profile().display().to_string();
-            out.error("internal", &format!("{} exited ({status}) before the call finished (profile {profile})", browser.name()));
+            out.error(
+                "internal",
+                &format!("{} exited ({status}) before the call finished (profile {profile})", browser.name()),
+            );
             return 1;
         }
     }

@@ -119,8 +119,7 @@ pub fn command(browser: Browser, program: &Path, url: &str, dir: &Path) -> anyho
             cmd.arg(url);
         }
         Browser::Firefox => {
-            let prefs: String =
-                FIREFOX_PREFS.iter().map(|(k, v)| format!("user_pref(\"{k}\", {v});\n")).collect();
+            let prefs: String = FIREFOX_PREFS.iter().map(|(k, v)| format!("user_pref(\"{k}\", {v});\n")).collect();
             std::fs::write(dir.join("user.js"), prefs).context("writing the Firefox profile")?;
             cmd.args(["--headless", "--no-remote", "--profile"]).arg(dir).arg(url);
             cmd.env("MOZ_HEADLESS", "1");

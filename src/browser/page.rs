@@ -4,6 +4,5 @@
 pub const SCRIPT: &str = include_str!("page.js");
 
 /// The HTML document served at `/`; it loads [`SCRIPT`] from `/page.js`.
-pub const HTML: &str =
-    "<!doctype html><html><head><meta charset=\"utf-8\"><title>icelab peer</title></head>\
+pub const HTML: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>icelab peer</title></head>\
      <body><script src=\"/page.js\"></script></body></html>";

@@ -74,9 +74,7 @@ pub fn serve(server: Server, config: serde_json::Value, inbox: Arc<Inbox>, tx: m
             let path = req.url().split('?').next().unwrap_or("").to_string();
             let resp = match (req.method(), path.as_str()) {
                 (Method::Get, "/") => Response::from_string(page::HTML).with_header(header("text/html")),
-                (Method::Get, "/page.js") => {
-                    Response::from_string(page::SCRIPT).with_header(header("text/javascript"))
-                }
+                (Method::Get, "/page.js") => Response::from_string(page::SCRIPT).with_header(header("text/javascript")),
                 (Method::Get, "/config") => {
                     let _ = tx.send(FromPage::Loaded);
                     Response::from_string(serde_json::json!({ "config": config }).to_string())

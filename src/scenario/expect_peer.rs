@@ -38,7 +38,11 @@ pub(crate) fn interpret(
     let mut r = *raw.into_inner();
     let reason = r.take_reason();
     if reason.as_deref().is_none_or(str::is_empty) {
-        rep.error(span.clone(), format!("[expect.{peer}] needs `reason = \"...\"`"), Some("say why this peer differs".into()));
+        rep.error(
+            span.clone(),
+            format!("[expect.{peer}] needs `reason = \"...\"`"),
+            Some("say why this peer differs".into()),
+        );
     }
     if r.has_outcome_or_overrides() {
         rep.error(span, format!("[expect.{peer}] may set only pair and timing fields"), None);
