@@ -51,6 +51,15 @@ fn browser_pairs_hold_on_the_call_scenarios() {
         w.join().unwrap();
     }
     let failed = failed.lock().unwrap();
+    // Each adapter removed its browser profile before saying `done`.
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("icelab-browser-"))
+        .filter(|n| n.split('-').nth(2).is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()))
+        .collect();
+    assert!(left.is_empty(), "browser profiles left behind: {left:?}");
     assert!(failed.is_empty(), "{} of 16 failed:\n{}", failed.len(), failed.join("\n"));
 }
 

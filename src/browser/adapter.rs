@@ -141,15 +141,21 @@ pub fn run(browser: Browser) -> u8 {
                     let t = ev["t_ms"].as_f64().unwrap_or(0.0);
                     ev["startup_ms"] = json!(((t - launched) * 1000.0).round() / 1000.0);
                 }
-                out.write(ev);
                 match end {
                     Some(true) => {
-                        // Let the last SCTP messages (our ack) reach the other side.
+                        // Let the last SCTP messages (our ack) reach the other side, then
+                        // stop the browser and remove its profile before saying `done`:
+                        // icelab kills a peer soon after its `done`.
                         std::thread::sleep(Duration::from_millis(cfg.linger_ms));
+                        drop(running);
+                        out.write(ev);
                         return 0;
                     }
-                    Some(false) => return 1,
-                    None => {}
+                    Some(false) => {
+                        out.write(ev);
+                        return 1;
+                    }
+                    None => out.write(ev),
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}

@@ -130,11 +130,32 @@ pub fn command(browser: Browser, program: &Path, url: &str, dir: &Path) -> anyho
     Ok(cmd)
 }
 
+/// Profiles are `icelab-browser-<adapter pid>-<random>` in the temp dir.
+const PROFILE_PREFIX: &str = "icelab-browser-";
+
+/// Removes profiles whose adapter is gone (killed before it could clean up).
+fn sweep_stale_profiles() {
+    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(PROFILE_PREFIX).and_then(|r| r.split('-').next()?.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// Starts `browser` headless on `url` in a fresh temporary profile.
 pub fn start(browser: Browser, url: &str) -> anyhow::Result<Running> {
     let (program, package) = browser.program();
     let path = find(program).with_context(|| format!("`{program}` not found: apt-get install {package}"))?;
-    let profile = tempfile::Builder::new().prefix("icelab-browser-").tempdir().context("making a browser profile")?;
+    sweep_stale_profiles();
+    let profile = tempfile::Builder::new()
+        .prefix(&format!("{PROFILE_PREFIX}{}-", std::process::id()))
+        .tempdir()
+        .context("making a browser profile")?;
     let mut cmd = command(browser, &path, url, profile.path())?;
     use std::os::unix::process::CommandExt;
     cmd.process_group(0);
