@@ -18,6 +18,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod browser;
 pub mod echo;
 pub mod fabric;
 pub mod firewall;

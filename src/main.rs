@@ -178,6 +178,13 @@ enum Command {
         #[arg(long)]
         test_silent: bool,
     },
+    /// (internal) A browser peer (Chromium or Firefox, headless) speaking the peer contract.
+    #[command(hide = true)]
+    BrowserPeer {
+        /// Which browser.
+        #[arg(long, value_enum)]
+        browser: icelab::browser::Browser,
+    },
     /// (internal) Run the built-in TURN server (UDP 3478, TCP 3478, TLS 443) in this namespace.
     #[command(hide = true)]
     TurnServer {
@@ -358,6 +365,7 @@ fn main() -> ExitCode {
                 cli::run::run(&file, cli::run::RunArgs { json, repeat, name, keep, files, peers, ice_profile }).await
             }
             Command::Peer { config, test_silent } => cli::run::peer(config, test_silent).await,
+            Command::BrowserPeer { browser } => cli::browser::browser_peer(browser),
             Command::TurnServer { public_ip, realm, user, password, allow } => {
                 cli::run::turn_server(public_ip, realm, user, password, allow).await
             }

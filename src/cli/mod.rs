@@ -4,6 +4,7 @@
 pub mod error;
 pub mod labs;
 pub mod out;
+pub mod browser;
 pub mod probe;
 pub mod run;
 

@@ -29,6 +29,10 @@ pub enum PeerKind {
     /// icelab's own webrtc-rs peer (`icelab peer`).
     #[default]
     BuiltIn,
+    /// Headless Chromium (Debian `chromium`), driven by `icelab browser-peer`.
+    Chromium,
+    /// Headless Firefox (Debian `firefox-esr`), driven by `icelab browser-peer`.
+    Firefox,
     /// A user's program, started with these arguments (the first is the program).
     Command {
         /// Program and arguments.
@@ -40,6 +44,8 @@ impl fmt::Display for PeerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PeerKind::BuiltIn => f.write_str("built-in"),
+            PeerKind::Chromium => f.write_str("chromium"),
+            PeerKind::Firefox => f.write_str("firefox"),
             PeerKind::Command { argv } => write!(f, "command `{}`", argv.join(" ")),
         }
     }
@@ -47,7 +53,7 @@ impl fmt::Display for PeerKind {
 
 impl PeerKind {
     /// The names accepted where a peer is chosen by word (`--peers`, `peer = "..."`).
-    pub const NAMES: [&'static str; 1] = ["built-in"];
+    pub const NAMES: [&'static str; 3] = ["built-in", "chromium", "firefox"];
 
     /// A peer chosen by word; `cmd:PROGRAM ARG...` is a command peer (split on whitespace),
     /// so `--peers` can name one without editing the file.
@@ -61,6 +67,8 @@ impl PeerKind {
         }
         match word {
             "built-in" | "builtin" | "webrtc-rs" => Ok(PeerKind::BuiltIn),
+            "chromium" | "chrome" => Ok(PeerKind::Chromium),
+            "firefox" | "firefox-esr" => Ok(PeerKind::Firefox),
             other => Err(format!(
                 "unknown peer `{other}`: use one of {}, or cmd:PROGRAM ARGS (`{{ command = [...] }}` in a file)",
                 Self::NAMES.join(", ")
@@ -91,11 +99,37 @@ impl PeerKind {
         }
     }
 
+    /// Time this kind may take to start before its call begins (a browser's launch), added
+    /// to the scenario's deadline.
+    pub fn startup_allowance_ms(&self) -> u64 {
+        if self.browser().is_some() { 60_000 } else { 0 }
+    }
+
+    /// The browser this kind runs, if it is a browser peer.
+    pub fn browser(&self) -> Option<crate::browser::Browser> {
+        match self {
+            PeerKind::Chromium => Some(crate::browser::Browser::Chromium),
+            PeerKind::Firefox => Some(crate::browser::Browser::Firefox),
+            _ => None,
+        }
+    }
+
     /// Whether this peer can run on this machine, checked before a lab is built so a missing
     /// program is bad input, not a failed call.
     pub fn check_available(&self) -> Result<(), String> {
+        self.check_with(find_program)
+    }
+
+    /// [`Self::check_available`] with the program lookup given (tests pass a fake one).
+    fn check_with(&self, find_program: impl Fn(&str) -> Option<PathBuf>) -> Result<(), String> {
         match self {
             PeerKind::BuiltIn => Ok(()),
+            PeerKind::Chromium | PeerKind::Firefox => {
+                let (program, package) = self.browser().expect("a browser kind").program();
+                find_program(program).map(|_| ()).ok_or_else(|| {
+                    format!("peer `{self}` needs `{program}`, not found: install it with `apt-get install {package}`")
+                })
+            }
             PeerKind::Command { argv } => {
                 find_program(&argv[0]).map(|_| ()).ok_or_else(|| format!("peer program `{}` not found", argv[0]))
             }
@@ -109,6 +143,11 @@ impl PeerKind {
             PeerKind::BuiltIn => {
                 let mut c = std::process::Command::new(crate::fabric::icelab_exe()?);
                 c.arg("peer");
+                c
+            }
+            PeerKind::Chromium | PeerKind::Firefox => {
+                let mut c = std::process::Command::new(crate::fabric::icelab_exe()?);
+                c.args(["browser-peer", "--browser", self.browser().expect("a browser kind").name()]);
                 c
             }
             PeerKind::Command { argv } => {
@@ -138,6 +177,8 @@ mod tests {
     #[test]
     fn peers_from_words_and_tables() {
         assert_eq!(PeerKind::from_name("built-in"), Ok(PeerKind::BuiltIn));
+        assert_eq!(PeerKind::from_name("chromium"), Ok(PeerKind::Chromium));
+        assert_eq!(PeerKind::from_name("firefox"), Ok(PeerKind::Firefox));
         assert!(PeerKind::from_name("netscape").unwrap_err().contains("built-in"));
         assert_eq!(
             PeerKind::from_name("cmd:python3  peer.py"),
@@ -160,6 +201,9 @@ mod tests {
         let k = PeerKind::Command { argv: vec!["/nonexistent/peer".into()] };
         assert!(k.check_available().unwrap_err().contains("/nonexistent/peer"));
         assert!(PeerKind::Command { argv: vec!["sh".into()] }.check_available().is_ok());
+        let none = |_: &str| None;
+        assert!(PeerKind::Chromium.check_with(none).unwrap_err().contains("apt-get install chromium"));
+        assert!(PeerKind::Firefox.check_with(none).unwrap_err().contains("apt-get install firefox-esr"));
     }
 
     #[test]

@@ -38,6 +38,12 @@ pub struct PeerOutcome {
     /// The stack and settings that ran, as the peer named itself (`started`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub implementation: Option<String>,
+    /// Browser peers: browser launch to page running, in ms (apart from call timings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_startup_ms: Option<f64>,
+    /// Browser peers: when the page was running (the call could start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_ready_ms: Option<f64>,
     /// Local candidates in gathering order.
     pub candidates: Vec<GatheredCandidate>,
     /// When gathering started.
@@ -77,6 +83,10 @@ impl PeerOutcome {
             match ev {
                 PeerEvent::CandidateGathered { t_ms, candidate } => {
                     o.candidates.push(GatheredCandidate { t_ms: *t_ms, candidate: candidate.clone() })
+                }
+                PeerEvent::BrowserReady { t_ms, startup_ms, .. } => {
+                    o.browser_ready_ms = Some(*t_ms);
+                    o.browser_startup_ms = *startup_ms;
                 }
                 PeerEvent::GatheringStarted { t_ms } => {
                     o.gathering_started_ms.get_or_insert(*t_ms);

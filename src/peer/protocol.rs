@@ -179,6 +179,18 @@ pub enum PeerEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         implementation: Option<String>,
     },
+    /// A browser peer's browser is up and its page is running (optional; browser peers
+    /// only). Call timings start after it, so browser start-up is reported apart.
+    BrowserReady {
+        /// Time.
+        t_ms: f64,
+        /// From launching the browser to the page running, in ms.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        startup_ms: Option<f64>,
+        /// The browser's `navigator.userAgent`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_agent: Option<String>,
+    },
     /// A signaling message for the other peer.
     Signal {
         /// Time.
@@ -281,6 +293,7 @@ impl PeerEvent {
     pub fn t_ms(&self) -> f64 {
         match self {
             PeerEvent::Started { t_ms, .. }
+            | PeerEvent::BrowserReady { t_ms, .. }
             | PeerEvent::Signal { t_ms, .. }
             | PeerEvent::GatheringStarted { t_ms }
             | PeerEvent::CandidateGathered { t_ms, .. }

@@ -33,11 +33,13 @@
 //! [`crate::plan::TURN_PASSWORD`]): the server is only reachable inside the lab, so
 //! secrecy buys nothing and fixed values make `icelab exec` experiments easy.
 
+mod expect_peer;
 mod judge;
 mod run;
 mod spec;
 mod timings;
 
+pub use expect_peer::PeerExpect;
 pub use judge::{Check, Verdict, describe_outcome, judge, relay_transport};
 pub use run::{RunReport, ice_servers, run_scenario};
 pub use spec::{

@@ -65,6 +65,7 @@ pub async fn run_scenario(
 ) -> anyhow::Result<RunReport> {
     let scn = topo.scenario.clone().ok_or_else(|| anyhow!("{} has no [scenario]", topo.file))?;
     let expect = topo.expect.clone().unwrap_or_default();
+    let expect = expect.for_peers(&scn.offerer_peer.to_string(), &scn.answerer_peer.to_string());
     let start = Instant::now();
     let (lab, build) = Lab::up(topo, name, progress).await?;
     let firings = lab.plan().events.clone();
@@ -150,12 +151,14 @@ async fn call(
     firings: Vec<PlannedEvent>,
 ) -> anyhow::Result<(Outcome, Stderrs, Option<TimelineLog>)> {
     let servers = ice_servers(plan, scn)?;
+    // Browser start-up is not the call's time: browser peers get it on top of the deadline.
+    let startup = scn.offerer_peer.startup_allowance_ms().max(scn.answerer_peer.startup_allowance_ms());
     let config = |role| PeerConfig {
         ice_servers: servers.clone(),
         transport_policy: scn.policy,
         data_duration_ms: scn.data_ms,
         data_rate_kbps: scn.data_rate_kbps,
-        deadline_ms: scn.deadline_ms,
+        deadline_ms: scn.deadline_ms + startup,
         ice_check_interval_ms: Some(scn.ice_check_ms),
         ice_restart: scn.ice_restart,
         ice_timeouts: scn.ice_timeouts,
@@ -173,7 +176,7 @@ async fn call(
     let b_err = tokio::spawn(tail(b.stderr.take().unwrap()));
     let (a_out, a_in) = (BufReader::new(a.stdout.take().unwrap()), a.stdin.take().unwrap());
     let (b_out, b_in) = (BufReader::new(b.stdout.take().unwrap()), b.stdin.take().unwrap());
-    let until = Duration::from_millis(scn.deadline_ms) + EXIT_GRACE;
+    let until = Duration::from_millis(scn.deadline_ms + startup) + EXIT_GRACE;
     let (a_ev, b_ev, log) = if firings.is_empty() {
         let (a_ev, b_ev) = relay_signaling(a_out, a_in, b_out, b_in, until).await;
         (a_ev, b_ev, None)

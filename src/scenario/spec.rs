@@ -72,6 +72,23 @@ pub struct RawExpect {
     max_ice_ms: Option<f64>,
     max_connect_ms: Option<f64>,
     literal_types: Option<bool>,
+    /// `[expect.chromium]` / `[expect.firefox]`: overrides for calls with that peer kind.
+    chromium: Option<Spanned<Box<RawExpect>>>,
+    firefox: Option<Spanned<Box<RawExpect>>>,
+    /// Why a per-peer override differs (required there, refused at the top).
+    reason: Option<Spanned<String>>,
+}
+
+impl RawExpect {
+    /// Per-peer overrides may not set the outcome or nest.
+    pub(crate) fn has_outcome_or_overrides(&self) -> bool {
+        self.outcome.is_some() || self.chromium.is_some() || self.firefox.is_some()
+    }
+
+    /// Takes `reason` (only per-peer overrides have one).
+    pub(crate) fn take_reason(&mut self) -> Option<String> {
+        self.reason.take().map(|s| s.into_inner())
+    }
 }
 
 /// A word or a list of words.
@@ -223,6 +240,9 @@ pub struct Expect {
     /// is prflx whatever it really is) instead of what the candidate really is.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub literal_types: bool,
+    /// `[expect.<peer>]`: overrides for calls where that peer kind plays a side.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_peer: Vec<super::expect_peer::PeerExpect>,
 }
 
 /// What validation needs to know about the nodes: hosts, and each server's services.
@@ -250,7 +270,13 @@ pub(crate) fn interpret(
             );
             None
         }
-        Some(e) => Some(interpret_expect(rep, e.into_inner())),
+        Some(e) => {
+            let e = e.into_inner();
+            if let Some(r) = &e.reason {
+                rep.error(r.span(), "`reason` outside a per-peer override", Some("put it in [expect.<peer>]".into()));
+            }
+            Some(interpret_expect(rep, e))
+        }
         None => None,
     };
     (scn, exp)
@@ -452,7 +478,7 @@ fn interpret_ice_restart(rep: &mut Reporter, v: &Spanned<toml::Value>) -> Option
     Some(policy)
 }
 
-fn interpret_expect(rep: &mut Reporter, r: RawExpect) -> Expect {
+pub(crate) fn interpret_expect(rep: &mut Reporter, r: RawExpect) -> Expect {
     let outcome = match r.outcome.as_ref().map(|o| o.get_ref().as_str()) {
         None | Some("connected") => ExpectedOutcome::Connected,
         Some("failed") => ExpectedOutcome::Failed,
@@ -528,6 +554,10 @@ fn interpret_expect(rep: &mut Reporter, r: RawExpect) -> Expect {
             );
         }
     }
+    let per_peer = [("chromium", r.chromium), ("firefox", r.firefox)]
+        .into_iter()
+        .filter_map(|(peer, o)| Some(super::expect_peer::interpret(rep, peer, o?, interpret_expect)))
+        .collect();
     Expect {
         outcome,
         local,
@@ -537,6 +567,7 @@ fn interpret_expect(rep: &mut Reporter, r: RawExpect) -> Expect {
         max_ice_ms: r.max_ice_ms,
         max_connect_ms: r.max_connect_ms,
         literal_types: r.literal_types.unwrap_or(false),
+        per_peer,
     }
 }
 

@@ -40,12 +40,15 @@ impl Timings {
     /// The call phases, read from the outcome; the orchestrator fills in the rest.
     pub fn from_outcome(o: &Outcome) -> Self {
         let p = &o.offerer;
-        let since_offer = |t: Option<f64>| Some(t? - p.gathering_started_ms?);
+        // A browser answerer may still be starting when the offer is made: the call starts
+        // when both sides are up (peers start together, so their clocks agree to ~1 ms).
+        let start = |offer: f64| o.answerer.browser_ready_ms.map_or(offer, |r| r.max(offer));
+        let since_offer = |t: Option<f64>| Some(t? - start(p.gathering_started_ms?));
         let rate = |d: &Option<crate::peer::DataStats>| {
             d.as_ref().filter(|d| d.bytes_received > 0).map(|d| d.recv_bytes_per_sec)
         };
         Timings {
-            gathering_ms: since_offer(p.gathering_complete_ms),
+            gathering_ms: p.gathering_complete_ms.zip(p.gathering_started_ms).map(|(c, s)| c - s),
             first_check_ms: since_offer(p.first_pair_succeeded_ms),
             ice_ms: since_offer(p.ice_connected_ms),
             dtls_ms: since_offer(p.dtls_connected_ms),

@@ -1,0 +1,114 @@
+//! Root tests: browser peers (headless Chromium and Firefox from Debian) play calls in
+//! labs and are judged by the files' `[expect]` (with their `[expect.<peer>]` overrides).
+//! They fail without root unless ICELAB_SKIP_ROOT_TESTS=1, and fail when a browser is not
+//! installed (`scripts/setup` installs them).
+
+mod common;
+
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+
+/// The scenarios and pairs the browser peers must pass.
+const SCENARIOS: [&str; 4] =
+    ["call-port-restricted.toml", "call-symmetric.toml", "call-udp-blocked.toml", "call-relay-only.toml"];
+const PAIRS: [&str; 4] = ["chromium,chromium", "firefox,firefox", "chromium,firefox", "chromium,built-in"];
+/// Labs at once: each holds up to two browsers, and CI machines are small.
+const PARALLEL: usize = 2;
+
+#[test]
+fn browser_pairs_hold_on_the_call_scenarios() {
+    if !require_root() {
+        return;
+    }
+    let jobs: Vec<(usize, usize)> = (0..SCENARIOS.len()).flat_map(|s| (0..PAIRS.len()).map(move |p| (s, p))).collect();
+    let queue = Arc::new(Mutex::new(jobs));
+    let failed = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..PARALLEL)
+        .map(|_| {
+            let (queue, failed) = (queue.clone(), failed.clone());
+            std::thread::spawn(move || {
+                while let Some((s, p)) = queue.lock().unwrap().pop() {
+                    let (file, peers) = (topology(SCENARIOS[s]), PAIRS[p]);
+                    let name = lab_name(&format!("b{s}{p}"));
+                    let o = icelab(&["run", &file, "--peers", peers, "--name", &name]);
+                    eprintln!("{} --peers {peers}: exit {:?}\n{}", SCENARIOS[s], o.status.code(), stdout(&o));
+                    let out = stdout(&o);
+                    // Selected pairs come from the browsers' getStats(): the report names them.
+                    let ok = o.status.code() == Some(0) && out.contains("selected pair");
+                    if !ok {
+                        failed.lock().unwrap().push(format!("{} --peers {peers}:\n{out}{}", SCENARIOS[s], stderr(&o)));
+                    }
+                    if !lab_namespaces(&name).is_empty() {
+                        failed.lock().unwrap().push(format!("{} --peers {peers} left namespaces", SCENARIOS[s]));
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let failed = failed.lock().unwrap();
+    // Each adapter removed its browser profile before saying `done`.
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("icelab-browser-"))
+        .filter(|n| n.split('-').nth(2).is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()))
+        .collect();
+    assert!(left.is_empty(), "browser profiles left behind: {left:?}");
+    assert!(failed.is_empty(), "{} of 16 failed:\n{}", failed.len(), failed.join("\n"));
+}
+
+#[test]
+fn a_browser_peer_reports_its_browser_and_start_up_apart() {
+    if !require_root() {
+        return;
+    }
+    let name = lab_name("bj");
+    let o = icelab(&[
+        "run",
+        &topology("call-port-restricted.toml"),
+        "--peers",
+        "firefox,chromium",
+        "--name",
+        &name,
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let (off, ans) = (&v["outcome"]["offerer"], &v["outcome"]["answerer"]);
+    for side in [off, ans] {
+        let startup = side["browser_startup_ms"].as_f64().expect("browser start-up reported");
+        // Start-up is before the call: the first candidate comes after the page ran.
+        assert!(side["candidates"][0]["t_ms"].as_f64().unwrap() > startup);
+        // Host candidates are the namespace's real addresses, not mDNS names or wildcards.
+        let hosts: Vec<_> = side["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["candidate"]["candidate_type"] == "host")
+            .map(|c| c["candidate"]["address"].as_str().unwrap().to_string())
+            .collect();
+        assert!(hosts.iter().any(|a| a.starts_with("192.168.")), "{hosts:?}");
+        assert!(hosts.iter().all(|a| !a.ends_with(".local") && a != "0.0.0.0"), "{hosts:?}");
+    }
+    assert_eq!(v["scenario"]["offerer_peer"]["kind"], "firefox");
+    assert!(off["selected_pair"]["rtt_ms"].as_f64().is_some(), "{}", off["selected_pair"]);
+}
+
+#[test]
+fn a_missing_browser_is_bad_input_before_any_lab() {
+    let name = lab_name("bm");
+    let o = Command::new(env!("CARGO_BIN_EXE_icelab"))
+        .args(["run", &topology("call-port-restricted.toml"), "--peers", "chromium,firefox", "--name", &name])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("apt-get install chromium"), "{}", stderr(&o));
+    assert!(lab_namespaces(&name).is_empty());
+}
