@@ -4,6 +4,7 @@
 
 pub mod probe;
 pub mod run;
+pub mod verify;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -123,19 +124,18 @@ pub async fn up(
     }
     match result {
         Ok((lab, report)) => {
+            let mut verified = None;
             if verify {
-                match probe::verify_lab(&topo, &lab, json) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return fail(FAILED, "a NAT does not behave as its file says; the lab was torn down");
-                    }
-                    Err(e) => return fail(FAILED, format!("{e:#}; the lab was torn down")),
+                match self::verify::after_up(&topo, &lab, json).await {
+                    Ok(r) => verified = Some(r),
+                    Err(code) => return code,
                 }
             }
             let rec = lab.keep();
+            self::verify::remember(&rec.name, file);
             if json {
                 print_json(
-                    &serde_json::json!({ "name": rec.name, "prefix": rec.prefix, "elapsed_ms": report.elapsed_ms, "nodes": rec.plan.nodes }),
+                    &serde_json::json!({ "name": rec.name, "prefix": rec.prefix, "elapsed_ms": report.elapsed_ms, "nodes": rec.plan.nodes, "verify": verified }),
                 );
             } else {
                 println!("{}", rec.name);

@@ -1,12 +1,11 @@
-//! `icelab probe`, `icelab up --verify` and the STUN server process.
+//! `icelab probe` and the STUN server process.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use icelab::fabric::{Lab, registry};
+use icelab::fabric::registry;
 use icelab::stun::{ProbeOptions, StunServer, StunServerConfig};
-use icelab::topology::Topology;
 use icelab::verify;
 
 use super::{BAD_INPUT, FAILED, fail, print_json};
@@ -39,33 +38,6 @@ pub fn probe(name: &str, node: &str, server: Option<SocketAddr>, lifetime_max: O
         }
         Err(e) => fail(FAILED, format!("{e:#}")),
     }
-}
-
-/// Probes every NAT of a just-built lab; prints the comparison. Ok(false) on a mismatch.
-pub fn verify_lab(topo: &Topology, lab: &Lab, json: bool) -> anyhow::Result<bool> {
-    let checks = verify::verify(topo, lab.plan())?;
-    if json {
-        eprintln!("{}", serde_json::to_string(&checks)?);
-    } else {
-        for c in &checks {
-            let status = if c.ok {
-                "ok"
-            } else if c.observed.is_none() {
-                "not checked"
-            } else {
-                "MISMATCH"
-            };
-            eprintln!(
-                "verify {:<12} expected {}/{} mapping/filtering, from {}: {status} {}",
-                c.router,
-                c.expected_mapping,
-                c.expected_filtering,
-                c.vantage.as_deref().unwrap_or("-"),
-                c.problems.join("; ")
-            );
-        }
-    }
-    Ok(checks.iter().all(|c| c.ok || c.observed.is_none()))
 }
 
 pub async fn stun_server(primary: IpAddr, alternate: Option<IpAddr>, port: u16, alt_port: u16) -> ExitCode {
