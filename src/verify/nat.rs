@@ -101,10 +101,13 @@ pub fn expected(topo: &Topology, router: &str) -> Option<NatExpect> {
     })
 }
 
-/// Nodes directly on `router`'s LAN to probe from: hosts first, then child routers.
+/// Nodes directly on `router`'s LAN to probe from: hosts without a firewall of their
+/// own first (nothing but the NAT in the way), then the other hosts, then child routers.
 pub fn lan_members<'a>(topo: &'a Topology, router: &str) -> Vec<&'a str> {
     let on = |u: &Uplink| matches!(u, Uplink::Router(p) if p == router);
-    let hosts = topo.hosts.iter().filter(|h| on(&h.uplink.uplink)).map(|h| h.name.as_str());
+    let mut hosts: Vec<_> = topo.hosts.iter().filter(|h| on(&h.uplink.uplink)).collect();
+    hosts.sort_by_key(|h| h.firewall.is_some());
+    let hosts = hosts.into_iter().map(|h| h.name.as_str());
     hosts.chain(topo.routers.iter().filter(|c| on(&c.wan.uplink)).map(|c| c.name.as_str())).collect()
 }
 

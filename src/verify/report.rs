@@ -291,7 +291,8 @@ impl fmt::Display for VerifyReport {
         )?;
         let rows = self.rows();
         let head = ("NODE", "CHECK", "EXPECTED", "OBSERVED", "RESULT");
-        let checks: Vec<String> = rows.iter().map(|(_, s, l)| format!("{s}: {}", l.what)).collect();
+        let checks: Vec<String> =
+            rows.iter().map(|(_, s, l)| if l.what == *s { l.what.clone() } else { format!("{s} {}", l.what) }).collect();
         let w = |f: &dyn Fn(usize) -> usize, h: &str| (0..rows.len()).map(f).chain([h.len()]).max().unwrap_or(0);
         let w0 = w(&|i| rows[i].0.len(), head.0);
         let w1 = w(&|i| checks[i].len(), head.1);

@@ -25,6 +25,8 @@ use crate::topology::INTERNET;
 pub const TAG: &str = "_verify";
 /// How long the server may take to come up.
 const READY_DEADLINE: Duration = Duration::from_secs(10);
+/// How long its link may take to come up.
+const OPER_UP_DEADLINE: Duration = Duration::from_secs(3);
 
 /// A running probe server; [`ProbeServer::stop`] (or drop) removes it.
 pub struct ProbeServer {
@@ -137,6 +139,13 @@ async fn index(h: &Handle, dev: &str) -> Result<Option<u32>> {
     }
 }
 
+async fn oper_up(h: &Handle, i: u32) -> Result<bool> {
+    use rtnetlink::packet_route::link::{LinkAttribute, State};
+    let mut links = h.link().get().match_index(i).execute();
+    let Some(l) = links.try_next().await? else { return Ok(false) };
+    Ok(l.attributes.iter().any(|a| matches!(a, LinkAttribute::OperState(State::Up))))
+}
+
 async fn up(h: &Handle, i: u32) -> Result<()> {
     Ok(h.link().set(LinkUnspec::new_with_index(i).up().build()).execute().await?)
 }
@@ -172,6 +181,17 @@ async fn plumb(fd: &OwnedFd, inet_fd: &OwnedFd, addrs: [Ipv4Addr; 2]) -> Result<
     }
     up(&me, eth).await?;
     up(&me, index(&me, "lo").await?.context("lo missing")?).await?;
+    // The bridge takes a new port into service when the kernel's link watcher reports
+    // its carrier, up to a second later; until then packets to the server are lost.
+    for (h, i) in [(&inet, port), (&me, eth)] {
+        let deadline = tokio::time::Instant::now() + OPER_UP_DEADLINE;
+        while !oper_up(h, i).await? {
+            if tokio::time::Instant::now() > deadline {
+                bail!("the probe server's link did not come up within {OPER_UP_DEADLINE:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     let gw = Ipv4Addr::new(198, 51, 100, 1);
     me.route().add(RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build()).execute().await?;
     Ok(())
