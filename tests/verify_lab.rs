@@ -157,7 +157,10 @@ fn a_firewall_changed_behind_icelabs_back_is_caught() {
     assert_eq!(code, Some(0), "{r}");
     let fw = lines(&r, "office", "firewall");
     let line = |what: &str| fw.iter().find(|l| l["what"].as_str().unwrap().starts_with(what)).unwrap().clone();
-    assert_eq!((&line("udp 3478 out")["expected"], &line("udp 3478 out")["status"]), (&"drop".into(), &"as-declared".into()));
+    assert_eq!(
+        (&line("udp 3478 out")["expected"], &line("udp 3478 out")["status"]),
+        (&"drop".into(), &"as-declared".into())
+    );
     assert_eq!(line("tcp 443 out")["expected"], "pass");
     // Blocking UDP also hides the NAT from every STUN server: said, not failed.
     assert_eq!(lines(&r, "office", "nat")[0]["status"], "not-checked");
@@ -165,7 +168,14 @@ fn a_firewall_changed_behind_icelabs_back_is_caught() {
     let (code, r) = verify(&name);
     assert_eq!(code, Some(1), "{r}");
     let bad = mismatched(&r);
-    assert_eq!(bad, ["office firewall udp 3478 out (STUN/TURN)", "office firewall udp 5349 out (STUN/DTLS)", "office firewall udp 53 out (DNS)"]);
+    assert_eq!(
+        bad,
+        [
+            "office firewall udp 3478 out (STUN/TURN)",
+            "office firewall udp 5349 out (STUN/DTLS)",
+            "office firewall udp 53 out (DNS)"
+        ]
+    );
     // The text report on stdout says the same.
     let o = icelab(&["verify", &name]);
     assert_eq!(o.status.code(), Some(1));

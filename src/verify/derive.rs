@@ -236,7 +236,8 @@ pub fn derive(topo: &Topology) -> Result<VerifyPlan, String> {
             vp.nats.push(nat_plan(topo, &r.name, e, &grids));
         }
     }
-    let walls = topo.routers.iter().map(|r| (&r.name, &r.firewall)).chain(topo.hosts.iter().map(|h| (&h.name, &h.firewall)));
+    let walls =
+        topo.routers.iter().map(|r| (&r.name, &r.firewall)).chain(topo.hosts.iter().map(|h| (&h.name, &h.firewall)));
     for (node, fw) in walls {
         if let Some(fw) = fw {
             vp.firewalls.push(fwplan::firewall_plan(topo, node, fw, server));
@@ -244,7 +245,8 @@ pub fn derive(topo: &Topology) -> Result<VerifyPlan, String> {
     }
     let fw_probes: Vec<&FwProbe> = vp.firewalls.iter().flat_map(|f| &f.probes).collect();
     if vp.nats.iter().any(|n| n.own_server) || !fw_probes.is_empty() {
-        let mut spec = ProbeServerSpec { addresses: server, grids: vec![STUN_PORTS, ALT_GRID], udp: vec![], tcp: vec![] };
+        let mut spec =
+            ProbeServerSpec { addresses: server, grids: vec![STUN_PORTS, ALT_GRID], udp: vec![], tcp: vec![] };
         let grid_ports = [STUN_PORTS.0, STUN_PORTS.1, ALT_GRID.0, ALT_GRID.1];
         for pr in &fw_probes {
             match &pr.action {

@@ -2,7 +2,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use super::derive::{Action, Expectation, FirewallPlan, FwProbe, Grid, Place, v4, ALT_GRID};
+use super::derive::{ALT_GRID, Action, Expectation, FirewallPlan, FwProbe, Grid, Place, v4};
 use super::model::{self, Leg, Path, Proto, Verdict};
 use super::nat;
 use super::rules;
@@ -170,4 +170,3 @@ pub(super) fn firewall_plan(topo: &Topology, node: &str, fw: &FirewallSpec, serv
     }
     p
 }
-

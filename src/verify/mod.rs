@@ -58,11 +58,8 @@ pub struct VerifyOptions {
 
 /// Checks that `plan` is a lab of `topo`: the same nodes with the same addresses.
 pub fn check_lab(topo: &Topology, plan: &Plan) -> Result<()> {
-    let want: Vec<(String, Vec<std::net::Ipv4Addr>)> = crate::plan::plan(topo, &plan.prefix)
-        .nodes
-        .into_iter()
-        .map(|n| (n.name, n.addresses))
-        .collect();
+    let want: Vec<(String, Vec<std::net::Ipv4Addr>)> =
+        crate::plan::plan(topo, &plan.prefix).nodes.into_iter().map(|n| (n.name, n.addresses)).collect();
     let have: Vec<(String, Vec<std::net::Ipv4Addr>)> =
         plan.nodes.iter().map(|n| (n.name.clone(), n.addresses.clone())).collect();
     if want != have {

@@ -92,12 +92,9 @@ pub fn expected(topo: &Topology, router: &str) -> Option<NatExpect> {
     }
     Some(match acc {
         None => NatExpect::Transparent,
-        Some((mapping, filtering, h, timeout_s)) => NatExpect::Translates {
-            mapping,
-            filtering,
-            hairpinning: (!upstream_nat).then_some(h),
-            timeout_s,
-        },
+        Some((mapping, filtering, h, timeout_s)) => {
+            NatExpect::Translates { mapping, filtering, hairpinning: (!upstream_nat).then_some(h), timeout_s }
+        }
     })
 }
 

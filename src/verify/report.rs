@@ -225,7 +225,8 @@ pub fn assemble(
                 why: f.notes.last().cloned(),
             });
         }
-        let rep = FirewallReport { declared: f.declared.clone(), vantage: f.vantage.clone(), lines, notes: f.notes.clone() };
+        let rep =
+            FirewallReport { declared: f.declared.clone(), vantage: f.vantage.clone(), lines, notes: f.notes.clone() };
         fw_parts.push((node(&f.node), rep));
     }
     for (i, r) in nat_parts {
@@ -291,8 +292,10 @@ impl fmt::Display for VerifyReport {
         )?;
         let rows = self.rows();
         let head = ("NODE", "CHECK", "EXPECTED", "OBSERVED", "RESULT");
-        let checks: Vec<String> =
-            rows.iter().map(|(_, s, l)| if l.what == *s { l.what.clone() } else { format!("{s} {}", l.what) }).collect();
+        let checks: Vec<String> = rows
+            .iter()
+            .map(|(_, s, l)| if l.what == *s { l.what.clone() } else { format!("{s} {}", l.what) })
+            .collect();
         let w = |f: &dyn Fn(usize) -> usize, h: &str| (0..rows.len()).map(f).chain([h.len()]).max().unwrap_or(0);
         let w0 = w(&|i| rows[i].0.len(), head.0);
         let w1 = w(&|i| checks[i].len(), head.1);
@@ -357,7 +360,11 @@ pub fn render_plan(vp: &VerifyPlan) -> String {
         s += &format!("firewall {} [{}] from {}\n", fw.node, fw.declared, fw.vantage.as_deref().unwrap_or("-"));
         for p in &fw.probes {
             let e = p.expected.pass.map_or("unknown", |b| if b { "pass" } else { "drop" });
-            s += &format!("  {:<58} {e:<7} {}\n", p.what, if p.expected.why == "allowed" { "" } else { &p.expected.why });
+            s += &format!(
+                "  {:<58} {e:<7} {}\n",
+                p.what,
+                if p.expected.why == "allowed" { "" } else { &p.expected.why }
+            );
         }
         for n in &fw.notes {
             s += &format!("  note: {n}\n");

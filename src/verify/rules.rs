@@ -285,9 +285,7 @@ impl Rule {
                     let a = if *dst { p.dst } else { p.src };
                     Some(nets.iter().any(|n| n.contains(&a)) != *neg)
                 }
-                Clause::CtState { new, established, neg } => {
-                    Some((if p.new { *new } else { *established }) != *neg)
-                }
+                Clause::CtState { new, established, neg } => Some((if p.new { *new } else { *established }) != *neg),
             };
             match m {
                 Some(false) => return RuleMatch::No,

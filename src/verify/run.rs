@@ -126,9 +126,7 @@ async fn fw(action: Action) -> FwObservation {
 
 async fn run_job(job: Job) -> Done {
     match job {
-        Job::Nat(i, server, opts) => {
-            Done::Nat(i, crate::stun::probe(server, opts).await.map_err(|e| format!("{e:#}")))
-        }
+        Job::Nat(i, server, opts) => Done::Nat(i, crate::stun::probe(server, opts).await.map_err(|e| format!("{e:#}"))),
         Job::Fw(i, j, a) => Done::Fw(i, j, fw(a).await),
     }
 }
@@ -137,10 +135,17 @@ async fn run_job(job: Job) -> Done {
 pub type Observations = (Vec<Option<NatObservation>>, Vec<Vec<Option<super::report::FwObservation>>>);
 
 /// Runs every probe of `vp` in the lab of `plan`; `probe_ns` is the probe server's namespace.
-pub fn run_all(plan: &Plan, vp: &VerifyPlan, probe_ns: Option<&str>, lifetime: Option<Duration>) -> Result<Observations> {
+pub fn run_all(
+    plan: &Plan,
+    vp: &VerifyPlan,
+    probe_ns: Option<&str>,
+    lifetime: Option<Duration>,
+) -> Result<Observations> {
     let ns_of = |p: &Place| -> Result<String> {
         match p {
-            Place::Node(n) => Ok(plan.node(n).with_context(|| format!("node `{n}` is not in the lab's plan"))?.ns.clone()),
+            Place::Node(n) => {
+                Ok(plan.node(n).with_context(|| format!("node `{n}` is not in the lab's plan"))?.ns.clone())
+            }
             Place::ProbeServer => probe_ns.map(str::to_string).context("the probe server is not running"),
         }
     };

@@ -226,16 +226,24 @@ async fn serve(
     let mut stun = Vec::new();
     let software = "icelab verify".to_string();
     for (port, alt_port) in &spec.grids {
-        let cfg = StunServerConfig { primary: a, alternate: Some(b), port: *port, alt_port: *alt_port, software: software.clone() };
+        let cfg = StunServerConfig {
+            primary: a,
+            alternate: Some(b),
+            port: *port,
+            alt_port: *alt_port,
+            software: software.clone(),
+        };
         stun.push(StunServer::start(cfg).await?);
     }
     for port in &spec.udp {
-        let cfg = StunServerConfig { primary: a, alternate: None, port: *port, alt_port: 0, software: software.clone() };
+        let cfg =
+            StunServerConfig { primary: a, alternate: None, port: *port, alt_port: 0, software: software.clone() };
         stun.push(StunServer::start(cfg).await?);
     }
     let mut tasks = tokio::task::JoinSet::new();
     for port in &spec.tcp {
-        let l = tokio::net::TcpListener::bind(SocketAddr::new(a, *port)).await.with_context(|| format!("tcp {port}"))?;
+        let l =
+            tokio::net::TcpListener::bind(SocketAddr::new(a, *port)).await.with_context(|| format!("tcp {port}"))?;
         tasks.spawn(echo_tcp(l));
     }
     let _ = ready.send(());
