@@ -35,7 +35,7 @@ enum Command {
         /// Print the plan instead of building it.
         #[arg(long)]
         dry_run: bool,
-        /// After building, probe every NAT (RFC 5780) and tear down if one is not what the file says.
+        /// After building, prove every NAT and firewall (see `icelab verify`); tear down if one is not what the file says.
         #[arg(long)]
         verify: bool,
         /// Link impairment engine: netem where the kernel has it (auto), or forced.
@@ -125,6 +125,22 @@ enum Command {
         #[arg(long)]
         server: Option<std::net::SocketAddr>,
         /// Also measure the mapping lifetime, searching up to this many seconds.
+        #[arg(long)]
+        lifetime_max: Option<f64>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prove a running lab: every NAT (RFC 5780) and every firewall, expected vs observed.
+    ///
+    /// Exit 0 when all is as declared, 1 on a mismatch, 2 on bad input, 3 when the checks cannot run.
+    Verify {
+        /// Lab name.
+        name: String,
+        /// Topology file (default: the one the lab was built from).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Also measure each NAT's mapping lifetime, searching up to this many seconds.
         #[arg(long)]
         lifetime_max: Option<f64>,
         /// Machine-readable output.
@@ -356,6 +372,9 @@ fn main() -> ExitCode {
             }
             Command::Probe { name, node, server, lifetime_max, json } => {
                 cli::probe::probe(&name, &node, server, lifetime_max, json)
+            }
+            Command::Verify { name, file, lifetime_max, json } => {
+                cli::verify::verify(&name, file, lifetime_max, json).await
             }
             Command::StunServer { primary, alternate, port, alt_port } => {
                 cli::probe::stun_server(primary, alternate, port, alt_port).await

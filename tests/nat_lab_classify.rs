@@ -152,7 +152,7 @@ fn short_mapping_timeout_is_measured() {
 }
 
 #[test]
-fn verify_refuses_a_lab_whose_nat_is_not_what_the_file_says() {
+fn verify_accepts_a_lab_whose_nat_is_what_the_file_says() {
     if !require_root() {
         return;
     }
@@ -164,12 +164,11 @@ fn verify_refuses_a_lab_whose_nat_is_not_what_the_file_says() {
     let o = icelab(&["up", file.to_str().unwrap(), "--name", &name, "--verify"]);
     let _g = LabGuard(name.clone());
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("from h: ok"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("probed from h"), "{}", stderr(&o));
     assert!(icelab(&["down", &name]).status.success());
-    // A file whose STUN server is missing cannot be verified: refused, nothing left.
+    // Without a STUN server in the file, verify brings its own (tests/verify_lab.rs has more).
     std::fs::write(&file, "[router.r]\nwan = \"internet\"\n[host.h]\non = \"r\"\n").unwrap();
     let o = icelab(&["up", file.to_str().unwrap(), "--name", &name, "--verify"]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("no STUN server"), "{}", stderr(&o));
-    assert!(lab_namespaces(&name).is_empty());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(probe server)"), "{}", stderr(&o));
 }

@@ -7,6 +7,7 @@ pub mod out;
 pub mod browser;
 pub mod probe;
 pub mod run;
+pub mod verify;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -110,14 +111,15 @@ pub async fn up(
         out::err_text("\r\x1b[K");
     }
     let (lab, report) = result.map_err(|e| CliError::could_not_run(format!("{e:#}; nothing was left behind")))?;
-    let checks = if verify { Some(probe::verify_lab(&topo, &lab, json)?) } else { None };
+    let verified = if verify { Some(self::verify::after_up(&topo, &lab, json).await?) } else { None };
     let rec = lab.keep().or_kind(Kind::CouldNotRun)?;
+    self::verify::remember(&rec.name, file);
     if json {
         let mut v = serde_json::json!({
             "name": rec.name, "prefix": rec.prefix, "elapsed_ms": report.elapsed_ms, "nodes": rec.plan.nodes,
         });
-        if let Some(c) = checks {
-            v["verify"] = c;
+        if let Some(r) = verified {
+            v["verify"] = serde_json::to_value(&r).unwrap_or_default();
         }
         out::json(&v);
     } else {

@@ -1,11 +1,10 @@
-//! `icelab probe`, `icelab up --verify` and the STUN server process.
+//! `icelab probe` and the STUN server process.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use icelab::fabric::{Lab, registry};
+use icelab::fabric::registry;
 use icelab::stun::{ProbeOptions, StunServer, StunServerConfig};
-use icelab::topology::Topology;
 use icelab::verify;
 
 use super::error::{CliError, CliResult, Done, Kind, OrKind};
@@ -30,40 +29,6 @@ pub fn probe(name: &str, node: &str, server: Option<SocketAddr>, lifetime_max: O
         outln!("{r}");
     }
     Ok(Done::Ok)
-}
-
-/// Probes every NAT of a just-built lab and prints the comparison (text on stderr; with
-/// `json` the checks are returned for the caller's JSON). A mismatch is a failed check
-/// carrying the checks as details; dropping `lab` on that error tears it down.
-pub fn verify_lab(topo: &Topology, lab: &Lab, json: bool) -> Result<serde_json::Value, CliError> {
-    let checks = verify::verify(topo, lab.plan())
-        .map_err(|e| CliError::could_not_run(format!("{e:#}; the lab was torn down")))?;
-    if !json {
-        for c in &checks {
-            let status = if c.ok {
-                "ok"
-            } else if c.observed.is_none() {
-                "not checked"
-            } else {
-                "MISMATCH"
-            };
-            errln!(
-                "verify {:<12} expected {}/{} mapping/filtering, from {}: {status} {}",
-                c.router,
-                c.expected_mapping,
-                c.expected_filtering,
-                c.vantage.as_deref().unwrap_or("-"),
-                c.problems.join("; ")
-            );
-        }
-    }
-    let value = serde_json::to_value(&checks).unwrap_or_default();
-    if checks.iter().all(|c| c.ok || c.observed.is_none()) {
-        Ok(value)
-    } else {
-        Err(CliError::failed("a NAT does not behave as its file says; the lab was torn down")
-            .with_details(serde_json::json!({ "verify": value })))
-    }
 }
 
 pub async fn stun_server(primary: IpAddr, alternate: Option<IpAddr>, port: u16, alt_port: u16) -> CliResult {
