@@ -73,8 +73,8 @@ fn two_labs_of_one_file_run_side_by_side() {
     let names: Vec<&str> = v["labs"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
     assert!(names.contains(&a.as_str()) && names.contains(&b.as_str()), "{names:?}");
     assert!(
-        icelab(&["up", &topology("two-home-routers.toml"), "--name", &a]).status.code() == Some(1),
-        "a second lab with a taken name must fail"
+        icelab(&["up", &topology("two-home-routers.toml"), "--name", &a]).status.code() == Some(2),
+        "a second lab with a taken name is bad input (exit 2)"
     );
     assert_eq!(lab_namespaces(&a).len(), 6, "a failed up must not touch the existing lab");
 }
@@ -147,7 +147,7 @@ fn bad_files_exit_2_and_create_nothing() {
     // Bad usage is exit 2 too.
     assert_eq!(icelab(&["up", &topology("same-lan.toml"), "--name", "Bad-Name"]).status.code(), Some(2));
     assert_eq!(icelab(&["frobnicate"]).status.code(), Some(2));
-    assert_eq!(icelab(&["down", "nosuchlab"]).status.code(), Some(1));
+    assert_eq!(icelab(&["down", "nosuchlab"]).status.code(), Some(2));
 }
 
 #[test]
@@ -192,7 +192,8 @@ fn sigint_and_sigterm_during_a_build_leave_nothing() {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
         let status = child.wait().unwrap();
         let _g = LabGuard(name.clone());
-        assert_eq!(status.code(), Some(1), "{sig}: exit status {status}");
+        // Interrupted: could not run (exit 3).
+        assert_eq!(status.code(), Some(3), "{sig}: exit status {status}");
         assert!(lab_namespaces(&name).is_empty(), "{sig}: left {} namespaces", lab_namespaces(&name).len());
     }
 }

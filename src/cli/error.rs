@@ -18,7 +18,7 @@ use serde::Serialize;
 /// Why a command did not succeed; decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Kind {
+pub(crate) enum Kind {
     /// An expectation or check failed: exit 1.
     Failed,
     /// Bad input or usage: exit 2.
@@ -29,7 +29,7 @@ pub enum Kind {
 
 impl Kind {
     /// The process exit code for this kind.
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Kind::Failed => 1,
             Kind::BadInput => 2,
@@ -40,7 +40,7 @@ impl Kind {
 
 /// One located mistake in an input file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Diag {
+pub(crate) struct Diag {
     /// File name as given.
     pub file: String,
     /// 1-based line (0 when the whole file is meant).
@@ -55,7 +55,7 @@ pub struct Diag {
 
 /// A command's error.
 #[derive(Debug, Clone, Serialize)]
-pub struct CliError {
+pub(crate) struct CliError {
     /// What kind of error (and so which exit code).
     pub kind: Kind,
     /// One line for a person.
@@ -76,28 +76,28 @@ impl CliError {
     }
 
     /// An expectation or check failed.
-    pub fn failed(message: impl std::fmt::Display) -> Self {
+    pub(crate) fn failed(message: impl std::fmt::Display) -> Self {
         Self::new(Kind::Failed, message)
     }
 
     /// Bad input or usage.
-    pub fn bad_input(message: impl std::fmt::Display) -> Self {
+    pub(crate) fn bad_input(message: impl std::fmt::Display) -> Self {
         Self::new(Kind::BadInput, message)
     }
 
     /// Could not run.
-    pub fn could_not_run(message: impl std::fmt::Display) -> Self {
+    pub(crate) fn could_not_run(message: impl std::fmt::Display) -> Self {
         Self::new(Kind::CouldNotRun, message)
     }
 
     /// Attaches command-specific data for `--json`.
-    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+    pub(crate) fn with_details(mut self, details: serde_json::Value) -> Self {
         self.details = Some(details);
         self
     }
 
     /// The `--json` form.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         let mut v = serde_json::json!({ "error": self });
         if let Some(d) = &self.details {
             v["details"] = d.clone();
@@ -106,7 +106,7 @@ impl CliError {
     }
 
     /// Prints the error (stderr always, stdout as JSON with `json`) and gives the exit code.
-    pub fn report(&self, json: bool) -> ExitCode {
+    pub(crate) fn report(&self, json: bool) -> ExitCode {
         match &self.rendered {
             Some(text) => super::out::err(text),
             None => super::out::err(&format!("icelab: {}", self.message)),
@@ -161,10 +161,10 @@ impl From<Done> for ExitCode {
 }
 
 /// What every command returns.
-pub type CliResult = Result<Done, CliError>;
+pub(crate) type CliResult = Result<Done, CliError>;
 
 /// Error conversion with a kind, for `anyhow` results: `.or_kind(Kind::CouldNotRun)?`.
-pub trait OrKind<T> {
+pub(crate) trait OrKind<T> {
     /// Maps the error to a [`CliError`] of this kind, keeping the whole context chain.
     fn or_kind(self, kind: Kind) -> Result<T, CliError>;
 }

@@ -15,7 +15,7 @@ fn unknown_lab(name: &str) -> CliError {
     CliError::bad_input(format!("no lab named `{name}` (see `icelab ls`)"))
 }
 
-pub fn down(name: &str, json: bool) -> CliResult {
+pub(crate) fn down(name: &str, json: bool) -> CliResult {
     super::lab_name(name)?;
     if !exists(name) {
         return Err(unknown_lab(name));
@@ -41,7 +41,7 @@ fn describe(s: Status) -> String {
     }
 }
 
-pub fn ls(json: bool) -> CliResult {
+pub(crate) fn ls(json: bool) -> CliResult {
     let entries = registry::entries();
     let mut orphans: Vec<String> = netns::list(registry::NS_PREFIX);
     orphans.retain(|ns| !registry::lab_of_namespace(ns).is_some_and(|l| entries.iter().any(|e| e.name == l)));
@@ -77,7 +77,7 @@ pub fn ls(json: bool) -> CliResult {
     Ok(Done::Ok)
 }
 
-pub fn cleanup(name: Option<&str>, all: bool, json: bool) -> CliResult {
+pub(crate) fn cleanup(name: Option<&str>, all: bool, json: bool) -> CliResult {
     if let Some(name) = name {
         super::lab_name(name)?;
         if !exists(name) {
@@ -112,7 +112,7 @@ pub fn cleanup(name: Option<&str>, all: bool, json: bool) -> CliResult {
     Ok(Done::Ok)
 }
 
-pub fn exec(name: &str, node: &str, command: &[String]) -> CliResult {
+pub(crate) fn exec(name: &str, node: &str, command: &[String]) -> CliResult {
     super::lab_name(name)?;
     let rec = registry::load(name).or_kind(Kind::BadInput)?;
     let Some((_, ns)) = rec.nodes.iter().find(|(n, _)| n == node) else {

@@ -1,13 +1,13 @@
 //! Command handlers: parse inputs, call the library, print text or JSON. Every handler
 //! returns a [`CliResult`]; `main` turns it into the exit code (see [`error`]).
 
-pub mod error;
-pub mod labs;
-pub mod out;
-pub mod browser;
-pub mod probe;
-pub mod run;
-pub mod verify;
+pub(crate) mod browser;
+pub(crate) mod error;
+pub(crate) mod labs;
+pub(crate) mod out;
+pub(crate) mod probe;
+pub(crate) mod run;
+pub(crate) mod verify;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -30,6 +30,19 @@ fn lab_name(name: &str) -> Result<(), CliError> {
     registry::check_name(name).or_kind(Kind::BadInput)
 }
 
+/// A name for a new lab: valid and not taken (a taken name is the user's to change).
+fn new_lab_name(name: &str) -> Result<(), CliError> {
+    lab_name(name)?;
+    let taken = registry::lab_dir(name).exists()
+        || !icelab::fabric::netns::list(&format!("{}-", registry::prefix_of(name))).is_empty();
+    if taken {
+        return Err(CliError::bad_input(format!(
+            "lab `{name}` already exists; pick another --name, or `icelab down {name}`"
+        )));
+    }
+    Ok(())
+}
+
 /// Commands that build or change namespaces need root; say so before trying.
 fn require_root() -> Result<(), CliError> {
     if nix::unistd::geteuid().is_root() {
@@ -39,7 +52,7 @@ fn require_root() -> Result<(), CliError> {
     }
 }
 
-pub fn check(file: &Path, json: bool) -> CliResult {
+pub(crate) fn check(file: &Path, json: bool) -> CliResult {
     let topo = load(file)?;
     if json {
         out::json(&topo);
@@ -65,7 +78,7 @@ pub fn check(file: &Path, json: bool) -> CliResult {
     Ok(Done::Ok)
 }
 
-pub async fn up(
+pub(crate) async fn up(
     file: &Path,
     name: Option<String>,
     dry_run: bool,
@@ -79,7 +92,7 @@ pub async fn up(
         seed,
     };
     let name = name.unwrap_or_else(registry::random_name);
-    lab_name(&name)?;
+    new_lab_name(&name)?;
     if dry_run {
         let plan = icelab::plan::plan_with(&topo, &registry::prefix_of(&name), &opts);
         if json {
@@ -137,19 +150,19 @@ pub async fn up(
 }
 
 /// SIGINT and SIGTERM, caught from the moment of `install` on.
-pub struct Interrupts {
+pub(crate) struct Interrupts {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
 }
 
 impl Interrupts {
-    pub fn install() -> std::io::Result<Self> {
+    pub(crate) fn install() -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Interrupts { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
     }
 
     /// Resolves with the signal's name when one arrives.
-    pub async fn wait(mut self) -> &'static str {
+    pub(crate) async fn wait(mut self) -> &'static str {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
@@ -157,7 +170,7 @@ impl Interrupts {
     }
 }
 
-pub fn export(file: &Path, name: &str, json: bool) -> CliResult {
+pub(crate) fn export(file: &Path, name: &str, json: bool) -> CliResult {
     let topo = load(file)?;
     lab_name(name)?;
     let plan = icelab::plan::plan(&topo, &registry::prefix_of(name));
@@ -170,7 +183,7 @@ pub fn export(file: &Path, name: &str, json: bool) -> CliResult {
     Ok(Done::Ok)
 }
 
-pub async fn echo(target: &str, tcp: bool, count: u32, timeout_ms: u64, json: bool) -> CliResult {
+pub(crate) async fn echo(target: &str, tcp: bool, count: u32, timeout_ms: u64, json: bool) -> CliResult {
     let target: SocketAddr = match target.parse::<SocketAddr>() {
         Ok(a) => a,
         Err(_) => match target.parse::<std::net::IpAddr>() {
@@ -206,12 +219,12 @@ pub async fn echo(target: &str, tcp: bool, count: u32, timeout_ms: u64, json: bo
     Ok(Done::Ok)
 }
 
-pub async fn echo_server(namespaces: &[String], port: u16) -> CliResult {
+pub(crate) async fn echo_server(namespaces: &[String], port: u16) -> CliResult {
     icelab::echo::serve(namespaces, port).await.or_kind(Kind::CouldNotRun)?;
     Ok(Done::Ok)
 }
 
-pub fn impair_engine(links: &str, control: Option<&Path>) -> CliResult {
+pub(crate) fn impair_engine(links: &str, control: Option<&Path>) -> CliResult {
     let links: Vec<icelab::impair::TapLink> =
         serde_json::from_str(links).map_err(|e| CliError::bad_input(format!("bad --links: {e}")))?;
     let run = || -> anyhow::Result<()> {

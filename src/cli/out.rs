@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
 /// Writes `text` to stdout. After the reader has gone (EPIPE), output is dropped.
-pub fn text(text: &str) {
+pub(crate) fn text(text: &str) {
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
         return;
     }
@@ -20,22 +20,22 @@ pub fn text(text: &str) {
 }
 
 /// Writes one line to stdout.
-pub fn line(s: &str) {
+pub(crate) fn line(s: &str) {
     text(&format!("{s}\n"));
 }
 
 /// Writes a line to stderr, ignoring a closed stderr.
-pub fn err(s: &str) {
+pub(crate) fn err(s: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{s}");
 }
 
 /// Writes text to stderr without a newline (progress lines), ignoring errors.
-pub fn err_text(s: &str) {
+pub(crate) fn err_text(s: &str) {
     let _ = write!(std::io::stderr().lock(), "{s}");
 }
 
 /// Pretty-prints a value as JSON on stdout.
-pub fn json(v: &impl serde::Serialize) {
+pub(crate) fn json(v: &impl serde::Serialize) {
     match serde_json::to_string_pretty(v) {
         Ok(s) => line(&s),
         Err(e) => err(&format!("icelab: cannot encode JSON: {e}")),

@@ -10,7 +10,13 @@ use icelab::verify;
 use super::error::{CliError, CliResult, Done, Kind, OrKind};
 use super::out::{self, errln, outln};
 
-pub fn probe(name: &str, node: &str, server: Option<SocketAddr>, lifetime_max: Option<f64>, json: bool) -> CliResult {
+pub(crate) fn probe(
+    name: &str,
+    node: &str,
+    server: Option<SocketAddr>,
+    lifetime_max: Option<f64>,
+    json: bool,
+) -> CliResult {
     super::lab_name(name)?;
     let rec = registry::load(name).or_kind(Kind::BadInput)?;
     let Some(n) = rec.plan.node(node) else {
@@ -31,7 +37,7 @@ pub fn probe(name: &str, node: &str, server: Option<SocketAddr>, lifetime_max: O
     Ok(Done::Ok)
 }
 
-pub async fn stun_server(primary: IpAddr, alternate: Option<IpAddr>, port: u16, alt_port: u16) -> CliResult {
+pub(crate) async fn stun_server(primary: IpAddr, alternate: Option<IpAddr>, port: u16, alt_port: u16) -> CliResult {
     let cfg = StunServerConfig { primary, alternate, port, alt_port, ..Default::default() };
     let server = StunServer::start(cfg).await.or_kind(Kind::CouldNotRun)?;
     outln!("ready");

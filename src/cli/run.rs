@@ -19,7 +19,7 @@ use super::{Interrupts, load};
 
 /// Where to write the report besides the terminal.
 #[derive(Default)]
-pub struct ReportFiles {
+pub(crate) struct ReportFiles {
     /// JUnit XML.
     pub junit: Option<PathBuf>,
     /// Self-contained HTML.
@@ -29,7 +29,7 @@ pub struct ReportFiles {
 }
 
 /// Options of `icelab run`.
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Machine-readable output.
     pub json: bool,
     /// Number of runs.
@@ -56,7 +56,7 @@ fn parse_peers(arg: &str) -> Result<(PeerKind, PeerKind), String> {
     }
 }
 
-pub async fn run(file: &Path, args: RunArgs) -> CliResult {
+pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
     let mut topo = load(file)?;
     let Some(scn) = topo.scenario.take() else {
         return Err(CliError::bad_input(format!("{}: no [scenario] to run", file.display())));
@@ -81,7 +81,7 @@ pub async fn run(file: &Path, args: RunArgs) -> CliResult {
         return Err(CliError::bad_input("--repeat must be >= 1, and --keep needs a single run"));
     }
     let name = args.name.unwrap_or_else(registry::random_name);
-    super::lab_name(&name)?;
+    super::new_lab_name(&name)?;
     super::require_root()?;
     // Handlers before the first build, so a signal never leaves a half-built lab.
     let interrupted = Interrupts::install()
@@ -183,7 +183,7 @@ fn write_files(model: &Report, files: &ReportFiles) -> Result<(), CliError> {
 /// `icelab peer`: one WebRTC peer over stdin/stdout (the built-in side of the peer
 /// contract). The config comes from `--config`, else `$ICELAB_PEER_CONFIG`, else the first
 /// stdin line.
-pub async fn peer(config: Option<String>, silent: bool) -> CliResult {
+pub(crate) async fn peer(config: Option<String>, silent: bool) -> CliResult {
     let mut input = BufReader::new(tokio::io::stdin());
     let text = match config.or_else(|| std::env::var(icelab::peer::driver::CONFIG_ENV).ok()) {
         Some(c) => c,
@@ -211,7 +211,7 @@ pub async fn peer(config: Option<String>, silent: bool) -> CliResult {
 }
 
 /// `icelab turn-server`: TURN on UDP 3478, TCP 3478 and TLS 443 of `public_ip`.
-pub async fn turn_server(
+pub(crate) async fn turn_server(
     public_ip: IpAddr,
     realm: String,
     user: String,

@@ -21,7 +21,7 @@ const TOPOLOGY_COPY: &str = "topology.toml";
 /// Keeps a copy of the file a lab was built from next to its record, so `icelab verify`
 /// finds it whatever directory it runs in. Best effort: without it verify reads the
 /// path in the record.
-pub fn remember(name: &str, file: &Path) {
+pub(crate) fn remember(name: &str, file: &Path) {
     let _ = std::fs::copy(file, registry::lab_dir(name).join(TOPOLOGY_COPY));
 }
 
@@ -33,7 +33,7 @@ async fn run(topo: &Topology, plan: &Plan, opts: VerifyOptions) -> anyhow::Resul
 /// `up --verify`: proves the just-built lab. The report is returned for the lab's JSON
 /// (text mode prints the table on stderr, stdout stays the lab name); on a mismatch or
 /// an error the caller drops `lab`, which tears it down.
-pub async fn after_up(topo: &Topology, lab: &Lab, json: bool) -> Result<VerifyReport, CliError> {
+pub(crate) async fn after_up(topo: &Topology, lab: &Lab, json: bool) -> Result<VerifyReport, CliError> {
     let r = run(topo, lab.plan(), VerifyOptions::default())
         .await
         .map_err(|e| CliError::could_not_run(format!("could not verify: {e:#}; the lab was torn down")))?;
@@ -49,7 +49,7 @@ pub async fn after_up(topo: &Topology, lab: &Lab, json: bool) -> Result<VerifyRe
 }
 
 /// `icelab verify NAME`: proves a running lab from its record.
-pub async fn verify(name: &str, file: Option<PathBuf>, lifetime_max: Option<f64>, json: bool) -> CliResult {
+pub(crate) async fn verify(name: &str, file: Option<PathBuf>, lifetime_max: Option<f64>, json: bool) -> CliResult {
     lab_name(name)?;
     let rec = registry::load(name).or_kind(Kind::BadInput)?;
     let file = file.unwrap_or_else(|| {

@@ -53,5 +53,5 @@ pub use driver::PeerKind;
 pub use harness::call_pair;
 pub use outcome::{GatheredCandidate, Outcome, PeerError, PeerOutcome};
 pub use protocol::{CandidateInfo, CandidateInit, DataStats, ErrorKind, PeerEvent, Phase, SelectedPair, SignalMsg};
-pub use relay::relay_signaling;
+pub use relay::{Plain, RelayWatch, relay_signaling, relay_watched};
 pub use run::run_peer;

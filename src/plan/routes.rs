@@ -14,7 +14,7 @@ use crate::topology::{INTERNET, Topology, Uplink};
 
 /// A route to add: in node `at`, `dst` via `via`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LanRoute {
+pub(super) struct LanRoute {
     /// Node (or `internet`) that gets the route.
     pub at: String,
     /// The LAN.
@@ -24,7 +24,7 @@ pub struct LanRoute {
 }
 
 /// All routes needed so plain routers' LANs are reachable from above.
-pub fn lan_routes(topo: &Topology) -> Vec<LanRoute> {
+pub(super) fn lan_routes(topo: &Topology) -> Vec<LanRoute> {
     let mut out = Vec::new();
     for r in topo.routers.iter().filter(|r| nat_disabled(r)) {
         let mut child = r;

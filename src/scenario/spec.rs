@@ -19,7 +19,7 @@ pub const DEFAULT_DEADLINE_MS: u64 = 8000;
 pub const DEFAULT_ICE_CHECK_MS: u64 = 50;
 
 /// TURN transports a browser would be configured with, in preference order.
-pub const TURN_TRANSPORTS: [&str; 3] = ["udp", "tcp", "tls"];
+pub(super) const TURN_TRANSPORTS: [&str; 3] = ["udp", "tcp", "tls"];
 
 /// `[scenario]` as written.
 #[derive(Debug, Deserialize)]

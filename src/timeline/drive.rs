@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncBufRead, AsyncWrite};
 
 use crate::fabric::Applier;
-use crate::peer::PeerEvent;
+use crate::peer::{PeerEvent, RelayWatch, relay_watched};
 use crate::plan::PlannedEvent;
 
 /// Deadline of one event's steps together.
@@ -83,61 +83,21 @@ fn udp_in(pid: u32) -> Option<u64> {
 #[allow(clippy::too_many_arguments)]
 pub async fn relay_with_timeline(
     a_out: impl AsyncBufRead + Unpin,
-    mut a_in: impl AsyncWrite + Unpin,
+    a_in: impl AsyncWrite + Unpin,
     b_out: impl AsyncBufRead + Unpin,
-    mut b_in: impl AsyncWrite + Unpin,
+    b_in: impl AsyncWrite + Unpin,
     deadline: Duration,
     pids: (u32, u32),
     lab: &str,
     firings: Vec<PlannedEvent>,
 ) -> (Vec<PeerEvent>, Vec<PeerEvent>, TimelineLog) {
-    let base = Instant::now();
-    let ms = move || base.elapsed().as_secs_f64() * 1e3;
-    let until = tokio::time::Instant::now() + deadline;
-    let (mut a_lines, mut b_lines) = (a_out.lines(), b_out.lines());
-    let (mut a_open, mut b_open) = (true, true);
-    let (mut a_events, mut b_events) = (Vec::new(), Vec::new());
-    let mut log = TimelineLog::default();
-    let applied = Arc::new(Mutex::new(Vec::new()));
     let (t0_tx, t0_rx) = tokio::sync::oneshot::channel::<Instant>();
-    let mut t0_tx = Some(t0_tx);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let applied = Arc::new(Mutex::new(Vec::new()));
     spawn_firing(lab.to_string(), firings.clone(), t0_rx, stop_rx, applied.clone());
-    let mut tick = tokio::time::interval(SAMPLE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-
-    while a_open || b_open {
-        tokio::select! {
-            _ = tokio::time::sleep_until(until) => {
-                tracing::warn!("signaling relay deadline reached");
-                break;
-            }
-            _ = tick.tick() => {
-                let counters = (rx_bytes(pids.0), rx_bytes(pids.1), udp_in(pids.0), udp_in(pids.1));
-                if let (Some(a), Some(b), Some(c), Some(d)) = counters {
-                    log.samples.push((ms(), a + b, c + d));
-                }
-            }
-            line = a_lines.next_line(), if a_open => match line {
-                Ok(Some(l)) => if let Some(ev) = forward(&l, &mut b_in).await {
-                    if matches!(ev, PeerEvent::DataChannelOpen { .. }) && let Some(tx) = t0_tx.take() {
-                        log.t0_ms = Some(ms());
-                        let _ = tx.send(Instant::now());
-                    }
-                    keep(&mut log.offerer, ms(), &ev);
-                    a_events.push(ev);
-                },
-                _ => { a_open = false; let _ = b_in.shutdown().await; }
-            },
-            line = b_lines.next_line(), if b_open => match line {
-                Ok(Some(l)) => if let Some(ev) = forward(&l, &mut a_in).await {
-                    keep(&mut log.answerer, ms(), &ev);
-                    b_events.push(ev);
-                },
-                _ => { b_open = false; let _ = a_in.shutdown().await; }
-            },
-        }
-    }
+    let mut watch = Watch { base: Instant::now(), pids, log: TimelineLog::default(), t0_tx: Some(t0_tx) };
+    let (a_events, b_events) = relay_watched(a_out, a_in, b_out, b_in, deadline, &mut watch).await;
+    let mut log = watch.log;
     // Events not yet due are dropped; one being applied finishes within its deadlines.
     let _ = stop_tx.send(());
     let done = applied.lock().map(|v| v.clone()).unwrap_or_default();
@@ -178,27 +138,50 @@ fn keep(v: &mut Vec<(f64, PeerEvent)>, t: f64, ev: &PeerEvent) {
     }
 }
 
-/// Parses one output line; forwards it to the other peer if it is a signal.
-async fn forward(line: &str, other_in: &mut (impl AsyncWrite + Unpin)) -> Option<PeerEvent> {
-    if line.trim().is_empty() {
-        return None;
+/// The timeline's view of the relay: byte counters every [`SAMPLE_EVERY`], the events
+/// the analysis needs, and the moment the offerer's channel opened (the timeline's zero).
+struct Watch {
+    base: Instant,
+    pids: (u32, u32),
+    log: TimelineLog,
+    t0_tx: Option<tokio::sync::oneshot::Sender<Instant>>,
+}
+
+impl Watch {
+    fn ms(&self) -> f64 {
+        self.base.elapsed().as_secs_f64() * 1e3
     }
-    let ev: PeerEvent = match serde_json::from_str(line) {
-        Ok(ev) => ev,
-        Err(e) => {
-            tracing::warn!(%e, line, "skipping non-event line");
-            return None;
+}
+
+impl RelayWatch for Watch {
+    fn on_event(&mut self, offerer: bool, ev: &PeerEvent) {
+        let t = self.ms();
+        if offerer
+            && matches!(ev, PeerEvent::DataChannelOpen { .. })
+            && let Some(tx) = self.t0_tx.take()
+        {
+            self.log.t0_ms = Some(t);
+            let _ = tx.send(Instant::now());
         }
-    };
-    if let PeerEvent::Signal { signal, .. } = &ev {
-        let mut msg = serde_json::to_vec(signal).expect("signal serializes");
-        msg.push(b'\n');
-        // The other peer may have exited already; its events tell why.
-        if other_in.write_all(&msg).await.is_ok() {
-            let _ = other_in.flush().await;
+        keep(if offerer { &mut self.log.offerer } else { &mut self.log.answerer }, t, ev);
+    }
+
+    fn tick_every(&self) -> Option<Duration> {
+        Some(SAMPLE_EVERY)
+    }
+
+    fn on_tick(&mut self) {
+        let (a, b) = self.pids;
+        if let (Some(x), Some(y), Some(u), Some(v)) = (rx_bytes(a), rx_bytes(b), udp_in(a), udp_in(b)) {
+            let t = self.ms();
+            self.log.samples.push((t, x + y, u + v));
         }
     }
-    Some(ev)
+
+    /// Events may still be due after both peers are done; the outputs closing ends it.
+    fn stop_when_done(&self) -> bool {
+        false
+    }
 }
 
 /// Fires on a thread of its own with its own runtime: the applier's blocking work

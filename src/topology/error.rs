@@ -56,7 +56,7 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Collects diagnostics against one source text.
-pub struct Reporter<'a> {
+pub(crate) struct Reporter<'a> {
     file: &'a str,
     src: &'a str,
     found: Vec<(usize, Diagnostic)>,
@@ -64,23 +64,23 @@ pub struct Reporter<'a> {
 
 impl<'a> Reporter<'a> {
     /// A reporter for `src`, read from `file`.
-    pub fn new(file: &'a str, src: &'a str) -> Self {
+    pub(crate) fn new(file: &'a str, src: &'a str) -> Self {
         Reporter { file, src, found: Vec::new() }
     }
 
     /// Records a mistake at byte range `span`.
-    pub fn error(&mut self, span: Range<usize>, message: impl Into<String>, hint: Option<String>) {
+    pub(crate) fn error(&mut self, span: Range<usize>, message: impl Into<String>, hint: Option<String>) {
         let d = locate(self.file, self.src, span.start, message.into(), hint);
         self.found.push((span.start, d));
     }
 
     /// True when nothing was recorded.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.found.is_empty()
     }
 
     /// Ends collection: `Ok(())` if nothing is wrong.
-    pub fn finish(mut self) -> Result<(), TopologyError> {
+    pub(crate) fn finish(mut self) -> Result<(), TopologyError> {
         if self.found.is_empty() {
             return Ok(());
         }
@@ -90,7 +90,7 @@ impl<'a> Reporter<'a> {
 }
 
 /// Turns a byte offset into a located diagnostic.
-pub fn locate(file: &str, src: &str, offset: usize, message: String, hint: Option<String>) -> Diagnostic {
+pub(super) fn locate(file: &str, src: &str, offset: usize, message: String, hint: Option<String>) -> Diagnostic {
     let offset = offset.min(src.len());
     let before = &src[..offset];
     let line = before.matches('\n').count() + 1;

@@ -12,7 +12,7 @@ use toml::Spanned;
 /// Top level of a topology file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTopology {
+pub(super) struct RawTopology {
     /// Free text shown by `icelab check` and reports.
     pub description: Option<String>,
     /// Routers by name: `[router.home]`.
@@ -36,7 +36,7 @@ pub struct RawTopology {
 /// `[router.NAME]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawRouter {
+pub(super) struct RawRouter {
     /// `"internet"` or the name of the router whose LAN this router's WAN joins.
     pub wan: Spanned<String>,
     /// Address of the WAN side; assigned when absent.
@@ -54,7 +54,7 @@ pub struct RawRouter {
 /// `[host.NAME]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawHost {
+pub(super) struct RawHost {
     /// `"internet"` or a router name.
     pub on: Spanned<String>,
     /// Address; assigned when absent.
@@ -68,7 +68,7 @@ pub struct RawHost {
 /// `[server.NAME]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawServer {
+pub(super) struct RawServer {
     /// Public addresses (two by default, as RFC 5780 STUN needs two).
     pub addresses: Option<Spanned<Vec<Spanned<Ipv4Addr>>>>,
     /// Services to run: `"stun"`, `"turn"`, `"echo"`.

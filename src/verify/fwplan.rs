@@ -14,7 +14,7 @@ use crate::topology::{Topology, Uplink};
 const ECHO: u16 = crate::plan::ECHO_PORT;
 
 /// Outbound probes every firewall gets: (protocol, port, what the port stands for).
-pub const OUTBOUND: [(Proto, u16, &str); 7] = [
+pub(super) const OUTBOUND: [(Proto, u16, &str); 7] = [
     (Proto::Udp, 3478, "STUN/TURN"),
     (Proto::Udp, 5349, "STUN/DTLS"),
     (Proto::Tcp, 3478, "TURN/TCP"),

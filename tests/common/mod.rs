@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 /// True when root-only tests may run. Without root they fail, unless
 /// `ICELAB_SKIP_ROOT_TESTS=1` says to skip them (CI never sets it).
-pub fn require_root() -> bool {
+pub(crate) fn require_root() -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
@@ -17,27 +17,27 @@ pub fn require_root() -> bool {
 }
 
 /// Runs the icelab binary.
-pub fn icelab(args: &[&str]) -> Output {
+pub(crate) fn icelab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_icelab")).args(args).output().expect("run icelab")
 }
 
 /// Text of stdout.
-pub fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// Text of stderr.
-pub fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// A unique lab name for this test process.
-pub fn lab_name(tag: &str) -> String {
+pub(crate) fn lab_name(tag: &str) -> String {
     format!("{tag}{}", std::process::id() % 100_000)
 }
 
 /// Takes a lab down when dropped, so a failing test leaves nothing behind.
-pub struct LabGuard(pub String);
+pub(crate) struct LabGuard(pub String);
 
 impl Drop for LabGuard {
     fn drop(&mut self) {
@@ -46,17 +46,17 @@ impl Drop for LabGuard {
 }
 
 /// Namespaces of a lab (by prefix).
-pub fn lab_namespaces(name: &str) -> Vec<String> {
+pub(crate) fn lab_namespaces(name: &str) -> Vec<String> {
     icelab::fabric::netns::list(&format!("icelab-{name}-"))
 }
 
 /// Runs a shell command and returns stdout.
-pub fn sh(cmd: &str) -> String {
+pub(crate) fn sh(cmd: &str) -> String {
     let o = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// Path of a bundled topology.
-pub fn topology(name: &str) -> String {
+pub(crate) fn topology(name: &str) -> String {
     format!("{}/topologies/{name}", env!("CARGO_MANIFEST_DIR"))
 }

@@ -67,7 +67,7 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub fn add(c: &AtomicU64, n: u64) {
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
         // Only the pump thread writes; Relaxed suffices for monotonic counters.
         c.fetch_add(n, Ordering::Relaxed);
     }
@@ -96,7 +96,7 @@ pub(crate) struct DirShared {
 
 impl DirShared {
     /// The new impairment if one was set since generation `seen`.
-    pub fn take_update(&self, seen: &mut u64) -> Option<Impairment> {
+    pub(crate) fn take_update(&self, seen: &mut u64) -> Option<Impairment> {
         let g = self.generation.load(Ordering::Acquire);
         if g == *seen {
             return None;
