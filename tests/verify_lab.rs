@@ -259,8 +259,10 @@ fn up_verify_tears_down_a_lab_it_cannot_prove() {
     let _g = LabGuard(name.clone());
     let o = icelab(&["up", file.to_str().unwrap(), "--name", &name, "--verify", "--json"]);
     assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    // A mismatch is an error object on stdout, the report in its details.
     let j = json_of(&o);
-    assert_eq!(mismatched(&j["verify"]), ["home nat STUN server answers"], "{j}");
+    assert_eq!(j["error"]["kind"], "failed", "{j}");
+    assert_eq!(mismatched(&j["details"]["verify"]), ["home nat STUN server answers"], "{j}");
     assert!(stderr(&o).contains("torn down"), "{}", stderr(&o));
     assert!(lab_namespaces(&name).is_empty(), "{:?}", lab_namespaces(&name));
 }

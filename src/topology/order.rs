@@ -56,14 +56,28 @@ pub(super) fn router_order(rep: &mut Reporter, routers: &[(String, Spanned<RawRo
             break;
         }
     }
+    let parent = |i: usize| index.get(routers[i].1.get_ref().wan.get_ref().as_str()).copied();
+    // On the loop itself when following WAN links comes back (bounded: at most n steps).
+    let on_loop = |i: usize| {
+        let mut j = parent(i);
+        for _ in 0..routers.len() {
+            match j {
+                Some(k) if k == i => return true,
+                Some(k) => j = parent(k),
+                None => return false,
+            }
+        }
+        false
+    };
     for (i, (name, r)) in routers.iter().enumerate() {
         let wan = r.get_ref().wan.get_ref();
         if !placed[i] && !bad.contains(&i) && index.get(wan.as_str()).is_some_and(|p| !bad.contains(p)) {
-            rep.error(
-                r.get_ref().wan.span(),
-                format!("router `{name}` is part of a WAN loop (via `{wan}`)"),
-                Some("every chain of routers must end at \"internet\"".into()),
-            );
+            let message = if on_loop(i) {
+                format!("router `{name}` is part of a WAN loop (via `{wan}`)")
+            } else {
+                format!("router `{name}` never reaches the internet: its WAN `{wan}` leads into a loop")
+            };
+            rep.error(r.get_ref().wan.span(), message, Some("every chain of routers must end at \"internet\"".into()));
         }
     }
     order
