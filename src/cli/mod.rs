@@ -1,10 +1,10 @@
 //! Command handlers: parse inputs, call the library, print text or JSON. Every handler
 //! returns a [`CliResult`]; `main` turns it into the exit code (see [`error`]).
 
+pub mod browser;
 pub mod error;
 pub mod labs;
 pub mod out;
-pub mod browser;
 pub mod probe;
 pub mod run;
 pub mod verify;
@@ -60,7 +60,12 @@ pub fn check(file: &Path, json: bool) -> CliResult {
     }
     for s in &topo.servers {
         let a: Vec<String> = s.addresses.iter().map(|a| a.to_string()).collect();
-        outln!("  server {:<12} {} [{}]", s.name, a.join(", "), s.services.join(", "));
+        outln!(
+            "  server {:<12} {} [{}]",
+            s.name,
+            a.join(", "),
+            s.services.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+        );
     }
     Ok(Done::Ok)
 }
