@@ -59,3 +59,44 @@ fn built_in_args(kind: ServiceKind, s: &Server, topo: &Topology) -> Option<Vec<S
         ServiceKind::Echo => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topo(services: &str) -> Topology {
+        let src = format!("[router.r]\nwan = \"internet\"\n[server.t]\nservices = {services}\n");
+        crate::topology::parse_str("t.toml", &src).unwrap()
+    }
+
+    #[test]
+    fn table_form_plans_exactly_like_the_name() {
+        let by_name = crate::plan::plan(&topo(r#"["turn", "echo"]"#), "icelab-t");
+        let by_table = crate::plan::plan(
+            &topo(r#"[{ kind = "turn", implementation = "built-in" }, { kind = "echo" }]"#),
+            "icelab-t",
+        );
+        assert_eq!(by_name, by_table);
+    }
+
+    #[test]
+    fn built_in_turn_gets_the_lab_credentials_and_only_lab_subnets() {
+        let t = topo(r#"["turn"]"#);
+        let steps = launch(Service::built_in(ServiceKind::Turn), &t.servers[0], &t, "icelab-t-t");
+        let [Step::Spawn { service, args, .. }] = steps.as_slice() else { panic!("one spawn: {steps:?}") };
+        assert_eq!(service, "turn");
+        let flag = |f: &str| args.iter().position(|a| a == f).map(|i| args[i + 1].as_str());
+        assert_eq!(
+            (flag("--realm"), flag("--user"), flag("--password")),
+            (Some("icelab"), Some("icelab"), Some("icelab"))
+        );
+        let allowed: Vec<&str> = args.windows(2).filter(|w| w[0] == "--allow").map(|w| w[1].as_str()).collect();
+        let lan = t.routers[0].lan.to_string();
+        assert_eq!(allowed, [PUBLIC_RANGES.as_slice(), &[lan.as_str()]].concat());
+        assert!(launch(Service::built_in(ServiceKind::Echo), &t.servers[0], &t, "icelab-t-t").is_empty());
+        assert_eq!(
+            stop(Service::built_in(ServiceKind::Turn), "icelab-t-t"),
+            vec![Step::StopService { ns: "icelab-t-t".into(), service: "turn".into() }]
+        );
+    }
+}

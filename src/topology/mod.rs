@@ -20,6 +20,9 @@
 //!
 //! [server.stun]
 //! services = ["stun"]              # two public addresses are assigned
+//!
+//! [server.relay]
+//! services = [{ kind = "turn", implementation = "built-in" }]   # same as ["turn"]
 //! ```
 //!
 //! [`parse_str`] reports every mistake with file:line:col and a hint.
