@@ -1,6 +1,7 @@
 //! The lab's servers as typed services, and the one seam where each implementation is
-//! driven: how it is written in the file ([`parse`]), how the plan starts and stops it
-//! ([`launch`]), and what peers are told to use ([`ice`]).
+//! driven: how it is written in the file (`parse_service`), how the plan starts and
+//! stops it ([`launch()`], [`stop()`], [`port()`]), and what peers are told to use
+//! ([`ice_servers()`]).
 //!
 //! Every function that depends on the implementation matches on [`Implementation`] once,
 //! so a new implementation is one new arm per function.
