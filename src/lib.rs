@@ -28,6 +28,7 @@ pub mod peer;
 pub mod plan;
 pub mod report;
 pub mod scenario;
+pub mod servers;
 pub mod stun;
 pub mod timeline;
 pub mod topology;

@@ -73,7 +73,12 @@ pub(crate) fn check(file: &Path, json: bool) -> CliResult {
     }
     for s in &topo.servers {
         let a: Vec<String> = s.addresses.iter().map(|a| a.to_string()).collect();
-        outln!("  server {:<12} {} [{}]", s.name, a.join(", "), s.services.join(", "));
+        outln!(
+            "  server {:<12} {} [{}]",
+            s.name,
+            a.join(", "),
+            s.services.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+        );
     }
     Ok(Done::Ok)
 }

@@ -7,6 +7,7 @@ use ipnet::Ipv4Net;
 use super::{EnginePlan, NodeKind, NodePlan, Plan, ServiceEndpoint, Step, UplinkPlan, ns_name, routes, rulesets};
 use crate::impair::{LinkImpairment, TapLink};
 use crate::nat::NatMode;
+use crate::servers::ServiceKind;
 use crate::topology::{Attachment, INTERNET, PUBLIC_RANGES, Router, Topology, Uplink};
 use serde::{Deserialize, Serialize};
 
@@ -142,18 +143,11 @@ pub fn plan_with(topo: &Topology, prefix: &str, opts: &PlanOptions) -> Plan {
     let mut services = Vec::new();
     for s in &topo.servers {
         for svc in &s.services {
-            if let Some(args) = service_args(svc, s, topo) {
-                b.steps.push(Step::Spawn { ns: b.ns(&s.name), service: svc.clone(), args, creates: Vec::new() });
-            }
-            let port = match svc.as_str() {
-                "echo" => ECHO_PORT,
-                "turn" => TURN_PORT,
-                _ => STUN_PORTS.0,
-            };
+            b.steps.extend(crate::servers::launch(*svc, s, topo, &b.ns(&s.name)));
             services.push(ServiceEndpoint {
                 node: s.name.clone(),
-                service: svc.clone(),
-                address: (s.addresses[0], port).into(),
+                service: svc.kind.name().into(),
+                address: (s.addresses[0], crate::servers::port(*svc)).into(),
             });
         }
     }
@@ -162,7 +156,7 @@ pub fn plan_with(topo: &Topology, prefix: &str, opts: &PlanOptions) -> Plan {
     for n in &nodes {
         args.extend(["--netns".to_string(), n.ns.clone()]);
     }
-    b.steps.push(Step::Spawn { ns: inet, service: "echo".into(), args, creates: Vec::new() });
+    b.steps.push(Step::Spawn { ns: inet, service: ServiceKind::Echo.name().into(), args, creates: Vec::new() });
     let uplinks = b.uplinks(topo);
     let mut plan = Plan {
         prefix: prefix.to_string(),
@@ -199,47 +193,6 @@ pub const STUN_PORTS: (u16, u16) = (3478, 3479);
 
 /// TURN's UDP (and TCP) port; TLS is on 443.
 pub const TURN_PORT: u16 = 3478;
-/// TURN realm of every lab.
-pub const TURN_REALM: &str = "icelab";
-/// TURN user of every lab. Fixed: the server is only reachable inside the lab.
-pub const TURN_USER: &str = "icelab";
-/// TURN password of every lab (see [`TURN_USER`]).
-pub const TURN_PASSWORD: &str = "icelab";
-
-/// Command line of a server's service (`echo` is served lab-wide by one process).
-fn service_args(svc: &str, s: &crate::topology::Server, topo: &Topology) -> Option<Vec<String>> {
-    match svc {
-        "turn" => {
-            let mut a = vec![
-                "turn-server".to_string(),
-                "--public-ip".into(),
-                s.addresses[0].to_string(),
-                "--realm".into(),
-                TURN_REALM.into(),
-                "--user".into(),
-                TURN_USER.into(),
-                "--password".into(),
-                TURN_PASSWORD.into(),
-            ];
-            // Relays reach the lab (public ranges and every LAN) and nothing else.
-            let lans = topo.routers.iter().map(|r| r.lan.to_string());
-            for net in PUBLIC_RANGES.iter().map(|r| r.to_string()).chain(lans) {
-                a.extend(["--allow".into(), net]);
-            }
-            Some(a)
-        }
-        "stun" => {
-            let mut a = vec!["stun-server".to_string(), "--primary".into(), s.addresses[0].to_string()];
-            if let Some(alt) = s.addresses.get(1) {
-                a.extend(["--alternate".into(), alt.to_string()]);
-            }
-            a.extend(["--port".into(), STUN_PORTS.0.to_string(), "--alt-port".into(), STUN_PORTS.1.to_string()]);
-            Some(a)
-        }
-        _ => None,
-    }
-}
-
 struct Builder {
     prefix: String,
     state_dir: String,

@@ -6,6 +6,7 @@
 use super::{Plan, PlannedEvent, Step, UplinkPlan, rulesets};
 use crate::impair::{Impairment, LinkDir};
 use crate::nat::{NatMode, PortPreservation, REBIND_HASH_SEED};
+use crate::servers::ServiceKind;
 use crate::timeline::Action;
 use crate::topology::Topology;
 
@@ -71,13 +72,17 @@ fn steps(topo: &Topology, plan: &Plan, action: &Action) -> Result<Vec<Step>, Str
         }
         Action::Turn { server, start } => {
             let ns = ns_of(plan, server)?;
+            let svc = topo
+                .server(server)
+                .and_then(|s| s.services.iter().copied().find(|v| v.kind == ServiceKind::Turn))
+                .ok_or_else(|| format!("`{server}` runs no TURN service"))?;
             // Starting again is the build's own step, run once more.
             let spawn = plan
                 .steps
                 .iter()
-                .find(|s| matches!(s, Step::Spawn { ns: n, service, .. } if *n == ns && service == "turn"))
+                .find(|s| matches!(s, Step::Spawn { ns: n, service, .. } if *n == ns && service == svc.kind.name()))
                 .ok_or_else(|| format!("the plan starts no TURN service on `{server}`"))?;
-            vec![if *start { spawn.clone() } else { Step::StopService { ns, service: "turn".into() } }]
+            if *start { vec![spawn.clone()] } else { crate::servers::stop(svc, &ns) }
         }
         Action::Impair { node, impair } => impair_steps(plan, uplink(plan, node)?, &impair.up, &impair.down),
     })

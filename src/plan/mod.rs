@@ -25,9 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use step::Step;
 
-pub use build::{
-    ECHO_PORT, ImpairEngine, PlanOptions, STUN_PORTS, TURN_PASSWORD, TURN_PORT, TURN_REALM, TURN_USER, plan, plan_with,
-};
+pub use build::{ECHO_PORT, ImpairEngine, PlanOptions, STUN_PORTS, TURN_PORT, plan, plan_with};
 
 /// What kind of node a namespace holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

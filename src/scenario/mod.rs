@@ -29,8 +29,7 @@
 //! max-connect-ms = 3000    # offer -> data channel open
 //! ```
 //!
-//! TURN credentials are fixed for every lab ([`crate::plan::TURN_USER`] /
-//! [`crate::plan::TURN_PASSWORD`]): the server is only reachable inside the lab, so
+//! TURN credentials are fixed for every lab ([`crate::servers::LAB_CREDENTIALS`]): the server is only reachable inside the lab, so
 //! secrecy buys nothing and fixed values make `icelab exec` experiments easy.
 
 mod expect_peer;
@@ -39,9 +38,10 @@ mod run;
 mod spec;
 mod timings;
 
+pub use crate::servers::ice_servers;
 pub use expect_peer::PeerExpect;
 pub use judge::{Check, Verdict, describe_outcome, judge, relay_transport};
-pub use run::{RunReport, ice_servers, run_scenario};
+pub use run::{RunReport, run_scenario};
 pub use spec::{
     CandidateType, DEFAULT_DATA_MS, DEFAULT_DEADLINE_MS, DEFAULT_ICE_CHECK_MS, Expect, ExpectedOutcome, RawExpect,
     RawScenario, Scenario,

@@ -16,12 +16,11 @@ use super::judge::{Check, Verdict, judge};
 use super::spec::Scenario;
 use super::timings::Timings;
 use crate::fabric::{Lab, netns, procs};
-use crate::peer::{IceServer, Outcome, PeerConfig, PeerKind, PeerOutcome, Role, relay_signaling};
+use crate::peer::{Outcome, PeerConfig, PeerKind, PeerOutcome, Role, relay_signaling};
 use crate::plan::PlannedEvent;
-use crate::plan::{Plan, STUN_PORTS, Step, TURN_PASSWORD, TURN_PORT, TURN_USER};
+use crate::plan::{Plan, Step};
 use crate::timeline::{EventOutcome, TimelineLog, relay_with_timeline};
 use crate::topology::Topology;
-use crate::turn::TLS_PORT as TURN_TLS_PORT;
 
 /// Time the peers get after their own deadline to report it and exit before we kill them.
 const EXIT_GRACE: Duration = Duration::from_millis(500);
@@ -70,7 +69,7 @@ pub async fn run_scenario(
     let (lab, build) = Lab::up(topo, name, progress).await?;
     let firings = lab.plan().events.clone();
     let call_start = Instant::now();
-    let (outcome, stderr, log) = call(lab.plan(), &scn, name, firings).await?;
+    let (outcome, stderr, log) = call(lab.plan(), &topo.servers, &scn, name, firings).await?;
     let mut timings = Timings::from_outcome(&outcome);
     timings.lab_up_ms = Some(build.elapsed_ms);
     timings.call_ms = Some(ms(call_start));
@@ -110,35 +109,6 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-/// ICE servers for the peers, from the scenario and the lab's addresses.
-pub fn ice_servers(plan: &Plan, scn: &Scenario) -> anyhow::Result<Vec<IceServer>> {
-    let addr = |node: &str| {
-        plan.node(node)
-            .and_then(|n| n.addresses.first().copied())
-            .ok_or_else(|| anyhow!("server `{node}` is not in the plan"))
-    };
-    let mut servers = Vec::new();
-    for s in &scn.stun {
-        servers.push(IceServer { urls: vec![format!("stun:{}:{}", addr(s)?, STUN_PORTS.0)], ..Default::default() });
-    }
-    if let Some(t) = &scn.turn {
-        // By default all three transports, as a browser would be configured: UDP, TCP on
-        // the same port, TLS on 443. The peer carries TCP/TLS through its TURN shim.
-        let a = addr(t)?;
-        let url = |transport: &str| match transport {
-            "udp" => format!("turn:{a}:{TURN_PORT}?transport=udp"),
-            "tcp" => format!("turn:{a}:{TURN_PORT}?transport=tcp"),
-            _ => format!("turns:{a}:{TURN_TLS_PORT}"),
-        };
-        servers.push(IceServer {
-            urls: scn.turn_transports.iter().map(|t| url(t)).collect(),
-            username: TURN_USER.into(),
-            credential: TURN_PASSWORD.into(),
-        });
-    }
-    Ok(servers)
-}
-
 /// Stderr tails of both peers.
 type Stderrs = (String, String);
 
@@ -146,11 +116,12 @@ type Stderrs = (String, String);
 /// `firings`, the timeline is played during it and its log returned.
 async fn call(
     plan: &Plan,
+    servers: &[crate::topology::Server],
     scn: &Scenario,
     lab: &str,
     firings: Vec<PlannedEvent>,
 ) -> anyhow::Result<(Outcome, Stderrs, Option<TimelineLog>)> {
-    let servers = ice_servers(plan, scn)?;
+    let servers = crate::servers::ice_servers(plan, servers, scn)?;
     // Browser start-up is not the call's time: browser peers get it on top of the deadline.
     let startup = scn.offerer_peer.startup_allowance_ms().max(scn.answerer_peer.startup_allowance_ms());
     let config = |role| PeerConfig {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::peer::{AcceptanceWaits, IceProfile, IceRestart, IceTimeouts, PeerKind, TransportPolicy};
+use crate::servers::ServiceKind;
 use crate::topology::Reporter;
 
 /// Default data phase after the channel opens.
@@ -249,8 +250,8 @@ pub struct Expect {
 pub(crate) struct Nodes<'a> {
     /// Host names.
     pub hosts: Vec<&'a str>,
-    /// Server name -> services.
-    pub servers: BTreeMap<&'a str, Vec<&'a str>>,
+    /// Server name -> the kinds of its services.
+    pub servers: BTreeMap<&'a str, Vec<ServiceKind>>,
 }
 
 /// Checks and types `[scenario]`/`[expect]`, recording located mistakes in `rep`.
@@ -296,16 +297,19 @@ fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, r: RawScenario) -> Scen
         rep.error(r.answerer.span(), "offerer and answerer are the same host", Some("a call needs two hosts".into()));
     }
     let mut server_with =
-        |name: &Spanned<String>, services: &[&str], role: &str| match nodes.servers.get(name.get_ref().as_str()) {
+        |name: &Spanned<String>, wants: fn(ServiceKind) -> bool, add: ServiceKind, role: &str| match nodes
+            .servers
+            .get(name.get_ref().as_str())
+        {
             None => rep.error(
                 name.span(),
                 format!("unknown server `{}`", name.get_ref()),
                 Some(format!("servers: {}", list(&nodes.servers.keys().copied().collect::<Vec<_>>()))),
             ),
-            Some(s) if !services.iter().any(|x| s.contains(x)) => rep.error(
+            Some(s) if !s.iter().any(|k| wants(*k)) => rep.error(
                 name.span(),
                 format!("server `{}` does not provide {role}", name.get_ref()),
-                Some(format!("add \"{}\" to its services", services[0])),
+                Some(format!("add \"{add}\" to its services")),
             ),
             Some(_) => {}
         };
@@ -313,12 +317,12 @@ fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, r: RawScenario) -> Scen
     if let Some(s) = &r.stun {
         for w in s.get_ref().words() {
             // A TURN server answers STUN binding requests too.
-            server_with(&Spanned::new(s.span(), w.clone()), &["stun", "turn"], "STUN");
+            server_with(&Spanned::new(s.span(), w.clone()), ServiceKind::answers_stun, ServiceKind::Stun, "STUN");
             stun.push(w);
         }
     }
     if let Some(t) = &r.turn {
-        server_with(t, &["turn"], "TURN");
+        server_with(t, |k| k == ServiceKind::Turn, ServiceKind::Turn, "TURN");
     }
     let mut turn_transports: Vec<String> = TURN_TRANSPORTS.iter().map(|t| t.to_string()).collect();
     if let Some(tt) = &r.turn_transports {

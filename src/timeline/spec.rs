@@ -199,8 +199,8 @@ pub(crate) struct NodeKinds<'a> {
     pub routers: BTreeMap<&'a str, NatMode>,
     /// Host names.
     pub hosts: Vec<&'a str>,
-    /// Server name -> services.
-    pub servers: BTreeMap<&'a str, Vec<&'a str>>,
+    /// Server name -> the kinds of its services.
+    pub servers: BTreeMap<&'a str, Vec<crate::servers::ServiceKind>>,
 }
 
 /// How the topology's own values are interpreted (shared with the node tables).
@@ -481,7 +481,7 @@ fn interpret_action(
                 format!("unknown server `{name}`"),
                 Some(format!("servers: {}", nodes.servers.keys().copied().collect::<Vec<_>>().join(", "))),
             ),
-            Some(svc) if !svc.contains(&"turn") => rep.error(
+            Some(svc) if !svc.contains(&crate::servers::ServiceKind::Turn) => rep.error(
                 s.span(),
                 format!("server `{name}` runs no TURN"),
                 Some("add \"turn\" to its services".into()),

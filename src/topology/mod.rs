@@ -20,6 +20,9 @@
 //!
 //! [server.stun]
 //! services = ["stun"]              # two public addresses are assigned
+//!
+//! [server.relay]
+//! services = [{ kind = "turn", implementation = "built-in" }]   # same as ["turn"]
 //! ```
 //!
 //! [`parse_str`] reports every mistake with file:line:col and a hint.
@@ -117,7 +120,7 @@ pub struct Server {
     /// Default gateway (the internet's gateway for the primary address's range).
     pub gateway: Ipv4Addr,
     /// Services to start.
-    pub services: Vec<String>,
+    pub services: Vec<crate::servers::Service>,
     /// Impairment of its uplink.
     pub impair: Option<LinkImpairment>,
 }
@@ -158,6 +161,11 @@ impl Topology {
         self.routers.iter().any(|r| r.wan.impair.is_some())
             || self.hosts.iter().any(|h| h.uplink.impair.is_some())
             || self.servers.iter().any(|s| s.impair.is_some())
+    }
+
+    /// The server with this name.
+    pub fn server(&self, name: &str) -> Option<&Server> {
+        self.servers.iter().find(|s| s.name == name)
     }
 
     /// The router with this name.

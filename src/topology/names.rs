@@ -7,8 +7,8 @@ use toml::Spanned;
 use super::INTERNET;
 use super::error::Reporter;
 use super::raw::{RawHost, RawRouter, RawServer};
+use crate::servers::{Service, ServiceKind};
 
-pub(super) const KNOWN_SERVICES: [&str; 3] = ["stun", "turn", "echo"];
 pub(super) const MAX_NAME: usize = 20;
 
 pub(super) fn check_names(
@@ -68,24 +68,24 @@ pub(super) fn list_or_none(names: &BTreeSet<&str>) -> String {
     }
 }
 
-pub(super) fn check_services(rep: &mut Reporter, servers: &[(String, Spanned<RawServer>)]) {
+/// Reads every server's services (in server order) and checks they can run together.
+pub(super) fn check_services(
+    rep: &mut Reporter,
+    servers: &[(String, Spanned<RawServer>)],
+) -> Vec<Vec<crate::servers::Service>> {
+    let mut out = Vec::new();
     for (name, s) in servers {
-        let has = |x: &str| s.get_ref().services.iter().any(|v| v.get_ref() == x);
-        if has("stun") && has("turn") {
+        let services: Vec<Service> =
+            s.get_ref().services.iter().filter_map(|v| crate::servers::parse_service(rep, name, v)).collect();
+        let has = |k: ServiceKind| services.iter().any(|v| v.kind == k);
+        if has(ServiceKind::Stun) && has(ServiceKind::Turn) {
             rep.error(
                 s.span(),
                 format!("server `{name}` runs both `stun` and `turn`; both listen on UDP 3478"),
                 Some("use two servers; a TURN server answers STUN binding requests too".into()),
             );
         }
-        for svc in &s.get_ref().services {
-            if !KNOWN_SERVICES.contains(&svc.get_ref().as_str()) {
-                rep.error(
-                    svc.span(),
-                    format!("server `{name}` has unknown service `{}`", svc.get_ref()),
-                    Some(format!("known services: {}", KNOWN_SERVICES.join(", "))),
-                );
-            }
-        }
+        out.push(services);
     }
+    out
 }

@@ -71,9 +71,10 @@ pub(super) struct RawHost {
 pub(super) struct RawServer {
     /// Public addresses (two by default, as RFC 5780 STUN needs two).
     pub addresses: Option<Spanned<Vec<Spanned<Ipv4Addr>>>>,
-    /// Services to run: `"stun"`, `"turn"`, `"echo"`.
+    /// Services to run: `"stun"`, `"turn"`, `"echo"`, or tables
+    /// `{ kind = "turn", implementation = "built-in" }` (read by [`crate::servers`]).
     #[serde(default)]
-    pub services: Vec<Spanned<String>>,
+    pub services: Vec<Spanned<toml::Value>>,
     /// Impairment of the uplink (preset name or table).
     pub impair: Option<Spanned<toml::Value>>,
 }

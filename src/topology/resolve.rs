@@ -65,7 +65,7 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
             }
         }
     }
-    check_services(&mut rep, &servers);
+    let mut services = check_services(&mut rep, &servers).into_iter();
     if !rep.is_empty() {
         return Err(rep.finish().unwrap_err());
     }
@@ -155,16 +155,13 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
             name: name.clone(),
             addresses,
             gateway,
-            services: s.services.iter().map(|x| x.get_ref().clone()).collect(),
+            services: services.next().unwrap_or_default(),
             impair: impairs[name.as_str()].clone(),
         });
     }
     let nodes = crate::scenario::Nodes {
         hosts: out_hosts.iter().map(|h| h.name.as_str()).collect(),
-        servers: out_servers
-            .iter()
-            .map(|s| (s.name.as_str(), s.services.iter().map(|x| x.as_str()).collect()))
-            .collect(),
+        servers: out_servers.iter().map(|s| (s.name.as_str(), s.services.iter().map(|x| x.kind).collect())).collect(),
     };
     let times = raw.scenario.as_ref().map(|s| s.get_ref().explicit_times());
     let (mut scenario, expect) = crate::scenario::interpret(&mut rep, &nodes, raw.scenario, raw.expect);

@@ -68,9 +68,9 @@ pub struct TurnServerConfig {
 impl Default for TurnServerConfig {
     fn default() -> Self {
         Self {
-            realm: "icelab".into(),
-            username: "icelab".into(),
-            password: "icelab".into(),
+            realm: crate::servers::LAB_CREDENTIALS.realm.into(),
+            username: crate::servers::LAB_CREDENTIALS.user.into(),
+            password: crate::servers::LAB_CREDENTIALS.password.into(),
             public_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             udp_port: Some(3478),

@@ -9,6 +9,7 @@ use super::fwplan;
 use super::model::{self, Leg, Path, Proto, Verdict};
 use super::nat::{self, NatExpect};
 use crate::plan::STUN_PORTS;
+use crate::servers::ServiceKind;
 use crate::stun::Behaviour;
 use crate::topology::Topology;
 
@@ -225,7 +226,9 @@ fn nat_plan(topo: &Topology, router: &str, expect: NatExpect, grids: &[Grid]) ->
 pub fn derive(topo: &Topology) -> Result<VerifyPlan, String> {
     let server = free_addresses(topo).ok_or("no free address in 198.51.100.0/24 for the probe server")?;
     let mut grids = Vec::new();
-    if let Some(s) = topo.servers.iter().find(|s| s.services.iter().any(|x| x == "stun") && s.addresses.len() > 1) {
+    if let Some(s) =
+        topo.servers.iter().find(|s| s.services.iter().any(|x| x.kind == ServiceKind::Stun) && s.addresses.len() > 1)
+    {
         grids.push(Grid { ips: [s.addresses[0], s.addresses[1]], ports: STUN_PORTS, own: false });
     }
     grids.push(Grid { ips: server, ports: STUN_PORTS, own: true });

@@ -44,7 +44,7 @@ pub fn probe_in(ns: &str, server: SocketAddr, opts: ProbeOptions) -> Result<Prob
 
 /// The STUN server a lab's probes use.
 pub fn stun_server(plan: &Plan) -> Result<SocketAddr> {
-    plan.service("stun")
+    plan.service(crate::servers::ServiceKind::Stun.name())
         .map(|s| s.address)
         .ok_or_else(|| anyhow!("the lab has no STUN server: add a [server.NAME] with services = [\"stun\"]"))
 }

@@ -1,0 +1,123 @@
+//! What peers are told: the `RTCIceServer`s of a scenario, built from the lab's services.
+
+use std::net::Ipv4Addr;
+
+use anyhow::anyhow;
+
+use super::{Implementation, LAB_CREDENTIALS, Service, ServiceKind, port};
+use crate::peer::IceServer;
+use crate::plan::Plan;
+use crate::scenario::Scenario;
+use crate::topology::Server;
+use crate::turn::TLS_PORT as TURN_TLS_PORT;
+
+/// The `stun:` URL of a service that answers binding requests at `addr`.
+pub fn stun_url(svc: Service, addr: Ipv4Addr) -> String {
+    match svc.implementation {
+        // A TURN server answers STUN on its own port, which is the STUN port too.
+        Implementation::BuiltIn => format!("stun:{addr}:{}", port(Service::built_in(ServiceKind::Stun))),
+    }
+}
+
+/// The `turn:`/`turns:` URL of TURN service `svc` at `addr` over `transport`
+/// (`udp`, `tcp`; anything else is TLS).
+pub fn turn_url(svc: Service, addr: Ipv4Addr, transport: &str) -> String {
+    match svc.implementation {
+        Implementation::BuiltIn => {
+            let p = port(svc);
+            match transport {
+                "udp" => format!("turn:{addr}:{p}?transport=udp"),
+                "tcp" => format!("turn:{addr}:{p}?transport=tcp"),
+                _ => format!("turns:{addr}:{TURN_TLS_PORT}"),
+            }
+        }
+    }
+}
+
+/// ICE servers for the peers, from the scenario, the lab's servers and the plan's addresses.
+pub fn ice_servers(plan: &Plan, servers: &[Server], scn: &Scenario) -> anyhow::Result<Vec<IceServer>> {
+    let addr = |node: &str| {
+        plan.node(node)
+            .and_then(|n| n.addresses.first().copied())
+            .ok_or_else(|| anyhow!("server `{node}` is not in the plan"))
+    };
+    // The server's first service that `wants` accepts (validation made sure there is one).
+    let service = |node: &str, wants: fn(ServiceKind) -> bool| {
+        servers
+            .iter()
+            .find(|s| s.name == node)
+            .and_then(|s| s.services.iter().copied().find(|v| wants(v.kind)))
+            .ok_or_else(|| anyhow!("server `{node}` runs no such service"))
+    };
+    let mut out = Vec::new();
+    for s in &scn.stun {
+        let svc = service(s, ServiceKind::answers_stun)?;
+        out.push(IceServer { urls: vec![stun_url(svc, addr(s)?)], ..Default::default() });
+    }
+    if let Some(t) = &scn.turn {
+        // By default all three transports, as a browser would be configured: UDP, TCP on
+        // the same port, TLS on 443. The peer carries TCP/TLS through its TURN shim.
+        let (svc, a) = (service(t, |k| k == ServiceKind::Turn)?, addr(t)?);
+        out.push(IceServer {
+            urls: scn.turn_transports.iter().map(|tr| turn_url(svc, a, tr)).collect(),
+            username: LAB_CREDENTIALS.user.into(),
+            credential: LAB_CREDENTIALS.password.into(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOPO: &str = r#"
+[host.a]
+on = "internet"
+[host.b]
+on = "internet"
+[server.st]
+services = ["stun"]
+[server.tu]
+services = [{ kind = "turn", implementation = "built-in" }]
+[scenario]
+offerer = "a"
+answerer = "b"
+stun = ["st", "tu"]
+turn = "tu"
+"#;
+
+    #[test]
+    fn urls_and_credentials_come_from_the_services() {
+        let topo = crate::topology::parse_str("t.toml", TOPO).unwrap();
+        let plan = crate::plan::plan(&topo, "icelab-t");
+        let scn = topo.scenario.clone().unwrap();
+        let ip = |n: &str| topo.servers.iter().find(|s| s.name == n).unwrap().addresses[0];
+        let (st, tu) = (ip("st"), ip("tu"));
+        let got = ice_servers(&plan, &topo.servers, &scn).unwrap();
+        let urls: Vec<Vec<String>> = got.iter().map(|s| s.urls.clone()).collect();
+        assert_eq!(
+            urls,
+            vec![
+                vec![format!("stun:{st}:3478")],
+                vec![format!("stun:{tu}:3478")],
+                vec![
+                    format!("turn:{tu}:3478?transport=udp"),
+                    format!("turn:{tu}:3478?transport=tcp"),
+                    format!("turns:{tu}:443"),
+                ],
+            ]
+        );
+        assert_eq!((got[0].username.as_str(), got[0].credential.as_str()), ("", ""));
+        assert_eq!((got[2].username.as_str(), got[2].credential.as_str()), ("icelab", "icelab"));
+    }
+
+    #[test]
+    fn a_server_missing_from_the_plan_is_an_error() {
+        let topo = crate::topology::parse_str("t.toml", TOPO).unwrap();
+        let mut plan = crate::plan::plan(&topo, "icelab-t");
+        plan.nodes.retain(|n| n.name != "tu");
+        let e = ice_servers(&plan, &topo.servers, topo.scenario.as_ref().unwrap()).unwrap_err();
+        assert_eq!(e.to_string(), "server `tu` is not in the plan");
+    }
+}

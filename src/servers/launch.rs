@@ -1,0 +1,102 @@
+//! How the plan starts, stops and reaches each service (pure: plan steps and ports).
+
+use super::{Implementation, LAB_CREDENTIALS, Service, ServiceKind};
+use crate::plan::{ECHO_PORT, STUN_PORTS, Step, TURN_PORT};
+use crate::topology::{PUBLIC_RANGES, Server, Topology};
+
+/// The steps that start `svc` of `server` in its namespace `ns` (none for echo: one
+/// lab-wide responder serves every namespace).
+pub fn launch(svc: Service, server: &Server, topo: &Topology, ns: &str) -> Vec<Step> {
+    let args = match svc.implementation {
+        Implementation::BuiltIn => built_in_args(svc.kind, server, topo),
+    };
+    // Built-in servers are `icelab` subcommands that print `ready` once listening.
+    args.map(|args| Step::Spawn { ns: ns.into(), service: svc.kind.name().into(), args, creates: Vec::new() })
+        .into_iter()
+        .collect()
+}
+
+/// The steps that stop `svc` running in `ns`.
+pub fn stop(svc: Service, ns: &str) -> Vec<Step> {
+    match svc.implementation {
+        Implementation::BuiltIn => vec![Step::StopService { ns: ns.into(), service: svc.kind.name().into() }],
+    }
+}
+
+/// The port clients reach `svc` on (UDP; TURN and echo also TCP).
+pub fn port(svc: Service) -> u16 {
+    match (svc.implementation, svc.kind) {
+        (Implementation::BuiltIn, ServiceKind::Stun) => STUN_PORTS.0,
+        (Implementation::BuiltIn, ServiceKind::Turn) => TURN_PORT,
+        (Implementation::BuiltIn, ServiceKind::Echo) => ECHO_PORT,
+    }
+}
+
+/// Command line of a built-in service after the `icelab` program name.
+fn built_in_args(kind: ServiceKind, s: &Server, topo: &Topology) -> Option<Vec<String>> {
+    match kind {
+        ServiceKind::Turn => {
+            let c = LAB_CREDENTIALS;
+            let mut a = vec!["turn-server".to_string(), "--public-ip".into(), s.addresses[0].to_string()];
+            for (flag, value) in [("--realm", c.realm), ("--user", c.user), ("--password", c.password)] {
+                a.extend([flag.to_string(), value.to_string()]);
+            }
+            // Relays reach the lab (public ranges and every LAN) and nothing else.
+            let lans = topo.routers.iter().map(|r| r.lan.to_string());
+            for net in PUBLIC_RANGES.iter().map(|r| r.to_string()).chain(lans) {
+                a.extend(["--allow".into(), net]);
+            }
+            Some(a)
+        }
+        ServiceKind::Stun => {
+            let mut a = vec!["stun-server".to_string(), "--primary".into(), s.addresses[0].to_string()];
+            if let Some(alt) = s.addresses.get(1) {
+                a.extend(["--alternate".into(), alt.to_string()]);
+            }
+            a.extend(["--port".into(), STUN_PORTS.0.to_string(), "--alt-port".into(), STUN_PORTS.1.to_string()]);
+            Some(a)
+        }
+        ServiceKind::Echo => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topo(services: &str) -> Topology {
+        let src = format!("[router.r]\nwan = \"internet\"\n[server.t]\nservices = {services}\n");
+        crate::topology::parse_str("t.toml", &src).unwrap()
+    }
+
+    #[test]
+    fn table_form_plans_exactly_like_the_name() {
+        let by_name = crate::plan::plan(&topo(r#"["turn", "echo"]"#), "icelab-t");
+        let by_table = crate::plan::plan(
+            &topo(r#"[{ kind = "turn", implementation = "built-in" }, { kind = "echo" }]"#),
+            "icelab-t",
+        );
+        assert_eq!(by_name, by_table);
+    }
+
+    #[test]
+    fn built_in_turn_gets_the_lab_credentials_and_only_lab_subnets() {
+        let t = topo(r#"["turn"]"#);
+        let steps = launch(Service::built_in(ServiceKind::Turn), &t.servers[0], &t, "icelab-t-t");
+        let [Step::Spawn { service, args, .. }] = steps.as_slice() else { panic!("one spawn: {steps:?}") };
+        assert_eq!(service, "turn");
+        let flag = |f: &str| args.iter().position(|a| a == f).map(|i| args[i + 1].as_str());
+        assert_eq!(
+            (flag("--realm"), flag("--user"), flag("--password")),
+            (Some("icelab"), Some("icelab"), Some("icelab"))
+        );
+        let allowed: Vec<&str> = args.windows(2).filter(|w| w[0] == "--allow").map(|w| w[1].as_str()).collect();
+        let lan = t.routers[0].lan.to_string();
+        assert_eq!(allowed, [PUBLIC_RANGES.as_slice(), &[lan.as_str()]].concat());
+        assert!(launch(Service::built_in(ServiceKind::Echo), &t.servers[0], &t, "icelab-t-t").is_empty());
+        assert_eq!(
+            stop(Service::built_in(ServiceKind::Turn), "icelab-t-t"),
+            vec![Step::StopService { ns: "icelab-t-t".into(), service: "turn".into() }]
+        );
+    }
+}

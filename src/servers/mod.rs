@@ -1,0 +1,129 @@
+//! The lab's servers as typed services, and the one seam where each implementation is
+//! driven: how it is written in the file (`parse_service`), how the plan starts and
+//! stops it ([`launch()`], [`stop()`], [`port()`]), and what peers are told to use
+//! ([`ice_servers()`]).
+//!
+//! Every function that depends on the implementation matches on [`Implementation`] once,
+//! so a new implementation is one new arm per function.
+
+mod ice;
+mod launch;
+mod parse;
+
+use std::fmt;
+
+use serde::Serialize;
+
+pub use ice::{ice_servers, stun_url, turn_url};
+pub use launch::{launch, port, stop};
+pub(crate) use parse::parse_service;
+
+/// What a service does for the lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceKind {
+    /// STUN binding (RFC 5389) with RFC 5780 NAT-behaviour discovery.
+    Stun,
+    /// TURN relay (RFC 5766); also answers STUN binding requests.
+    Turn,
+    /// UDP/TCP echo.
+    Echo,
+}
+
+impl ServiceKind {
+    /// Every kind, in the order they are listed in messages.
+    pub const ALL: [ServiceKind; 3] = [ServiceKind::Stun, ServiceKind::Turn, ServiceKind::Echo];
+
+    /// The name used in files, plan steps and log files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceKind::Stun => "stun",
+            ServiceKind::Turn => "turn",
+            ServiceKind::Echo => "echo",
+        }
+    }
+
+    /// The kind written as `name`.
+    pub fn from_name(name: &str) -> Option<ServiceKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// True when this kind answers STUN binding requests (a TURN server does too).
+    pub fn answers_stun(self) -> bool {
+        matches!(self, ServiceKind::Stun | ServiceKind::Turn)
+    }
+}
+
+impl fmt::Display for ServiceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which program provides a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Implementation {
+    /// icelab's own server, started as `icelab <kind>-server`.
+    #[default]
+    BuiltIn,
+}
+
+impl Implementation {
+    /// Every implementation, in the order they are listed in messages.
+    pub const ALL: [Implementation; 1] = [Implementation::BuiltIn];
+
+    /// The name used in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Implementation::BuiltIn => "built-in",
+        }
+    }
+
+    /// The implementation written as `name`.
+    pub fn from_name(name: &str) -> Option<Implementation> {
+        Self::ALL.into_iter().find(|i| i.name() == name)
+    }
+}
+
+/// One service of a server: what it does and which program does it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Service {
+    /// What it does.
+    pub kind: ServiceKind,
+    /// Which program does it.
+    pub implementation: Implementation,
+}
+
+impl Service {
+    /// The built-in implementation of `kind`.
+    pub fn built_in(kind: ServiceKind) -> Service {
+        Service { kind, implementation: Implementation::BuiltIn }
+    }
+}
+
+impl fmt::Display for Service {
+    /// The kind alone for the default implementation (what the file usually says).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.implementation == Implementation::default() {
+            write!(f, "{}", self.kind)
+        } else {
+            write!(f, "{} ({})", self.kind, self.implementation.name())
+        }
+    }
+}
+
+/// Long-term TURN credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabCredentials {
+    /// User name.
+    pub user: &'static str,
+    /// Password.
+    pub password: &'static str,
+    /// Realm.
+    pub realm: &'static str,
+}
+
+/// The TURN credentials of every lab, used by the plan, the TURN server, the peers and
+/// verify. Fixed: the servers are only reachable inside the lab.
+pub const LAB_CREDENTIALS: LabCredentials = LabCredentials { user: "icelab", password: "icelab", realm: "icelab" };
