@@ -27,6 +27,8 @@ pub const TAG: &str = "_verify";
 const READY_DEADLINE: Duration = Duration::from_secs(10);
 /// How long its link may take to come up.
 const OPER_UP_DEADLINE: Duration = Duration::from_secs(3);
+/// How long the probe server may take to answer from the internet once it is up.
+const REACHABLE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// A running probe server; [`ProbeServer::stop`] (or drop) removes it.
 pub struct ProbeServer {
@@ -58,6 +60,8 @@ impl ProbeServer {
         let ns = format!("{}-{TAG}{}", plan.prefix, std::process::id());
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let port = spec.grids.first().map_or(3478, |g| g.0);
+        let target = SocketAddr::new(IpAddr::V4(spec.addresses[0]), port);
         let (ns2, spec) = (ns.clone(), spec.clone());
         let thread = std::thread::spawn(move || -> Result<()> {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -69,7 +73,13 @@ impl ProbeServer {
         });
         let mut me = ProbeServer { ns, stop: Some(stop_tx), thread: Some(thread) };
         match ready_rx.recv_timeout(READY_DEADLINE) {
-            Ok(()) => Ok(me),
+            Ok(()) => match answers_from(&plan.node(INTERNET).context("no internet")?.ns, target) {
+                Ok(()) => Ok(me),
+                Err(e) => {
+                    let _ = me.stop_and_join();
+                    Err(e)
+                }
+            },
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 Err(me.join().err().unwrap_or_else(|| anyhow!("probe server stopped")))
             }
@@ -262,4 +272,29 @@ async fn remove(ns: &str, inet: &str) -> Result<()> {
         }
     }
     netns::delete(ns)
+}
+
+/// Waits until the server answers STUN from the lab's internet. A server on the addresses
+/// of one that just went away is not reachable at once (its predecessor's state in the
+/// internet's bridge and neighbour tables takes a moment to go), and a probe sent too early
+/// would read as a NAT that drops everything.
+fn answers_from(inet_ns: &str, target: SocketAddr) -> Result<()> {
+    let fd = netns::open(inet_ns)?;
+    netns::run_in(&fd, move || -> Result<()> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let t = crate::stun::client::Timing {
+                initial_rto: Duration::from_millis(50),
+                deadline: Duration::from_millis(400),
+            };
+            let until = tokio::time::Instant::now() + REACHABLE_DEADLINE;
+            while tokio::time::Instant::now() < until {
+                let sock = tokio::net::UdpSocket::bind("0.0.0.0:0").await?;
+                if crate::stun::client::binding(&sock, target, Default::default(), t).await?.is_some() {
+                    return Ok(());
+                }
+            }
+            bail!("the probe server did not answer STUN at {target} within {REACHABLE_DEADLINE:?}")
+        })
+    })?
 }
