@@ -9,6 +9,15 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
+/// One proof at a time: RFC 5780 probes read timing and loss, and labs proved side by side
+/// on 2 cores starved each other's probes into false mismatches (the bundled-topology test
+/// still proves four labs at once inside itself).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn json_of(o: &std::process::Output) -> Value {
     serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}{}", stdout(o), stderr(o)))
 }
@@ -51,6 +60,7 @@ fn up_verify_proves_every_bundled_topology() {
     if !require_root() {
         return;
     }
+    let _serial = serial();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
     let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
     files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
@@ -99,6 +109,7 @@ fn a_nat_changed_behind_icelabs_back_is_caught() {
     if !require_root() {
         return;
     }
+    let _serial = serial();
     // No STUN server in this file: verify brings its own probe server.
     let name = lab_name("bnat");
     let _g = LabGuard(name.clone());
@@ -149,6 +160,7 @@ fn a_firewall_changed_behind_icelabs_back_is_caught() {
     if !require_root() {
         return;
     }
+    let _serial = serial();
     let name = lab_name("bfw");
     let _g = LabGuard(name.clone());
     let o = icelab(&["up", &topology("call-udp-blocked.toml"), "--name", &name]);
@@ -188,6 +200,7 @@ fn host_firewalls_custom_rules_and_empty_nats_are_verified() {
     if !require_root() {
         return;
     }
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hosts.toml");
     std::fs::write(
@@ -249,6 +262,7 @@ fn up_verify_tears_down_a_lab_it_cannot_prove() {
     if !require_root() {
         return;
     }
+    let _serial = serial();
     // A host whose link loses everything: its NAT cannot answer as declared.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dead.toml");
@@ -272,6 +286,7 @@ fn verify_input_errors() {
     if !require_root() {
         return;
     }
+    let _serial = serial();
     let o = icelab(&["verify", "bnolab99999"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("no lab named"), "{}", stderr(&o));
