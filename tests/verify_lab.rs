@@ -9,15 +9,6 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
-/// One proof at a time: RFC 5780 probes read timing and loss, and labs proved side by side
-/// on 2 cores starved each other's probes into false mismatches (the bundled-topology test
-/// still proves four labs at once inside itself).
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn json_of(o: &std::process::Output) -> Value {
     serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}{}", stdout(o), stderr(o)))
 }
@@ -55,28 +46,11 @@ fn verify(name: &str) -> (Option<i32>, Value) {
     (o.status.code(), json_of(&o))
 }
 
-/// `icelab verify` until `settled` holds for its mismatches, at most 3 times. A KNOWN
-/// DEFECT (issue 14, open): right after a tamper, some probes of a proof intermittently see
-/// no answer and add false mismatches; a retry is a new proof of the same lab. A tamper that
-/// is not caught fails all three.
-fn verify_settled(name: &str, settled: impl Fn(&[String]) -> bool) -> (Option<i32>, Value) {
-    let mut last = verify(name);
-    for attempt in 2..=3 {
-        if settled(&mismatched(&last.1)) {
-            break;
-        }
-        eprintln!("verify {name}: attempt {attempt} after {:?}", mismatched(&last.1));
-        last = verify(name);
-    }
-    last
-}
-
 #[test]
 fn up_verify_proves_every_bundled_topology() {
     if !require_root() {
         return;
     }
-    let _serial = serial();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
     let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
     files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
@@ -126,7 +100,6 @@ fn a_nat_changed_behind_icelabs_back_is_caught() {
     if !require_root() {
         return;
     }
-    let _serial = serial();
     // No STUN server in this file: verify brings its own probe server.
     let name = lab_name("bnat");
     let _g = LabGuard(name.clone());
@@ -158,14 +131,14 @@ fn a_nat_changed_behind_icelabs_back_is_caught() {
     use std::io::Write;
     nft.stdin.take().unwrap().write_all(ruleset.as_bytes()).unwrap();
     assert!(nft.wait().unwrap().success());
-    let (code, r) = verify_settled(&name, |bad| bad.iter().all(|b| b.starts_with("home1 ")) && !bad.is_empty());
+    let (code, r) = verify(&name);
     assert_eq!(code, Some(1), "{r}");
     let bad = mismatched(&r);
     assert!(bad.contains(&"home1 nat mapping".to_string()), "{bad:?}");
     assert!(bad.iter().all(|b| b.starts_with("home1 ")), "home2 is untouched: {bad:?}");
     // Now no NAT at all: the private source address gets no answer.
     sh(&format!("ip netns exec {ns} nft delete table ip icelab"));
-    let (code, r) = verify_settled(&name, |bad| bad == ["home1 nat STUN server answers"]);
+    let (code, r) = verify(&name);
     assert_eq!(code, Some(1), "{r}");
     assert_eq!(mismatched(&r), ["home1 nat STUN server answers"], "{r}");
     assert!(probe_leftovers(&name).is_empty());
@@ -178,7 +151,6 @@ fn a_firewall_changed_behind_icelabs_back_is_caught() {
     if !require_root() {
         return;
     }
-    let _serial = serial();
     let name = lab_name("bfw");
     let _g = LabGuard(name.clone());
     let o = icelab(&["up", &topology("call-udp-blocked.toml"), "--name", &name]);
@@ -195,8 +167,7 @@ fn a_firewall_changed_behind_icelabs_back_is_caught() {
     // Blocking UDP also hides the NAT from every STUN server: said, not failed.
     assert_eq!(lines(&r, "office", "nat")[0]["status"], "not-checked");
     sh(&format!("ip netns exec icelab-{name}-office nft delete table inet icelab_fw"));
-    let (code, r) =
-        verify_settled(&name, |bad| bad.len() == 3 && bad.iter().all(|b| b.starts_with("office firewall udp")));
+    let (code, r) = verify(&name);
     assert_eq!(code, Some(1), "{r}");
     let bad = mismatched(&r);
     assert_eq!(
@@ -207,14 +178,8 @@ fn a_firewall_changed_behind_icelabs_back_is_caught() {
             "office firewall udp 53 out (DNS)"
         ]
     );
-    // The text report on stdout says the same (retried like the JSON one).
-    let mut o = icelab(&["verify", &name]);
-    for _ in 0..2 {
-        if stdout(&o).matches("MISMATCH").count() == 3 {
-            break;
-        }
-        o = icelab(&["verify", &name]);
-    }
+    // The text report on stdout says the same.
+    let o = icelab(&["verify", &name]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o).matches("MISMATCH").count(), 3, "{}", stdout(&o));
     assert!(icelab(&["down", &name]).status.success());
@@ -225,7 +190,6 @@ fn host_firewalls_custom_rules_and_empty_nats_are_verified() {
     if !require_root() {
         return;
     }
-    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hosts.toml");
     std::fs::write(
@@ -287,7 +251,6 @@ fn up_verify_tears_down_a_lab_it_cannot_prove() {
     if !require_root() {
         return;
     }
-    let _serial = serial();
     // A host whose link loses everything: its NAT cannot answer as declared.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dead.toml");
@@ -311,7 +274,6 @@ fn verify_input_errors() {
     if !require_root() {
         return;
     }
-    let _serial = serial();
     let o = icelab(&["verify", "bnolab99999"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("no lab named"), "{}", stderr(&o));

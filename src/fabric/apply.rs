@@ -204,7 +204,7 @@ impl Applier {
 }
 
 /// Opens a route netlink socket inside the namespace; the socket stays bound to it.
-fn connect(ns: &OwnedFd) -> Result<Handle> {
+pub(crate) fn connect(ns: &OwnedFd) -> Result<Handle> {
     let rt = tokio::runtime::Handle::current();
     let (conn, handle, _) = netns::run_in(ns, move || {
         let _guard = rt.enter();

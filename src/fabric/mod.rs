@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Result;
 use serde::Serialize;
 
+pub(crate) use apply::connect;
 pub use apply::{Applier, icelab_exe};
 pub use registry::LabRecord;
 

@@ -16,7 +16,7 @@ use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBu
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::derive::ProbeServerSpec;
-use crate::fabric::netns;
+use crate::fabric::{connect, netns};
 use crate::plan::Plan;
 use crate::stun::{StunServer, StunServerConfig};
 use crate::topology::INTERNET;
@@ -126,17 +126,6 @@ impl Drop for ProbeServer {
 /// Veth end in the internet namespace (IFNAMSIZ: at most 15 bytes).
 fn port_name() -> String {
     format!("vp{}", std::process::id())
-}
-
-/// A route netlink socket opened inside `ns`.
-fn connect(ns: &OwnedFd) -> Result<Handle> {
-    let rt = tokio::runtime::Handle::current();
-    let (conn, handle, _) = netns::run_in(ns, move || {
-        let _guard = rt.enter();
-        rtnetlink::new_connection()
-    })??;
-    tokio::spawn(conn);
-    Ok(handle)
 }
 
 async fn index(h: &Handle, dev: &str) -> Result<Option<u32>> {
