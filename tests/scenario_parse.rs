@@ -2,7 +2,7 @@
 
 use icelab::peer::TransportPolicy;
 use icelab::scenario::{CandidateType, ExpectedOutcome};
-use icelab::topology::parse_str;
+use icelab::spec::parse_str;
 
 const NODES: &str = r#"
 [router.home]
@@ -118,7 +118,7 @@ fn stun_and_turn_on_one_server() {
 #[test]
 fn turn_service_is_spawned_with_lab_subnets() {
     let t = parse_str("t.toml", NODES).unwrap();
-    let plan = icelab::plan::plan(&t, "icelab-x");
+    let plan = icelab::plan::plan(&t.topology, "icelab-x");
     let args = plan
         .steps
         .iter()
@@ -163,4 +163,24 @@ fn ice_restart_and_timeouts() {
     assert_eq!(e[0].0, line_of(tail, "ice-keepalive-ms"));
     let e = errors("[scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\nice-failed-ms = 0\n");
     assert!(e[0].2.contains("ice-failed-ms must be positive"), "{e:?}");
+}
+
+const PEER_FILE: &str = "[router.home]\nwan = \"internet\"\n[host.alice]\non = \"home\"\n[host.bob]\non = \"home\"\n\
+                    [scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\n[expect]\nlocal = \"host\"\n";
+
+/// `[expect.PEER]` overrides parse (with the required reason) through the file layer.
+#[test]
+fn overrides_parse_and_need_a_reason() {
+    let ok = format!("{PEER_FILE}[expect.chromium]\nlocal = [\"srflx\"]\nreason = \"why\"\n");
+    let t = parse_str("t.toml", &ok).unwrap();
+    let e = t.expect.unwrap();
+    assert_eq!((e.per_peer[0].peer.as_str(), e.per_peer[0].reason.as_str()), ("chromium", "why"));
+    assert_eq!(e.for_peers("built-in", "chromium").local, Some(vec![icelab::scenario::CandidateType::Srflx]));
+    let no_reason = format!("{PEER_FILE}[expect.firefox]\nlocal = [\"srflx\"]\n");
+    let err = parse_str("t.toml", &no_reason).unwrap_err();
+    assert!(err.diagnostics.iter().any(|d| d.message.contains("needs `reason")), "{err:?}");
+    let outcome = format!("{PEER_FILE}[expect.firefox]\noutcome = \"failed\"\nreason = \"x\"\n");
+    assert!(parse_str("t.toml", &outcome).is_err());
+    let top = format!("{PEER_FILE}reason = \"x\"\n");
+    assert!(parse_str("t.toml", &top).is_err());
 }

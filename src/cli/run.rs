@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use icelab::fabric::registry;
 use icelab::peer::{IceProfile, PeerConfig, PeerKind, run_peer};
 use icelab::report::{self, Report, table};
-use icelab::scenario;
 use icelab::turn::{TurnServerConfig, serve_turn};
 use ipnet::IpNet;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -57,8 +56,8 @@ fn parse_peers(arg: &str) -> Result<(PeerKind, PeerKind), String> {
 }
 
 pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
-    let mut topo = load(file)?;
-    let Some(scn) = topo.scenario.take() else {
+    let mut spec = load(file)?;
+    let Some(scn) = spec.scenario.take() else {
         return Err(CliError::bad_input(format!("{}: no [scenario] to run", file.display())));
     };
     let scn = match args.peers.as_deref().map(parse_peers) {
@@ -76,7 +75,7 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
     };
     // A peer program that is missing here is bad input, found before any lab is built.
     scn.check_peers().map_err(CliError::bad_input)?;
-    topo.scenario = Some(scn);
+    spec.scenario = Some(scn);
     if args.repeat == 0 || (args.keep && args.repeat > 1) {
         return Err(CliError::bad_input("--repeat must be >= 1, and --keep needs a single run"));
     }
@@ -101,7 +100,7 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
         };
         // Dropping the run (on a signal) drops its lab and peers, which tears them down.
         let r = tokio::select! {
-            r = scenario::run_scenario(&topo, &name, args.keep, progress) => r,
+            r = icelab::call::run_scenario(&spec, &name, args.keep, progress) => r,
             s = &mut interrupted => {
                 if tty { errln!(); }
                 return Err(CliError::could_not_run(format!("interrupted by {s}; the lab was torn down")));
@@ -150,7 +149,7 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
 }
 
 /// `--json`: one run's raw results (as before), or the runs with their summary.
-fn print_raw_json(runs: &[scenario::RunReport], model: &Report, repeat: u32) {
+fn print_raw_json(runs: &[icelab::call::RunReport], model: &Report, repeat: u32) {
     match (&model.summary, runs.first()) {
         (None, Some(rep)) => out::json(rep),
         (None, None) => {}

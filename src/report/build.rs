@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 
 use super::model::{Call, CallTiming, Candidate, CheckRow, EventRow, Pair, PeerStderr, Report, Summary, TimingStat};
+use crate::call::RunReport;
 use crate::peer::{CandidateInfo, SelectedPair};
-use crate::scenario::{self, RunReport};
+use crate::scenario;
 
 impl Report {
     /// The report of `runs` of `source`. `repeat` is how many runs were asked for (a

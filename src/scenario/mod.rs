@@ -34,14 +34,13 @@
 
 mod expect_peer;
 mod judge;
-mod run;
 mod spec;
 mod timings;
 
+pub use crate::check::Check;
 pub use crate::servers::ice_servers;
 pub use expect_peer::PeerExpect;
-pub use judge::{Check, Verdict, describe_outcome, judge, relay_transport};
-pub use run::{RunReport, run_scenario};
+pub use judge::{Verdict, describe_outcome, judge, relay_transport};
 pub use spec::{
     CandidateType, DEFAULT_DATA_MS, DEFAULT_DEADLINE_MS, DEFAULT_ICE_CHECK_MS, Expect, ExpectedOutcome, RawExpect,
     RawScenario, Scenario,

@@ -7,9 +7,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::diag::Reporter;
 use crate::peer::{AcceptanceWaits, IceProfile, IceRestart, IceTimeouts, PeerKind, TransportPolicy};
 use crate::servers::ServiceKind;
-use crate::topology::Reporter;
 
 /// Default data phase after the channel opens.
 pub const DEFAULT_DATA_MS: u64 = 300;

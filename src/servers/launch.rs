@@ -66,7 +66,7 @@ mod tests {
 
     fn topo(services: &str) -> Topology {
         let src = format!("[router.r]\nwan = \"internet\"\n[server.t]\nservices = {services}\n");
-        crate::topology::parse_str("t.toml", &src).unwrap()
+        crate::spec::parse_str("t.toml", &src).unwrap().topology
     }
 
     #[test]

@@ -14,10 +14,10 @@
 
 use serde::Serialize;
 
-use super::drive::TimelineLog;
+use super::log::TimelineLog;
 use super::spec::{EventExpect, PairExpect, TimelineEvent};
+use crate::check::Check;
 use crate::peer::{PeerEvent, SelectedPair};
-use crate::scenario::Check;
 
 /// Receive rate (both hosts together) above which data counts as flowing: 20 kB/s.
 pub const FLOW_BYTES_PER_MS: f64 = 20.0;
@@ -202,7 +202,7 @@ pub fn analyze(events: &[TimelineEvent], log: &TimelineLog, data_ms: u64) -> Vec
             o.ice = in_window.iter().map(|(t, who, s)| format!("{who} {s} @ +{t:.0} ms")).collect();
             // A stall that starts within two samples of the next event is that event's doing
             // (the sample that shows it may begin just before the event fired).
-            let late = 2.0 * super::drive::SAMPLE_EVERY.as_secs_f64() * 1e3;
+            let late = 2.0 * super::log::SAMPLE_EVERY.as_secs_f64() * 1e3;
             let stall = stalls.iter().find(|s| s.end > a && (s.start < a || s.start < window_end - late));
             o.stall_ms = stall.map(|s| s.end.min(window_end) - s.start.max(a));
             // Per side: was ICE out of `connected` at the event or did it leave it in the
@@ -357,7 +357,7 @@ mod tests {
             applied: applied
                 .iter()
                 .enumerate()
-                .map(|(i, (at, ap))| super::super::drive::Applied {
+                .map(|(i, (at, ap))| super::super::log::Applied {
                     index: i + 1,
                     at_ms: *at,
                     what: format!("e{}", i + 1),

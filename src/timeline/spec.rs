@@ -7,11 +7,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::diag::Reporter;
 use crate::firewall::FirewallSpec;
 use crate::impair::LinkImpairment;
 use crate::nat::NatMode;
-use crate::scenario::Scenario;
-use crate::topology::Reporter;
 
 /// Time after the last event in which the call may recover, when `data-ms` is derived.
 /// Longer than webrtc-rs's 5 s ICE disconnected timeout, so a break shows in ICE too.
@@ -221,20 +220,20 @@ pub(crate) struct ExplicitTimes {
     pub deadline_ms: Option<Spanned<u64>>,
 }
 
-/// Checks and types the events, and stretches the scenario's data phase and deadline
-/// over them when the file does not give them.
+/// Checks and types the events (`has_scenario`: the file places a call for them to
+/// happen during).
 pub(crate) fn interpret(
     rep: &mut Reporter,
     nodes: &NodeKinds,
     f: &Interpreters,
     raw: Vec<Spanned<RawEvent>>,
-    scenario: Option<&mut Scenario>,
-    times: ExplicitTimes,
+    has_scenario: bool,
+    times: &ExplicitTimes,
 ) -> Vec<TimelineEvent> {
     let Some(first) = raw.first() else {
         return Vec::new();
     };
-    let Some(scn) = scenario else {
+    if !has_scenario {
         rep.error(
             first.span(),
             "[[event]] without [scenario]",
@@ -280,28 +279,19 @@ pub(crate) fn interpret(
             out.push(TimelineEvent { at_ms: at, action, expect, pair });
         }
     }
-    let last = out.last().map(|e| {
+    out
+}
+
+/// When the last event's window closes: the data phase must last at least this long
+/// for every event's effect to be seen.
+pub(crate) fn window_end(events: &[TimelineEvent]) -> Option<u64> {
+    events.last().map(|e| {
         let max = match e.expect {
             Some(EventExpect::Recovers { max_recovery_ms: Some(m) }) => m + 1000,
             _ => 0,
         };
         e.at_ms + max.max(DEFAULT_RECOVERY_WINDOW_MS)
-    });
-    if times.data_ms.is_none()
-        && let Some(end) = last
-    {
-        scn.data_ms = end;
-    }
-    match &times.deadline_ms {
-        None => scn.deadline_ms = scn.data_ms + crate::scenario::DEFAULT_DEADLINE_MS,
-        Some(d) if *d.get_ref() <= scn.data_ms => rep.error(
-            d.span(),
-            format!("deadline-ms {} leaves no time to connect before the {} ms data phase", d.get_ref(), scn.data_ms),
-            Some("leave deadline-ms out to derive it from the events".into()),
-        ),
-        Some(_) => {}
-    }
-    out
+    })
 }
 
 fn interpret_expect(rep: &mut Reporter, r: &RawEvent) -> Option<EventExpect> {

@@ -12,15 +12,14 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::judge::{Check, Verdict, judge};
-use super::spec::Scenario;
-use super::timings::Timings;
+use super::drive::relay_with_timeline;
+use crate::check::Check;
 use crate::fabric::{Lab, netns, procs};
 use crate::peer::{Outcome, PeerConfig, PeerKind, PeerOutcome, Role, relay_signaling};
-use crate::plan::PlannedEvent;
-use crate::plan::{Plan, Step};
-use crate::timeline::{EventOutcome, TimelineLog, relay_with_timeline};
-use crate::topology::Topology;
+use crate::plan::{Plan, PlannedEvent, Step};
+use crate::scenario::{Scenario, Timings, Verdict, judge};
+use crate::spec::Spec;
+use crate::timeline::{EventOutcome, TimelineLog};
 
 /// Time the peers get after their own deadline to report it and exit before we kill them.
 const EXIT_GRACE: Duration = Duration::from_millis(500);
@@ -54,19 +53,21 @@ pub struct RunReport {
     pub timeline: Option<TimelineLog>,
 }
 
-/// Runs the topology's scenario in a new lab named `name`. `progress` sees each build
+/// Runs the file's scenario in a new lab named `name`. `progress` sees each build
 /// step. With `keep`, the lab stays up afterwards (on success and on a failed verdict).
 pub async fn run_scenario(
-    topo: &Topology,
+    spec: &Spec,
     name: &str,
     keep: bool,
     progress: impl FnMut(usize, &Step),
 ) -> anyhow::Result<RunReport> {
-    let scn = topo.scenario.clone().ok_or_else(|| anyhow!("{} has no [scenario]", topo.file))?;
-    let expect = topo.expect.clone().unwrap_or_default();
+    let topo = &spec.topology;
+    let scn = spec.scenario.clone().ok_or_else(|| anyhow!("{} has no [scenario]", topo.file))?;
+    let expect = spec.expect.clone().unwrap_or_default();
     let expect = expect.for_peers(&scn.offerer_peer.to_string(), &scn.answerer_peer.to_string());
     let start = Instant::now();
-    let (lab, build) = Lab::up(topo, name, progress).await?;
+    let opts = crate::fabric::default_options(topo);
+    let (lab, build) = Lab::up_with(topo, &spec.events, name, &opts, progress).await?;
     let firings = lab.plan().events.clone();
     let call_start = Instant::now();
     let (outcome, stderr, log) = call(lab.plan(), &topo.servers, &scn, name, firings).await?;
@@ -82,7 +83,7 @@ pub async fn run_scenario(
     }
     timings.total_ms = Some(ms(start));
     let mut verdict = judge(&outcome, &timings, &expect);
-    let events = log.as_ref().map(|l| crate::timeline::analyze(&topo.events, l, scn.data_ms)).unwrap_or_default();
+    let events = log.as_ref().map(|l| crate::timeline::analyze(&spec.events, l, scn.data_ms)).unwrap_or_default();
     for e in &events {
         let check = e.check().or_else(|| {
             let error = e.error.clone()?;
