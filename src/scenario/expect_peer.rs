@@ -13,7 +13,7 @@
 use serde::Serialize;
 use toml::Spanned;
 
-use super::spec::{Expect, RawExpect};
+use super::expect::{Expect, RawExpect};
 use crate::diag::Reporter;
 
 /// One `[expect.<peer>]` section.
@@ -72,7 +72,7 @@ impl Expect {
 
 #[cfg(test)]
 mod tests {
-    use super::super::spec::CandidateType::*;
+    use super::super::expect::CandidateType::*;
     use super::*;
 
     #[test]

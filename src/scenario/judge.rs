@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::spec::{CandidateType, Expect, ExpectedOutcome};
+use super::expect::{CandidateType, Expect, ExpectedOutcome};
 use super::timings::Timings;
 use crate::check::Check;
 use crate::peer::{CandidateInfo, Outcome, PeerOutcome};
