@@ -101,6 +101,7 @@ fn run(lab: &str, connected: bool) -> RunReport {
     };
     RunReport {
         lab: lab.into(),
+        pair: topo.scenario.as_ref().expect("fixture has a scenario").calls[0].clone(),
         scenario: topo.scenario.clone().expect("fixture has a scenario"),
         outcome,
         timings,

@@ -92,6 +92,8 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
     let source = file.display().to_string();
     let mut runs = Vec::new();
     let mut errors = Vec::new();
+    // Every run places each of the scenario's calls.
+    let asked = args.repeat * spec.scenario.as_ref().map_or(1, |s| s.calls.len() as u32);
     for i in 0..args.repeat {
         let progress = |n: usize, step: &icelab::plan::Step| {
             if tty {
@@ -110,12 +112,15 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
             out::err_text("\r\x1b[K");
         }
         match r {
-            Ok(rep) => {
-                if args.repeat > 1 {
-                    let one = Report::from_runs(&source, std::slice::from_ref(&rep), 1, vec![]);
-                    errln!("run {}/{}: {}", i + 1, args.repeat, table::one_line(&one.calls[0], style));
+            Ok(reps) => {
+                if asked > 1 {
+                    for rep in &reps {
+                        let one = Report::from_runs(&source, std::slice::from_ref(rep), 1, vec![]);
+                        let call = if reps.len() > 1 { format!(", {}", rep.pair) } else { String::new() };
+                        errln!("run {}/{}{call}: {}", i + 1, args.repeat, table::one_line(&one.calls[0], style));
+                    }
                 }
-                runs.push(rep);
+                runs.extend(reps);
             }
             Err(e) => {
                 errln!("icelab: run {}/{}: {e:#}", i + 1, args.repeat);
@@ -123,13 +128,13 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
             }
         }
     }
-    let model = Report::from_runs(&source, &runs, args.repeat, errors.clone());
+    let model = Report::from_runs(&source, &runs, asked, errors.clone());
     write_files(&model, &args.files)?;
     if args.json {
         print_raw_json(&runs, &model, args.repeat);
-    } else if !runs.is_empty() || args.repeat > 1 {
+    } else if !runs.is_empty() || asked > 1 {
         out::text(&table::render(&model, style));
-        for c in model.calls.iter().filter(|_| args.repeat == 1) {
+        for c in model.calls.iter().filter(|_| asked == 1) {
             for s in &c.stderr {
                 errln!("--- {} stderr (tail) ---\n{}", s.peer, s.text);
             }

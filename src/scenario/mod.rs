@@ -35,6 +35,7 @@
 mod expect;
 mod expect_peer;
 mod judge;
+mod pairs;
 mod spec;
 mod timings;
 
@@ -43,6 +44,7 @@ pub use crate::servers::ice_servers;
 pub use expect::{CandidateType, Expect, ExpectedOutcome, RawExpect};
 pub use expect_peer::PeerExpect;
 pub use judge::{Verdict, describe_outcome, judge, relay_transport};
+pub use pairs::{CallPair, MAX_CALLS};
 pub use spec::{DEFAULT_DATA_MS, DEFAULT_DEADLINE_MS, DEFAULT_ICE_CHECK_MS, RawScenario, Scenario};
 pub(crate) use spec::{Nodes, interpret};
 pub use timings::{Percentiles, Timings, percentiles};

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::expect::{Expect, RawExpect, interpret_expect};
+use super::pairs::{CallPair, RawCalls, RawPairs, interpret_pairs};
 use crate::diag::Reporter;
 use crate::peer::{AcceptanceWaits, IceProfile, IceRestart, IceTimeouts, PeerKind, TransportPolicy};
 use crate::servers::ServiceKind;
@@ -26,8 +27,10 @@ pub(super) const TURN_TRANSPORTS: [&str; 3] = ["udp", "tcp", "tls"];
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawScenario {
-    offerer: Spanned<String>,
-    answerer: Spanned<String>,
+    offerer: Option<Spanned<String>>,
+    answerer: Option<Spanned<String>>,
+    /// Several calls at once: `[["alice", "bob"], ["carol", "dave"]]`.
+    calls: Option<RawCalls>,
     stun: Option<Spanned<OneOrMany>>,
     turn: Option<Spanned<String>>,
     turn_transports: Option<Spanned<OneOrMany>>,
@@ -81,10 +84,8 @@ impl OneOrMany {
 /// The call to place in the lab.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Scenario {
-    /// Host that creates the offer (and the data channel).
-    pub offerer: String,
-    /// Host that answers.
-    pub answerer: String,
+    /// The calls, placed in the lab at once (one for `offerer`/`answerer`).
+    pub calls: Vec<CallPair>,
     /// Servers whose STUN service the peers use.
     pub stun: Vec<String>,
     /// Server whose TURN service the peers use.
@@ -154,7 +155,10 @@ pub(crate) fn interpret(
     scenario: Option<Spanned<RawScenario>>,
     expect: Option<Spanned<RawExpect>>,
 ) -> (Option<Scenario>, Option<Expect>) {
-    let scn = scenario.map(|s| interpret_scenario(rep, nodes, s.into_inner()));
+    let scn = scenario.map(|s| {
+        let at = s.span();
+        interpret_scenario(rep, nodes, at, s.into_inner())
+    });
     let exp = match expect {
         Some(e) if scn.is_none() => {
             rep.error(
@@ -176,19 +180,9 @@ pub(crate) fn interpret(
     (scn, exp)
 }
 
-fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, r: RawScenario) -> Scenario {
-    for h in [&r.offerer, &r.answerer] {
-        if !nodes.hosts.contains(&h.get_ref().as_str()) {
-            rep.error(
-                h.span(),
-                format!("unknown host `{}`", h.get_ref()),
-                Some(format!("peers run on hosts: {}", list(&nodes.hosts))),
-            );
-        }
-    }
-    if r.offerer.get_ref() == r.answerer.get_ref() {
-        rep.error(r.answerer.span(), "offerer and answerer are the same host", Some("a call needs two hosts".into()));
-    }
+fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, at: std::ops::Range<usize>, r: RawScenario) -> Scenario {
+    let raw_pairs = RawPairs { offerer: r.offerer.as_ref(), answerer: r.answerer.as_ref(), calls: r.calls.as_ref() };
+    let calls = interpret_pairs(rep, &nodes.hosts, at, raw_pairs);
     let mut server_with =
         |name: &Spanned<String>, wants: fn(ServiceKind) -> bool, add: ServiceKind, role: &str| match nodes
             .servers
@@ -298,8 +292,7 @@ fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, r: RawScenario) -> Scen
 
     let (offerer_peer, answerer_peer) = (peer(&r.offerer_peer, &both), peer(&r.answerer_peer, &both));
     Scenario {
-        offerer: r.offerer.into_inner(),
-        answerer: r.answerer.into_inner(),
+        calls,
         stun,
         turn: r.turn.map(Spanned::into_inner),
         turn_transports,
@@ -375,6 +368,6 @@ fn interpret_ice_restart(rep: &mut Reporter, v: &Spanned<toml::Value>) -> Option
     Some(policy)
 }
 
-fn list(v: &[&str]) -> String {
+pub(super) fn list(v: &[&str]) -> String {
     if v.is_empty() { "none".into() } else { v.join(", ") }
 }

@@ -72,7 +72,15 @@ fn call(
         servers: topo.servers.iter().map(|s| (s.name.as_str(), s.services.iter().map(|x| x.kind).collect())).collect(),
     };
     let written = times::Written::of(rest.scenario.as_ref());
+    let first_event = rest.event.first().map(|e| e.span());
     let (mut scenario, expect) = crate::scenario::interpret(rep, &nodes, rest.scenario, rest.expect);
+    if let (Some(at), Some(scn)) = (first_event, &scenario)
+        && scn.calls.len() > 1
+    {
+        // The timeline reads one pair of peers; with several, whose break would it judge?
+        let hint = Some("give events a scenario of one call (offerer and answerer)".into());
+        rep.error(at, format!("[[event]] with {} calls: events need a single call", scn.calls.len()), hint);
+    }
     let kinds = crate::timeline::spec::NodeKinds {
         routers: topo.routers.iter().map(|r| (r.name.as_str(), r.nat)).collect(),
         hosts: nodes.hosts.clone(),
