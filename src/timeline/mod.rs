@@ -38,10 +38,12 @@
 //! during the call and writes a [`log`]; [`outcome`] says what each one did. This
 //! module is the pure part: it imports neither the plan nor the scenario.
 
+pub mod event;
 pub mod log;
 pub mod outcome;
 pub mod spec;
 
+pub use event::{Action, EventExpect, PairExpect, TimelineEvent};
 pub use log::{Applied, SAMPLE_EVERY, TimelineLog};
 pub use outcome::{EventOutcome, Recovery, analyze};
-pub use spec::{Action, EventExpect, PairExpect, RawEvent, TimelineEvent};
+pub use spec::RawEvent;
