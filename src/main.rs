@@ -17,6 +17,47 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The NAT matrix: side A configurations x side B, a lab and a call per cell, judged against the shipped expectations.
+    Matrix {
+        /// SPEC file: `a = ["OPEN", "PORT"]`, `b = [...]` (default: libwebrtc's ten against themselves).
+        spec: Option<PathBuf>,
+        /// Labs at a time (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run only share i of n (1-based), for CI runners; `icelab merge` joins them.
+        #[arg(long)]
+        shard: Option<String>,
+        /// The matrix report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// A Markdown table on stdout instead of the grid.
+        #[arg(long)]
+        markdown: bool,
+        /// Also write JUnit XML (one testcase per cell).
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Also write a self-contained HTML report.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
+    /// Join shard reports (`icelab matrix --shard i/n --json`) into one, in any format.
+    Merge {
+        /// The shards' JSON reports.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The merged report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// A Markdown table on stdout instead of the grid.
+        #[arg(long)]
+        markdown: bool,
+        /// Also write JUnit XML (one testcase per cell).
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Also write a self-contained HTML report.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
     /// Validate a topology file (exit 2 with file:line:col errors when it is wrong).
     Check {
         /// Topology file.
@@ -305,7 +346,9 @@ impl Command {
             | Command::Export { json, .. }
             | Command::Echo { json, .. }
             | Command::Probe { json, .. }
-            | Command::Run { json, .. } => *json,
+            | Command::Run { json, .. }
+            | Command::Matrix { json, .. }
+            | Command::Merge { json, .. } => *json,
             _ => false,
         }
     }
@@ -367,6 +410,13 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match args.command {
             Command::Check { file, json } => cli::check(&file, json),
+            Command::Matrix { spec, jobs, shard, json, markdown, junit, html } => {
+                let outputs = cli::matrix::Outputs { json, markdown, junit, html };
+                cli::matrix::matrix(spec.as_deref(), jobs, shard.as_deref(), outputs).await
+            }
+            Command::Merge { files, json, markdown, junit, html } => {
+                cli::matrix::merge(&files, cli::matrix::Outputs { json, markdown, junit, html })
+            }
             Command::Up { file, name, dry_run, verify, impair_engine, seed, json } => {
                 cli::up(&file, name, dry_run, verify, (impair_engine.forced(), seed), json).await
             }

@@ -4,6 +4,7 @@
 pub(crate) mod browser;
 pub(crate) mod error;
 pub(crate) mod labs;
+pub(crate) mod matrix;
 pub(crate) mod out;
 pub(crate) mod probe;
 pub(crate) mod run;

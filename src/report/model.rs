@@ -1,10 +1,10 @@
 //! The report model: plain data, independent of how a call was placed.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything one `icelab run` showed: N calls (a call per run today; many calls per
 /// lab later), the verdict, and, over repeated runs, a summary.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// What was run (the topology file).
     pub source: String,
@@ -20,7 +20,7 @@ pub struct Report {
 }
 
 /// One call between a pair of peers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Call {
     /// A short name, unique in the report: `alice -> bob` (and `#N` over repeats).
     pub name: String,
@@ -51,7 +51,7 @@ pub struct Call {
 }
 
 /// One end of a selected pair.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
     /// Type as ICE labels it (`host`, `srflx`, `prflx`, `relay`).
     pub kind: String,
@@ -64,7 +64,7 @@ pub struct Candidate {
 }
 
 /// A selected candidate pair.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pair {
     /// Our side.
     pub local: Candidate,
@@ -82,7 +82,7 @@ impl Pair {
 }
 
 /// One expectation and how it went.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckRow {
     /// The `[expect]` key (or `event N`).
     pub name: String,
@@ -95,7 +95,7 @@ pub struct CheckRow {
 }
 
 /// One measured timing.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallTiming {
     /// Display name.
     pub name: String,
@@ -106,7 +106,7 @@ pub struct CallTiming {
 }
 
 /// One timeline event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRow {
     /// 1-based number.
     pub index: usize,
@@ -123,7 +123,7 @@ pub struct EventRow {
 }
 
 /// A peer's stderr tail.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeerStderr {
     /// `offerer` or `answerer`.
     pub peer: String,
@@ -132,7 +132,7 @@ pub struct PeerStderr {
 }
 
 /// Repeated runs, or several calls, at a glance.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Calls asked for (runs × the scenario's calls).
     pub repeat: u32,
@@ -147,7 +147,7 @@ pub struct Summary {
 }
 
 /// Percentiles of one timing.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimingStat {
     /// Timing name.
     pub name: String,

@@ -18,7 +18,8 @@ impl Style {
         Style { color: is_terminal && no_color.is_none_or(str::is_empty) }
     }
 
-    fn mark(self, ok: bool, text: &str) -> String {
+    /// `text` in green (ok) or red, when colour is on.
+    pub fn mark(self, ok: bool, text: &str) -> String {
         match (self.color, ok) {
             (false, _) => text.to_string(),
             (true, true) => format!("\x1b[32m{text}\x1b[0m"),

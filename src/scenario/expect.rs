@@ -18,6 +18,8 @@ pub struct RawExpect {
     remote: Option<Spanned<OneOrMany>>,
     protocol: Option<Spanned<String>>,
     relay_transport: Option<Spanned<OneOrMany>>,
+    /// `"direct"` or `"relayed"`: whichever end is the relay.
+    path: Option<Spanned<String>>,
     max_ice_ms: Option<f64>,
     max_connect_ms: Option<f64>,
     literal_types: Option<bool>,
@@ -79,6 +81,26 @@ impl fmt::Display for CandidateType {
     }
 }
 
+/// Whether a call's selected path is relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathClass {
+    /// Neither end is a TURN relay.
+    Direct,
+    /// One end (or both) is a TURN relay.
+    Relayed,
+}
+
+impl PathClass {
+    /// The word used in files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathClass::Direct => "direct",
+            PathClass::Relayed => "relayed",
+        }
+    }
+}
+
 /// Whether the call must connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -103,6 +125,8 @@ pub struct Expect {
     pub protocol: Option<String>,
     /// TURN transport when the pair is relayed (`udp`, `tcp`, `tls`); any of the list.
     pub relay_transport: Option<Vec<String>>,
+    /// Whether the selected path goes through a TURN relay (either end).
+    pub path: Option<PathClass>,
     /// Upper bound on offer-to-ICE-connected, ms.
     pub max_ice_ms: Option<f64>,
     /// Upper bound on offer-to-data-channel-open, ms.
@@ -176,9 +200,12 @@ pub(crate) fn interpret_expect(rep: &mut Reporter, r: RawExpect) -> Expect {
         }
         words
     });
+    let path = word(rep, &r.path, &["direct", "relayed"], "path")
+        .map(|w| if w == "relayed" { PathClass::Relayed } else { PathClass::Direct });
     if outcome == ExpectedOutcome::Failed {
         // Pair and timing expectations describe a connection that must not exist.
         let spans = [
+            r.path.as_ref().map(|v| v.span()),
             r.local.as_ref().map(|v| v.span()),
             r.remote.as_ref().map(|v| v.span()),
             r.protocol.as_ref().map(|v| v.span()),
@@ -202,6 +229,7 @@ pub(crate) fn interpret_expect(rep: &mut Reporter, r: RawExpect) -> Expect {
         remote,
         protocol,
         relay_transport,
+        path,
         max_ice_ms: r.max_ice_ms,
         max_connect_ms: r.max_connect_ms,
         literal_types: r.literal_types.unwrap_or(false),

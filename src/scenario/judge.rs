@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::expect::{CandidateType, Expect, ExpectedOutcome};
+use super::expect::{CandidateType, Expect, ExpectedOutcome, PathClass};
 use super::timings::Timings;
 use crate::check::Check;
 use crate::peer::{CandidateInfo, Outcome, PeerOutcome};
@@ -90,6 +90,10 @@ pub fn judge(outcome: &Outcome, timings: &Timings, expect: &Expect) -> Verdict {
         let got = pair.map(|_| relay_transport(outcome).unwrap_or_else(|| "not relayed".into()));
         let ok = got.as_ref().is_some_and(|g| t.contains(g));
         pair_check("relay-transport", t.join(" or "), got, ok);
+    }
+    if let Some(want) = expect.path {
+        let got = pair.map(|_| if relay_transport(outcome).is_some() { PathClass::Relayed } else { PathClass::Direct });
+        pair_check("path", want.as_str().into(), got.map(|g| g.as_str().into()), got == Some(want));
     }
     let mut bound = |name: &str, max: Option<f64>, got: Option<f64>| {
         if let Some(max) = max {

@@ -41,7 +41,7 @@ mod timings;
 
 pub use crate::check::Check;
 pub use crate::servers::ice_servers;
-pub use expect::{CandidateType, Expect, ExpectedOutcome, RawExpect};
+pub use expect::{CandidateType, Expect, ExpectedOutcome, PathClass, RawExpect};
 pub use expect_peer::PeerExpect;
 pub use judge::{Verdict, describe_outcome, judge, relay_transport};
 pub use pairs::{CallPair, MAX_CALLS};

@@ -1,0 +1,173 @@
+//! `icelab matrix [SPEC]`: every cell of the NAT matrix in a lab of its own, `--jobs`
+//! labs at a time, judged against the shipped expectations; and `icelab merge`, which
+//! joins shard reports. Ctrl-C drops every running cell, which tears its lab down.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use futures::StreamExt;
+use icelab::matrix::{self, CellResult, MatrixReport, MatrixSpec, Shard};
+use icelab::report::{self, Report, table::Style};
+
+use super::Interrupts;
+use super::error::{CliError, CliResult, Done};
+use super::out;
+
+/// Options of `icelab matrix` and `icelab merge`'s outputs.
+pub(crate) struct Outputs {
+    /// The matrix report as JSON on stdout.
+    pub json: bool,
+    /// A Markdown table on stdout instead of the grid.
+    pub markdown: bool,
+    /// JUnit XML: one testcase per cell.
+    pub junit: Option<PathBuf>,
+    /// Self-contained HTML.
+    pub html: Option<PathBuf>,
+}
+
+/// `icelab matrix`.
+pub(crate) async fn matrix(
+    spec_file: Option<&Path>,
+    jobs: Option<usize>,
+    shard: Option<&str>,
+    outputs: Outputs,
+) -> CliResult {
+    let spec = match spec_file {
+        None => MatrixSpec::default(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| CliError::bad_input(format!("{}: cannot read file: {e}", p.display())))?;
+            MatrixSpec::parse(&p.display().to_string(), &text).map_err(|e| CliError::bad_input(format!("{e:#}")))?
+        }
+    };
+    let shard = shard.map(Shard::parse).transpose().map_err(|e| CliError::bad_input(format!("{e:#}")))?;
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    if jobs == 0 {
+        return Err(CliError::bad_input("--jobs must be at least 1"));
+    }
+    // Every cell's file goes through the file layer before any lab is built.
+    let mut cells = Vec::new();
+    for (k, (a, b)) in spec.cells().into_iter().enumerate() {
+        if shard.is_some_and(|s| !s.holds(k)) {
+            continue;
+        }
+        let name = format!("matrix {a} x {b}");
+        let parsed = icelab::spec::parse_str(&name, &matrix::cell_file(a, b))
+            .map_err(|e| CliError::could_not_run(format!("the generated file of {name} is wrong (a bug):\n{e}")))?;
+        cells.push((k, a, b, parsed));
+    }
+    super::require_root()?;
+    let interrupted = Interrupts::install()
+        .map_err(|e| CliError::could_not_run(format!("cannot install signal handlers: {e}")))?
+        .wait();
+    tokio::pin!(interrupted);
+    let bar = progress(cells.len() as u64);
+    let tag = format!("{:04x}", rand::random::<u16>());
+    let start = Instant::now();
+    let runs = futures::stream::iter(cells.into_iter().map(|(k, a, b, spec)| {
+        let name = format!("mx{tag}{k:03}");
+        async move {
+            let r = icelab::call::run_scenario(&spec, &name, false, |_, _| {}).await;
+            cell_result(a, b, r)
+        }
+    }))
+    .buffer_unordered(jobs);
+    tokio::pin!(runs);
+    let mut done = Vec::new();
+    loop {
+        tokio::select! {
+            next = runs.next() => match next {
+                Some(c) => {
+                    done.push(c);
+                    let passed = done.iter().filter(|c| c.pass()).count();
+                    bar.set_message(format!("{passed} passed, {} failed", done.len() - passed));
+                    bar.inc(1);
+                }
+                None => break,
+            },
+            s = &mut interrupted => {
+                bar.abandon();
+                return Err(CliError::could_not_run(format!("interrupted by {s}; every cell's lab was torn down")));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let order = spec.cells();
+    done.sort_by_key(|c| order.iter().position(|x| *x == (c.a, c.b)));
+    let r = MatrixReport { spec, shard, cells: done, wall_s: start.elapsed().as_secs_f64(), jobs };
+    emit(&r, &outputs)
+}
+
+/// `icelab merge FILE...`: shard reports (their `--json`) joined into one.
+pub(crate) fn merge(files: &[PathBuf], outputs: Outputs) -> CliResult {
+    let mut parts = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| CliError::bad_input(format!("{}: cannot read file: {e}", f.display())))?;
+        let part: MatrixReport = serde_json::from_str(&text)
+            .map_err(|e| CliError::bad_input(format!("{}: not a matrix report: {e}", f.display())))?;
+        parts.push(part);
+    }
+    let r = matrix::merge(parts).map_err(|e| CliError::bad_input(format!("{e:#}")))?;
+    emit(&r, &outputs)
+}
+
+fn cell_result(a: matrix::Config, b: matrix::Config, r: anyhow::Result<Vec<icelab::call::RunReport>>) -> CellResult {
+    let expect = matrix::expect(a, b);
+    match r {
+        Ok(reps) => {
+            let mut call = Report::from_runs("matrix", &reps, 1, vec![]).calls.into_iter().next();
+            if let Some(c) = call.as_mut() {
+                c.name = format!("{a} x {b}");
+            }
+            CellResult { a, b, expect, call, error: None }
+        }
+        Err(e) => CellResult { a, b, expect, call: None, error: Some(format!("{e:#}")) },
+    }
+}
+
+/// A bar with ETA and pass/fail counts on a terminal; nothing otherwise.
+fn progress(n: u64) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(n);
+    let style = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} cells, ETA {eta} {msg}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+fn emit(r: &MatrixReport, o: &Outputs) -> CliResult {
+    let calls = r.calls_report("matrix");
+    type Renderer = fn(&Report) -> String;
+    let files: [(&Option<PathBuf>, Renderer); 2] = [(&o.junit, report::junit::render), (&o.html, report::html::render)];
+    for (path, render) in files {
+        if let Some(p) = path {
+            std::fs::write(p, render(&calls))
+                .map_err(|e| CliError::could_not_run(format!("writing {}: {e}", p.display())))?;
+        }
+    }
+    if o.json {
+        out::json(r);
+    } else if o.markdown {
+        out::text(&matrix::grid::markdown(r));
+    } else {
+        let style = Style::from_env(std::io::stdout().is_terminal(), std::env::var("NO_COLOR").ok().as_deref());
+        out::text(&matrix::grid::render(r, style));
+    }
+    if r.cells.iter().any(|c| c.call.as_ref().is_some_and(|k| !k.pass)) {
+        return Ok(Done::CheckFailed);
+    }
+    if let Some(c) = r.cells.iter().find(|c| c.error.is_some()) {
+        let n = r.cells.iter().filter(|c| c.error.is_some()).count();
+        return Err(CliError::could_not_run(format!(
+            "{n} cells could not be run; first: {} x {}: {}",
+            c.a,
+            c.b,
+            c.error.as_deref().unwrap_or_default()
+        )));
+    }
+    Ok(Done::Ok)
+}
