@@ -156,6 +156,14 @@ fn mac(a: Ipv4Addr) -> Vec<u8> {
     vec![0x02, 0x69, 0x63, 0x65, o[2], o[3]]
 }
 
+/// The MAC of the internet's end of the link: the highest unicast address. A bridge whose
+/// MAC was never set takes its lowest port's, so a random MAC here would, about half the
+/// time, become the internet gateway's MAC while the server is plugged in and go away with
+/// it; the routers then keep sending to a MAC nobody owns until their neighbour entries
+/// are probed again (seconds), and the next proof reads as NATs that drop everything.
+/// Never lower than a port's, this one leaves the bridge's MAC alone.
+const PORT_MAC: [u8; 6] = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff];
+
 /// Builds the namespace and its link: `eth0` with both addresses, the internet's end
 /// on `br0`, default route via the internet's gateway of 198.51.100.0/24.
 async fn plumb(fd: &OwnedFd, inet_fd: &OwnedFd, addrs: [Ipv4Addr; 2]) -> Result<()> {
@@ -163,7 +171,11 @@ async fn plumb(fd: &OwnedFd, inet_fd: &OwnedFd, addrs: [Ipv4Addr; 2]) -> Result<
         netns::sysctl(fd, key, "1")?;
     }
     let (me, inet) = (connect(fd)?, connect(inet_fd)?);
-    let peer = LinkMessageBuilder::<LinkUnspec>::new().name(port_name()).setns_by_fd(inet_fd.as_raw_fd()).build();
+    let peer = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(port_name())
+        .address(PORT_MAC.to_vec())
+        .setns_by_fd(inet_fd.as_raw_fd())
+        .build();
     let veth = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
         .name("eth0".to_string())
         .address(mac(addrs[0]))
