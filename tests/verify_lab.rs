@@ -95,7 +95,6 @@ fn up_verify_proves_every_bundled_topology() {
 }
 
 #[test]
-#[ignore = "issue 14 (open): a second proof of a running lab intermittently gets no answer from the probe server; run with --ignored"]
 fn a_nat_changed_behind_icelabs_back_is_caught() {
     if !require_root() {
         return;
@@ -110,8 +109,18 @@ fn a_nat_changed_behind_icelabs_back_is_caught() {
     let (code, r) = verify(&name);
     assert_eq!(code, Some(0), "{r}");
     assert!(r["probe_server"]["addresses"].is_array(), "{r}");
-    // home1 becomes symmetric.
+    // The routers resolved their gateway during the proof: to the internet bridge's own
+    // MAC, not to one it had only while the probe server was plugged in.
+    let bridge = sh(&format!("ip -n icelab-{name}-internet -br link show br0"));
+    let bridge_mac = bridge.split_whitespace().nth(2).unwrap_or_else(|| panic!("{bridge}")).to_string();
     let topo = icelab::topology::parse_file(Path::new(&topology("two-home-routers.toml"))).unwrap();
+    for router in ["home1", "home2"] {
+        let n = sh(&format!("ip -n icelab-{name}-{router} neigh show dev wan"));
+        let gw = format!("{} ", topo.router(router).unwrap().wan.gateway);
+        let gw = n.lines().find(|l| l.starts_with(&gw)).unwrap_or_else(|| panic!("{router}: {n}"));
+        assert!(gw.contains(&format!("lladdr {bridge_mac} ")), "{router}'s gateway {gw}, bridge {bridge_mac}");
+    }
+    // home1 becomes symmetric.
     let r1 = topo.router("home1").unwrap();
     let symmetric = icelab::nat::NatPreset::from_name("symmetric").unwrap().mode();
     let ruleset = icelab::nat::ruleset(&icelab::nat::RouterNat {
@@ -146,7 +155,6 @@ fn a_nat_changed_behind_icelabs_back_is_caught() {
 }
 
 #[test]
-#[ignore = "issue 14 (open): a second proof of a running lab intermittently gets no answer from the probe server; run with --ignored"]
 fn a_firewall_changed_behind_icelabs_back_is_caught() {
     if !require_root() {
         return;
