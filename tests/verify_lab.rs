@@ -223,6 +223,12 @@ on = "plain"
 [host.pub]
 on = "internet"
 firewall = "udp-blocked"
+[router.cone]
+wan = "internet"
+nat = "full-cone"
+firewall = "stun-port-blocked"
+[host.erin]
+on = "cone"
 "#,
     )
     .unwrap();
@@ -246,6 +252,10 @@ firewall = "udp-blocked"
     // A plain router's LAN is routable: its firewall is probed straight to carol.
     assert_eq!(status("plain", "firewall", "tcp 7 in"), ok("drop"));
     assert_eq!(status("plain", "nat", "translation"), ok("none"));
+    // A full cone lets anyone reach a mapping, over TCP too; a firewall that allows it
+    // does not change that.
+    assert_eq!(status("cone", "firewall", "udp in, unsolicited (to a mapping)"), ok("pass"));
+    assert_eq!(status("cone", "firewall", "tcp in, unsolicited (to a mapping)"), ok("pass"));
     // dave has no firewall of his own: the full cone is probed from him; the empty NAT is said so.
     assert_eq!(lines(r, "home", "nat")[0]["why"].as_str().map(|w| w.contains("from dave")), Some(true), "{r}");
     assert_eq!(status("home", "nat", "filtering"), ok("endpoint-independent"));

@@ -29,6 +29,11 @@ const READY_DEADLINE: Duration = Duration::from_secs(10);
 const OPER_UP_DEADLINE: Duration = Duration::from_secs(3);
 /// How long the probe server may take to answer from the internet once it is up.
 const REACHABLE_DEADLINE: Duration = Duration::from_secs(5);
+/// What a client of the call-back service sends, and what the call back says first.
+pub const CALLBACK_HELLO: &[u8] = b"icelab-verify call back\n";
+/// How long the call-back service tries to connect back; below the client's wait
+/// ([`super::run::TCP_DEADLINE`]) so it can still say why, and above one SYN retransmission.
+const CALLBACK_DEADLINE: Duration = Duration::from_secs(2);
 
 /// A running probe server; [`ProbeServer::stop`] (or drop) removes it.
 pub struct ProbeServer {
@@ -222,6 +227,36 @@ async fn echo_tcp(l: tokio::net::TcpListener) {
     }
 }
 
+/// The call-back service: each client that greets it is called back from `from` at the
+/// address and port it came from (its NAT mapping), greeted there, and told over its own
+/// connection how that went.
+async fn call_back(l: tokio::net::TcpListener, from: IpAddr) {
+    while let Ok((mut s, peer)) = l.accept().await {
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; CALLBACK_HELLO.len()];
+            match tokio::time::timeout(CALLBACK_DEADLINE, s.read_exact(&mut buf)).await {
+                Ok(Ok(_)) if buf == CALLBACK_HELLO => {}
+                _ => return,
+            }
+            let call = async {
+                let sock = tokio::net::TcpSocket::new_v4()?;
+                sock.bind(SocketAddr::new(from, 0))?;
+                let mut c = sock.connect(peer).await?;
+                c.write_all(CALLBACK_HELLO).await?;
+                anyhow::Ok(())
+            };
+            let said = match tokio::time::timeout(CALLBACK_DEADLINE, call).await {
+                Ok(Ok(())) => format!("called {peer} back from {from}"),
+                Ok(Err(e)) => format!("calling {peer} back: {e:#}"),
+                Err(_) => format!("no answer from {peer} within {:.1} s", CALLBACK_DEADLINE.as_secs_f64()),
+            };
+            let _ = s.write_all(format!("{said}\n").as_bytes()).await;
+            // Bounded: the client hangs up when it is done.
+            let _ = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await;
+        });
+    }
+}
+
 async fn serve(
     ns: &str,
     inet: &str,
@@ -256,6 +291,10 @@ async fn serve(
         let l =
             tokio::net::TcpListener::bind(SocketAddr::new(a, *port)).await.with_context(|| format!("tcp {port}"))?;
         tasks.spawn(echo_tcp(l));
+    }
+    if let Some(port) = spec.callback {
+        let l = tokio::net::TcpListener::bind(SocketAddr::new(a, port)).await.context("tcp call-back")?;
+        tasks.spawn(call_back(l, b));
     }
     let _ = ready.send(());
     let _ = stop.await;
