@@ -261,8 +261,13 @@ pub fn derive(topo: &Topology) -> Result<VerifyPlan, String> {
     }
     let fw_probes: Vec<&FwProbe> = vp.firewalls.iter().flat_map(|f| &f.probes).collect();
     if vp.nats.iter().any(|n| n.own_server) || !fw_probes.is_empty() {
-        let mut spec =
-            ProbeServerSpec { addresses: server, grids: vec![STUN_PORTS, ALT_GRID], udp: vec![], tcp: vec![], callback: None };
+        let mut spec = ProbeServerSpec {
+            addresses: server,
+            grids: vec![STUN_PORTS, ALT_GRID],
+            udp: vec![],
+            tcp: vec![],
+            callback: None,
+        };
         let grid_ports = [STUN_PORTS.0, STUN_PORTS.1, ALT_GRID.0, ALT_GRID.1];
         for pr in &fw_probes {
             match &pr.action {

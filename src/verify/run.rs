@@ -114,7 +114,9 @@ async fn tcp_unsolicited(via: SocketAddr) -> Result<FwObservation> {
     let out = socket()?;
     out.bind(local)?;
     let mut c = match tokio::time::timeout(TCP_DEADLINE, out.connect(via)).await {
-        Err(_) => return drop(format!("no mapping: no connection to {via} within {:.1} s", TCP_DEADLINE.as_secs_f64())),
+        Err(_) => {
+            return drop(format!("no mapping: no connection to {via} within {:.1} s", TCP_DEADLINE.as_secs_f64()));
+        }
         Ok(Err(e)) => return drop(format!("no mapping: connect {via}: {e}")),
         Ok(Ok(c)) => c,
     };
