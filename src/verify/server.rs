@@ -314,10 +314,10 @@ async fn remove(ns: &str, inet: &str) -> Result<()> {
     netns::delete(ns)
 }
 
-/// Waits until the server answers STUN from the lab's internet. A server on the addresses
-/// of one that just went away is not reachable at once (its predecessor's state in the
-/// internet's bridge and neighbour tables takes a moment to go), and a probe sent too early
-/// would read as a NAT that drops everything.
+/// Waits until the server answers STUN from the lab's internet: a probe sent before it
+/// serves would read as a NAT that drops everything. (The internet owns the bridge, so
+/// this cannot see a change of the bridge's MAC that only its neighbours suffer: that is
+/// what [`PORT_MAC`] prevents.)
 fn answers_from(inet_ns: &str, target: SocketAddr) -> Result<()> {
     let fd = netns::open(inet_ns)?;
     netns::run_in(&fd, move || -> Result<()> {
