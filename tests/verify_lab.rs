@@ -95,7 +95,6 @@ fn up_verify_proves_every_bundled_topology() {
 }
 
 #[test]
-#[ignore = "issue 14 (open): a second proof of a running lab intermittently gets no answer from the probe server; run with --ignored"]
 fn a_nat_changed_behind_icelabs_back_is_caught() {
     if !require_root() {
         return;
@@ -110,8 +109,18 @@ fn a_nat_changed_behind_icelabs_back_is_caught() {
     let (code, r) = verify(&name);
     assert_eq!(code, Some(0), "{r}");
     assert!(r["probe_server"]["addresses"].is_array(), "{r}");
-    // home1 becomes symmetric.
+    // The routers resolved their gateway during the proof: to the internet bridge's own
+    // MAC, not to one it had only while the probe server was plugged in.
+    let bridge = sh(&format!("ip -n icelab-{name}-internet -br link show br0"));
+    let bridge_mac = bridge.split_whitespace().nth(2).unwrap_or_else(|| panic!("{bridge}")).to_string();
     let topo = icelab::spec::parse_file(Path::new(&topology("two-home-routers.toml"))).unwrap().topology;
+    for router in ["home1", "home2"] {
+        let n = sh(&format!("ip -n icelab-{name}-{router} neigh show dev wan"));
+        let gw = format!("{} ", topo.router(router).unwrap().wan.gateway);
+        let gw = n.lines().find(|l| l.starts_with(&gw)).unwrap_or_else(|| panic!("{router}: {n}"));
+        assert!(gw.contains(&format!("lladdr {bridge_mac} ")), "{router}'s gateway {gw}, bridge {bridge_mac}");
+    }
+    // home1 becomes symmetric.
     let r1 = topo.router("home1").unwrap();
     let symmetric = icelab::nat::NatPreset::from_name("symmetric").unwrap().mode();
     let ruleset = icelab::nat::ruleset(&icelab::nat::RouterNat {
@@ -146,7 +155,6 @@ fn a_nat_changed_behind_icelabs_back_is_caught() {
 }
 
 #[test]
-#[ignore = "issue 14 (open): a second proof of a running lab intermittently gets no answer from the probe server; run with --ignored"]
 fn a_firewall_changed_behind_icelabs_back_is_caught() {
     if !require_root() {
         return;
@@ -215,6 +223,12 @@ on = "plain"
 [host.pub]
 on = "internet"
 firewall = "udp-blocked"
+[router.cone]
+wan = "internet"
+nat = "full-cone"
+firewall = "stun-port-blocked"
+[host.erin]
+on = "cone"
 "#,
     )
     .unwrap();
@@ -238,6 +252,10 @@ firewall = "udp-blocked"
     // A plain router's LAN is routable: its firewall is probed straight to carol.
     assert_eq!(status("plain", "firewall", "tcp 7 in"), ok("drop"));
     assert_eq!(status("plain", "nat", "translation"), ok("none"));
+    // A full cone lets anyone reach a mapping, over TCP too; a firewall that allows it
+    // does not change that.
+    assert_eq!(status("cone", "firewall", "udp in, unsolicited (to a mapping)"), ok("pass"));
+    assert_eq!(status("cone", "firewall", "tcp in, unsolicited (to a mapping)"), ok("pass"));
     // dave has no firewall of his own: the full cone is probed from him; the empty NAT is said so.
     assert_eq!(lines(r, "home", "nat")[0]["why"].as_str().map(|w| w.contains("from dave")), Some(true), "{r}");
     assert_eq!(status("home", "nat", "filtering"), ok("endpoint-independent"));

@@ -117,3 +117,54 @@ fn the_report_judges_observations_against_the_plan() {
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["mismatches"], must_drop);
 }
+
+#[test]
+fn unsolicited_tcp_to_a_mapping_follows_nat_filtering_and_firewalls() {
+    // Behind a NAT, TCP is probed like UDP: through a mapping the vantage opened.
+    let src = r#"
+[router.cone]
+wan = "internet"
+nat = "full-cone"
+firewall = "stun-port-blocked"
+[router.strict]
+wan = "internet"
+firewall = "stun-port-blocked"
+[router.closed]
+wan = "internet"
+nat = "full-cone"
+firewall = "inbound-blocked"
+[router.hotel]
+wan = "internet"
+nat = "full-cone"
+firewall = "tcp-443-only"
+[host.alice]
+on = "cone"
+[host.bob]
+on = "strict"
+[host.carol]
+on = "closed"
+[host.dave]
+on = "hotel"
+"#;
+    let vp = derive(&parse_str("u.toml", src).unwrap().topology).unwrap();
+    let tcp_in = |node: &str| {
+        let f = vp.firewalls.iter().find(|f| f.node == node).unwrap();
+        let p = f.probes.iter().find(|p| p.what == "tcp in, unsolicited (to a mapping)");
+        p.unwrap_or_else(|| panic!("{node}: {f:?}")).clone()
+    };
+    let cone = tcp_in("cone");
+    assert_eq!(cone.expected.pass, Some(true), "{cone:?}");
+    assert_eq!(cone.from, Place::Node("alice".into()));
+    let server = vp.probe_server.as_ref().unwrap();
+    assert!(matches!(cone.action, Action::UnsolicitedTcp { via } if Some(via.port()) == server.callback));
+    for (node, why) in [
+        ("strict", "address-and-port-dependent filtering of the NAT at strict"),
+        ("closed", "inbound-blocked"),
+        ("hotel", "tcp-443-only: only new TCP to 443 goes out"),
+    ] {
+        let p = tcp_in(node);
+        assert_eq!(p.expected.pass, Some(false), "{p:?}");
+        assert!(p.expected.why.contains(why), "{node}: {}", p.expected.why);
+    }
+    insta::assert_snapshot!("verify-unsolicited-tcp", render_plan(&vp));
+}

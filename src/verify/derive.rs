@@ -16,6 +16,9 @@ use crate::topology::Topology;
 /// Ports of the probe server's second RFC 5780 grid, outside every preset's port list,
 /// for NAT checks behind `stun-port-blocked` and for unsolicited-inbound probes.
 pub const ALT_GRID: (u16, u16) = (40000, 40001);
+/// TCP port of the probe server's call-back service (unsolicited TCP to a mapping),
+/// outside every preset's port list.
+pub const TCP_CALLBACK: u16 = 40002;
 
 /// Where a probe is sent from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,6 +48,13 @@ pub enum Action {
     /// CHANGE-REQUEST (address and port) arrives unsolicited from the other address.
     Unsolicited {
         /// The primary address of the grid.
+        via: SocketAddr,
+    },
+    /// A TCP connection to the call-back service at `via` opens a mapping from a port
+    /// that also listens; the service then connects to that mapping from its other
+    /// address, unsolicited.
+    UnsolicitedTcp {
+        /// The call-back service (primary address).
         via: SocketAddr,
     },
     /// One UDP echo.
@@ -131,6 +141,9 @@ pub struct ProbeServerSpec {
     pub udp: Vec<u16>,
     /// TCP echo listeners on the primary address.
     pub tcp: Vec<u16>,
+    /// The TCP call-back service's port on the primary address (it calls back from the
+    /// alternate address).
+    pub callback: Option<u16>,
 }
 
 /// Everything `verify` probes in one lab.
@@ -248,13 +261,19 @@ pub fn derive(topo: &Topology) -> Result<VerifyPlan, String> {
     }
     let fw_probes: Vec<&FwProbe> = vp.firewalls.iter().flat_map(|f| &f.probes).collect();
     if vp.nats.iter().any(|n| n.own_server) || !fw_probes.is_empty() {
-        let mut spec =
-            ProbeServerSpec { addresses: server, grids: vec![STUN_PORTS, ALT_GRID], udp: vec![], tcp: vec![] };
+        let mut spec = ProbeServerSpec {
+            addresses: server,
+            grids: vec![STUN_PORTS, ALT_GRID],
+            udp: vec![],
+            tcp: vec![],
+            callback: None,
+        };
         let grid_ports = [STUN_PORTS.0, STUN_PORTS.1, ALT_GRID.0, ALT_GRID.1];
         for pr in &fw_probes {
             match &pr.action {
                 Action::Stun { to } if !grid_ports.contains(&to.port()) => spec.udp.push(to.port()),
                 Action::Tcp { to } if to.ip() == std::net::IpAddr::V4(server[0]) => spec.tcp.push(to.port()),
+                Action::UnsolicitedTcp { via } => spec.callback = Some(via.port()),
                 _ => {}
             }
         }

@@ -1,8 +1,8 @@
 //! Which probes prove a firewall, and what each must show (pure).
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
-use super::derive::{ALT_GRID, Action, Expectation, FirewallPlan, FwProbe, Grid, Place, v4};
+use super::derive::{ALT_GRID, Action, Expectation, FirewallPlan, FwProbe, Place, TCP_CALLBACK, v4};
 use super::model::{self, Leg, Path, Proto, Verdict};
 use super::nat;
 use super::rules;
@@ -59,14 +59,19 @@ fn probe(what: String, from: Place, action: Action, v: Verdict) -> FwProbe {
     FwProbe { what, from, action, expected: Expectation::from(v) }
 }
 
-/// Unsolicited UDP through the NATs and firewalls above `vantage`: a mapping opened
-/// towards the grid's primary address, then a packet from its other address and port.
-fn unsolicited(path: &Path, grid: Grid) -> Verdict {
-    let (a, b) = (v4(grid.ips[0], grid.ports.0), v4(grid.ips[1], grid.ports.1));
-    let [req, reply] = Leg::request_reply(Proto::Udp, a);
+/// Unsolicited traffic through the NATs and firewalls above the vantage: a flow opened
+/// towards `a`, then a new flow from `b` (another address) to the same mapping.
+fn unsolicited(path: &Path, proto: Proto, a: SocketAddrV4, b: SocketAddrV4) -> Verdict {
+    let [req, reply] = Leg::request_reply(proto, a);
     let again = Leg { new: false, ..req };
-    let other = Leg { outbound: false, proto: Proto::Udp, far: b, near_port: 0, new: true };
-    let fw = model::evaluate(path, &[req, reply, again, other]);
+    let other = Leg { outbound: false, proto, far: b, near_port: 0, new: true };
+    // TCP: the handshake's answer and the rest of the called-back connection.
+    let answer = [Leg { outbound: true, new: false, ..other }, Leg { new: false, ..other }];
+    let mut legs = vec![req, reply, again, other];
+    if proto == Proto::Tcp {
+        legs.extend(answer);
+    }
+    let fw = model::evaluate(path, &legs);
     let filtered: Vec<String> = path
         .nats
         .iter()
@@ -161,11 +166,16 @@ pub(super) fn firewall_plan(topo: &Topology, node: &str, fw: &FirewallSpec, serv
             }
         }
         None => {
-            let grid = Grid { ips: server, ports: ALT_GRID, own: true };
-            let action = Action::Unsolicited { via: v4(server[0], ALT_GRID.0).into() };
+            // UDP: the answer to a CHANGE-REQUEST from the grid's other address and port.
+            let (a, b) = (v4(server[0], ALT_GRID.0), v4(server[1], ALT_GRID.1));
+            let action = Action::Unsolicited { via: a.into() };
             let what = "udp in, unsolicited (to a mapping)".to_string();
-            p.probes.push(probe(what, from(), action, unsolicited(&path, grid)));
-            p.notes.push("unsolicited TCP inbound is not probed: a NAT above the vantage hides it".into());
+            p.probes.push(probe(what, from(), action, unsolicited(&path, Proto::Udp, a, b)));
+            // TCP: the call-back service connects from its other address (ephemeral port).
+            let (a, b) = (v4(server[0], TCP_CALLBACK), v4(server[1], 0));
+            let action = Action::UnsolicitedTcp { via: a.into() };
+            let what = "tcp in, unsolicited (to a mapping)".to_string();
+            p.probes.push(probe(what, from(), action, unsolicited(&path, Proto::Tcp, a, b)));
         }
     }
     p

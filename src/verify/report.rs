@@ -333,8 +333,13 @@ pub fn render_plan(vp: &VerifyPlan) -> String {
     let mut s = String::new();
     if let Some(ps) = &vp.probe_server {
         s += &format!(
-            "probe server {} {}: stun grids {:?}, udp {:?}, tcp {:?}\n",
-            ps.addresses[0], ps.addresses[1], ps.grids, ps.udp, ps.tcp
+            "probe server {} {}: stun grids {:?}, udp {:?}, tcp {:?}{}\n",
+            ps.addresses[0],
+            ps.addresses[1],
+            ps.grids,
+            ps.udp,
+            ps.tcp,
+            ps.callback.map(|p| format!(", tcp call-back {p}")).unwrap_or_default()
         );
     }
     for n in &vp.nats {

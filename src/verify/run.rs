@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
 use super::derive::{Action, Place, VerifyPlan};
 use super::report::{FwObservation, NatObservation};
+use super::server::CALLBACK_HELLO;
 use crate::fabric::netns;
 use crate::plan::Plan;
 use crate::stun::ProbeOptions;
@@ -95,6 +96,55 @@ async fn udp_echo(to: SocketAddr) -> Result<FwObservation> {
     })
 }
 
+/// Unsolicited TCP to a mapping: a connection to the call-back service at `via` from a
+/// port that also listens (SO_REUSEPORT, as in TCP hole punching), then waiting for the
+/// service's connection from its other address to arrive on that listener.
+async fn tcp_unsolicited(via: SocketAddr) -> Result<FwObservation> {
+    let drop = |detail: String| Ok(FwObservation { pass: false, detail });
+    let socket = || -> Result<TcpSocket> {
+        let s = TcpSocket::new_v4()?;
+        s.set_reuseaddr(true)?;
+        s.set_reuseport(true)?;
+        Ok(s)
+    };
+    let listener = socket()?;
+    listener.bind(SocketAddr::from(([0, 0, 0, 0], 0)))?;
+    let local = listener.local_addr()?;
+    let listener = listener.listen(4)?;
+    let out = socket()?;
+    out.bind(local)?;
+    let mut c = match tokio::time::timeout(TCP_DEADLINE, out.connect(via)).await {
+        Err(_) => {
+            return drop(format!("no mapping: no connection to {via} within {:.1} s", TCP_DEADLINE.as_secs_f64()));
+        }
+        Ok(Err(e)) => return drop(format!("no mapping: connect {via}: {e}")),
+        Ok(Ok(c)) => c,
+    };
+    c.write_all(CALLBACK_HELLO).await?;
+    let t0 = Instant::now();
+    let mut buf = [0u8; 128];
+    match tokio::time::timeout(TCP_DEADLINE, listener.accept()).await {
+        Ok(Ok((mut s, peer))) => {
+            let n = CALLBACK_HELLO.len();
+            match tokio::time::timeout(TCP_DEADLINE, s.read_exact(&mut buf[..n])).await {
+                Ok(Ok(_)) if &buf[..n] == CALLBACK_HELLO => {
+                    Ok(FwObservation { pass: true, detail: format!("arrived from {peer} in {}", ms(t0)) })
+                }
+                _ => drop(format!("a connection from {peer} arrived, but not the call-back's greeting")),
+            }
+        }
+        Ok(Err(e)) => drop(format!("accept: {e}")),
+        Err(_) => {
+            // The service says why its call did not get through (it gives up first).
+            let said = match tokio::time::timeout(Duration::from_millis(300), c.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => format!(" (probe server: {})", String::from_utf8_lossy(&buf[..n]).trim()),
+                _ => String::new(),
+            };
+            drop(format!("nothing arrived within {:.1} s{said}", TCP_DEADLINE.as_secs_f64()))
+        }
+    }
+}
+
 async fn fw(action: Action) -> FwObservation {
     let secs = UDP_DEADLINE.as_secs_f64();
     let r: Result<FwObservation> = async {
@@ -107,6 +157,7 @@ async fn fw(action: Action) -> FwObservation {
             },
             Action::Tcp { to } => tcp(to).await,
             Action::UdpEcho { to } => udp_echo(to).await?,
+            Action::UnsolicitedTcp { via } => tcp_unsolicited(via).await?,
             Action::Unsolicited { via } => {
                 let sock = UdpSocket::bind("0.0.0.0:0").await?;
                 if binding(&sock, via, Request::default(), timing()).await?.is_none() {

@@ -29,6 +29,11 @@ const READY_DEADLINE: Duration = Duration::from_secs(10);
 const OPER_UP_DEADLINE: Duration = Duration::from_secs(3);
 /// How long the probe server may take to answer from the internet once it is up.
 const REACHABLE_DEADLINE: Duration = Duration::from_secs(5);
+/// What a client of the call-back service sends, and what the call back says first.
+pub const CALLBACK_HELLO: &[u8] = b"icelab-verify call back\n";
+/// How long the call-back service tries to connect back; below the client's wait
+/// ([`super::run::TCP_DEADLINE`]) so it can still say why, and above one SYN retransmission.
+const CALLBACK_DEADLINE: Duration = Duration::from_secs(2);
 
 /// A running probe server; [`ProbeServer::stop`] (or drop) removes it.
 pub struct ProbeServer {
@@ -156,6 +161,14 @@ fn mac(a: Ipv4Addr) -> Vec<u8> {
     vec![0x02, 0x69, 0x63, 0x65, o[2], o[3]]
 }
 
+/// The MAC of the internet's end of the link: the highest unicast address. A bridge whose
+/// MAC was never set takes its lowest port's, so a random MAC here would, about half the
+/// time, become the internet gateway's MAC while the server is plugged in and go away with
+/// it; the routers then keep sending to a MAC nobody owns until their neighbour entries
+/// are probed again (seconds), and the next proof reads as NATs that drop everything.
+/// Never lower than a port's, this one leaves the bridge's MAC alone.
+const PORT_MAC: [u8; 6] = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff];
+
 /// Builds the namespace and its link: `eth0` with both addresses, the internet's end
 /// on `br0`, default route via the internet's gateway of 198.51.100.0/24.
 async fn plumb(fd: &OwnedFd, inet_fd: &OwnedFd, addrs: [Ipv4Addr; 2]) -> Result<()> {
@@ -163,7 +176,11 @@ async fn plumb(fd: &OwnedFd, inet_fd: &OwnedFd, addrs: [Ipv4Addr; 2]) -> Result<
         netns::sysctl(fd, key, "1")?;
     }
     let (me, inet) = (connect(fd)?, connect(inet_fd)?);
-    let peer = LinkMessageBuilder::<LinkUnspec>::new().name(port_name()).setns_by_fd(inet_fd.as_raw_fd()).build();
+    let peer = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(port_name())
+        .address(PORT_MAC.to_vec())
+        .setns_by_fd(inet_fd.as_raw_fd())
+        .build();
     let veth = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
         .name("eth0".to_string())
         .address(mac(addrs[0]))
@@ -210,6 +227,36 @@ async fn echo_tcp(l: tokio::net::TcpListener) {
     }
 }
 
+/// The call-back service: each client that greets it is called back from `from` at the
+/// address and port it came from (its NAT mapping), greeted there, and told over its own
+/// connection how that went.
+async fn call_back(l: tokio::net::TcpListener, from: IpAddr) {
+    while let Ok((mut s, peer)) = l.accept().await {
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; CALLBACK_HELLO.len()];
+            match tokio::time::timeout(CALLBACK_DEADLINE, s.read_exact(&mut buf)).await {
+                Ok(Ok(_)) if buf == CALLBACK_HELLO => {}
+                _ => return,
+            }
+            let call = async {
+                let sock = tokio::net::TcpSocket::new_v4()?;
+                sock.bind(SocketAddr::new(from, 0))?;
+                let mut c = sock.connect(peer).await?;
+                c.write_all(CALLBACK_HELLO).await?;
+                anyhow::Ok(())
+            };
+            let said = match tokio::time::timeout(CALLBACK_DEADLINE, call).await {
+                Ok(Ok(())) => format!("called {peer} back from {from}"),
+                Ok(Err(e)) => format!("calling {peer} back: {e:#}"),
+                Err(_) => format!("no answer from {peer} within {:.1} s", CALLBACK_DEADLINE.as_secs_f64()),
+            };
+            let _ = s.write_all(format!("{said}\n").as_bytes()).await;
+            // Bounded: the client hangs up when it is done.
+            let _ = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await;
+        });
+    }
+}
+
 async fn serve(
     ns: &str,
     inet: &str,
@@ -245,6 +292,10 @@ async fn serve(
             tokio::net::TcpListener::bind(SocketAddr::new(a, *port)).await.with_context(|| format!("tcp {port}"))?;
         tasks.spawn(echo_tcp(l));
     }
+    if let Some(port) = spec.callback {
+        let l = tokio::net::TcpListener::bind(SocketAddr::new(a, port)).await.context("tcp call-back")?;
+        tasks.spawn(call_back(l, b));
+    }
     let _ = ready.send(());
     let _ = stop.await;
     tasks.abort_all();
@@ -263,10 +314,10 @@ async fn remove(ns: &str, inet: &str) -> Result<()> {
     netns::delete(ns)
 }
 
-/// Waits until the server answers STUN from the lab's internet. A server on the addresses
-/// of one that just went away is not reachable at once (its predecessor's state in the
-/// internet's bridge and neighbour tables takes a moment to go), and a probe sent too early
-/// would read as a NAT that drops everything.
+/// Waits until the server answers STUN from the lab's internet: a probe sent before it
+/// serves would read as a NAT that drops everything. (The internet owns the bridge, so
+/// this cannot see a change of the bridge's MAC that only its neighbours suffer: that is
+/// what [`PORT_MAC`] prevents.)
 fn answers_from(inet_ns: &str, target: SocketAddr) -> Result<()> {
     let fd = netns::open(inet_ns)?;
     netns::run_in(&fd, move || -> Result<()> {
