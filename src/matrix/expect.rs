@@ -67,7 +67,10 @@ pub fn expect(a: Config, b: Config) -> CellExpect {
         || b == Config::Http
     {
         let why = "only TCP 443 leaves the HTTP side: its TURN allocation over TLS on 443 carries the call";
-        (PathClass::Relayed, vec!["tls"], why.into())
+        // The transport judged is the offerer's own allocation when it has one: an
+        // offerer without UDP facing HTTP relays over its own TCP (or TLS) allocation.
+        let transports = if a != Config::Http && !a.has_udp() { vec!["tcp", "tls"] } else { vec!["tls"] };
+        (PathClass::Relayed, transports, why.into())
     } else if !a.has_udp() || !b.has_udp() {
         let side = if !a.has_udp() { a } else { b };
         let why = format!("{side} sends no UDP: its TURN allocation over TCP (or TLS) carries the call");

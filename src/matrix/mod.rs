@@ -115,7 +115,11 @@ pub fn cell_file(a: Config, b: Config) -> String {
     s += &a.tables("a", "alice");
     s += &b.tables("b", "bob");
     s += "[server.stun]\nservices = [\"stun\"]\n\n[server.relay]\nservices = [\"turn\"]\n\n";
-    s += "[scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\nstun = \"stun\"\nturn = \"relay\"\ndeadline-ms = 12000\n\n";
+    s +=
+        "[scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\nstun = \"stun\"\nturn = \"relay\"\ndeadline-ms = 12000\n";
+    // Media-like data, not a flood: the matrix asks which path wins, not its capacity,
+    // and a flood through a TCP relay shared by parallel labs can outlast the deadline.
+    s += "data-rate-kbps = 500\n\n";
     s += &format!("[expect]\noutcome = \"connected\"\npath = \"{}\"\n", e.path.as_str());
     if !e.relay_transports.is_empty() {
         let list: Vec<String> = e.relay_transports.iter().map(|t| format!("\"{t}\"")).collect();

@@ -1,0 +1,95 @@
+//! Root tests: the default NAT matrix in real labs, every cell judged against the
+//! shipped expectations; and a sharded run, merged, against an unsharded one.
+
+mod common;
+
+use common::*;
+
+/// One matrix at a time: each runs several labs at once already, and the leftover
+/// check below counts every matrix lab.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Namespaces of matrix labs (`icelab-mx...`).
+fn matrix_namespaces() -> Vec<String> {
+    sh("ip netns list")
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with("icelab-mx"))
+        .map(String::from)
+        .collect()
+}
+
+fn cells(v: &serde_json::Value) -> Vec<(String, String, bool, String)> {
+    v["cells"]
+        .as_array()
+        .expect("cells")
+        .iter()
+        .map(|c| {
+            let path = c["call"]["checks"]
+                .as_array()
+                .and_then(|k| k.iter().find(|k| k["name"] == "path"))
+                .map_or("-".to_string(), |k| k["observed"].as_str().unwrap_or("-").to_string());
+            (c["a"].to_string(), c["b"].to_string(), c["call"]["pass"] == true, path)
+        })
+        .collect()
+}
+
+/// libwebrtc's ten configurations against themselves: 100 labs, every cell as the
+/// shipped table says.
+#[test]
+fn the_default_matrix_meets_the_shipped_expectations() {
+    if !require_root() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = matrix_namespaces();
+    let o = icelab(&["matrix", "--jobs", "4", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+    let failed: Vec<String> = v["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["call"]["pass"] != true)
+        .map(|c| format!("{} x {}: {}", c["a"], c["b"], c["call"]["checks"].to_string() + &c["error"].to_string()))
+        .collect();
+    assert!(failed.is_empty(), "{} cells failed:\n{}", failed.len(), failed.join("\n"));
+    assert_eq!(v["cells"].as_array().unwrap().len(), 100);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    eprintln!("default matrix: 100 cells in {:.1} s at {} labs at a time", v["wall_s"].as_f64().unwrap(), v["jobs"]);
+    assert_eq!(matrix_namespaces(), before, "the matrix left namespaces behind");
+}
+
+/// Two shards, merged, are the same report as the whole (cells, verdicts, paths).
+#[test]
+fn sharded_runs_merge_into_the_unsharded_report() {
+    if !require_root() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("m.toml");
+    std::fs::write(&spec, "a = [\"OPEN\", \"SYMM\"]\nb = [\"PORT\", \"HTTP\"]\n").unwrap();
+    let spec = spec.display().to_string();
+    let whole = icelab(&["matrix", &spec, "--json"]);
+    assert_eq!(whole.status.code(), Some(0), "{}{}", stdout(&whole), stderr(&whole));
+    let mut parts = Vec::new();
+    for i in 1..=2 {
+        let o = icelab(&["matrix", &spec, "--shard", &format!("{i}/2"), "--json"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let p = dir.path().join(format!("s{i}.json"));
+        std::fs::write(&p, stdout(&o)).unwrap();
+        parts.push(p.display().to_string());
+    }
+    let junit = dir.path().join("m.xml");
+    let merged = icelab(&["merge", &parts[0], &parts[1], "--json", "--junit", &junit.display().to_string()]);
+    assert_eq!(merged.status.code(), Some(0), "{}", stderr(&merged));
+    let (w, m): (serde_json::Value, serde_json::Value) =
+        (serde_json::from_str(&stdout(&whole)).unwrap(), serde_json::from_str(&stdout(&merged)).unwrap());
+    assert_eq!(cells(&m), cells(&w));
+    assert_eq!(cells(&m).len(), 4);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testcase ").count(), 4, "{xml}");
+    // The grid renders the merged report too.
+    let grid = icelab(&["merge", &parts[0], &parts[1]]);
+    assert!(stdout(&grid).contains("4/4 cells met the expectations"), "{}", stdout(&grid));
+}
