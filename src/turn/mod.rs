@@ -111,9 +111,20 @@ impl TurnHandle {
     }
 }
 
+/// The lab's run-time TLS certificate: self-signed, fresh each time, for `names`.
+fn self_signed(names: Vec<String>) -> anyhow::Result<rcgen::CertifiedKey<rcgen::KeyPair>> {
+    rcgen::generate_simple_self_signed(names).context("self-signed cert")
+}
+
+/// A certificate like the built-in server's own, as PEM (certificate, private key), for
+/// servers that read it from files (coturn).
+pub fn self_signed_pem(names: Vec<String>) -> anyhow::Result<(String, String)> {
+    let ck = self_signed(names)?;
+    Ok((ck.cert.pem(), ck.signing_key.serialize_pem()))
+}
+
 fn tls_acceptor(cfg: &TurnServerConfig) -> anyhow::Result<(TlsAcceptor, Vec<u8>)> {
-    let names = vec![cfg.public_ip.to_string(), "localhost".into()];
-    let ck = rcgen::generate_simple_self_signed(names).context("self-signed cert")?;
+    let ck = self_signed(vec![cfg.public_ip.to_string(), "localhost".into()])?;
     let cert = ck.cert.der().clone();
     let der = cert.to_vec();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
