@@ -52,6 +52,9 @@ pub struct RunReport {
     /// The raw timeline: operations, byte-counter samples, peer state changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<TimelineLog>,
+    /// The implementation of the scenario's TURN server (`built-in`, `coturn`), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_implementation: Option<String>,
 }
 
 /// Runs the topology's scenario in a new lab named `name`. `progress` sees each build
@@ -91,6 +94,7 @@ pub async fn run_scenario(
         verdict.checks.extend(check);
     }
     verdict.pass = verdict.checks.iter().all(|c| c.ok);
+    let relay_implementation = relay_implementation(topo, &scn);
     Ok(RunReport {
         lab: name.to_string(),
         scenario: scn,
@@ -102,7 +106,15 @@ pub async fn run_scenario(
         kept: keep,
         events,
         timeline: log,
+        relay_implementation,
     })
+}
+
+/// The name of the implementation that served the scenario's TURN server.
+fn relay_implementation(topo: &Topology, scn: &Scenario) -> Option<String> {
+    let server = topo.server(scn.turn.as_deref()?)?;
+    let svc = server.services.iter().find(|s| s.kind == crate::servers::ServiceKind::Turn)?;
+    Some(svc.implementation.name().to_string())
 }
 
 fn ms(t: Instant) -> f64 {

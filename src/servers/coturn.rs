@@ -86,7 +86,8 @@ pub fn coturn_config(kind: ServiceKind, server: &Server, lab_subnets: &[Ipv4Net]
             }
         }
     }
-    for l in ["no-cli", "no-stdout-log", "simple-log"] {
+    // `verbose` logs each session and TURN request (not the relayed data).
+    for l in ["verbose", "no-cli", "no-stdout-log", "simple-log"] {
         line(l);
     }
     c

@@ -1,0 +1,104 @@
+//! coturn as the lab's relay: a relay-only call through it, timeline `turn = "stop"` /
+//! `"start"` on it, and a missing `turnserver` as bad input. The calls need root (they
+//! fail without it unless ICELAB_SKIP_ROOT_TESTS=1) and coturn (`scripts/setup` installs it).
+
+mod common;
+
+use std::sync::Mutex;
+
+use common::*;
+
+/// Calls run one at a time: on two cores, two calls measure each other's starvation.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// `icelab run --json` of `file` (plus `extra` arguments) in lab `name`; the JSON report.
+fn run_json(file: &str, name: &str, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut args = vec!["run", "--json", file, "--name", name];
+    args.extend(extra);
+    let o = icelab(&args);
+    let rep = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{file}: no JSON report ({e}):\n{}\n{}", stdout(&o), stderr(&o)));
+    (o.status.code(), rep)
+}
+
+#[test]
+fn relay_only_call_goes_through_coturn() {
+    if !require_root() {
+        return;
+    }
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let name = lab_name("c11r");
+    let _lab = LabGuard(name.clone());
+    // Kept, so the test can see which process served and what it logged.
+    let (code, rep) = run_json(&topology("call-relay-coturn.toml"), &name, &["--keep"]);
+    assert_eq!(code, Some(0), "verdict: {:#}", rep["verdict"]);
+    assert_eq!(rep["relay_implementation"], "coturn");
+    let pair = &rep["outcome"]["offerer"]["selected_pair"];
+    assert_eq!((pair["local"]["candidate_type"].as_str(), pair["remote"]["candidate_type"].as_str()), (Some("relay"), Some("relay")), "{pair:#}");
+    let relay_ip = "198.51.100.10";
+    assert_eq!((pair["local"]["address"].as_str(), pair["remote"]["address"].as_str()), (Some(relay_ip), Some(relay_ip)));
+
+    // The TURN service's pid (the plan's pid file) is coturn's `turnserver`, and coturn
+    // logged the allocations it granted.
+    let state = icelab::fabric::registry::lab_dir(&name);
+    let ns = format!("icelab-{name}-relay");
+    let pid = std::fs::read_to_string(state.join(format!("turn-{ns}.pid"))).expect("turn pid file");
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", pid.trim())).expect("turn process alive");
+    assert_eq!(comm.trim(), "turnserver");
+    let log = std::fs::read_to_string(state.join(format!("coturn-{ns}.log"))).expect("coturn log");
+    let allocations = log.matches("ALLOCATE processed, success").count();
+    assert!(allocations >= 2, "both peers allocate on coturn; its log:\n{log}");
+
+    let o = icelab(&["down", &name]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(lab_namespaces(&name).is_empty(), "the lab left namespaces");
+    // Killed: gone, or a zombie its new parent has not reaped yet.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap_or_default();
+    assert!(status.is_empty() || status.contains("State:\tZ"), "coturn outlived its lab:\n{status}");
+}
+
+#[test]
+fn turn_stop_and_start_work_on_coturn() {
+    if !require_root() {
+        return;
+    }
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(topology("event-turn-restart.toml")).unwrap();
+    let coturn = r#"services = [{ kind = "turn", implementation = "coturn" }]"#;
+    let edited = src.replace(r#"services = ["turn"]"#, coturn);
+    assert_ne!(edited, src, "the fixture's TURN service was not found");
+    let file = dir.path().join("event-turn-restart-coturn.toml");
+    std::fs::write(&file, edited).unwrap();
+    let name = lab_name("c11t");
+    let _lab = LabGuard(name.clone());
+    let (code, rep) = run_json(&file.display().to_string(), &name, &[]);
+    assert_eq!(code, Some(0), "verdict: {:#}", rep["verdict"]);
+    assert_eq!(rep["relay_implementation"], "coturn");
+    let events = rep["events"].as_array().cloned().unwrap_or_default();
+    assert_eq!(events.len(), 2, "{events:#?}");
+    for e in &events {
+        // Applied: the stop found and killed coturn by its pid file; the start ran the
+        // build's step again, which waits until coturn answers STUN.
+        assert!(e["error"].is_null() && e["applied_ms"].is_number(), "event not applied: {e:#}");
+        assert_eq!(e["recovery"]["status"], "broke", "{e:#}");
+    }
+    assert!(lab_namespaces(&name).is_empty(), "the lab left namespaces");
+}
+
+#[test]
+fn missing_turnserver_is_bad_input_before_any_lab() {
+    let empty = tempfile::tempdir().unwrap();
+    let name = lab_name("c11m");
+    for cmd in ["run", "up"] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_icelab"))
+            .args([cmd, &topology("call-relay-coturn.toml"), "--name", &name])
+            .env("PATH", empty.path())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains("`turnserver` is not installed") && err.contains("apt-get install coturn"), "{cmd}: {err}");
+        assert!(lab_namespaces(&name).is_empty(), "{cmd} built something");
+    }
+}
