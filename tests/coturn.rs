@@ -102,3 +102,41 @@ fn missing_turnserver_is_bad_input_before_any_lab() {
         assert!(lab_namespaces(&name).is_empty(), "{cmd} built something");
     }
 }
+
+/// The exported script builds the same coturn: certificate, config, `turnserver`, and
+/// `icelab wait-stun` (the script stops, `set -e`, when coturn does not answer).
+#[test]
+fn exported_script_starts_coturn_and_waits_for_it() {
+    if !require_root() {
+        return;
+    }
+    let o = icelab(&["export", &topology("call-relay-coturn.toml")]);
+    assert!(o.status.success(), "export failed: {}", stderr(&o));
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("lab.sh");
+    std::fs::write(&script, &o.stdout).unwrap();
+    let prefix = format!("icelab-{}", lab_name("c11s"));
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_icelab")).parent().unwrap().to_owned();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+    let sh = |arg: &str| {
+        std::process::Command::new("sh")
+            .arg(&script)
+            .arg(arg)
+            .env("ICELAB_PREFIX", &prefix)
+            .env("ICELAB_STATE", dir.path().join("state"))
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+    let up = sh("up");
+    let pids = common::sh(&format!("ip netns pids {prefix}-relay"));
+    let comms: Vec<String> = pids
+        .split_whitespace()
+        .map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default().trim().to_string())
+        .collect();
+    let down = sh("down");
+    assert!(up.status.success(), "`up` failed: {}{}", stdout(&up), stderr(&up));
+    assert_eq!(comms, ["turnserver"], "the relay namespace runs coturn alone");
+    assert!(down.status.success(), "`down` failed: {}", stderr(&down));
+    assert!(icelab::fabric::netns::list(&format!("{prefix}-")).is_empty(), "`down` left namespaces");
+}
