@@ -23,6 +23,9 @@
 //!
 //! [server.relay]
 //! services = [{ kind = "turn", implementation = "built-in" }]   # same as ["turn"]
+//!
+//! [server.coturn]
+//! services = [{ kind = "turn", implementation = "coturn" }]     # coturn's turnserver
 //! ```
 //!
 //! [`parse_str`] reports every mistake with file:line:col and a hint.
