@@ -34,9 +34,16 @@ fn relay_only_call_goes_through_coturn() {
     assert_eq!(code, Some(0), "verdict: {:#}", rep["verdict"]);
     assert_eq!(rep["relay_implementation"], "coturn");
     let pair = &rep["outcome"]["offerer"]["selected_pair"];
-    assert_eq!((pair["local"]["candidate_type"].as_str(), pair["remote"]["candidate_type"].as_str()), (Some("relay"), Some("relay")), "{pair:#}");
+    assert_eq!(
+        (pair["local"]["candidate_type"].as_str(), pair["remote"]["candidate_type"].as_str()),
+        (Some("relay"), Some("relay")),
+        "{pair:#}"
+    );
     let relay_ip = "198.51.100.10";
-    assert_eq!((pair["local"]["address"].as_str(), pair["remote"]["address"].as_str()), (Some(relay_ip), Some(relay_ip)));
+    assert_eq!(
+        (pair["local"]["address"].as_str(), pair["remote"]["address"].as_str()),
+        (Some(relay_ip), Some(relay_ip))
+    );
 
     // The TURN service's pid (the plan's pid file) is coturn's `turnserver`, and coturn
     // logged the allocations it granted.
@@ -98,7 +105,10 @@ fn missing_turnserver_is_bad_input_before_any_lab() {
             .unwrap();
         assert_eq!(o.status.code(), Some(2), "{cmd}: {}", stderr(&o));
         let err = stderr(&o);
-        assert!(err.contains("`turnserver` is not installed") && err.contains("apt-get install coturn"), "{cmd}: {err}");
+        assert!(
+            err.contains("`turnserver` is not installed") && err.contains("apt-get install coturn"),
+            "{cmd}: {err}"
+        );
         assert!(lab_namespaces(&name).is_empty(), "{cmd} built something");
     }
 }
@@ -139,4 +149,46 @@ fn exported_script_starts_coturn_and_waits_for_it() {
     assert_eq!(comms, ["turnserver"], "the relay namespace runs coturn alone");
     assert!(down.status.success(), "`down` failed: {}", stderr(&down));
     assert!(icelab::fabric::netns::list(&format!("{prefix}-")).is_empty(), "`down` left namespaces");
+}
+
+/// The relayed scenarios of issue 11's acceptance hold with coturn as their relay: TURN
+/// over UDP (symmetric NATs), over TCP or TLS (UDP blocked) and over TLS on 443
+/// (TCP-443-only).
+#[test]
+fn relayed_scenarios_hold_with_coturn() {
+    if !require_root() {
+        return;
+    }
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut failed = Vec::new();
+    for (scenario, transport) in [
+        ("call-port-restricted-symmetric.toml", "udp"),
+        ("call-symmetric.toml", "udp"),
+        ("call-udp-blocked.toml", "tcp|tls"),
+        ("call-tcp-443-only.toml", "tls"),
+    ] {
+        let src = std::fs::read_to_string(topology(scenario)).unwrap();
+        let edited =
+            src.replace(r#"services = ["turn"]"#, r#"services = [{ kind = "turn", implementation = "coturn" }]"#);
+        assert_ne!(edited, src, "{scenario}: no TURN service to replace");
+        let file = dir.path().join(scenario);
+        std::fs::write(&file, edited).unwrap();
+        let name = lab_name("c11a");
+        let _lab = LabGuard(name.clone());
+        let (code, rep) = run_json(&file.display().to_string(), &name, &[]);
+        let relayed_over = rep["verdict"]["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == "relay-transport"))
+            .map(|c| c["observed"].clone());
+        eprintln!("{scenario}: exit {code:?}, relay {}, over {relayed_over:?}", rep["relay_implementation"]);
+        if code != Some(0) || rep["relay_implementation"] != "coturn" {
+            failed.push(format!("{scenario}: exit {code:?}: {:#}", rep["verdict"]));
+        } else if !relayed_over.as_ref().and_then(|v| v.as_str()).is_some_and(|t| transport.split('|').any(|w| w == t))
+        {
+            failed.push(format!("{scenario}: relayed over {relayed_over:?}, wanted {transport}"));
+        }
+        assert!(lab_namespaces(&name).is_empty(), "{scenario} left namespaces");
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }

@@ -9,8 +9,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::stun::client::{Request, Timing, binding};
 
-/// One try: short, so a server that comes up is seen within a few tens of ms.
-const TRY: Timing = Timing { initial_rto: Duration::from_millis(20), deadline: Duration::from_millis(250) };
+/// One try (sends at 0, 10 and 30 ms): short, so a server is seen within ~20 ms of coming up.
+const TRY: Timing = Timing { initial_rto: Duration::from_millis(10), deadline: Duration::from_millis(40) };
 
 /// Waits until `addr` answers a binding request from a socket in namespace `ns`; `alive`
 /// says why not when the service has exited (checked between tries). Fails after `deadline`.

@@ -164,7 +164,10 @@ mod tests {
         assert_eq!(program, COTURN_PROGRAM);
         assert_eq!(path, "/run/icelab/t/coturn-icelab-t-relay.conf");
         let flag = |f: &str| args.iter().position(|a| a == f).map(|i| args[i + 1].as_str());
-        assert_eq!((flag("-c"), flag("--cert"), flag("--pkey")), (Some(path.as_str()), Some(cert.as_str()), Some(key.as_str())));
+        assert_eq!(
+            (flag("-c"), flag("--cert"), flag("--pkey")),
+            (Some(path.as_str()), Some(cert.as_str()), Some(key.as_str()))
+        );
         let addr = SocketAddr::from((t.servers[0].addresses[0], 3478));
         assert_eq!(*ready, Readiness::StunAnswers { addr });
     }

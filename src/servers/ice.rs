@@ -15,7 +15,9 @@ use crate::turn::TLS_PORT as TURN_TLS_PORT;
 pub fn stun_url(svc: Service, addr: Ipv4Addr) -> String {
     match svc.implementation {
         // A TURN server answers STUN on its own port, which is the STUN port too.
-        Implementation::BuiltIn | Implementation::Coturn => format!("stun:{addr}:{}", port(Service::built_in(ServiceKind::Stun))),
+        Implementation::BuiltIn | Implementation::Coturn => {
+            format!("stun:{addr}:{}", port(Service::built_in(ServiceKind::Stun)))
+        }
     }
 }
 

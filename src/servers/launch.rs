@@ -117,6 +117,29 @@ mod tests {
     }
 
     #[test]
+    fn timeline_restarts_coturn_with_its_own_spawn_step() {
+        let src = r#"
+[router.r]
+wan = "internet"
+[server.t]
+services = [{ kind = "turn", implementation = "coturn" }]
+[[event]]
+at-ms = 1
+turn = "stop"
+server = "t"
+[[event]]
+at-ms = 2
+turn = "start"
+server = "t"
+"#;
+        let plan = crate::plan::plan(&crate::topology::parse_str("t.toml", src).unwrap(), "icelab-t");
+        let spawn = plan.steps.iter().find(|s| matches!(s, Step::Spawn { service, .. } if service == "turn")).unwrap();
+        assert!(matches!(spawn, Step::Spawn { program, .. } if program == crate::servers::COTURN_PROGRAM));
+        assert_eq!(plan.events[0].steps, vec![Step::StopService { ns: "icelab-t-t".into(), service: "turn".into() }]);
+        assert_eq!(plan.events[1].steps, vec![spawn.clone()]);
+    }
+
+    #[test]
     fn built_in_turn_gets_the_lab_credentials_and_only_lab_subnets() {
         let t = topo(r#"["turn"]"#);
         let steps = launch(Service::built_in(ServiceKind::Turn), &t.servers[0], &t, "icelab-t-t", "/s");

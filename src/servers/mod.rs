@@ -15,8 +15,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub use ice::{ice_servers, stun_url, turn_url};
 pub use coturn::{COTURN_PROGRAM, coturn_config};
+pub use ice::{ice_servers, stun_url, turn_url};
 pub use launch::{check_programs, launch, port, stop};
 pub(crate) use parse::parse_service;
 

@@ -113,7 +113,8 @@ mod tests {
 
     #[test]
     fn coturn_is_an_implementation_of_stun_and_turn() {
-        let (s, e) = parse(r#"[{ kind = "turn", implementation = "coturn" }, { kind = "stun", implementation = "coturn" }]"#);
+        let (s, e) =
+            parse(r#"[{ kind = "turn", implementation = "coturn" }, { kind = "stun", implementation = "coturn" }]"#);
         assert_eq!(e, Vec::<String>::new());
         let coturn = |kind| Service { kind, implementation: Implementation::Coturn };
         assert_eq!(s, vec![coturn(ServiceKind::Turn), coturn(ServiceKind::Stun)]);
