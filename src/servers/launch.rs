@@ -121,8 +121,16 @@ mod tests {
         let src = r#"
 [router.r]
 wan = "internet"
+[host.a]
+on = "r"
+[host.b]
+on = "r"
 [server.t]
 services = [{ kind = "turn", implementation = "coturn" }]
+[scenario]
+offerer = "a"
+answerer = "b"
+turn = "t"
 [[event]]
 at-ms = 1
 turn = "stop"
