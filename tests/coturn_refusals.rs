@@ -135,8 +135,10 @@ async fn coturn_refuses_bad_credentials_and_peers_outside_the_lab() {
     let res = c.signed(allocate(), "icelab", "icelab").await;
     assert_eq!(res.typ, MessageType::new(METHOD_ALLOCATE, CLASS_SUCCESS_RESPONSE), "allocate: {res}");
 
-    let mut outside: Vec<IpAddr> =
-        ["127.0.0.1", "0.0.0.0", "10.1.2.3", "100.64.0.1", "172.16.0.1"].iter().map(|a| a.parse().unwrap()).collect();
+    let mut outside: Vec<IpAddr> = ["127.0.0.1", "0.0.0.0", "10.1.2.3", "100.64.0.1", "172.16.0.1", "8.8.8.8"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
     let host = host_addresses();
     outside.extend(&host);
     for (i, peer) in outside.iter().enumerate() {
