@@ -192,3 +192,37 @@ fn relayed_scenarios_hold_with_coturn() {
     }
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
+
+/// coturn as the STUN service (`stun-only`, RFC 5780 on the server's two addresses)
+/// classifies a home router's NAT as the built-in STUN server does.
+#[test]
+fn coturn_stun_classifies_the_nat_like_the_built_in_server() {
+    if !require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(topology("call-port-restricted.toml")).unwrap();
+    let mut seen = Vec::new();
+    for implementation in ["built-in", "coturn"] {
+        let services = format!(r#"services = [{{ kind = "stun", implementation = "{implementation}" }}]"#);
+        let edited = src.replace(r#"services = ["stun"]"#, &services);
+        assert_ne!(edited, src, "the fixture's STUN service was not found");
+        let file = dir.path().join(format!("{implementation}.toml"));
+        std::fs::write(&file, edited).unwrap();
+        let name = lab_name(if implementation == "coturn" { "c11n" } else { "c11b" });
+        let o = icelab(&["up", &file.display().to_string(), "--name", &name]);
+        assert!(o.status.success(), "{implementation}: up failed: {}", stderr(&o));
+        let _lab = LabGuard(name.clone());
+        let o = icelab(&["probe", &name, "alice", "--json"]);
+        assert!(o.status.success(), "{implementation}: probe failed: {}{}", stdout(&o), stderr(&o));
+        let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let software = p["software"].as_str().unwrap_or("").to_string();
+        assert_eq!(software.starts_with("Coturn"), implementation == "coturn", "{implementation}: {p:#}");
+        seen.push((p["mapping"].clone(), p["filtering"].clone(), p["other_address"].clone()));
+    }
+    assert_eq!(seen[0], seen[1], "built-in vs coturn");
+    assert_eq!(
+        (seen[0].0.as_str(), seen[0].1.as_str()),
+        (Some("endpoint-independent"), Some("address-and-port-dependent"))
+    );
+}
