@@ -426,12 +426,7 @@ fn main() -> ExitCode {
                 }))
             }
             Command::ConntrackFlush => script_step(icelab::fabric::conntrack::flush_here()),
-            Command::TlsCert { cert, key, names } => {
-                script_step(icelab::turn::self_signed_pem(names).and_then(|(c, k)| {
-                    std::fs::write(&cert, c)?;
-                    Ok(std::fs::write(&key, k)?)
-                }))
-            }
+            Command::TlsCert { cert, key, names } => script_step(icelab::turn::write_self_signed(names, &cert, &key)),
             Command::WaitStun { addr } => {
                 script_step(icelab::fabric::ready::stun_answers_here(addr, std::time::Duration::from_secs(10)).await)
             }

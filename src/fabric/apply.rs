@@ -130,9 +130,7 @@ impl Applier {
                 std::fs::write(path, text).with_context(|| format!("writing {path}"))?;
             }
             Step::TlsCert { names, cert, key, .. } => {
-                let (cert_pem, key_pem) = crate::turn::self_signed_pem(names.clone())?;
-                std::fs::write(cert, cert_pem).with_context(|| format!("writing {cert}"))?;
-                write_private(key, &key_pem)?;
+                crate::turn::write_self_signed(names.clone(), cert.as_ref(), key.as_ref())?;
             }
             Step::Spawn { ns, service, program, args, ready, .. } => {
                 let log = self.state.join(format!("{service}-{ns}.log"));
@@ -255,19 +253,6 @@ pub fn icelab_exe() -> Result<std::path::PathBuf> {
         .into_iter()
         .find(|p| p.is_file())
         .ok_or_else(|| anyhow!("cannot find the icelab program to start lab services; set ICELAB_BIN"))
-}
-
-/// Writes a private key readable by its owner only.
-fn write_private(path: &str, text: &str) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {path}"))?;
-    Ok(f.write_all(text.as_bytes())?)
 }
 
 /// Starts `program ARGS` (`icelab` is this program) detached inside the namespace, waits

@@ -19,6 +19,7 @@ mod stream;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -116,11 +117,21 @@ fn self_signed(names: Vec<String>) -> anyhow::Result<rcgen::CertifiedKey<rcgen::
     rcgen::generate_simple_self_signed(names).context("self-signed cert")
 }
 
-/// A certificate like the built-in server's own, as PEM (certificate, private key), for
-/// servers that read it from files (coturn).
-pub fn self_signed_pem(names: Vec<String>) -> anyhow::Result<(String, String)> {
+/// Writes a certificate like the built-in server's own to PEM files (the key readable by
+/// its owner only), for servers that read it from files (coturn).
+pub fn write_self_signed(names: Vec<String>, cert: &Path, key: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let ck = self_signed(names)?;
-    Ok((ck.cert.pem(), ck.signing_key.serialize_pem()))
+    std::fs::write(cert, ck.cert.pem()).with_context(|| format!("writing {}", cert.display()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(key)
+        .with_context(|| format!("writing {}", key.display()))?;
+    Ok(f.write_all(ck.signing_key.serialize_pem().as_bytes())?)
 }
 
 fn tls_acceptor(cfg: &TurnServerConfig) -> anyhow::Result<(TlsAcceptor, Vec<u8>)> {
