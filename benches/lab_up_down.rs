@@ -8,7 +8,8 @@
 use std::time::Instant;
 
 use icelab::fabric::Lab;
-use icelab::topology::{Topology, generate, parse_file, parse_str};
+use icelab::spec::{parse_file, parse_str};
+use icelab::topology::{Topology, generate};
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -54,11 +55,11 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         for file in ["cgnat-double-nat.toml", "two-home-routers.toml"] {
-            let topo = parse_file(&dir.join(file)).unwrap();
+            let topo = parse_file(&dir.join(file)).unwrap().topology;
             measure(file, &topo, iterations).await;
         }
         // 66 routers x (router + 2 hosts) + server + internet = 200 namespaces.
-        let big = parse_str("generated", &generate::home_routers(66, 2)).unwrap();
+        let big = parse_str("generated", &generate::home_routers(66, 2)).unwrap().topology;
         measure("generated-200", &big, iterations.min(5)).await;
     });
 }

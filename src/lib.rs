@@ -1,11 +1,18 @@
 //! icelab: a network-impairment simulator for STUN/TURN/ICE path testing.
 //!
-//! A topology file (TOML) is parsed into a [`topology::Topology`], turned into an
-//! ordered [`plan::Plan`] by a pure function, and the plan is either applied to the
-//! kernel ([`fabric`]) or rendered as a shell script ([`plan::shell`]).
+//! An icelab file (TOML) is parsed by the file layer ([`spec`]) into a lab's network
+//! ([`topology::Topology`]), the call placed in it ([`scenario`]) and what happens
+//! meanwhile ([`timeline`]). A pure function turns the network and its events into an
+//! ordered [`plan::Plan`], which is either applied to the kernel ([`fabric`]) or
+//! rendered as a shell script ([`plan::shell`]).
+//!
+//! The modules form layers, lowest first, and none imports one above it:
+//! [`diag`] and [`check`] (diagnostics, judged lines) < [`topology`] < [`timeline`]
+//! (pure: events and what they did) < [`scenario`] (a call's model and its judge)
+//! < [`plan`] < [`spec`] (the whole file) < [`call`] (placing a call in a lab).
 //!
 //! ```
-//! let topo = icelab::topology::parse_str("lan.toml", r#"
+//! let spec = icelab::spec::parse_str("lan.toml", r#"
 //! [router.home]
 //! wan = "internet"
 //! [host.a]
@@ -13,12 +20,15 @@
 //! [host.b]
 //! on = "home"
 //! "#).unwrap();
-//! let plan = icelab::plan::plan(&topo, "icelab-doc");
+//! let plan = icelab::plan::plan(&spec.topology, "icelab-doc");
 //! assert!(plan.steps.len() > 5);
 //! ```
 #![warn(missing_docs)]
 
 pub mod browser;
+pub mod call;
+pub mod check;
+pub mod diag;
 pub mod echo;
 pub mod fabric;
 pub mod firewall;
@@ -29,6 +39,7 @@ pub mod plan;
 pub mod report;
 pub mod scenario;
 pub mod servers;
+pub mod spec;
 pub mod stun;
 pub mod timeline;
 pub mod topology;

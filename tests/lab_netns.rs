@@ -239,7 +239,7 @@ fn export_matches(tag: &str, file: &str) {
     let _down = ScriptDown(run);
     assert!(o.status.success(), "script failed: {}", stderr(&o));
     let ours = format!("icelab-{name}");
-    let topo = icelab::topology::parse_file(std::path::Path::new(file)).unwrap();
+    let topo = icelab::spec::parse_file(std::path::Path::new(file)).unwrap().topology;
     for node in topo.node_names() {
         assert_eq!(
             node_state(&format!("{ours}-{node}")).replace(&ours, "P"),

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use icelab::plan::{Step, plan, shell};
-use icelab::topology::parse_file;
+use icelab::spec::parse_file;
 
 fn bundled() -> Vec<std::path::PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
@@ -27,11 +27,16 @@ fn rel(p: &Path) -> String {
     format!("topologies/{}", p.file_name().unwrap().to_string_lossy())
 }
 
+/// The plan `icelab export` renders: the lab's steps and its events'.
+fn plan_of(p: &Path, prefix: &str) -> icelab::plan::Plan {
+    let spec = parse_file(p).unwrap();
+    icelab::plan::plan_with(&spec.topology, &spec.events, prefix, &icelab::plan::PlanOptions::default())
+}
+
 #[test]
 fn plans_match_snapshots() {
     for p in bundled() {
-        let topo = parse_file(&p).unwrap();
-        let pl = plan(&topo, "icelab-snap");
+        let pl = plan_of(&p, "icelab-snap");
         let mut text: String = pl.steps.iter().map(|s| format!("{s}\n")).collect();
         for e in &pl.events {
             text += &format!("\nevent {} at {} ms: {}\n", e.index, e.at_ms, e.what);
@@ -44,8 +49,7 @@ fn plans_match_snapshots() {
 #[test]
 fn shell_scripts_match_snapshots() {
     for p in bundled() {
-        let topo = parse_file(&p).unwrap();
-        insta::assert_snapshot!(format!("shell-{}", stem(&p)), shell::render(&plan(&topo, "icelab-sh"), &rel(&p)));
+        insta::assert_snapshot!(format!("shell-{}", stem(&p)), shell::render(&plan_of(&p, "icelab-sh"), &rel(&p)));
     }
 }
 
@@ -55,8 +59,7 @@ fn shell_scripts_match_snapshots() {
 fn shipped_netns_scripts_are_current() {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("netns-scripts");
     for p in bundled() {
-        let topo = parse_file(&p).unwrap();
-        let script = shell::render(&plan(&topo, "icelab-sh"), &rel(&p));
+        let script = shell::render(&plan_of(&p, "icelab-sh"), &rel(&p));
         let target = out.join(format!("{}.sh", stem(&p)));
         if std::env::var("ICELAB_UPDATE_SCRIPTS").as_deref() == Ok("1") {
             std::fs::write(&target, &script).unwrap();
@@ -72,7 +75,8 @@ fn shipped_netns_scripts_are_current() {
 
 #[test]
 fn plan_orders_namespaces_before_their_links_and_links_before_addresses() {
-    let topo = parse_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/cgnat-double-nat.toml")).unwrap();
+    let topo =
+        parse_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/cgnat-double-nat.toml")).unwrap().topology;
     let p = plan(&topo, "icelab-o");
     let pos = |f: &dyn Fn(&Step) -> bool| p.steps.iter().position(f).unwrap();
     let last_ns = p.steps.iter().rposition(|s| matches!(s, Step::AddNamespace { .. })).unwrap();
@@ -90,7 +94,7 @@ fn plan_orders_namespaces_before_their_links_and_links_before_addresses() {
 #[test]
 fn plain_router_lan_is_routed_but_nat_lan_is_not() {
     let src = "[router.isp]\nwan = \"internet\"\nnat = \"none\"\nlan = \"10.9.0.0/24\"\n[router.home]\nwan = \"isp\"\n[host.h]\non = \"home\"\n";
-    let topo = icelab::topology::parse_str("t.toml", src).unwrap();
+    let topo = icelab::spec::parse_str("t.toml", src).unwrap().topology;
     let p = plan(&topo, "icelab-r");
     let routes: Vec<String> = p
         .steps

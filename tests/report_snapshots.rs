@@ -2,9 +2,10 @@
 //! built here: two calls, one that passes (with a timeline event) and one that times
 //! out; and the summary of repeated runs. No root, no lab.
 
+use icelab::call::RunReport;
 use icelab::peer::{CandidateInfo, DataStats, Outcome, PeerOutcome, SelectedPair};
 use icelab::report::{self, Report, table};
-use icelab::scenario::{RunReport, Timings, judge};
+use icelab::scenario::{Timings, judge};
 use icelab::timeline::{EventOutcome, Recovery};
 
 const FILE: &str = r#"
@@ -56,7 +57,7 @@ fn peer(ok: bool, pair: Option<SelectedPair>) -> PeerOutcome {
 
 /// One run's results, judged by the real judge against the file's `[expect]`.
 fn run(lab: &str, connected: bool) -> RunReport {
-    let topo = icelab::topology::parse_str("call.toml", FILE).expect("fixture parses");
+    let topo = icelab::spec::parse_str("call.toml", FILE).expect("fixture parses");
     let pair = SelectedPair {
         local: cand("host", "203.0.113.10", 50_000),
         remote: CandidateInfo { base_type: "host".into(), ..cand("prflx", "203.0.113.11", 50_001) },
@@ -100,6 +101,7 @@ fn run(lab: &str, connected: bool) -> RunReport {
     };
     RunReport {
         lab: lab.into(),
+        pair: topo.scenario.as_ref().expect("fixture has a scenario").calls[0].clone(),
         scenario: topo.scenario.clone().expect("fixture has a scenario"),
         outcome,
         timings,

@@ -2,7 +2,7 @@
 
 use icelab::peer::TransportPolicy;
 use icelab::scenario::{CandidateType, ExpectedOutcome};
-use icelab::topology::parse_str;
+use icelab::spec::parse_str;
 
 const NODES: &str = r#"
 [router.home]
@@ -54,7 +54,7 @@ max-connect-ms = 3000
     );
     let t = parse_str("t.toml", &src).unwrap();
     let s = t.scenario.unwrap();
-    assert_eq!((s.offerer.as_str(), s.answerer.as_str()), ("alice", "bob"));
+    assert_eq!(s.calls, [icelab::scenario::CallPair { offerer: "alice".into(), answerer: "bob".into() }]);
     assert_eq!(s.stun, ["stun", "relay"]);
     assert_eq!(s.policy, TransportPolicy::Relay);
     assert_eq!((s.data_ms, s.deadline_ms), (100, 3000));
@@ -118,7 +118,7 @@ fn stun_and_turn_on_one_server() {
 #[test]
 fn turn_service_is_spawned_with_lab_subnets() {
     let t = parse_str("t.toml", NODES).unwrap();
-    let plan = icelab::plan::plan(&t, "icelab-x");
+    let plan = icelab::plan::plan(&t.topology, "icelab-x");
     let args = plan
         .steps
         .iter()
@@ -163,4 +163,55 @@ fn ice_restart_and_timeouts() {
     assert_eq!(e[0].0, line_of(tail, "ice-keepalive-ms"));
     let e = errors("[scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\nice-failed-ms = 0\n");
     assert!(e[0].2.contains("ice-failed-ms must be positive"), "{e:?}");
+}
+
+const PEER_FILE: &str = "[router.home]\nwan = \"internet\"\n[host.alice]\non = \"home\"\n[host.bob]\non = \"home\"\n\
+                    [scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\n[expect]\nlocal = \"host\"\n";
+
+/// `[expect.PEER]` overrides parse (with the required reason) through the file layer.
+#[test]
+fn overrides_parse_and_need_a_reason() {
+    let ok = format!("{PEER_FILE}[expect.chromium]\nlocal = [\"srflx\"]\nreason = \"why\"\n");
+    let t = parse_str("t.toml", &ok).unwrap();
+    let e = t.expect.unwrap();
+    assert_eq!((e.per_peer[0].peer.as_str(), e.per_peer[0].reason.as_str()), ("chromium", "why"));
+    assert_eq!(e.for_peers("built-in", "chromium").local, Some(vec![icelab::scenario::CandidateType::Srflx]));
+    let no_reason = format!("{PEER_FILE}[expect.firefox]\nlocal = [\"srflx\"]\n");
+    let err = parse_str("t.toml", &no_reason).unwrap_err();
+    assert!(err.diagnostics.iter().any(|d| d.message.contains("needs `reason")), "{err:?}");
+    let outcome = format!("{PEER_FILE}[expect.firefox]\noutcome = \"failed\"\nreason = \"x\"\n");
+    assert!(parse_str("t.toml", &outcome).is_err());
+    let top = format!("{PEER_FILE}reason = \"x\"\n");
+    assert!(parse_str("t.toml", &top).is_err());
+}
+
+const FOUR_HOSTS: &str = "[router.home]\nwan = \"internet\"\n[host.a]\non = \"home\"\n[host.b]\non = \"home\"\n\
+                          [host.c]\non = \"internet\"\n[host.d]\non = \"internet\"\n";
+
+/// `calls` places several pairs; each is checked against the hosts, and a scenario
+/// takes either one pair or a list.
+#[test]
+fn several_calls_parse_and_are_checked() {
+    use icelab::scenario::CallPair;
+    let ok = format!("{FOUR_HOSTS}[scenario]\ncalls = [[\"a\", \"c\"], [\"b\", \"d\"], [\"a\", \"d\"]]\n");
+    let s = parse_str("t.toml", &ok).unwrap().scenario.unwrap();
+    let pair = |o: &str, a: &str| CallPair { offerer: o.into(), answerer: a.into() };
+    assert_eq!(s.calls, [pair("a", "c"), pair("b", "d"), pair("a", "d")]);
+    let msgs = |tail: &str| -> Vec<String> {
+        let e = parse_str("t.toml", &format!("{FOUR_HOSTS}[scenario]\n{tail}")).unwrap_err();
+        e.diagnostics.iter().map(|d| format!("{}:{}: {}", d.line, d.col, d.message)).collect()
+    };
+    assert_eq!(msgs("calls = [[\"a\", \"x\"]]\n"), ["12:16: unknown host `x`"]);
+    assert_eq!(msgs("calls = [[\"a\"]]\n"), ["12:10: a call names two hosts, not 1"]);
+    assert_eq!(msgs("calls = [[\"a\", \"a\"]]\n"), ["12:16: offerer and answerer are the same host"]);
+    assert_eq!(msgs("calls = []\n"), ["12:9: `calls` is empty"]);
+    assert_eq!(
+        msgs("offerer = \"a\"\nanswerer = \"b\"\ncalls = [[\"a\", \"c\"]]\n"),
+        ["14:9: `calls` beside `offerer`/`answerer`"]
+    );
+    assert_eq!(msgs("offerer = \"a\"\n"), ["12:11: [scenario] has no answerer"]);
+    assert_eq!(msgs("data-ms = 5\n"), ["11:1: [scenario] has no offerer and answerer"]);
+    let events = format!("{ok}[[event]]\nat-ms = 100\nlink = \"down\"\nnode = \"a\"\n");
+    let e = parse_str("t.toml", &events).unwrap_err();
+    assert!(e.diagnostics[0].message.contains("events need a single call"), "{e}");
 }

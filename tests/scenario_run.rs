@@ -137,3 +137,34 @@ fn sigterm_during_a_run_tears_the_lab_down() {
     assert_eq!(status.code(), Some(3));
     assert!(lab_namespaces(&name).is_empty(), "lab left behind");
 }
+
+/// A scenario of several calls places them all in one lab at once: one report per
+/// call, in the file's order, each judged, and one lab built and torn down.
+#[test]
+fn several_calls_share_one_lab() {
+    if !require_root() {
+        return;
+    }
+    let name = lab_name("sm");
+    let o = icelab(&["run", &topology("call-many.toml"), "--name", &name, "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let runs = v["runs"].as_array().expect("a report per call");
+    let pairs: Vec<(String, String)> = runs
+        .iter()
+        .map(|r| (r["pair"]["offerer"].as_str().unwrap().into(), r["pair"]["answerer"].as_str().unwrap().into()))
+        .collect();
+    let want = [("alice", "bob"), ("carol", "dave"), ("bob", "dave")].map(|(a, b)| (a.to_string(), b.to_string()));
+    assert_eq!(pairs, want);
+    assert!(runs.iter().all(|r| r["verdict"]["pass"] == true && r["lab"] == name.as_str()), "{v}");
+    // One lab, and the calls overlapped: placed one after another, the run would take
+    // at least the lab's build, every call and the teardown.
+    let t = |r: &serde_json::Value, k: &str| r["timings"][k].as_f64().unwrap();
+    let total: Vec<f64> = runs.iter().map(|r| t(r, "total_ms")).collect();
+    assert!(total.windows(2).all(|w| w[0] == w[1]), "one lab, one total: {total:?}");
+    let serial =
+        t(&runs[0], "lab_up_ms") + runs.iter().map(|r| t(r, "call_ms")).sum::<f64>() + t(&runs[0], "teardown_ms");
+    assert!(total[0] < serial, "total {} ms is not below the {serial} ms of calls in a row", total[0]);
+    assert_eq!(v["passed"], 3, "{v}");
+    assert!(lab_namespaces(&name).is_empty());
+}

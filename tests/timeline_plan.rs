@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use icelab::plan::{ImpairEngine, PlanOptions, Step, plan_with};
-use icelab::topology::{parse_file, parse_str};
+use icelab::spec::{parse_file, parse_str};
 
 const BASE: &str = r#"
 [router.home]
@@ -101,8 +101,13 @@ fn data_phase_and_deadline_cover_the_timeline() {
 }
 
 fn render(path: &Path) -> String {
-    let topo = parse_file(path).unwrap();
-    let plan = plan_with(&topo, "icelab-snap", &PlanOptions { engine: ImpairEngine::Userspace, seed: 1 });
+    let spec = parse_file(path).unwrap();
+    let plan = plan_with(
+        &spec.topology,
+        &spec.events,
+        "icelab-snap",
+        &PlanOptions { engine: ImpairEngine::Userspace, seed: 1 },
+    );
     let mut out = String::new();
     for e in &plan.events {
         assert_eq!(e.problem, None, "{}: event {} was not planned", path.display(), e.index);
@@ -122,7 +127,7 @@ fn render(path: &Path) -> String {
 #[test]
 fn nat_rebind_is_the_generator_with_another_seed() {
     let topo = parse_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/event-nat-rebind.toml")).unwrap();
-    let plan = plan_with(&topo, "icelab-snap", &PlanOptions::default());
+    let plan = plan_with(&topo.topology, &topo.events, "icelab-snap", &PlanOptions::default());
     let rulesets: Vec<&str> = plan.events[0]
         .steps
         .iter()
@@ -143,7 +148,12 @@ fn nat_rebind_is_the_generator_with_another_seed() {
 #[test]
 fn impair_events_follow_the_engine_choice() {
     let topo = parse_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/event-lte.toml")).unwrap();
-    let user = plan_with(&topo, "icelab-snap", &PlanOptions { engine: ImpairEngine::Userspace, seed: 1 });
+    let user = plan_with(
+        &topo.topology,
+        &topo.events,
+        "icelab-snap",
+        &PlanOptions { engine: ImpairEngine::Userspace, seed: 1 },
+    );
     let engine = user.engine.as_ref().expect("the userspace plan starts an engine");
     let sets: Vec<&Step> =
         user.events.iter().flat_map(|e| &e.steps).filter(|s| matches!(s, Step::EngineSet { .. })).collect();
@@ -153,7 +163,8 @@ fn impair_events_follow_the_engine_choice() {
         assert_eq!(control, &engine.control);
         assert!(user.uplinks.iter().any(|u| u.engine_link == Some(*link)), "link {link} is not an uplink's");
     }
-    let netem = plan_with(&topo, "icelab-snap", &PlanOptions { engine: ImpairEngine::Netem, seed: 1 });
+    let netem =
+        plan_with(&topo.topology, &topo.events, "icelab-snap", &PlanOptions { engine: ImpairEngine::Netem, seed: 1 });
     assert!(netem.engine.is_none());
     assert!(netem.events.iter().flat_map(|e| &e.steps).any(|s| matches!(s, Step::Netem { .. })));
     assert!(!netem.events.iter().flat_map(|e| &e.steps).any(|s| matches!(s, Step::EngineSet { .. })));

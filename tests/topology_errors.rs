@@ -1,6 +1,6 @@
 //! Bad topology files: each mistake is reported at file:line:col with a hint.
 
-use icelab::topology::parse_str;
+use icelab::spec::parse_str;
 
 /// Parses `src` and returns "line:col: message" of every diagnostic.
 fn errors(src: &str) -> Vec<String> {
@@ -160,7 +160,8 @@ fn addresses_are_assigned_without_collisions() {
         "t.toml",
         "[router.r]\nwan = \"internet\"\nlan = \"10.1.0.0/24\"\n[host.a]\non = \"r\"\naddress = \"10.1.0.10\"\n[host.b]\non = \"r\"\n[server.s]\n",
     )
-    .unwrap();
+    .unwrap()
+    .topology;
     assert_eq!(t.hosts[0].uplink.address.to_string(), "10.1.0.10");
     assert_eq!(t.hosts[1].uplink.address.to_string(), "10.1.0.11");
     assert_eq!(t.routers[0].wan.address.to_string(), "203.0.113.10");

@@ -12,7 +12,7 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use icelab::topology::parse_bytes;
+use icelab::spec::parse_bytes;
 
 /// Per-input bound from the issue; a slow input is re-timed before it counts, since the
 /// machine may be busy.

@@ -5,10 +5,10 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use icelab::topology::{TopologyError, parse_bytes};
+use icelab::spec::{FileError, parse_bytes};
 
 /// Parses on a worker thread so a hang fails the test instead of blocking it.
-fn parse_within(src: &[u8], limit: Duration) -> Result<icelab::topology::Topology, TopologyError> {
+fn parse_within(src: &[u8], limit: Duration) -> Result<icelab::spec::Spec, FileError> {
     let (tx, rx) = mpsc::channel();
     let owned = src.to_vec();
     std::thread::spawn(move || {
@@ -71,8 +71,8 @@ fn many_hosts_on_a_slash_8_resolve_quickly() {
     }
     let t0 = std::time::Instant::now();
     let topo = parse_within(src.as_bytes(), Duration::from_secs(5)).expect("valid");
-    assert_eq!(topo.hosts.len(), 200);
-    assert_eq!(topo.hosts[0].uplink.address.to_string(), "10.0.0.10");
+    assert_eq!(topo.topology.hosts.len(), 200);
+    assert_eq!(topo.topology.hosts[0].uplink.address.to_string(), "10.0.0.10");
     assert!(t0.elapsed() < Duration::from_millis(500), "took {:?}", t0.elapsed());
 }
 
@@ -93,7 +93,7 @@ fn non_utf8_file_on_disk_is_located() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, b"# caf\xe9\n[host.a]\non = \"internet\"\n").unwrap();
-    let e = icelab::topology::parse_file(&path).expect_err("not UTF-8");
+    let e = icelab::spec::parse_file(&path).expect_err("not UTF-8");
     let d = &e.diagnostics[0];
     assert_eq!((d.line, d.col), (1, 6), "{e}");
     assert!(e.to_string().contains("bad.toml:1:6"), "{e}");

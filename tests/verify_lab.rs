@@ -111,7 +111,7 @@ fn a_nat_changed_behind_icelabs_back_is_caught() {
     assert_eq!(code, Some(0), "{r}");
     assert!(r["probe_server"]["addresses"].is_array(), "{r}");
     // home1 becomes symmetric.
-    let topo = icelab::topology::parse_file(Path::new(&topology("two-home-routers.toml"))).unwrap();
+    let topo = icelab::spec::parse_file(Path::new(&topology("two-home-routers.toml"))).unwrap().topology;
     let r1 = topo.router("home1").unwrap();
     let symmetric = icelab::nat::NatPreset::from_name("symmetric").unwrap().mode();
     let ruleset = icelab::nat::ruleset(&icelab::nat::RouterNat {

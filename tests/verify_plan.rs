@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use icelab::topology::parse_str;
+use icelab::spec::parse_str;
 use icelab::verify::derive::{Action, Place, derive, free_addresses};
 use icelab::verify::report::{FwObservation, assemble, render_plan};
 
@@ -22,7 +22,7 @@ fn bundled() -> Vec<std::path::PathBuf> {
 #[test]
 fn verify_plans_of_bundled_topologies_match_snapshots() {
     for p in bundled() {
-        let topo = icelab::topology::parse_file(&p).unwrap();
+        let topo = icelab::spec::parse_file(&p).unwrap().topology;
         let vp = derive(&topo).unwrap();
         let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
         insta::assert_snapshot!(format!("verify-{stem}"), render_plan(&vp));
@@ -50,14 +50,14 @@ addresses = ["198.51.100.254", "198.51.100.252"]
 
 #[test]
 fn probe_server_addresses_avoid_the_lab() {
-    let topo = parse_str("m.toml", MIXED).unwrap();
+    let topo = parse_str("m.toml", MIXED).unwrap().topology;
     let a = free_addresses(&topo).unwrap();
     assert_eq!(a.map(|a| a.to_string()), ["198.51.100.253", "198.51.100.251"]);
 }
 
 #[test]
 fn host_firewalls_get_inbound_probes_from_their_gateway_and_rules_their_own() {
-    let topo = parse_str("m.toml", MIXED).unwrap();
+    let topo = parse_str("m.toml", MIXED).unwrap().topology;
     let vp = derive(&topo).unwrap();
     let alice = vp.firewalls.iter().find(|f| f.node == "alice").unwrap();
     let get = |what: &str| alice.probes.iter().find(|p| p.what.starts_with(what)).unwrap_or_else(|| panic!("{what}"));
@@ -95,7 +95,7 @@ fn host_firewalls_get_inbound_probes_from_their_gateway_and_rules_their_own() {
 
 #[test]
 fn the_report_judges_observations_against_the_plan() {
-    let topo = parse_str("m.toml", MIXED).unwrap();
+    let topo = parse_str("m.toml", MIXED).unwrap().topology;
     let vp = derive(&topo).unwrap();
     // Every firewall probe passes: all that must be dropped mismatches.
     let fw: Vec<Vec<Option<FwObservation>>> = vp

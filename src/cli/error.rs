@@ -118,8 +118,8 @@ impl CliError {
     }
 }
 
-impl From<icelab::topology::TopologyError> for CliError {
-    fn from(e: icelab::topology::TopologyError) -> Self {
+impl From<icelab::spec::FileError> for CliError {
+    fn from(e: icelab::spec::FileError) -> Self {
         let n = e.diagnostics.len();
         let first = e.diagnostics.first().map(|d| d.message.clone()).unwrap_or_default();
         let mut c = CliError::bad_input(if n == 1 { first } else { format!("{n} errors in the file; first: {first}") });

@@ -15,13 +15,18 @@ fn unknown_lab(name: &str) -> CliError {
     CliError::bad_input(format!("no lab named `{name}` (see `icelab ls`)"))
 }
 
-pub(crate) fn down(name: &str, json: bool) -> CliResult {
+/// Tears down the lab the user named, after checking the name, the lab and root.
+fn teardown_named(name: &str) -> Result<fabric::TeardownReport, CliError> {
     super::lab_name(name)?;
     if !exists(name) {
         return Err(unknown_lab(name));
     }
     super::require_root()?;
-    let r = fabric::teardown(name).or_kind(Kind::CouldNotRun)?;
+    fabric::teardown(name).or_kind(Kind::CouldNotRun)
+}
+
+pub(crate) fn down(name: &str, json: bool) -> CliResult {
+    let r = teardown_named(name)?;
     if json {
         out::json(&r);
     } else {
@@ -79,12 +84,7 @@ pub(crate) fn ls(json: bool) -> CliResult {
 
 pub(crate) fn cleanup(name: Option<&str>, all: bool, json: bool) -> CliResult {
     if let Some(name) = name {
-        super::lab_name(name)?;
-        if !exists(name) {
-            return Err(unknown_lab(name));
-        }
-        super::require_root()?;
-        let r = fabric::teardown(name).or_kind(Kind::CouldNotRun)?;
+        let r = teardown_named(name)?;
         if json {
             out::json(&r);
         } else {

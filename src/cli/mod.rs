@@ -15,14 +15,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use icelab::fabric::{Lab, registry};
-use icelab::topology::{self, Topology};
+use icelab::spec::{self, Spec};
 
 use error::{CliError, CliResult, Done, Kind, OrKind};
 use out::{errln, outln};
 
-/// Parses a topology file; its diagnostics become a bad-input error.
-fn load(file: &Path) -> Result<Topology, CliError> {
-    Ok(topology::parse_file(file)?)
+/// Parses an icelab file; its diagnostics become a bad-input error.
+fn load(file: &Path) -> Result<Spec, CliError> {
+    Ok(spec::parse_file(file)?)
 }
 
 /// Checks a lab name given by the user.
@@ -53,11 +53,12 @@ fn require_root() -> Result<(), CliError> {
 }
 
 pub(crate) fn check(file: &Path, json: bool) -> CliResult {
-    let topo = load(file)?;
+    let spec = load(file)?;
     if json {
-        out::json(&topo);
+        out::json(&spec);
         return Ok(Done::Ok);
     }
+    let topo = &spec.topology;
     outln!(
         "{}: ok ({} routers, {} hosts, {} servers)",
         file.display(),
@@ -91,15 +92,16 @@ pub(crate) async fn up(
     (engine, seed): (Option<icelab::plan::ImpairEngine>, u64),
     json: bool,
 ) -> CliResult {
-    let topo = load(file)?;
+    let spec = load(file)?;
+    let topo = &spec.topology;
     let opts = icelab::plan::PlanOptions {
-        engine: engine.unwrap_or_else(|| icelab::fabric::default_options(&topo).engine),
+        engine: engine.unwrap_or_else(|| icelab::fabric::default_options(topo).engine),
         seed,
     };
     let name = name.unwrap_or_else(registry::random_name);
     new_lab_name(&name)?;
     if dry_run {
-        let plan = icelab::plan::plan_with(&topo, &registry::prefix_of(&name), &opts);
+        let plan = icelab::plan::plan_with(topo, &spec.events, &registry::prefix_of(&name), &opts);
         if json {
             out::json(&plan);
         } else {
@@ -107,13 +109,13 @@ pub(crate) async fn up(
         }
         return Ok(Done::Ok);
     }
-    icelab::servers::check_programs(&topo).map_err(CliError::bad_input)?;
+    icelab::servers::check_programs(topo).map_err(CliError::bad_input)?;
     require_root()?;
     // Handlers first: a signal that arrives before them would kill us with the lab half-built.
     let interrupted =
         Interrupts::install().map_err(|e| CliError::could_not_run(format!("cannot install signal handlers: {e}")))?;
     let tty = std::io::stderr().is_terminal();
-    let build = Lab::up_with(&topo, &name, &opts, |i, step| {
+    let build = Lab::up_with(topo, &spec.events, &name, &opts, |i, step| {
         if tty {
             out::err_text(&format!("\r\x1b[K[{}] {step}", i + 1));
         }
@@ -130,7 +132,7 @@ pub(crate) async fn up(
         out::err_text("\r\x1b[K");
     }
     let (lab, report) = result.map_err(|e| CliError::could_not_run(format!("{e:#}; nothing was left behind")))?;
-    let verified = if verify { Some(self::verify::after_up(&topo, &lab, json).await?) } else { None };
+    let verified = if verify { Some(self::verify::after_up(topo, &lab, json).await?) } else { None };
     let rec = lab.keep().or_kind(Kind::CouldNotRun)?;
     self::verify::remember(&rec.name, file);
     if json {
@@ -177,9 +179,10 @@ impl Interrupts {
 }
 
 pub(crate) fn export(file: &Path, name: &str, json: bool) -> CliResult {
-    let topo = load(file)?;
+    let spec = load(file)?;
     lab_name(name)?;
-    let plan = icelab::plan::plan(&topo, &registry::prefix_of(name));
+    let opts = icelab::plan::PlanOptions::default();
+    let plan = icelab::plan::plan_with(&spec.topology, &spec.events, &registry::prefix_of(name), &opts);
     let script = icelab::plan::shell::render(&plan, &file.display().to_string());
     if json {
         out::json(&serde_json::json!({ "script": script }));

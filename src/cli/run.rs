@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use icelab::fabric::registry;
 use icelab::peer::{IceProfile, PeerConfig, PeerKind, run_peer};
 use icelab::report::{self, Report, table};
-use icelab::scenario;
 use icelab::turn::{TurnServerConfig, serve_turn};
 use ipnet::IpNet;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -57,8 +56,8 @@ fn parse_peers(arg: &str) -> Result<(PeerKind, PeerKind), String> {
 }
 
 pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
-    let mut topo = load(file)?;
-    let Some(scn) = topo.scenario.take() else {
+    let mut spec = load(file)?;
+    let Some(scn) = spec.scenario.take() else {
         return Err(CliError::bad_input(format!("{}: no [scenario] to run", file.display())));
     };
     let scn = match args.peers.as_deref().map(parse_peers) {
@@ -76,8 +75,8 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
     };
     // A peer program that is missing here is bad input, found before any lab is built.
     scn.check_peers().map_err(CliError::bad_input)?;
-    icelab::servers::check_programs(&topo).map_err(CliError::bad_input)?;
-    topo.scenario = Some(scn);
+    icelab::servers::check_programs(&spec.topology).map_err(CliError::bad_input)?;
+    spec.scenario = Some(scn);
     if args.repeat == 0 || (args.keep && args.repeat > 1) {
         return Err(CliError::bad_input("--repeat must be >= 1, and --keep needs a single run"));
     }
@@ -94,6 +93,8 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
     let source = file.display().to_string();
     let mut runs = Vec::new();
     let mut errors = Vec::new();
+    // Every run places each of the scenario's calls.
+    let asked = args.repeat * spec.scenario.as_ref().map_or(1, |s| s.calls.len() as u32);
     for i in 0..args.repeat {
         let progress = |n: usize, step: &icelab::plan::Step| {
             if tty {
@@ -102,7 +103,7 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
         };
         // Dropping the run (on a signal) drops its lab and peers, which tears them down.
         let r = tokio::select! {
-            r = scenario::run_scenario(&topo, &name, args.keep, progress) => r,
+            r = icelab::call::run_scenario(&spec, &name, args.keep, progress) => r,
             s = &mut interrupted => {
                 if tty { errln!(); }
                 return Err(CliError::could_not_run(format!("interrupted by {s}; the lab was torn down")));
@@ -112,12 +113,15 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
             out::err_text("\r\x1b[K");
         }
         match r {
-            Ok(rep) => {
-                if args.repeat > 1 {
-                    let one = Report::from_runs(&source, std::slice::from_ref(&rep), 1, vec![]);
-                    errln!("run {}/{}: {}", i + 1, args.repeat, table::one_line(&one.calls[0], style));
+            Ok(reps) => {
+                if asked > 1 {
+                    for rep in &reps {
+                        let one = Report::from_runs(&source, std::slice::from_ref(rep), 1, vec![]);
+                        let call = if reps.len() > 1 { format!(", {}", rep.pair) } else { String::new() };
+                        errln!("run {}/{}{call}: {}", i + 1, args.repeat, table::one_line(&one.calls[0], style));
+                    }
                 }
-                runs.push(rep);
+                runs.extend(reps);
             }
             Err(e) => {
                 errln!("icelab: run {}/{}: {e:#}", i + 1, args.repeat);
@@ -125,13 +129,13 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
             }
         }
     }
-    let model = Report::from_runs(&source, &runs, args.repeat, errors.clone());
+    let model = Report::from_runs(&source, &runs, asked, errors.clone());
     write_files(&model, &args.files)?;
     if args.json {
         print_raw_json(&runs, &model, args.repeat);
-    } else if !runs.is_empty() || args.repeat > 1 {
+    } else if !runs.is_empty() || asked > 1 {
         out::text(&table::render(&model, style));
-        for c in model.calls.iter().filter(|_| args.repeat == 1) {
+        for c in model.calls.iter().filter(|_| asked == 1) {
             for s in &c.stderr {
                 errln!("--- {} stderr (tail) ---\n{}", s.peer, s.text);
             }
@@ -151,7 +155,7 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
 }
 
 /// `--json`: one run's raw results (as before), or the runs with their summary.
-fn print_raw_json(runs: &[scenario::RunReport], model: &Report, repeat: u32) {
+fn print_raw_json(runs: &[icelab::call::RunReport], model: &Report, repeat: u32) {
     match (&model.summary, runs.first()) {
         (None, Some(rep)) => out::json(rep),
         (None, None) => {}

@@ -56,7 +56,7 @@ pub(crate) async fn verify(name: &str, file: Option<PathBuf>, lifetime_max: Opti
         let copy = registry::lab_dir(name).join(TOPOLOGY_COPY);
         if copy.is_file() { copy } else { PathBuf::from(&rec.topology) }
     });
-    let topo = load(&file)?;
+    let topo = load(&file)?.topology;
     verify::check_lab(&topo, &rec.plan)
         .map_err(|e| CliError::bad_input(format!("{} does not describe lab {name}: {e:#}", file.display())))?;
     if let Some(s) = lifetime_max.filter(|_| !json) {

@@ -26,6 +26,8 @@ pub use apply::{Applier, icelab_exe};
 pub use registry::LabRecord;
 
 use crate::plan::{ImpairEngine, Plan, PlanOptions, Step};
+use crate::timeline::TimelineEvent;
+use crate::topology::Topology;
 
 /// Options for this machine: netem where the kernel has it, the userspace engine
 /// otherwise. Probing the kernel costs a scratch namespace and a `tc` run, so it only
@@ -38,7 +40,6 @@ pub fn default_options(topo: &Topology) -> PlanOptions {
     };
     PlanOptions { engine, ..PlanOptions::default() }
 }
-use crate::topology::Topology;
 
 /// How long teardown waits for a lab's processes to die.
 const KILL_DEADLINE: Duration = Duration::from_secs(5);
@@ -62,14 +63,17 @@ pub struct BuildReport {
 }
 
 impl Lab {
-    /// Builds the lab for `topo` named `name`. `progress` sees each step before it runs.
+    /// Builds the network of `topo` (no events) named `name`. `progress` sees each step
+    /// before it runs.
     pub async fn up(topo: &Topology, name: &str, progress: impl FnMut(usize, &Step)) -> Result<(Lab, BuildReport)> {
-        Self::up_with(topo, name, &default_options(topo), progress).await
+        Self::up_with(topo, &[], name, &default_options(topo), progress).await
     }
 
-    /// Builds the lab with explicit plan options (impairment engine, seed).
+    /// Builds the lab with its `events` planned (so a call can fire them and the
+    /// export script can replay them) and explicit plan options (engine, seed).
     pub async fn up_with(
         topo: &Topology,
+        events: &[TimelineEvent],
         name: &str,
         opts: &PlanOptions,
         mut progress: impl FnMut(usize, &Step),
@@ -77,7 +81,7 @@ impl Lab {
         registry::check_name(name)?;
         let start = Instant::now();
         let prefix = registry::prefix_of(name);
-        let plan = crate::plan::plan_with(topo, &prefix, opts);
+        let plan = crate::plan::plan_with(topo, events, &prefix, opts);
         let record = LabRecord {
             name: name.to_string(),
             prefix: prefix.clone(),

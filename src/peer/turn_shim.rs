@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
@@ -40,12 +40,10 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls;
 
 use super::shim_gate::{HOLD_MAX, Released, held};
-use crate::turn::{frame_len, pad_frame};
+use crate::turn::{pad_frame, read_frame};
 
 /// Bound on TCP connect, and separately on the TLS handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Once a frame header arrived, the rest of the frame must follow within this.
-const FRAME_TIMEOUT: Duration = Duration::from_secs(2);
 /// Datagrams queued per connection while it connects or the stream is slow; beyond this
 /// they are dropped, as a congested UDP path would.
 const QUEUE: usize = 256;
@@ -280,18 +278,9 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let down = async {
         loop {
-            // Waiting for the next frame is bounded by the shim's lifetime; a started frame
-            // must complete within FRAME_TIMEOUT.
-            let mut hdr = [0u8; 4];
-            rd.read_exact(&mut hdr).await.context("reading from TURN server")?;
-            let (len, padded) = frame_len(hdr).ok_or_else(|| anyhow!("TURN server sent a non-STUN frame"))?;
-            let mut frame = vec![0u8; padded];
-            frame[..4].copy_from_slice(&hdr);
-            tokio::time::timeout(FRAME_TIMEOUT, rd.read_exact(&mut frame[4..]))
-                .await
-                .map_err(|_| anyhow!("TURN server stalled mid-frame"))?
-                .context("reading from TURN server")?;
-            sock.send_to(&frame[..len], client).await.context("forwarding to TURN client")?;
+            // Waiting for the next frame is bounded by the shim's lifetime.
+            let frame = read_frame(&mut rd).await.context("reading from TURN server")?;
+            sock.send_to(&frame, client).await.context("forwarding to TURN client")?;
         }
     };
     tokio::select! {

@@ -8,6 +8,7 @@ use super::{EnginePlan, NodeKind, NodePlan, Plan, ServiceEndpoint, Step, UplinkP
 use crate::impair::{LinkImpairment, TapLink};
 use crate::nat::NatMode;
 use crate::servers::ServiceKind;
+use crate::timeline::TimelineEvent;
 use crate::topology::{Attachment, INTERNET, PUBLIC_RANGES, Router, Topology, Uplink};
 use serde::{Deserialize, Serialize};
 
@@ -40,13 +41,14 @@ impl Default for PlanOptions {
     }
 }
 
-/// Builds the plan for `topo` with namespaces named `<prefix>-<node>` and default options.
+/// Builds the plan for `topo`'s network (no events) with namespaces named
+/// `<prefix>-<node>` and default options.
 pub fn plan(topo: &Topology, prefix: &str) -> Plan {
-    plan_with(topo, prefix, &PlanOptions::default())
+    plan_with(topo, &[], prefix, &PlanOptions::default())
 }
 
 /// Builds the plan with explicit options: the lab's steps, then its events' steps.
-pub fn plan_with(topo: &Topology, prefix: &str, opts: &PlanOptions) -> Plan {
+pub fn plan_with(topo: &Topology, events: &[TimelineEvent], prefix: &str, opts: &PlanOptions) -> Plan {
     let lab = prefix.strip_prefix(crate::fabric::registry::NS_PREFIX).unwrap_or(prefix);
     let mut b = Builder {
         prefix: prefix.to_string(),
@@ -175,7 +177,7 @@ pub fn plan_with(topo: &Topology, prefix: &str, opts: &PlanOptions) -> Plan {
         steps: b.steps,
         events: Vec::new(),
     };
-    plan.events = super::events::plan_events(topo, &plan);
+    plan.events = super::events::plan_events(topo, events, &plan);
     plan
 }
 

@@ -7,12 +7,12 @@ use super::{Plan, PlannedEvent, Step, UplinkPlan, rulesets};
 use crate::impair::{Impairment, LinkDir};
 use crate::nat::{NatMode, PortPreservation, REBIND_HASH_SEED};
 use crate::servers::ServiceKind;
-use crate::timeline::Action;
+use crate::timeline::{Action, TimelineEvent};
 use crate::topology::Topology;
 
-/// Plans every event of `topo` against the lab's `plan`.
-pub(crate) fn plan_events(topo: &Topology, plan: &Plan) -> Vec<PlannedEvent> {
-    topo.events
+/// Plans every event against the lab's `plan` for `topo`.
+pub(crate) fn plan_events(topo: &Topology, events: &[TimelineEvent], plan: &Plan) -> Vec<PlannedEvent> {
+    events
         .iter()
         .enumerate()
         .map(|(i, e)| {

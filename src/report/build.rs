@@ -3,12 +3,14 @@
 use std::collections::BTreeMap;
 
 use super::model::{Call, CallTiming, Candidate, CheckRow, EventRow, Pair, PeerStderr, Report, Summary, TimingStat};
+use crate::call::RunReport;
 use crate::peer::{CandidateInfo, SelectedPair};
-use crate::scenario::{self, RunReport};
+use crate::scenario;
 
 impl Report {
-    /// The report of `runs` of `source`. `repeat` is how many runs were asked for (a
-    /// summary is added when it is more than one); `errors` are runs that could not be done.
+    /// The report of the calls `runs` placed from `source`. `repeat` is how many calls
+    /// were asked for (runs × the scenario's calls; a summary is added when it is more
+    /// than one); `errors` are runs that could not be done.
     pub fn from_runs(source: &str, runs: &[RunReport], repeat: u32, errors: Vec<String>) -> Report {
         let mut calls: Vec<Call> = runs.iter().map(call).collect();
         // Call names are unique in a report: number them when there are several.
@@ -95,10 +97,10 @@ fn call(rep: &RunReport) -> Call {
             .collect()
     };
     Call {
-        name: format!("{} -> {}", s.offerer, s.answerer),
+        name: rep.pair.to_string(),
         lab: rep.lab.clone(),
-        offerer: s.offerer.clone(),
-        answerer: s.answerer.clone(),
+        offerer: rep.pair.offerer.clone(),
+        answerer: rep.pair.answerer.clone(),
         setup,
         outcome: scenario::describe_outcome(&rep.outcome),
         pair: rep.outcome.offerer.selected_pair.as_ref().map(|p| pair(p, scenario::relay_transport(&rep.outcome))),

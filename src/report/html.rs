@@ -29,7 +29,7 @@ pub fn render(r: &Report) -> String {
     if let Some(s) = &r.summary {
         let _ = writeln!(
             o,
-            "<h2>Summary over {} runs</h2>\n<table>\n<tr><th>timing</th><th>p50</th><th>p95</th><th>n</th><th>unit</th></tr>",
+            "<h2>Summary over {} calls</h2>\n<table>\n<tr><th>timing</th><th>p50</th><th>p95</th><th>n</th><th>unit</th></tr>",
             s.repeat
         );
         for t in &s.timings {

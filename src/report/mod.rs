@@ -1,7 +1,7 @@
 //! Reports: what a run (or a series of runs) showed, as a model of N calls, and its
 //! renderers: a terminal table, JSON, JUnit XML and a self-contained HTML page.
 //!
-//! Pure: the model is built from [`crate::scenario::RunReport`]s ([`Report::from_runs`])
+//! Pure: the model is built from [`crate::call::RunReport`]s ([`Report::from_runs`])
 //! and every renderer returns a `String`; the CLI decides where it goes.
 
 mod build;

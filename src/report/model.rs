@@ -131,12 +131,12 @@ pub struct PeerStderr {
     pub text: String,
 }
 
-/// Repeated runs at a glance.
+/// Repeated runs, or several calls, at a glance.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
-    /// Runs asked for.
+    /// Calls asked for (runs × the scenario's calls).
     pub repeat: u32,
-    /// Runs whose verdict passed.
+    /// Calls whose verdict passed.
     pub passed: usize,
     /// Runs that could not be done.
     pub errors: usize,

@@ -111,7 +111,7 @@ pub fn one_line(c: &Call, style: Style) -> String {
 fn summary(s: &Summary, style: Style) -> String {
     let mut o = String::new();
     let all = s.passed == s.repeat as usize;
-    let head = format!("{}/{} runs passed ({:.0}%)", s.passed, s.repeat, 100.0 * s.passed as f64 / s.repeat as f64);
+    let head = format!("{}/{} calls passed ({:.0}%)", s.passed, s.repeat, 100.0 * s.passed as f64 / s.repeat as f64);
     let errors = if s.errors > 0 { format!(", {} could not run", s.errors) } else { String::new() };
     let _ = writeln!(o, "{}{errors}", style.mark(all, &head));
     let pairs: Vec<String> = s.selected_pairs.iter().map(|(p, n)| format!("{p} x{n}")).collect();

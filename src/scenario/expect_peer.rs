@@ -13,8 +13,8 @@
 use serde::Serialize;
 use toml::Spanned;
 
-use super::spec::{Expect, RawExpect};
-use crate::topology::Reporter;
+use super::expect::{Expect, RawExpect};
+use crate::diag::Reporter;
 
 /// One `[expect.<peer>]` section.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -72,7 +72,7 @@ impl Expect {
 
 #[cfg(test)]
 mod tests {
-    use super::super::spec::CandidateType::*;
+    use super::super::expect::CandidateType::*;
     use super::*;
 
     #[test]
@@ -92,24 +92,5 @@ mod tests {
         let e = base.for_peers("built-in", "chromium");
         assert_eq!((e.local, e.protocol, e.per_peer.len()), (Some(vec![Srflx]), Some("udp".into()), 0));
         assert_eq!(base.for_peers("firefox", "chromium").local, Some(vec![Relay]));
-    }
-
-    const FILE: &str = "[router.home]\nwan = \"internet\"\n[host.alice]\non = \"home\"\n[host.bob]\non = \"home\"\n\
-                        [scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\n[expect]\nlocal = \"host\"\n";
-
-    #[test]
-    fn overrides_parse_and_need_a_reason() {
-        let ok = format!("{FILE}[expect.chromium]\nlocal = [\"srflx\"]\nreason = \"why\"\n");
-        let t = crate::topology::parse_str("t.toml", &ok).unwrap();
-        let e = t.expect.unwrap();
-        assert_eq!((e.per_peer[0].peer.as_str(), e.per_peer[0].reason.as_str()), ("chromium", "why"));
-        assert_eq!(e.for_peers("built-in", "chromium").local, Some(vec![Srflx]));
-        let no_reason = format!("{FILE}[expect.firefox]\nlocal = [\"srflx\"]\n");
-        let err = crate::topology::parse_str("t.toml", &no_reason).unwrap_err();
-        assert!(err.diagnostics.iter().any(|d| d.message.contains("needs `reason")), "{err:?}");
-        let outcome = format!("{FILE}[expect.firefox]\noutcome = \"failed\"\nreason = \"x\"\n");
-        assert!(crate::topology::parse_str("t.toml", &outcome).is_err());
-        let top = format!("{FILE}reason = \"x\"\n");
-        assert!(crate::topology::parse_str("t.toml", &top).is_err());
     }
 }

@@ -3,22 +3,10 @@
 
 use serde::Serialize;
 
-use super::spec::{CandidateType, Expect, ExpectedOutcome};
+use super::expect::{CandidateType, Expect, ExpectedOutcome};
 use super::timings::Timings;
+use crate::check::Check;
 use crate::peer::{CandidateInfo, Outcome, PeerOutcome};
-
-/// One expectation and how it went.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Check {
-    /// The `[expect]` key, e.g. `local`.
-    pub name: String,
-    /// What the file asks for.
-    pub expected: String,
-    /// What the run showed.
-    pub observed: String,
-    /// Whether it holds.
-    pub ok: bool,
-}
 
 /// Every check of one run.
 #[derive(Debug, Clone, PartialEq, Serialize)]

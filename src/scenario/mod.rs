@@ -32,19 +32,19 @@
 //! TURN credentials are fixed for every lab ([`crate::servers::LAB_CREDENTIALS`]): the server is only reachable inside the lab, so
 //! secrecy buys nothing and fixed values make `icelab exec` experiments easy.
 
+mod expect;
 mod expect_peer;
 mod judge;
-mod run;
+mod pairs;
 mod spec;
 mod timings;
 
+pub use crate::check::Check;
 pub use crate::servers::ice_servers;
+pub use expect::{CandidateType, Expect, ExpectedOutcome, RawExpect};
 pub use expect_peer::PeerExpect;
-pub use judge::{Check, Verdict, describe_outcome, judge, relay_transport};
-pub use run::{RunReport, run_scenario};
-pub use spec::{
-    CandidateType, DEFAULT_DATA_MS, DEFAULT_DEADLINE_MS, DEFAULT_ICE_CHECK_MS, Expect, ExpectedOutcome, RawExpect,
-    RawScenario, Scenario,
-};
+pub use judge::{Verdict, describe_outcome, judge, relay_transport};
+pub use pairs::{CallPair, MAX_CALLS};
+pub use spec::{DEFAULT_DATA_MS, DEFAULT_DEADLINE_MS, DEFAULT_ICE_CHECK_MS, RawScenario, Scenario};
 pub(crate) use spec::{Nodes, interpret};
 pub use timings::{Percentiles, Timings, percentiles};

@@ -1,15 +1,16 @@
-//! `[scenario]` and `[expect]` in topology files: raw (spanned) form, typed form, and
-//! the validation between them, which reports mistakes with file:line:col.
+//! `[scenario]`: the call as written (spanned) and typed, and the validation between
+//! them, which reports mistakes with file:line:col. `[expect]` is [`super::expect`]'s.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use super::expect::{Expect, RawExpect, interpret_expect};
+use super::pairs::{CallPair, RawCalls, RawPairs, interpret_pairs};
+use crate::diag::Reporter;
 use crate::peer::{AcceptanceWaits, IceProfile, IceRestart, IceTimeouts, PeerKind, TransportPolicy};
 use crate::servers::ServiceKind;
-use crate::topology::Reporter;
 
 /// Default data phase after the channel opens.
 pub const DEFAULT_DATA_MS: u64 = 300;
@@ -26,8 +27,10 @@ pub(super) const TURN_TRANSPORTS: [&str; 3] = ["udp", "tcp", "tls"];
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawScenario {
-    offerer: Spanned<String>,
-    answerer: Spanned<String>,
+    offerer: Option<Spanned<String>>,
+    answerer: Option<Spanned<String>>,
+    /// Several calls at once: `[["alice", "bob"], ["carol", "dave"]]`.
+    calls: Option<RawCalls>,
     stun: Option<Spanned<OneOrMany>>,
     turn: Option<Spanned<String>>,
     turn_transports: Option<Spanned<OneOrMany>>,
@@ -61,47 +64,16 @@ impl RawScenario {
     }
 }
 
-/// `[expect]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawExpect {
-    outcome: Option<Spanned<String>>,
-    local: Option<Spanned<OneOrMany>>,
-    remote: Option<Spanned<OneOrMany>>,
-    protocol: Option<Spanned<String>>,
-    relay_transport: Option<Spanned<OneOrMany>>,
-    max_ice_ms: Option<f64>,
-    max_connect_ms: Option<f64>,
-    literal_types: Option<bool>,
-    /// `[expect.chromium]` / `[expect.firefox]`: overrides for calls with that peer kind.
-    chromium: Option<Spanned<Box<RawExpect>>>,
-    firefox: Option<Spanned<Box<RawExpect>>>,
-    /// Why a per-peer override differs (required there, refused at the top).
-    reason: Option<Spanned<String>>,
-}
-
-impl RawExpect {
-    /// Per-peer overrides may not set the outcome or nest.
-    pub(crate) fn has_outcome_or_overrides(&self) -> bool {
-        self.outcome.is_some() || self.chromium.is_some() || self.firefox.is_some()
-    }
-
-    /// Takes `reason` (only per-peer overrides have one).
-    pub(crate) fn take_reason(&mut self) -> Option<String> {
-        self.reason.take().map(|s| s.into_inner())
-    }
-}
-
 /// A word or a list of words.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum OneOrMany {
+pub(super) enum OneOrMany {
     One(String),
     Many(Vec<String>),
 }
 
 impl OneOrMany {
-    fn words(&self) -> Vec<String> {
+    pub(super) fn words(&self) -> Vec<String> {
         match self {
             OneOrMany::One(s) => vec![s.clone()],
             OneOrMany::Many(v) => v.clone(),
@@ -112,10 +84,8 @@ impl OneOrMany {
 /// The call to place in the lab.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Scenario {
-    /// Host that creates the offer (and the data channel).
-    pub offerer: String,
-    /// Host that answers.
-    pub answerer: String,
+    /// The calls, placed in the lab at once (one for `offerer`/`answerer`).
+    pub calls: Vec<CallPair>,
     /// Servers whose STUN service the peers use.
     pub stun: Vec<String>,
     /// Server whose TURN service the peers use.
@@ -170,82 +140,6 @@ impl Scenario {
     }
 }
 
-/// A candidate type as ICE labels it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CandidateType {
-    /// Interface address.
-    Host,
-    /// Server reflexive (learned from STUN).
-    Srflx,
-    /// Peer reflexive (learned from a connectivity check).
-    Prflx,
-    /// TURN relay.
-    Relay,
-}
-
-impl CandidateType {
-    const WORDS: [&'static str; 4] = ["host", "srflx", "prflx", "relay"];
-
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "host" => Self::Host,
-            "srflx" => Self::Srflx,
-            "prflx" => Self::Prflx,
-            "relay" => Self::Relay,
-            _ => return None,
-        })
-    }
-
-    /// The word used in files and reports.
-    pub fn as_str(self) -> &'static str {
-        Self::WORDS[self as usize]
-    }
-}
-
-impl fmt::Display for CandidateType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Whether the call must connect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExpectedOutcome {
-    /// The data channel opens and data flows.
-    #[default]
-    Connected,
-    /// The call must not connect (a known-impossible path).
-    Failed,
-}
-
-/// What the run must show. Absent fields are not checked.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-pub struct Expect {
-    /// Connected or failed.
-    pub outcome: ExpectedOutcome,
-    /// Offerer's selected local candidate type (any of these).
-    pub local: Option<Vec<CandidateType>>,
-    /// Offerer's selected remote candidate type (any of these).
-    pub remote: Option<Vec<CandidateType>>,
-    /// ICE transport of the selected pair (`udp`, `tcp`).
-    pub protocol: Option<String>,
-    /// TURN transport when the pair is relayed (`udp`, `tcp`, `tls`); any of the list.
-    pub relay_transport: Option<Vec<String>>,
-    /// Upper bound on offer-to-ICE-connected, ms.
-    pub max_ice_ms: Option<f64>,
-    /// Upper bound on offer-to-data-channel-open, ms.
-    pub max_connect_ms: Option<f64>,
-    /// `literal-types = true`: `local`/`remote` compare the agent's ICE type label (a prflx
-    /// is prflx whatever it really is) instead of what the candidate really is.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub literal_types: bool,
-    /// `[expect.<peer>]`: overrides for calls where that peer kind plays a side.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub per_peer: Vec<super::expect_peer::PeerExpect>,
-}
-
 /// What validation needs to know about the nodes: hosts, and each server's services.
 pub(crate) struct Nodes<'a> {
     /// Host names.
@@ -261,7 +155,10 @@ pub(crate) fn interpret(
     scenario: Option<Spanned<RawScenario>>,
     expect: Option<Spanned<RawExpect>>,
 ) -> (Option<Scenario>, Option<Expect>) {
-    let scn = scenario.map(|s| interpret_scenario(rep, nodes, s.into_inner()));
+    let scn = scenario.map(|s| {
+        let at = s.span();
+        interpret_scenario(rep, nodes, at, s.into_inner())
+    });
     let exp = match expect {
         Some(e) if scn.is_none() => {
             rep.error(
@@ -283,19 +180,9 @@ pub(crate) fn interpret(
     (scn, exp)
 }
 
-fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, r: RawScenario) -> Scenario {
-    for h in [&r.offerer, &r.answerer] {
-        if !nodes.hosts.contains(&h.get_ref().as_str()) {
-            rep.error(
-                h.span(),
-                format!("unknown host `{}`", h.get_ref()),
-                Some(format!("peers run on hosts: {}", list(&nodes.hosts))),
-            );
-        }
-    }
-    if r.offerer.get_ref() == r.answerer.get_ref() {
-        rep.error(r.answerer.span(), "offerer and answerer are the same host", Some("a call needs two hosts".into()));
-    }
+fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, at: std::ops::Range<usize>, r: RawScenario) -> Scenario {
+    let raw_pairs = RawPairs { offerer: r.offerer.as_ref(), answerer: r.answerer.as_ref(), calls: r.calls.as_ref() };
+    let calls = interpret_pairs(rep, &nodes.hosts, at, raw_pairs);
     let mut server_with =
         |name: &Spanned<String>, wants: fn(ServiceKind) -> bool, add: ServiceKind, role: &str| match nodes
             .servers
@@ -405,8 +292,7 @@ fn interpret_scenario(rep: &mut Reporter, nodes: &Nodes, r: RawScenario) -> Scen
 
     let (offerer_peer, answerer_peer) = (peer(&r.offerer_peer, &both), peer(&r.answerer_peer, &both));
     Scenario {
-        offerer: r.offerer.into_inner(),
-        answerer: r.answerer.into_inner(),
+        calls,
         stun,
         turn: r.turn.map(Spanned::into_inner),
         turn_transports,
@@ -482,99 +368,6 @@ fn interpret_ice_restart(rep: &mut Reporter, v: &Spanned<toml::Value>) -> Option
     Some(policy)
 }
 
-pub(crate) fn interpret_expect(rep: &mut Reporter, r: RawExpect) -> Expect {
-    let outcome = match r.outcome.as_ref().map(|o| o.get_ref().as_str()) {
-        None | Some("connected") => ExpectedOutcome::Connected,
-        Some("failed") => ExpectedOutcome::Failed,
-        Some(other) => {
-            rep.error(
-                r.outcome.as_ref().unwrap().span(),
-                format!("unknown outcome `{other}`"),
-                Some("use \"connected\" or \"failed\"".into()),
-            );
-            ExpectedOutcome::Connected
-        }
-    };
-    let types = |rep: &mut Reporter, v: &Option<Spanned<OneOrMany>>, what: &str| {
-        let v = v.as_ref()?;
-        let mut out = Vec::new();
-        for w in v.get_ref().words() {
-            match CandidateType::parse(&w) {
-                Some(t) => out.push(t),
-                None => rep.error(
-                    v.span(),
-                    format!("`{w}` is not a candidate type ({what})"),
-                    Some(format!("use one of: {}", CandidateType::WORDS.join(", "))),
-                ),
-            }
-        }
-        if v.get_ref().words().is_empty() {
-            rep.error(v.span(), format!("{what}: empty list"), None);
-        }
-        Some(out)
-    };
-    let local = types(rep, &r.local, "local");
-    let remote = types(rep, &r.remote, "remote");
-    let word = |rep: &mut Reporter, v: &Option<Spanned<String>>, allowed: &[&str], what: &str| {
-        let v = v.as_ref()?;
-        if !allowed.contains(&v.get_ref().as_str()) {
-            rep.error(
-                v.span(),
-                format!("unknown {what} `{}`", v.get_ref()),
-                Some(format!("use one of: {}", allowed.join(", "))),
-            );
-        }
-        Some(v.get_ref().clone())
-    };
-    let protocol = word(rep, &r.protocol, &["udp", "tcp"], "protocol");
-    let relay_transport = r.relay_transport.as_ref().map(|v| {
-        let allowed = ["udp", "tcp", "tls"];
-        let words = v.get_ref().words();
-        for w in words.iter().filter(|w| !allowed.contains(&w.as_str())) {
-            rep.error(
-                v.span(),
-                format!("unknown relay-transport `{w}`"),
-                Some(format!("use one of: {}", allowed.join(", "))),
-            );
-        }
-        if words.is_empty() {
-            rep.error(v.span(), "relay-transport: empty list", None);
-        }
-        words
-    });
-    if outcome == ExpectedOutcome::Failed {
-        // Pair and timing expectations describe a connection that must not exist.
-        let spans = [
-            r.local.as_ref().map(|v| v.span()),
-            r.remote.as_ref().map(|v| v.span()),
-            r.protocol.as_ref().map(|v| v.span()),
-            r.relay_transport.as_ref().map(|v| v.span()),
-        ];
-        for s in spans.into_iter().flatten() {
-            rep.error(
-                s,
-                "a pair expectation with outcome = \"failed\"",
-                Some("a call that must fail selects no pair; remove this line".into()),
-            );
-        }
-    }
-    let per_peer = [("chromium", r.chromium), ("firefox", r.firefox)]
-        .into_iter()
-        .filter_map(|(peer, o)| Some(super::expect_peer::interpret(rep, peer, o?, interpret_expect)))
-        .collect();
-    Expect {
-        outcome,
-        local,
-        remote,
-        protocol,
-        relay_transport,
-        max_ice_ms: r.max_ice_ms,
-        max_connect_ms: r.max_connect_ms,
-        literal_types: r.literal_types.unwrap_or(false),
-        per_peer,
-    }
-}
-
-fn list(v: &[&str]) -> String {
+pub(super) fn list(v: &[&str]) -> String {
     if v.is_empty() { "none".into() } else { v.join(", ") }
 }

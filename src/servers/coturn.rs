@@ -134,7 +134,7 @@ mod tests {
         let src = format!(
             "[router.r]\nwan = \"internet\"\n[router.r2]\nwan = \"r\"\n[server.relay]\nservices = {services}\n"
         );
-        crate::topology::parse_str("t.toml", &src).unwrap()
+        crate::spec::parse_str("t.toml", &src).unwrap().topology
     }
 
     #[test]

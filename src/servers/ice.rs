@@ -92,9 +92,10 @@ turn = "tu"
 
     #[test]
     fn urls_and_credentials_come_from_the_services() {
-        let topo = crate::topology::parse_str("t.toml", TOPO).unwrap();
-        let plan = crate::plan::plan(&topo, "icelab-t");
-        let scn = topo.scenario.clone().unwrap();
+        let spec = crate::spec::parse_str("t.toml", TOPO).unwrap();
+        let topo = &spec.topology;
+        let plan = crate::plan::plan(topo, "icelab-t");
+        let scn = spec.scenario.clone().unwrap();
         let ip = |n: &str| topo.servers.iter().find(|s| s.name == n).unwrap().addresses[0];
         let (st, tu) = (ip("st"), ip("tu"));
         let got = ice_servers(&plan, &topo.servers, &scn).unwrap();
@@ -117,10 +118,10 @@ turn = "tu"
 
     #[test]
     fn a_server_missing_from_the_plan_is_an_error() {
-        let topo = crate::topology::parse_str("t.toml", TOPO).unwrap();
-        let mut plan = crate::plan::plan(&topo, "icelab-t");
+        let spec = crate::spec::parse_str("t.toml", TOPO).unwrap();
+        let mut plan = crate::plan::plan(&spec.topology, "icelab-t");
         plan.nodes.retain(|n| n.name != "tu");
-        let e = ice_servers(&plan, &topo.servers, topo.scenario.as_ref().unwrap()).unwrap_err();
+        let e = ice_servers(&plan, &spec.topology.servers, spec.scenario.as_ref().unwrap()).unwrap_err();
         assert_eq!(e.to_string(), "server `tu` is not in the plan");
     }
 }

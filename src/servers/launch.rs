@@ -103,7 +103,7 @@ mod tests {
 
     fn topo(services: &str) -> Topology {
         let src = format!("[router.r]\nwan = \"internet\"\n[server.t]\nservices = {services}\n");
-        crate::topology::parse_str("t.toml", &src).unwrap()
+        crate::spec::parse_str("t.toml", &src).unwrap().topology
     }
 
     #[test]
@@ -140,7 +140,9 @@ at-ms = 2
 turn = "start"
 server = "t"
 "#;
-        let plan = crate::plan::plan(&crate::topology::parse_str("t.toml", src).unwrap(), "icelab-t");
+        let spec = crate::spec::parse_str("t.toml", src).unwrap();
+        let opts = crate::plan::PlanOptions::default();
+        let plan = crate::plan::plan_with(&spec.topology, &spec.events, "icelab-t", &opts);
         let spawn = plan.steps.iter().find(|s| matches!(s, Step::Spawn { service, .. } if service == "turn")).unwrap();
         assert!(matches!(spawn, Step::Spawn { program, .. } if program == crate::servers::COTURN_PROGRAM));
         assert_eq!(plan.events[0].steps, vec![Step::StopService { ns: "icelab-t-t".into(), service: "turn".into() }]);

@@ -4,7 +4,7 @@
 use toml::{Spanned, Value};
 
 use super::{Implementation, Service, ServiceKind};
-use crate::topology::Reporter;
+use crate::diag::Reporter;
 
 /// Reads one entry of `services = [...]` of server `server`; mistakes are reported at
 /// the entry and give `None`.

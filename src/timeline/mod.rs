@@ -34,13 +34,16 @@
 //!
 //! [`spec`] validates; the planner turns each event into plan steps
 //! ([`crate::plan::PlannedEvent`], shown by `--dry-run` and replayable from the exported
-//! script); [`drive`] fires them through the same applier as the build during the
-//! call; [`outcome`] says what each one did.
+//! script); the scenario's driver fires them through the same applier as the build
+//! during the call and writes a [`log`]; [`outcome`] says what each one did. This
+//! module is the pure part: it imports neither the plan nor the scenario.
 
-pub mod drive;
+pub mod event;
+pub mod log;
 pub mod outcome;
 pub mod spec;
 
-pub use drive::{Applied, TimelineLog, relay_with_timeline};
+pub use event::{Action, EventExpect, PairExpect, TimelineEvent};
+pub use log::{Applied, SAMPLE_EVERY, TimelineLog};
 pub use outcome::{EventOutcome, Recovery, analyze};
-pub use spec::{Action, EventExpect, PairExpect, RawEvent, TimelineEvent};
+pub use spec::RawEvent;

@@ -1,17 +1,16 @@
-//! `[[event]]` in topology files: raw (spanned) form, typed form, and validation with
-//! file:line:col errors. Also derives the data phase so the call outlives the timeline.
+//! `[[event]]` in files: the raw (spanned) form, and its validation into
+//! [`super::event`]'s types with file:line:col errors.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use toml::Spanned;
 
+use super::event::{Action, EventExpect, PairExpect, TimelineEvent};
+use crate::diag::Reporter;
 use crate::firewall::FirewallSpec;
 use crate::impair::LinkImpairment;
 use crate::nat::NatMode;
-use crate::scenario::Scenario;
-use crate::topology::Reporter;
 
 /// Time after the last event in which the call may recover, when `data-ms` is derived.
 /// Longer than webrtc-rs's 5 s ICE disconnected timeout, so a break shows in ICE too.
@@ -61,138 +60,6 @@ pub struct RawImpairChange {
     impair: Spanned<toml::Value>,
 }
 
-/// What one event does to the lab.
-// A file has a handful of events; boxing the impairment variant buys nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Action {
-    /// The node's uplink goes down (both ends) or comes back up.
-    Link {
-        /// Node whose uplink it is.
-        node: String,
-        /// Up or down.
-        up: bool,
-    },
-    /// The router forgets its NAT state: conntrack entries and mapping maps.
-    NatFlush {
-        /// The router.
-        router: String,
-        /// Ports come from a new hash, so existing flows get new external ports.
-        new_ports: bool,
-    },
-    /// The router's NAT behaviour changes (state is flushed too).
-    Nat {
-        /// The router.
-        router: String,
-        /// The new behaviour.
-        nat: NatMode,
-    },
-    /// The node's firewall is replaced.
-    Firewall {
-        /// Router or host.
-        node: String,
-        /// The new firewall.
-        firewall: FirewallSpec,
-    },
-    /// The node's firewall is removed.
-    FirewallClear {
-        /// Router or host.
-        node: String,
-    },
-    /// The server's TURN process is killed or started again.
-    Turn {
-        /// The server.
-        server: String,
-        /// Start (true) or stop.
-        start: bool,
-    },
-    /// The node's uplink impairment changes.
-    Impair {
-        /// Node whose uplink it is.
-        node: String,
-        /// The new impairment.
-        impair: LinkImpairment,
-    },
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Action::Link { node, up } => write!(f, "link {node} {}", if *up { "up" } else { "down" }),
-            Action::NatFlush { router, new_ports: true } => write!(f, "nat-flush {router} (new ports)"),
-            Action::NatFlush { router, new_ports: false } => write!(f, "nat-flush {router}"),
-            Action::Nat { router, nat } => write!(f, "nat {router} -> {}", nat_word(nat)),
-            Action::Firewall { node, firewall } => {
-                let mut parts: Vec<String> = firewall.presets.iter().map(|p| p.name().to_string()).collect();
-                if !firewall.rules.is_empty() {
-                    parts.push(format!("{} custom rule(s)", firewall.rules.len()));
-                }
-                write!(f, "firewall {node} = {}", parts.join(" + "))
-            }
-            Action::FirewallClear { node } => write!(f, "firewall-clear {node}"),
-            Action::Turn { server, start } => write!(f, "turn {server} {}", if *start { "start" } else { "stop" }),
-            Action::Impair { node, .. } => write!(f, "impair {node}"),
-        }
-    }
-}
-
-fn nat_word(m: &NatMode) -> String {
-    match m {
-        NatMode::None => "none".into(),
-        NatMode::OneToOne => "one-to-one".into(),
-        NatMode::Napt(b) => format!("{}+{}", b.mapping.abbrev(), b.filtering.abbrev()),
-    }
-}
-
-/// What an event must do to the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "expect", rename_all = "kebab-case")]
-pub enum EventExpect {
-    /// The call survives: it never breaks, or data flows again (and ICE is connected)
-    /// before the next event, within `max_recovery_ms` of this one.
-    Recovers {
-        /// Upper bound on the recovery time.
-        max_recovery_ms: Option<u64>,
-    },
-    /// Data stops and does not flow again before the next event (or the end).
-    Breaks,
-}
-
-/// What the offerer's selected pair must be once an event has played out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PairExpect {
-    /// Through a TURN relay (either side's candidate is a relay).
-    Relay,
-    /// Not through a relay (host, srflx or prflx on both sides).
-    Direct,
-}
-
-impl PairExpect {
-    /// The word used in files and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PairExpect::Relay => "relay",
-            PairExpect::Direct => "direct",
-        }
-    }
-}
-
-/// One timeline event: at `at_ms` after the data channel opened, do `action`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TimelineEvent {
-    /// ms after the offerer's data channel opened.
-    pub at_ms: u64,
-    /// What happens.
-    pub action: Action,
-    /// What it must do to the call.
-    pub expect: Option<EventExpect>,
-    /// The pair the call must be on at the end of the event's window (`pair = "relay"`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pair: Option<PairExpect>,
-}
-
 /// What validation needs to know about the nodes.
 pub(crate) struct NodeKinds<'a> {
     /// Router name -> its NAT mode.
@@ -221,20 +88,20 @@ pub(crate) struct ExplicitTimes {
     pub deadline_ms: Option<Spanned<u64>>,
 }
 
-/// Checks and types the events, and stretches the scenario's data phase and deadline
-/// over them when the file does not give them.
+/// Checks and types the events (`has_scenario`: the file places a call for them to
+/// happen during).
 pub(crate) fn interpret(
     rep: &mut Reporter,
     nodes: &NodeKinds,
     f: &Interpreters,
     raw: Vec<Spanned<RawEvent>>,
-    scenario: Option<&mut Scenario>,
-    times: ExplicitTimes,
+    has_scenario: bool,
+    times: &ExplicitTimes,
 ) -> Vec<TimelineEvent> {
     let Some(first) = raw.first() else {
         return Vec::new();
     };
-    let Some(scn) = scenario else {
+    if !has_scenario {
         rep.error(
             first.span(),
             "[[event]] without [scenario]",
@@ -280,28 +147,19 @@ pub(crate) fn interpret(
             out.push(TimelineEvent { at_ms: at, action, expect, pair });
         }
     }
-    let last = out.last().map(|e| {
+    out
+}
+
+/// When the last event's window closes: the data phase must last at least this long
+/// for every event's effect to be seen.
+pub(crate) fn window_end(events: &[TimelineEvent]) -> Option<u64> {
+    events.last().map(|e| {
         let max = match e.expect {
             Some(EventExpect::Recovers { max_recovery_ms: Some(m) }) => m + 1000,
             _ => 0,
         };
         e.at_ms + max.max(DEFAULT_RECOVERY_WINDOW_MS)
-    });
-    if times.data_ms.is_none()
-        && let Some(end) = last
-    {
-        scn.data_ms = end;
-    }
-    match &times.deadline_ms {
-        None => scn.deadline_ms = scn.data_ms + crate::scenario::DEFAULT_DEADLINE_MS,
-        Some(d) if *d.get_ref() <= scn.data_ms => rep.error(
-            d.span(),
-            format!("deadline-ms {} leaves no time to connect before the {} ms data phase", d.get_ref(), scn.data_ms),
-            Some("leave deadline-ms out to derive it from the events".into()),
-        ),
-        Some(_) => {}
-    }
-    out
+    })
 }
 
 fn interpret_expect(rep: &mut Reporter, r: &RawEvent) -> Option<EventExpect> {

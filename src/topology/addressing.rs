@@ -7,8 +7,8 @@ use std::ops::Range;
 
 use ipnet::Ipv4Net;
 
-use super::error::Reporter;
 use super::{Attachment, INTERNET, PUBLIC_RANGES, Uplink};
+use crate::diag::Reporter;
 use crate::impair::LinkImpairment;
 
 /// What `net.hosts().count()` would say, without walking 16 million addresses of a /8.

@@ -7,9 +7,9 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use toml::Spanned;
 
-use super::error::Reporter;
 use super::raw::RawRouter;
 use super::{INTERNET, PUBLIC_RANGES};
+use crate::diag::Reporter;
 
 fn is_private(net: &Ipv4Net) -> bool {
     ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"]

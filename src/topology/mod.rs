@@ -28,15 +28,17 @@
 //! services = [{ kind = "turn", implementation = "coturn" }]     # coturn's turnserver
 //! ```
 //!
-//! [`parse_str`] reports every mistake with file:line:col and a hint.
+//! The file layer ([`crate::spec`]) parses a whole file and hands the network tables
+//! here; every mistake is reported with file:line:col and a hint ([`crate::diag`]).
+//! A topology is only the network: the call and its events live beside it in a
+//! [`crate::spec::Spec`].
 
 mod addressing;
-mod error;
 pub mod generate;
 mod lans;
 mod names;
 mod order;
-mod raw;
+pub(crate) mod raw;
 mod resolve;
 mod values;
 
@@ -49,8 +51,8 @@ use crate::firewall::FirewallSpec;
 use crate::impair::LinkImpairment;
 use crate::nat::NatMode;
 
-pub(crate) use error::Reporter;
-pub use error::{Diagnostic, TopologyError};
+pub(crate) use resolve::resolve;
+pub(crate) use values::{interpret_firewall, interpret_impair, interpret_nat_value};
 
 /// The name of the simulated public internet, usable in `wan` and `on`.
 pub const INTERNET: &str = "internet";
@@ -141,12 +143,6 @@ pub struct Topology {
     pub hosts: Vec<Host>,
     /// Servers in file order.
     pub servers: Vec<Server>,
-    /// `[scenario]`: the call to place in the lab.
-    pub scenario: Option<crate::scenario::Scenario>,
-    /// `[expect]`: what the call must show.
-    pub expect: Option<crate::scenario::Expect>,
-    /// `[[event]]`s: what happens to the lab during the call, in time order.
-    pub events: Vec<crate::timeline::TimelineEvent>,
 }
 
 impl Topology {
@@ -174,62 +170,5 @@ impl Topology {
     /// The router with this name.
     pub fn router(&self, name: &str) -> Option<&Router> {
         self.routers.iter().find(|r| r.name == name)
-    }
-}
-
-/// Parses and validates topology text; `file` is used in messages only.
-pub fn parse_str(file: &str, src: &str) -> Result<Topology, TopologyError> {
-    let raw: raw::RawTopology = toml::from_str(src).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        let message = e.message().trim().to_string();
-        let hint = syntax_hint(&message);
-        TopologyError { diagnostics: vec![error::locate(file, src, offset, message, hint)] }
-    })?;
-    resolve::resolve(file, src, raw)
-}
-
-/// Parses and validates the raw bytes of a topology file; text that is not UTF-8 is
-/// reported at the line and column of its first bad byte.
-pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Topology, TopologyError> {
-    match std::str::from_utf8(bytes) {
-        Ok(src) => parse_str(file, src),
-        Err(e) => {
-            let at = e.valid_up_to();
-            // Locate within the valid prefix: the bad byte sits right after it.
-            let valid = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
-            let message = format!("invalid UTF-8 at byte offset {at} (byte 0x{:02x})", bytes[at]);
-            let hint = Some("topology files are UTF-8 text; re-save the file as UTF-8".to_string());
-            Err(TopologyError { diagnostics: vec![error::locate(file, valid, at, message, hint)] })
-        }
-    }
-}
-
-/// Reads, parses and validates a topology file.
-pub fn parse_file(path: &std::path::Path) -> Result<Topology, TopologyError> {
-    let name = path.display().to_string();
-    match std::fs::read(path) {
-        Ok(bytes) => parse_bytes(&name, &bytes),
-        Err(e) => Err(TopologyError {
-            diagnostics: vec![Diagnostic {
-                file: name,
-                line: 0,
-                col: 0,
-                message: format!("cannot read file: {e}"),
-                hint: None,
-                source_line: String::new(),
-            }],
-        }),
-    }
-}
-
-fn syntax_hint(message: &str) -> Option<String> {
-    if message.contains("unknown field") {
-        Some("see README.md, section 'Topology files', for the fields each table takes".into())
-    } else if message.contains("invalid IPv4") || message.contains("invalid IP") {
-        Some("write addresses as dotted quads, e.g. \"192.168.1.10\"".into())
-    } else if message.contains("missing field") {
-        Some("every router needs `wan`, every host needs `on`".into())
-    } else {
-        None
     }
 }

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use toml::Spanned;
 
 use super::INTERNET;
-use super::error::Reporter;
 use super::raw::{RawHost, RawRouter, RawServer};
+use crate::diag::Reporter;
 use crate::servers::{Service, ServiceKind};
 
 pub(super) const MAX_NAME: usize = 20;

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use toml::Spanned;
 
 use super::INTERNET;
-use super::error::Reporter;
 use super::names::list_or_none;
 use super::raw::RawRouter;
+use crate::diag::Reporter;
 
 /// Orders routers so that each comes after the router its WAN is plugged into.
 pub(super) fn router_order(rep: &mut Reporter, routers: &[(String, Spanned<RawRouter>)]) -> Vec<usize> {

@@ -1,6 +1,6 @@
-//! The file as written: serde structs that keep source spans for error messages.
-//!
-//! Nothing here is validated beyond TOML syntax and field names; see `resolve`.
+//! The network tables as written: serde structs that keep source spans for error
+//! messages. The whole file's top level is [`crate::spec`]'s; nothing here is
+//! validated beyond TOML syntax and field names (see `resolve`).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -9,34 +9,23 @@ use ipnet::Ipv4Net;
 use serde::Deserialize;
 use toml::Spanned;
 
-/// Top level of a topology file.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawTopology {
+/// The network part of a file: what [`super::resolve`] turns into a topology.
+#[derive(Debug)]
+pub(crate) struct RawTopology {
     /// Free text shown by `icelab check` and reports.
     pub description: Option<String>,
     /// Routers by name: `[router.home]`.
-    #[serde(default)]
     pub router: BTreeMap<String, Spanned<RawRouter>>,
     /// Hosts by name: `[host.alice]`.
-    #[serde(default)]
     pub host: BTreeMap<String, Spanned<RawHost>>,
     /// Servers on the internet by name: `[server.stun]`.
-    #[serde(default)]
     pub server: BTreeMap<String, Spanned<RawServer>>,
-    /// The scenario to run (interpreted by the scenario layer).
-    pub scenario: Option<Spanned<crate::scenario::RawScenario>>,
-    /// What the scenario must show (interpreted by the judge).
-    pub expect: Option<Spanned<crate::scenario::RawExpect>>,
-    /// Timeline events during the call (interpreted by the timeline layer).
-    #[serde(default)]
-    pub event: Vec<Spanned<crate::timeline::RawEvent>>,
 }
 
 /// `[router.NAME]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct RawRouter {
+pub(crate) struct RawRouter {
     /// `"internet"` or the name of the router whose LAN this router's WAN joins.
     pub wan: Spanned<String>,
     /// Address of the WAN side; assigned when absent.
@@ -54,7 +43,7 @@ pub(super) struct RawRouter {
 /// `[host.NAME]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct RawHost {
+pub(crate) struct RawHost {
     /// `"internet"` or a router name.
     pub on: Spanned<String>,
     /// Address; assigned when absent.
@@ -68,7 +57,7 @@ pub(super) struct RawHost {
 /// `[server.NAME]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct RawServer {
+pub(crate) struct RawServer {
     /// Public addresses (two by default, as RFC 5780 STUN needs two).
     pub addresses: Option<Spanned<Vec<Spanned<Ipv4Addr>>>>,
     /// Services to run: `"stun"`, `"turn"`, `"echo"`, or tables

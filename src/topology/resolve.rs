@@ -1,4 +1,4 @@
-//! Validation and address assignment: raw file -> [`Topology`]. The checks live in
+//! Validation and address assignment: the file's network tables -> [`Topology`]. The checks live in
 //! `names`, `order`, `lans`, `addressing` and `values`; this puts them in order.
 //!
 //! Every check records a located diagnostic and carries on, so one run of
@@ -10,19 +10,20 @@ use std::net::Ipv4Addr;
 use toml::Spanned;
 
 use super::addressing::{PoolKind, Segments, first_host, public_gateway};
-use super::error::{Reporter, TopologyError};
 use super::lans::assign_lans;
 use super::names::{check_names, check_services};
 use super::order::router_order;
 use super::raw::RawTopology;
-use super::values::{interpret_firewall, interpret_impair, interpret_nat, interpret_nat_value};
+use super::values::{interpret_firewall, interpret_impair, interpret_nat};
 use super::{Host, INTERNET, Router, Server, Topology, Uplink};
+use crate::diag::Reporter;
 use crate::firewall::FirewallSpec;
 use crate::impair::LinkImpairment;
 use crate::nat::NatMode;
 
-pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topology, TopologyError> {
-    let mut rep = Reporter::new(file, src);
+/// Checks the network and assigns every address, recording mistakes in `rep`. `None`
+/// when the mistakes leave nothing to build on; with `Some`, `rep` may still hold errors.
+pub(crate) fn resolve(rep: &mut Reporter, file: &str, raw: RawTopology) -> Option<Topology> {
     let routers = sorted(raw.router);
     let hosts = sorted(raw.host);
     let servers = sorted(raw.server);
@@ -33,22 +34,22 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
             "the topology has no nodes",
             Some("add a [host.NAME] with on = \"internet\", or a [router.NAME]".into()),
         );
-        return Err(rep.finish().unwrap_err());
+        return None;
     }
-    check_names(&mut rep, &routers, &hosts, &servers);
-    let order = router_order(&mut rep, &routers);
-    let lans = assign_lans(&mut rep, &routers, &order);
+    check_names(rep, &routers, &hosts, &servers);
+    let order = router_order(rep, &routers);
+    let lans = assign_lans(rep, &routers, &order);
 
     let mut segments = Segments::new(&lans);
     // Explicit addresses first, so automatic ones never take an address someone asked for.
     for (name, r) in &routers {
         if let Some(a) = &r.get_ref().wan_address {
-            segments.claim(&mut rep, r.get_ref().wan.get_ref(), *a.get_ref(), a.span(), name);
+            segments.claim(rep, r.get_ref().wan.get_ref(), *a.get_ref(), a.span(), name);
         }
     }
     for (name, h) in &hosts {
         if let Some(a) = &h.get_ref().address {
-            segments.claim(&mut rep, h.get_ref().on.get_ref(), *a.get_ref(), a.span(), name);
+            segments.claim(rep, h.get_ref().on.get_ref(), *a.get_ref(), a.span(), name);
         }
     }
     for (name, s) in &servers {
@@ -61,36 +62,36 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
                 );
             }
             for a in list.get_ref() {
-                segments.claim(&mut rep, INTERNET, *a.get_ref(), a.span(), name);
+                segments.claim(rep, INTERNET, *a.get_ref(), a.span(), name);
             }
         }
     }
-    let mut services = check_services(&mut rep, &servers).into_iter();
+    let mut services = check_services(rep, &servers).into_iter();
     if !rep.is_empty() {
-        return Err(rep.finish().unwrap_err());
+        return None;
     }
 
     let nats: BTreeMap<&str, NatMode> =
-        routers.iter().map(|(n, r)| (n.as_str(), interpret_nat(&mut rep, n, r.get_ref()))).collect();
+        routers.iter().map(|(n, r)| (n.as_str(), interpret_nat(rep, n, r.get_ref()))).collect();
     let mut firewalls: BTreeMap<&str, Option<FirewallSpec>> = BTreeMap::new();
     for (n, r) in &routers {
-        firewalls.insert(n, interpret_firewall(&mut rep, r.get_ref().firewall.as_ref()));
+        firewalls.insert(n, interpret_firewall(rep, r.get_ref().firewall.as_ref()));
     }
     for (n, h) in &hosts {
-        firewalls.insert(n, interpret_firewall(&mut rep, h.get_ref().firewall.as_ref()));
+        firewalls.insert(n, interpret_firewall(rep, h.get_ref().firewall.as_ref()));
     }
     let mut impairs: BTreeMap<&str, Option<LinkImpairment>> = BTreeMap::new();
     for (n, r) in &routers {
-        impairs.insert(n, interpret_impair(&mut rep, r.get_ref().impair.as_ref()));
+        impairs.insert(n, interpret_impair(rep, r.get_ref().impair.as_ref()));
     }
     for (n, h) in &hosts {
-        impairs.insert(n, interpret_impair(&mut rep, h.get_ref().impair.as_ref()));
+        impairs.insert(n, interpret_impair(rep, h.get_ref().impair.as_ref()));
     }
     for (n, sv) in &servers {
-        impairs.insert(n, interpret_impair(&mut rep, sv.get_ref().impair.as_ref()));
+        impairs.insert(n, interpret_impair(rep, sv.get_ref().impair.as_ref()));
     }
     if !rep.is_empty() {
-        return Err(rep.finish().unwrap_err());
+        return None;
     }
 
     let mut out_routers = Vec::new();
@@ -100,7 +101,7 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
         let seg = r.wan.get_ref();
         let address = match &r.wan_address {
             Some(a) => *a.get_ref(),
-            None => segments.next_free(&mut rep, seg, PoolKind::RouterWan, r.wan.span()),
+            None => segments.next_free(rep, seg, PoolKind::RouterWan, r.wan.span()),
         };
         let lan = lans[name.as_str()];
         out_routers.push(Router {
@@ -119,7 +120,7 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
         let seg = h.on.get_ref();
         let address = match &h.address {
             Some(a) => *a.get_ref(),
-            None => segments.next_free(&mut rep, seg, PoolKind::Host, h.on.span()),
+            None => segments.next_free(rep, seg, PoolKind::Host, h.on.span()),
         };
         out_hosts.push(Host {
             name: name.clone(),
@@ -148,7 +149,7 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
         let s = s.get_ref();
         let addresses: Vec<Ipv4Addr> = match &s.addresses {
             Some(list) => list.get_ref().iter().map(|a| *a.get_ref()).collect(),
-            None => (0..2).map(|_| segments.next_free(&mut rep, INTERNET, PoolKind::Server, sp.clone())).collect(),
+            None => (0..2).map(|_| segments.next_free(rep, INTERNET, PoolKind::Server, sp.clone())).collect(),
         };
         let gateway = addresses.first().map_or(Ipv4Addr::UNSPECIFIED, |a| public_gateway(*a));
         out_servers.push(Server {
@@ -159,41 +160,12 @@ pub(super) fn resolve(file: &str, src: &str, raw: RawTopology) -> Result<Topolog
             impair: impairs[name.as_str()].clone(),
         });
     }
-    let nodes = crate::scenario::Nodes {
-        hosts: out_hosts.iter().map(|h| h.name.as_str()).collect(),
-        servers: out_servers.iter().map(|s| (s.name.as_str(), s.services.iter().map(|x| x.kind).collect())).collect(),
-    };
-    let times = raw.scenario.as_ref().map(|s| s.get_ref().explicit_times());
-    let (mut scenario, expect) = crate::scenario::interpret(&mut rep, &nodes, raw.scenario, raw.expect);
-    let kinds = crate::timeline::spec::NodeKinds {
-        routers: out_routers.iter().map(|r| (r.name.as_str(), r.nat)).collect(),
-        hosts: nodes.hosts.clone(),
-        servers: nodes.servers.clone(),
-    };
-    let interpreters = crate::timeline::spec::Interpreters {
-        nat: &|rep, name, v| interpret_nat_value(rep, name, v),
-        firewall: &|rep, v| interpret_firewall(rep, Some(v)),
-        impair: &|rep, v| interpret_impair(rep, Some(v)),
-    };
-    let (data_ms, deadline_ms) = times.unwrap_or((None, None));
-    let events = crate::timeline::spec::interpret(
-        &mut rep,
-        &kinds,
-        &interpreters,
-        raw.event,
-        scenario.as_mut(),
-        crate::timeline::spec::ExplicitTimes { data_ms, deadline_ms },
-    );
-    rep.finish()?;
-    Ok(Topology {
+    Some(Topology {
         file: file.to_string(),
         description: raw.description,
         routers: out_routers,
         hosts: out_hosts,
         servers: out_servers,
-        scenario,
-        expect,
-        events,
     })
 }
 

@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::error::Reporter;
 use super::raw::RawRouter;
+use crate::diag::Reporter;
 use crate::firewall::FirewallSpec;
 use crate::impair::LinkImpairment;
 use crate::nat::{NatBehaviour, NatMode, NatSpec};
@@ -19,7 +19,7 @@ pub(super) fn interpret_nat(rep: &mut Reporter, name: &str, r: &RawRouter) -> Na
 }
 
 /// A `nat` value (preset name or table) -> NatMode; also used by `nat` timeline events.
-pub(super) fn interpret_nat_value(rep: &mut Reporter, name: &str, v: &Spanned<toml::Value>) -> NatMode {
+pub(crate) fn interpret_nat_value(rep: &mut Reporter, name: &str, v: &Spanned<toml::Value>) -> NatMode {
     match NatSpec::deserialize(v.get_ref().clone()) {
         Ok(spec) => match spec.resolve() {
             Ok(mode) => mode,
@@ -47,7 +47,7 @@ fn nat_preset_names() -> String {
 }
 
 /// `firewall = ...` -> FirewallSpec, with the file position of any mistake.
-pub(super) fn interpret_firewall(rep: &mut Reporter, v: Option<&Spanned<toml::Value>>) -> Option<FirewallSpec> {
+pub(crate) fn interpret_firewall(rep: &mut Reporter, v: Option<&Spanned<toml::Value>>) -> Option<FirewallSpec> {
     let v = v?;
     let presets = || crate::firewall::FirewallPreset::ALL.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
     match FirewallSpec::deserialize(v.get_ref().clone()) {
@@ -73,7 +73,7 @@ pub(super) fn interpret_firewall(rep: &mut Reporter, v: Option<&Spanned<toml::Va
 }
 
 /// `impair = "lte"` or `impair = { up = {...}, down = {...} }` -> LinkImpairment.
-pub(super) fn interpret_impair(rep: &mut Reporter, v: Option<&Spanned<toml::Value>>) -> Option<LinkImpairment> {
+pub(crate) fn interpret_impair(rep: &mut Reporter, v: Option<&Spanned<toml::Value>>) -> Option<LinkImpairment> {
     let v = v?;
     // A bare string is a preset name.
     let value = match v.get_ref() {

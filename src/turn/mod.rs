@@ -36,7 +36,7 @@ use webrtc_util::Conn;
 use webrtc_util::vnet::net::Net;
 
 pub use filter::PeerFilter;
-pub(crate) use stream::{frame_len, pad_frame};
+pub(crate) use stream::{pad_frame, read_frame};
 
 /// Port of the TLS listener (`turns:`): 443, so TCP-443-only networks get through.
 pub const TLS_PORT: u16 = 443;

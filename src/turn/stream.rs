@@ -81,6 +81,24 @@ pub(crate) fn frame_len(hdr: [u8; 4]) -> Option<(usize, usize)> {
     }
 }
 
+/// Reads the next STUN message or ChannelData frame from a stream, padding stripped.
+/// Waiting for a frame is unbounded (an idle client may wait); a frame once started must
+/// arrive whole within [`FRAME_TIMEOUT`].
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R) -> std::io::Result<Vec<u8>> {
+    let mut hdr = [0u8; 4];
+    rd.read_exact(&mut hdr).await?;
+    let Some((len, padded)) = frame_len(hdr) else {
+        return Err(std::io::Error::other("not STUN or ChannelData"));
+    };
+    let mut frame = vec![0u8; padded];
+    frame[..4].copy_from_slice(&hdr);
+    tokio::time::timeout(FRAME_TIMEOUT, rd.read_exact(&mut frame[4..]))
+        .await
+        .map_err(|_| std::io::Error::other("stalled mid-frame"))??;
+    frame.truncate(len);
+    Ok(frame)
+}
+
 /// Pads a ChannelData frame to a multiple of 4 for a stream; STUN is already aligned.
 pub(crate) fn pad_frame(frame: &mut Vec<u8>) {
     if frame.first().is_some_and(|b| b >> 6 == 1) {
@@ -109,20 +127,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     });
     let reader = async {
         loop {
-            let mut hdr = [0u8; 4];
-            rd.read_exact(&mut hdr).await?;
-            let Some((len, padded)) = frame_len(hdr) else {
-                return Err(std::io::Error::other("not STUN or ChannelData"));
-            };
-            let mut frame = vec![0u8; padded];
-            frame[..4].copy_from_slice(&hdr);
-            // Idle clients may wait for their next frame; a started frame must finish.
-            tokio::time::timeout(FRAME_TIMEOUT, rd.read_exact(&mut frame[4..]))
-                .await
-                .map_err(|_| std::io::Error::other("stalled mid-frame"))??;
-            frame.truncate(len);
+            let frame = read_frame(&mut rd).await?;
             if in_tx.send((frame, peer)).await.is_err() {
-                return Ok(());
+                return Ok::<(), std::io::Error>(());
             }
         }
     };

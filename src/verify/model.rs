@@ -291,13 +291,14 @@ mod tests {
 
     #[test]
     fn paths_cross_router_firewalls_and_translate_addresses() {
-        let topo = crate::topology::parse_str(
+        let topo = crate::spec::parse_str(
             "t.toml",
             "[router.carrier]\nwan = \"internet\"\nnat = \"cgnat\"\nfirewall = \"tcp-443-only\"\n\
              [router.home]\nwan = \"carrier\"\nfirewall = \"stun-port-blocked\"\n\
              [host.alice]\non = \"home\"\nfirewall = \"inbound-blocked\"\n",
         )
-        .unwrap();
+        .unwrap()
+        .topology;
         let p = path(&topo, "alice", None).unwrap();
         let nodes: Vec<&str> = p.hops.iter().map(|h| h.node).collect();
         assert_eq!(nodes, ["alice", "home", "carrier"]);

@@ -181,7 +181,11 @@ pub fn judge(expect: &NatExpect, filtering: Result<Behaviour, String>, r: &Probe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::parse_str;
+    use crate::topology::Topology;
+
+    fn parse_str(file: &str, src: &str) -> Result<Topology, crate::spec::FileError> {
+        crate::spec::parse_str(file, src).map(|s| s.topology)
+    }
 
     #[test]
     fn nested_nats_compose_and_plain_routers_are_transparent() {

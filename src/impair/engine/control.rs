@@ -53,6 +53,24 @@ pub struct DirStats {
     pub drop_queue: u64,
     /// Writes the destination refused (device down, no buffer).
     pub write_errors: u64,
+    /// Releases of held frames (a frame held by the delay line and then the
+    /// bottleneck counts once for each).
+    #[serde(default)]
+    pub released: u64,
+    /// Sum over released frames of how late they left their due time (ns): the
+    /// engine's own scheduling error, apart from the delay it was asked for.
+    #[serde(default)]
+    pub late_ns_total: u64,
+    /// The latest any released frame left (ns).
+    #[serde(default)]
+    pub late_ns_max: u64,
+}
+
+impl DirStats {
+    /// Mean lateness of released frames in milliseconds (0 when none were held).
+    pub fn mean_late_ms(&self) -> f64 {
+        if self.released == 0 { 0.0 } else { self.late_ns_total as f64 / self.released as f64 / 1e6 }
+    }
 }
 
 #[derive(Default)]
@@ -64,12 +82,22 @@ pub(crate) struct Counters {
     pub drop_loss: AtomicU64,
     pub drop_queue: AtomicU64,
     pub write_errors: AtomicU64,
+    pub released: AtomicU64,
+    pub late_ns_total: AtomicU64,
+    pub late_ns_max: AtomicU64,
 }
 
 impl Counters {
     pub(crate) fn add(c: &AtomicU64, n: u64) {
         // Only the pump thread writes; Relaxed suffices for monotonic counters.
         c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records one held frame leaving `late_ns` after its due time.
+    pub(crate) fn released_late(&self, late_ns: u64) {
+        Self::add(&self.released, 1);
+        Self::add(&self.late_ns_total, late_ns);
+        self.late_ns_max.fetch_max(late_ns, Ordering::Relaxed);
     }
 
     fn snapshot(&self) -> DirStats {
@@ -82,6 +110,9 @@ impl Counters {
             drop_loss: l(&self.drop_loss),
             drop_queue: l(&self.drop_queue),
             write_errors: l(&self.write_errors),
+            released: l(&self.released),
+            late_ns_total: l(&self.late_ns_total),
+            late_ns_max: l(&self.late_ns_max),
         }
     }
 }

@@ -133,6 +133,7 @@ impl Pump {
     pub(super) fn run(mut self) -> io::Result<()> {
         // SAFETY: PR_SET_TIMERSLACK only changes this thread's timer slack.
         unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+        realtime();
         let control = self.control.clone();
         let shared = &control.dirs[self.link][self.dir];
         let mut q = Queues {
@@ -234,16 +235,32 @@ impl Pump {
     fn release(&mut self, q: &mut Queues, now: u64) {
         while q.heap.peek().is_some_and(|h| h.due <= now) {
             let Some(h) = q.heap.pop() else { break };
+            self.control.dirs[self.link][self.dir].counters.released_late(now - h.due);
             self.bottleneck(q, now, h.due, Frame::Owned(h.buf));
         }
         let c = &self.control.dirs[self.link][self.dir].counters;
         while q.fifo.front().is_some_and(|f| f.0 <= now) {
-            let Some((_, b)) = q.fifo.pop_front() else {
+            let Some((due, b)) = q.fifo.pop_front() else {
                 break;
             };
+            c.released_late(now - due);
             q.write(c, &b);
             q.recycle(b);
         }
+    }
+}
+
+/// Asks for a low real-time priority, as netem's softirq effectively has: on a busy
+/// machine (two cores shared with the endpoints and a compiler, as in CI) a normal
+/// thread woke up to 0.5 ms late and that lateness showed as added delay. The pump
+/// never busy-polls, and the kernel's real-time throttling bounds it anyway. Where
+/// the scheduler refuses (no CAP_SYS_NICE), the pump runs as a normal thread and its
+/// lateness counters say what that costs.
+fn realtime() {
+    let p = libc::sched_param { sched_priority: 10 };
+    // SAFETY: pid 0 is the calling thread; `p` is a valid sched_param.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) } != 0 {
+        tracing::debug!("impairment pump stays at normal priority: {}", io::Error::last_os_error());
     }
 }
 

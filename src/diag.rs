@@ -1,9 +1,10 @@
-//! Errors in topology files, located by file:line:col with a hint.
+//! Mistakes in icelab files, located by file:line:col with a hint: the diagnostics
+//! every layer of the file (lab, scenario, events) reports through one [`Reporter`].
 
 use std::fmt;
 use std::ops::Range;
 
-/// One mistake in a topology file.
+/// One mistake in a file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
     /// File name as given by the user.
@@ -23,14 +24,14 @@ pub struct Diagnostic {
 
 /// Every mistake found in one file (at least one).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct TopologyError {
+pub struct FileError {
     /// The mistakes, in source order.
     pub diagnostics: Vec<Diagnostic>,
 }
 
-impl std::error::Error for TopologyError {}
+impl std::error::Error for FileError {}
 
-impl fmt::Display for TopologyError {
+impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, d) in self.diagnostics.iter().enumerate() {
             if i > 0 {
@@ -80,17 +81,17 @@ impl<'a> Reporter<'a> {
     }
 
     /// Ends collection: `Ok(())` if nothing is wrong.
-    pub(crate) fn finish(mut self) -> Result<(), TopologyError> {
+    pub(crate) fn finish(mut self) -> Result<(), FileError> {
         if self.found.is_empty() {
             return Ok(());
         }
         self.found.sort_by_key(|(offset, _)| *offset);
-        Err(TopologyError { diagnostics: self.found.into_iter().map(|(_, d)| d).collect() })
+        Err(FileError { diagnostics: self.found.into_iter().map(|(_, d)| d).collect() })
     }
 }
 
 /// Turns a byte offset into a located diagnostic.
-pub(super) fn locate(file: &str, src: &str, offset: usize, message: String, hint: Option<String>) -> Diagnostic {
+pub(crate) fn locate(file: &str, src: &str, offset: usize, message: String, hint: Option<String>) -> Diagnostic {
     let offset = offset.min(src.len());
     let before = &src[..offset];
     let line = before.matches('\n').count() + 1;

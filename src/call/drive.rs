@@ -6,52 +6,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::io::{AsyncBufRead, AsyncWrite};
 
 use crate::fabric::Applier;
 use crate::peer::{PeerEvent, RelayWatch, relay_watched};
 use crate::plan::PlannedEvent;
+use crate::timeline::{Applied, SAMPLE_EVERY, TimelineLog};
 
 /// Deadline of one event's steps together.
 const FIRING_DEADLINE: Duration = Duration::from_secs(10);
-/// Byte counters are read this often.
-pub const SAMPLE_EVERY: Duration = Duration::from_millis(50);
-
-/// What was done for one event.
-#[derive(Debug, Clone, Serialize)]
-pub struct Applied {
-    /// 1-based event number.
-    pub index: usize,
-    /// Planned time, ms after the data channel opened.
-    pub at_ms: u64,
-    /// The event in words.
-    pub what: String,
-    /// When its steps started, ms after the data channel opened.
-    pub applied_ms: Option<f64>,
-    /// How long they took.
-    pub took_ms: Option<f64>,
-    /// The steps, in words.
-    pub ops: Vec<String>,
-    /// Why it failed or was not applied.
-    pub error: Option<String>,
-}
-
-/// Everything observed during the call. Times are ms since the relay started.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct TimelineLog {
-    /// The offerer's data channel opened: the timeline's zero.
-    pub t0_ms: Option<f64>,
-    /// What was done.
-    pub applied: Vec<Applied>,
-    /// (time, bytes received by both hosts' interfaces, UDP datagrams delivered to
-    /// their sockets), both counted since the namespaces were made.
-    pub samples: Vec<(f64, u64, u64)>,
-    /// The offerer's events with their arrival times (state, pair, error, done).
-    pub offerer: Vec<(f64, PeerEvent)>,
-    /// The answerer's, likewise.
-    pub answerer: Vec<(f64, PeerEvent)>,
-}
 
 /// Bytes received on the non-loopback interfaces of process `pid`'s namespace.
 fn rx_bytes(pid: u32) -> Option<u64> {
@@ -81,7 +44,7 @@ fn udp_in(pid: u32) -> Option<u64> {
 /// close or `deadline` passes, firing the planned events `firings` along the way. `pids` are the peer
 /// processes, whose namespaces' byte counters are sampled.
 #[allow(clippy::too_many_arguments)]
-pub async fn relay_with_timeline(
+pub(crate) async fn relay_with_timeline(
     a_out: impl AsyncBufRead + Unpin,
     a_in: impl AsyncWrite + Unpin,
     b_out: impl AsyncBufRead + Unpin,

@@ -12,27 +12,28 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::judge::{Check, Verdict, judge};
-use super::spec::Scenario;
-use super::timings::Timings;
+use super::drive::relay_with_timeline;
+use crate::check::Check;
 use crate::fabric::{Lab, netns, procs};
 use crate::peer::{Outcome, PeerConfig, PeerKind, PeerOutcome, Role, relay_signaling};
-use crate::plan::PlannedEvent;
-use crate::plan::{Plan, Step};
-use crate::timeline::{EventOutcome, TimelineLog, relay_with_timeline};
-use crate::topology::Topology;
+use crate::plan::{Plan, PlannedEvent, Step};
+use crate::scenario::{CallPair, Scenario, Timings, Verdict, judge};
+use crate::spec::Spec;
+use crate::timeline::{EventOutcome, TimelineLog};
 
 /// Time the peers get after their own deadline to report it and exit before we kill them.
 const EXIT_GRACE: Duration = Duration::from_millis(500);
 /// Bytes of each peer's stderr kept for the report.
 const STDERR_TAIL: usize = 4096;
 
-/// Everything one run produced.
+/// Everything one call of a run produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     /// Lab name.
     pub lab: String,
-    /// The call that was placed.
+    /// Which of the scenario's calls this is.
+    pub pair: CallPair,
+    /// The scenario the call belongs to.
     pub scenario: Scenario,
     /// What the peers reported.
     pub outcome: Outcome,
@@ -57,61 +58,87 @@ pub struct RunReport {
     pub relay_implementation: Option<String>,
 }
 
-/// Runs the topology's scenario in a new lab named `name`. `progress` sees each build
-/// step. With `keep`, the lab stays up afterwards (on success and on a failed verdict).
+/// Runs the file's scenario in a new lab named `name`: every call of it at once, one
+/// report per call, in the scenario's order. `progress` sees each build step. With
+/// `keep`, the lab stays up afterwards (on success and on a failed verdict).
 pub async fn run_scenario(
-    topo: &Topology,
+    spec: &Spec,
     name: &str,
     keep: bool,
     progress: impl FnMut(usize, &Step),
-) -> anyhow::Result<RunReport> {
-    let scn = topo.scenario.clone().ok_or_else(|| anyhow!("{} has no [scenario]", topo.file))?;
-    let expect = topo.expect.clone().unwrap_or_default();
+) -> anyhow::Result<Vec<RunReport>> {
+    let topo = &spec.topology;
+    let scn = spec.scenario.clone().ok_or_else(|| anyhow!("{} has no [scenario]", topo.file))?;
+    let expect = spec.expect.clone().unwrap_or_default();
     let expect = expect.for_peers(&scn.offerer_peer.to_string(), &scn.answerer_peer.to_string());
     let start = Instant::now();
-    let (lab, build) = Lab::up(topo, name, progress).await?;
+    let opts = crate::fabric::default_options(topo);
+    let (lab, build) = Lab::up_with(topo, &spec.events, name, &opts, progress).await?;
+    // The file layer allows events only with a single call: they act on the lab, and
+    // the timeline reads one pair of peers.
     let firings = lab.plan().events.clone();
-    let call_start = Instant::now();
-    let (outcome, stderr, log) = call(lab.plan(), &topo.servers, &scn, name, firings).await?;
-    let mut timings = Timings::from_outcome(&outcome);
-    timings.lab_up_ms = Some(build.elapsed_ms);
-    timings.call_ms = Some(ms(call_start));
-    if keep {
+    let (plan, scn_ref) = (lab.plan(), &scn);
+    let placed = scn.calls.iter().map(|pair| {
+        let firings = if scn_ref.calls.len() == 1 { firings.clone() } else { Vec::new() };
+        async move {
+            let t = Instant::now();
+            call(plan, &topo.servers, scn_ref, pair, name, firings).await.map(|r| (r, ms(t)))
+        }
+    });
+    // Every call ends by its own deadline, so this wait is bounded; the first that could
+    // not be placed fails the run (and dropping the lab tears it down).
+    let results: Vec<_> = futures::future::join_all(placed).await.into_iter().collect::<anyhow::Result<_>>()?;
+    let teardown_ms = if keep {
         lab.keep()?;
+        None
     } else {
         let t = Instant::now();
         lab.down()?;
-        timings.teardown_ms = Some(ms(t));
-    }
-    timings.total_ms = Some(ms(start));
-    let mut verdict = judge(&outcome, &timings, &expect);
-    let events = log.as_ref().map(|l| crate::timeline::analyze(&topo.events, l, scn.data_ms)).unwrap_or_default();
-    for e in &events {
-        let check = e.check().or_else(|| {
-            let error = e.error.clone()?;
-            Some(Check { name: format!("event {}", e.index), expected: "applied".into(), observed: error, ok: false })
-        });
-        verdict.checks.extend(check);
-    }
-    verdict.pass = verdict.checks.iter().all(|c| c.ok);
+        Some(ms(t))
+    };
+    let total_ms = ms(start);
     let relay_implementation = relay_implementation(topo, &scn);
-    Ok(RunReport {
-        lab: name.to_string(),
-        scenario: scn,
-        outcome,
-        timings,
-        verdict,
-        offerer_stderr: stderr.0,
-        answerer_stderr: stderr.1,
-        kept: keep,
-        events,
-        timeline: log,
-        relay_implementation,
-    })
+    let reports = scn.calls.iter().zip(results).map(|(pair, ((outcome, stderr, log), call_ms))| {
+        let mut timings = Timings::from_outcome(&outcome);
+        timings.lab_up_ms = Some(build.elapsed_ms);
+        timings.call_ms = Some(call_ms);
+        timings.teardown_ms = teardown_ms;
+        timings.total_ms = Some(total_ms);
+        let mut verdict = judge(&outcome, &timings, &expect);
+        let events = log.as_ref().map(|l| crate::timeline::analyze(&spec.events, l, scn.data_ms)).unwrap_or_default();
+        for e in &events {
+            let check = e.check().or_else(|| {
+                let error = e.error.clone()?;
+                Some(Check {
+                    name: format!("event {}", e.index),
+                    expected: "applied".into(),
+                    observed: error,
+                    ok: false,
+                })
+            });
+            verdict.checks.extend(check);
+        }
+        verdict.pass = verdict.checks.iter().all(|c| c.ok);
+        RunReport {
+            lab: name.to_string(),
+            pair: pair.clone(),
+            scenario: scn.clone(),
+            outcome,
+            timings,
+            verdict,
+            offerer_stderr: stderr.0,
+            answerer_stderr: stderr.1,
+            kept: keep,
+            events,
+            timeline: log,
+            relay_implementation: relay_implementation.clone(),
+        }
+    });
+    Ok(reports.collect())
 }
 
 /// The name of the implementation that served the scenario's TURN server.
-fn relay_implementation(topo: &Topology, scn: &Scenario) -> Option<String> {
+fn relay_implementation(topo: &crate::topology::Topology, scn: &Scenario) -> Option<String> {
     let server = topo.server(scn.turn.as_deref()?)?;
     let svc = server.services.iter().find(|s| s.kind == crate::servers::ServiceKind::Turn)?;
     Some(svc.implementation.name().to_string())
@@ -130,6 +157,7 @@ async fn call(
     plan: &Plan,
     servers: &[crate::topology::Server],
     scn: &Scenario,
+    pair: &CallPair,
     lab: &str,
     firings: Vec<PlannedEvent>,
 ) -> anyhow::Result<(Outcome, Stderrs, Option<TimelineLog>)> {
@@ -153,8 +181,8 @@ async fn call(
     let ns_of =
         |host: &str| plan.node(host).map(|n| n.ns.clone()).ok_or_else(|| anyhow!("host `{host}` is not in the plan"));
     let answerer_cfg = PeerConfig { test_silent: scn.silent_answerer, ..config(Role::Answerer) };
-    let mut a = spawn_peer(&scn.offerer_peer, &ns_of(&scn.offerer)?, &config(Role::Offerer))?;
-    let mut b = spawn_peer(&scn.answerer_peer, &ns_of(&scn.answerer)?, &answerer_cfg)?;
+    let mut a = spawn_peer(&scn.offerer_peer, &ns_of(&pair.offerer)?, &config(Role::Offerer))?;
+    let mut b = spawn_peer(&scn.answerer_peer, &ns_of(&pair.answerer)?, &answerer_cfg)?;
     let a_err = tokio::spawn(tail(a.stderr.take().unwrap()));
     let b_err = tokio::spawn(tail(b.stderr.take().unwrap()));
     let (a_out, a_in) = (BufReader::new(a.stdout.take().unwrap()), a.stdin.take().unwrap());
