@@ -295,6 +295,25 @@ enum Command {
         /// The request, e.g. {"op":"set","link":0,"dir":"a-to-b","impairment":{...}}.
         request: String,
     },
+    /// (internal) Write a fresh self-signed TLS certificate and key (PEM); for exported scripts.
+    #[command(hide = true)]
+    TlsCert {
+        /// Certificate file.
+        #[arg(long)]
+        cert: PathBuf,
+        /// Private key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Subject alternative names (repeatable).
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+    },
+    /// (internal) Wait (10 s at most) until a STUN server answers at ADDR; for exported scripts.
+    #[command(hide = true)]
+    WaitStun {
+        /// The server's UDP address.
+        addr: std::net::SocketAddr,
+    },
     /// (internal) Flush this namespace's conntrack table (ctnetlink); for exported scripts.
     #[command(hide = true)]
     ConntrackFlush,
@@ -457,6 +476,10 @@ fn main() -> ExitCode {
                 }))
             }
             Command::ConntrackFlush => script_step(icelab::fabric::conntrack::flush_here()),
+            Command::TlsCert { cert, key, names } => script_step(icelab::turn::write_self_signed(names, &cert, &key)),
+            Command::WaitStun { addr } => {
+                script_step(icelab::fabric::ready::stun_answers_here(addr, std::time::Duration::from_secs(10)).await)
+            }
         }
     });
     rt.shutdown_timeout(std::time::Duration::from_millis(100));

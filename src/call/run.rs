@@ -53,6 +53,9 @@ pub struct RunReport {
     /// The raw timeline: operations, byte-counter samples, peer state changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<TimelineLog>,
+    /// The implementation of the scenario's TURN server (`built-in`, `coturn`), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_implementation: Option<String>,
 }
 
 /// Runs the file's scenario in a new lab named `name`: every call of it at once, one
@@ -94,6 +97,7 @@ pub async fn run_scenario(
         Some(ms(t))
     };
     let total_ms = ms(start);
+    let relay_implementation = relay_implementation(topo, &scn);
     let reports = scn.calls.iter().zip(results).map(|(pair, ((outcome, stderr, log), call_ms))| {
         let mut timings = Timings::from_outcome(&outcome);
         timings.lab_up_ms = Some(build.elapsed_ms);
@@ -127,9 +131,17 @@ pub async fn run_scenario(
             kept: keep,
             events,
             timeline: log,
+            relay_implementation: relay_implementation.clone(),
         }
     });
     Ok(reports.collect())
+}
+
+/// The name of the implementation that served the scenario's TURN server.
+fn relay_implementation(topo: &crate::topology::Topology, scn: &Scenario) -> Option<String> {
+    let server = topo.server(scn.turn.as_deref()?)?;
+    let svc = server.services.iter().find(|s| s.kind == crate::servers::ServiceKind::Turn)?;
+    Some(svc.implementation.name().to_string())
 }
 
 fn ms(t: Instant) -> f64 {

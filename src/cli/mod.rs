@@ -110,6 +110,7 @@ pub(crate) async fn up(
         }
         return Ok(Done::Ok);
     }
+    icelab::servers::check_programs(topo).map_err(CliError::bad_input)?;
     require_root()?;
     // Handlers first: a signal that arrives before them would kill us with the lab half-built.
     let interrupted =

@@ -75,6 +75,7 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
     };
     // A peer program that is missing here is bad input, found before any lab is built.
     scn.check_peers().map_err(CliError::bad_input)?;
+    icelab::servers::check_programs(&spec.topology).map_err(CliError::bad_input)?;
     spec.scenario = Some(scn);
     if args.repeat == 0 || (args.keep && args.repeat > 1) {
         return Err(CliError::bad_input("--repeat must be >= 1, and --keep needs a single run"));

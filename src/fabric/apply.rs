@@ -18,9 +18,9 @@ use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-use super::{child, netns, procs, registry};
+use super::{child, netns, procs, ready, registry};
 use crate::impair::engine::{ControlReply, ControlRequest};
-use crate::plan::Step;
+use crate::plan::{ICELAB_PROGRAM, Readiness, Step};
 
 /// Deadline for one `nft -f` and for a service to report that it is ready.
 const CHILD_DEADLINE: Duration = Duration::from_secs(10);
@@ -126,9 +126,15 @@ impl Applier {
                 let child = start_nft(&self.get(ns)?.fd, ruleset)?;
                 self.pending_nft.push((ns.clone(), child));
             }
-            Step::Spawn { ns, service, args, .. } => {
+            Step::WriteFile { path, text, .. } => {
+                std::fs::write(path, text).with_context(|| format!("writing {path}"))?;
+            }
+            Step::TlsCert { names, cert, key, .. } => {
+                crate::turn::write_self_signed(names.clone(), cert.as_ref(), key.as_ref())?;
+            }
+            Step::Spawn { ns, service, program, args, ready, .. } => {
                 let log = self.state.join(format!("{service}-{ns}.log"));
-                let pid = spawn_service(&self.get(ns)?.fd, args, &log)?;
+                let pid = spawn_service(&self.get(ns)?.fd, program, args, *ready, &log).await?;
                 // The service's plan identity -> its pid, for a later StopService (and the script's).
                 std::fs::write(self.state.join(crate::plan::shell::pid_file(service, ns)), format!("{pid}\n"))?;
             }
@@ -249,12 +255,24 @@ pub fn icelab_exe() -> Result<std::path::PathBuf> {
         .ok_or_else(|| anyhow!("cannot find the icelab program to start lab services; set ICELAB_BIN"))
 }
 
-/// Starts `icelab ARGS` detached inside the namespace, waits for its `ready` line and
-/// returns its pid. The log is appended to: a restarted service keeps its history.
-fn spawn_service(ns: &OwnedFd, args: &[String], log: &std::path::Path) -> Result<u32> {
+/// Starts `program ARGS` (`icelab` is this program) detached inside the namespace, waits
+/// until it is `ready` and returns its pid. The log is appended to: a restarted service
+/// keeps its history.
+async fn spawn_service(
+    ns: &OwnedFd,
+    program: &str,
+    args: &[String],
+    ready: Readiness,
+    log: &std::path::Path,
+) -> Result<u32> {
     let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
-    let mut cmd = Command::new(icelab_exe()?);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log_file);
+    let exe = if program == ICELAB_PROGRAM { icelab_exe()? } else { program.into() };
+    let mut cmd = Command::new(&exe);
+    let stdout = match ready {
+        Readiness::ReadyLine => Stdio::piped(),
+        Readiness::StunAnswers { .. } => Stdio::from(log_file.try_clone()?),
+    };
+    cmd.args(args).stdin(Stdio::null()).stdout(stdout).stderr(log_file);
     procs::enter_netns(&mut cmd, ns)?;
     // Its own session: a Ctrl-C meant for `icelab up` must not kill the lab's services.
     unsafe {
@@ -263,16 +281,27 @@ fn spawn_service(ns: &OwnedFd, args: &[String], log: &std::path::Path) -> Result
             Ok(())
         });
     }
-    let mut svc = cmd.spawn()?;
-    match child::first_line(svc.stdout.take().unwrap(), CHILD_DEADLINE) {
-        Some(line) if line.trim() == "ready" => Ok(svc.id()),
-        Some(line) => {
-            let _ = svc.kill();
-            bail!("service exited before it was ready ({}); see {}", line.trim(), log.display())
+    let mut svc = cmd.spawn().with_context(|| format!("starting {}", exe.display()))?;
+    let r = match ready {
+        Readiness::ReadyLine => match child::first_line(svc.stdout.take().unwrap(), CHILD_DEADLINE) {
+            Some(line) if line.trim() == "ready" => Ok(()),
+            Some(line) => Err(anyhow!("service exited before it was ready ({})", line.trim())),
+            None => Err(anyhow!("service not ready within {CHILD_DEADLINE:?}")),
+        },
+        Readiness::StunAnswers { addr } => {
+            let alive = || match svc.try_wait()? {
+                Some(status) => bail!("{program} exited ({status}) before it answered STUN at {addr}"),
+                None => Ok(()),
+            };
+            ready::stun_answers(ns, addr, CHILD_DEADLINE, alive).await
         }
-        None => {
+    };
+    match r {
+        Ok(()) => Ok(svc.id()),
+        Err(e) => {
             let _ = svc.kill();
-            bail!("service not ready within {CHILD_DEADLINE:?}; see {}", log.display())
+            let _ = svc.wait();
+            Err(anyhow!("{e:#}; see {}", log.display()))
         }
     }
 }

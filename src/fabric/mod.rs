@@ -12,6 +12,7 @@ pub mod child;
 pub mod conntrack;
 pub mod netns;
 pub mod procs;
+pub mod ready;
 pub mod registry;
 
 use std::collections::BTreeSet;

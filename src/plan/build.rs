@@ -145,7 +145,7 @@ pub fn plan_with(topo: &Topology, events: &[TimelineEvent], prefix: &str, opts: 
     let mut services = Vec::new();
     for s in &topo.servers {
         for svc in &s.services {
-            b.steps.extend(crate::servers::launch(*svc, s, topo, &b.ns(&s.name)));
+            b.steps.extend(crate::servers::launch(*svc, s, topo, &b.ns(&s.name), &b.state_dir));
             services.push(ServiceEndpoint {
                 node: s.name.clone(),
                 service: svc.kind.name().into(),
@@ -158,7 +158,14 @@ pub fn plan_with(topo: &Topology, events: &[TimelineEvent], prefix: &str, opts: 
     for n in &nodes {
         args.extend(["--netns".to_string(), n.ns.clone()]);
     }
-    b.steps.push(Step::Spawn { ns: inet, service: ServiceKind::Echo.name().into(), args, creates: Vec::new() });
+    b.steps.push(Step::Spawn {
+        ns: inet,
+        service: ServiceKind::Echo.name().into(),
+        program: super::ICELAB_PROGRAM.into(),
+        args,
+        ready: super::Readiness::ReadyLine,
+        creates: Vec::new(),
+    });
     let uplinks = b.uplinks(topo);
     let mut plan = Plan {
         prefix: prefix.to_string(),
@@ -349,6 +356,8 @@ impl Builder {
         self.steps.push(Step::Spawn {
             ns: self.ns(INTERNET),
             service: "impair".into(),
+            program: super::ICELAB_PROGRAM.into(),
+            ready: super::Readiness::ReadyLine,
             args: vec![
                 "impair-engine".into(),
                 "--control".into(),

@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 
-use super::{Plan, Step};
+use super::{Plan, Readiness, Step};
 use crate::impair::LinkDir;
 
 /// Polls (20 ms apart) a stopped service may take to disappear: 2 s, the applier's deadline.
@@ -95,10 +95,13 @@ impl Renderer<'_> {
 
     /// Appends the step's commands, indented for a function body.
     fn step(&self, s: &mut String, step: &Step) {
+        // A file's text is written as it is: only commands are indented.
+        let mut in_file = false;
         for l in self.commands(step).lines() {
             // The heredoc terminator must start the line; everything else is indented.
-            let indent = if l == "ICELAB_NFT" { "" } else { "  " };
+            let indent = if l == "ICELAB_NFT" || in_file { "" } else { "  " };
             let _ = writeln!(s, "{indent}{l}");
+            in_file = (in_file || l.ends_with("<<'ICELAB_FILE'")) && l != "ICELAB_FILE";
         }
     }
 
@@ -133,14 +136,24 @@ impl Renderer<'_> {
                 ns(n),
                 ensure_newline(ruleset)
             ),
-            Step::Spawn { ns: n, service, args, creates } => {
+            Step::WriteFile { path, text, .. } => {
+                format!("cat > {} <<'ICELAB_FILE'\n{}ICELAB_FILE", self.arg(path), ensure_newline(text))
+            }
+            Step::TlsCert { names, cert, key, .. } => {
+                let names: String = names.iter().map(|n| format!(" --name {}", quote(n))).collect();
+                format!("icelab tls-cert --cert {} --key {}{names}", self.arg(cert), self.arg(key))
+            }
+            Step::Spawn { ns: n, service, program, args, ready, creates } => {
                 let args: Vec<String> = args.iter().map(|a| self.arg(a)).collect();
                 let mut out = format!(
-                    "# {service}: needs `icelab` on PATH\nip netns exec {} setsid icelab {} >/dev/null 2>&1 </dev/null &\necho $! > {}",
+                    "# {service}: needs `{program}` on PATH\nip netns exec {} setsid {program} {} >/dev/null 2>&1 </dev/null &\necho $! > {}",
                     ns(n),
                     args.join(" "),
                     self.state_path(&pid_file(service, n)),
                 );
+                if let Readiness::StunAnswers { addr } = ready {
+                    out.push_str(&format!("\nip netns exec {} icelab wait-stun {addr}", ns(n)));
+                }
                 for (cns, dev) in creates {
                     out.push_str(&format!("\nwait_dev {} {dev}", ns(cns)));
                 }

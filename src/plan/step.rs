@@ -1,7 +1,7 @@
 //! The step vocabulary: every change a lab ever sees, at build time or mid-call.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -108,14 +108,41 @@ pub enum Step {
         /// The complete ruleset text.
         ruleset: String,
     },
-    /// Start a long-running icelab service inside a namespace.
+    /// Write a file the next steps read (a service's configuration), replacing it.
+    WriteFile {
+        /// Namespace of the service the file is for.
+        ns: String,
+        /// Absolute path (in the lab's state directory).
+        path: String,
+        /// The complete text.
+        text: String,
+    },
+    /// Make a fresh self-signed TLS certificate and its key (PEM files), as the built-in
+    /// TURN server makes its own at start-up.
+    TlsCert {
+        /// Namespace of the service the certificate is for.
+        ns: String,
+        /// Subject alternative names (addresses or DNS names).
+        names: Vec<String>,
+        /// Certificate file.
+        cert: String,
+        /// Private key file.
+        key: String,
+    },
+    /// Start a long-running service inside a namespace and wait until it is ready.
     Spawn {
         /// Namespace name.
         ns: String,
-        /// Service name, used for its log file.
+        /// Service name, used for its log and pid files.
         service: String,
-        /// Arguments after the `icelab` program name.
+        /// The program: [`ICELAB_PROGRAM`] for icelab's own services, else a program on `PATH`.
+        #[serde(default = "icelab_program")]
+        program: String,
+        /// Its arguments.
         args: Vec<String>,
+        /// How to know it is ready.
+        #[serde(default)]
+        ready: Readiness,
         /// Devices (namespace, name) the service creates before it reports ready.
         #[serde(default)]
         creates: Vec<(String, String)>,
@@ -153,6 +180,27 @@ pub enum Step {
     },
 }
 
+/// The program name of icelab's own services (run as this very program).
+pub const ICELAB_PROGRAM: &str = "icelab";
+
+fn icelab_program() -> String {
+    ICELAB_PROGRAM.into()
+}
+
+/// How a started service shows that it is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Readiness {
+    /// It prints a `ready` line on stdout (icelab's own services).
+    #[default]
+    ReadyLine,
+    /// A STUN binding request to `addr`, sent from inside its namespace, is answered.
+    StunAnswers {
+        /// Where it listens (UDP).
+        addr: SocketAddr,
+    },
+}
+
 impl Step {
     /// The namespace the step acts in.
     pub fn ns(&self) -> &str {
@@ -169,6 +217,8 @@ impl Step {
             | Step::ReplaceRoute { ns, .. }
             | Step::FlushConntrack { ns }
             | Step::Nftables { ns, .. }
+            | Step::WriteFile { ns, .. }
+            | Step::TlsCert { ns, .. }
             | Step::Spawn { ns, .. }
             | Step::StopService { ns, .. }
             | Step::EngineSet { ns, .. }
@@ -194,8 +244,16 @@ impl fmt::Display for Step {
             Step::Nftables { ns, purpose, ruleset } => {
                 write!(f, "{ns}: nftables {purpose} ({} lines)", ruleset.lines().count())
             }
-            Step::Spawn { ns, service, args, .. } => {
-                write!(f, "{ns}: start {service}: icelab {}", args.join(" "))
+            Step::WriteFile { ns, path, text } => write!(f, "{ns}: write {path} ({} lines)", text.lines().count()),
+            Step::TlsCert { ns, names, cert, key } => {
+                write!(f, "{ns}: self-signed TLS certificate for {} -> {cert}, {key}", names.join(", "))
+            }
+            Step::Spawn { ns, service, program, args, ready, .. } => {
+                write!(f, "{ns}: start {service}: {program} {}", args.join(" "))?;
+                match ready {
+                    Readiness::ReadyLine => Ok(()),
+                    Readiness::StunAnswers { addr } => write!(f, " (ready when STUN answers at {addr})"),
+                }
             }
             Step::StopService { ns, service } => write!(f, "{ns}: stop {service}"),
             Step::EngineSet { ns, link, dir, impairment, .. } => {

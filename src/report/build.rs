@@ -43,7 +43,11 @@ fn call(rep: &RunReport) -> Call {
     let setup = format!(
         "stun: {}, turn: {}, policy: {:?}",
         if s.stun.is_empty() { "-".to_string() } else { s.stun.join(", ") },
-        s.turn.clone().unwrap_or_else(|| "-".into()),
+        match (&s.turn, &rep.relay_implementation) {
+            (Some(t), Some(i)) => format!("{t} ({i})"),
+            (Some(t), None) => t.clone(),
+            (None, _) => "-".into(),
+        },
         s.policy
     );
     let checks = rep

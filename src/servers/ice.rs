@@ -15,7 +15,9 @@ use crate::turn::TLS_PORT as TURN_TLS_PORT;
 pub fn stun_url(svc: Service, addr: Ipv4Addr) -> String {
     match svc.implementation {
         // A TURN server answers STUN on its own port, which is the STUN port too.
-        Implementation::BuiltIn => format!("stun:{addr}:{}", port(Service::built_in(ServiceKind::Stun))),
+        Implementation::BuiltIn | Implementation::Coturn => {
+            format!("stun:{addr}:{}", port(Service::built_in(ServiceKind::Stun)))
+        }
     }
 }
 
@@ -23,7 +25,8 @@ pub fn stun_url(svc: Service, addr: Ipv4Addr) -> String {
 /// (`udp`, `tcp`; anything else is TLS).
 pub fn turn_url(svc: Service, addr: Ipv4Addr, transport: &str) -> String {
     match svc.implementation {
-        Implementation::BuiltIn => {
+        // Both listen on UDP and TCP 3478 and TLS 443.
+        Implementation::BuiltIn | Implementation::Coturn => {
             let p = port(svc);
             match transport {
                 "udp" => format!("turn:{addr}:{p}?transport=udp"),

@@ -1,35 +1,73 @@
 //! How the plan starts, stops and reaches each service (pure: plan steps and ports).
 
+use ipnet::Ipv4Net;
+
 use super::{Implementation, LAB_CREDENTIALS, Service, ServiceKind};
-use crate::plan::{ECHO_PORT, STUN_PORTS, Step, TURN_PORT};
+use crate::plan::{ECHO_PORT, ICELAB_PROGRAM, Readiness, STUN_PORTS, Step, TURN_PORT};
 use crate::topology::{PUBLIC_RANGES, Server, Topology};
 
-/// The steps that start `svc` of `server` in its namespace `ns` (none for echo: one
-/// lab-wide responder serves every namespace).
-pub fn launch(svc: Service, server: &Server, topo: &Topology, ns: &str) -> Vec<Step> {
-    let args = match svc.implementation {
-        Implementation::BuiltIn => built_in_args(svc.kind, server, topo),
-    };
-    // Built-in servers are `icelab` subcommands that print `ready` once listening.
-    args.map(|args| Step::Spawn { ns: ns.into(), service: svc.kind.name().into(), args, creates: Vec::new() })
-        .into_iter()
-        .collect()
+/// The steps that start `svc` of `server` in its namespace `ns`; its files go in the
+/// lab's state directory `state` (none for built-in echo: one lab-wide responder
+/// serves every namespace).
+pub fn launch(svc: Service, server: &Server, topo: &Topology, ns: &str, state: &str) -> Vec<Step> {
+    match svc.implementation {
+        // Built-in servers are `icelab` subcommands that print `ready` once listening.
+        Implementation::BuiltIn => built_in_args(svc.kind, server, topo)
+            .map(|args| Step::Spawn {
+                ns: ns.into(),
+                service: svc.kind.name().into(),
+                program: ICELAB_PROGRAM.into(),
+                args,
+                ready: Readiness::ReadyLine,
+                creates: Vec::new(),
+            })
+            .into_iter()
+            .collect(),
+        Implementation::Coturn => super::coturn::launch(svc.kind, server, &lab_subnets(topo), ns, state),
+    }
 }
 
 /// The steps that stop `svc` running in `ns`.
 pub fn stop(svc: Service, ns: &str) -> Vec<Step> {
     match svc.implementation {
-        Implementation::BuiltIn => vec![Step::StopService { ns: ns.into(), service: svc.kind.name().into() }],
+        // Both are one process with a pid file of the plan's.
+        Implementation::BuiltIn | Implementation::Coturn => {
+            vec![Step::StopService { ns: ns.into(), service: svc.kind.name().into() }]
+        }
     }
 }
 
 /// The port clients reach `svc` on (UDP; TURN and echo also TCP).
 pub fn port(svc: Service) -> u16 {
     match (svc.implementation, svc.kind) {
-        (Implementation::BuiltIn, ServiceKind::Stun) => STUN_PORTS.0,
-        (Implementation::BuiltIn, ServiceKind::Turn) => TURN_PORT,
-        (Implementation::BuiltIn, ServiceKind::Echo) => ECHO_PORT,
+        (_, ServiceKind::Stun) => STUN_PORTS.0,
+        (_, ServiceKind::Turn) => TURN_PORT,
+        (_, ServiceKind::Echo) => ECHO_PORT,
     }
+}
+
+/// Checks, before a lab is built, that every service's program is installed here.
+pub fn check_programs(topo: &Topology) -> Result<(), String> {
+    for s in &topo.servers {
+        for svc in &s.services {
+            if svc.implementation == Implementation::Coturn
+                && crate::peer::driver::find_program(super::COTURN_PROGRAM).is_none()
+            {
+                return Err(format!(
+                    "server `{}` runs {svc}, but `{}` is not installed: install it with `apt-get install coturn`",
+                    s.name,
+                    super::COTURN_PROGRAM
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The subnets a relay may reach: the public ranges and every LAN of the lab.
+pub(super) fn lab_subnets(topo: &Topology) -> Vec<Ipv4Net> {
+    let public = PUBLIC_RANGES.iter().map(|r| r.parse().expect("a valid range"));
+    public.chain(topo.routers.iter().map(|r| r.lan)).collect()
 }
 
 /// Command line of a built-in service after the `icelab` program name.
@@ -42,9 +80,8 @@ fn built_in_args(kind: ServiceKind, s: &Server, topo: &Topology) -> Option<Vec<S
                 a.extend([flag.to_string(), value.to_string()]);
             }
             // Relays reach the lab (public ranges and every LAN) and nothing else.
-            let lans = topo.routers.iter().map(|r| r.lan.to_string());
-            for net in PUBLIC_RANGES.iter().map(|r| r.to_string()).chain(lans) {
-                a.extend(["--allow".into(), net]);
+            for net in lab_subnets(topo) {
+                a.extend(["--allow".into(), net.to_string()]);
             }
             Some(a)
         }
@@ -80,9 +117,42 @@ mod tests {
     }
 
     #[test]
+    fn timeline_restarts_coturn_with_its_own_spawn_step() {
+        let src = r#"
+[router.r]
+wan = "internet"
+[host.a]
+on = "r"
+[host.b]
+on = "r"
+[server.t]
+services = [{ kind = "turn", implementation = "coturn" }]
+[scenario]
+offerer = "a"
+answerer = "b"
+turn = "t"
+[[event]]
+at-ms = 1
+turn = "stop"
+server = "t"
+[[event]]
+at-ms = 2
+turn = "start"
+server = "t"
+"#;
+        let spec = crate::spec::parse_str("t.toml", src).unwrap();
+        let opts = crate::plan::PlanOptions::default();
+        let plan = crate::plan::plan_with(&spec.topology, &spec.events, "icelab-t", &opts);
+        let spawn = plan.steps.iter().find(|s| matches!(s, Step::Spawn { service, .. } if service == "turn")).unwrap();
+        assert!(matches!(spawn, Step::Spawn { program, .. } if program == crate::servers::COTURN_PROGRAM));
+        assert_eq!(plan.events[0].steps, vec![Step::StopService { ns: "icelab-t-t".into(), service: "turn".into() }]);
+        assert_eq!(plan.events[1].steps, vec![spawn.clone()]);
+    }
+
+    #[test]
     fn built_in_turn_gets_the_lab_credentials_and_only_lab_subnets() {
         let t = topo(r#"["turn"]"#);
-        let steps = launch(Service::built_in(ServiceKind::Turn), &t.servers[0], &t, "icelab-t-t");
+        let steps = launch(Service::built_in(ServiceKind::Turn), &t.servers[0], &t, "icelab-t-t", "/s");
         let [Step::Spawn { service, args, .. }] = steps.as_slice() else { panic!("one spawn: {steps:?}") };
         assert_eq!(service, "turn");
         let flag = |f: &str| args.iter().position(|a| a == f).map(|i| args[i + 1].as_str());
@@ -93,7 +163,7 @@ mod tests {
         let allowed: Vec<&str> = args.windows(2).filter(|w| w[0] == "--allow").map(|w| w[1].as_str()).collect();
         let lan = t.routers[0].lan.to_string();
         assert_eq!(allowed, [PUBLIC_RANGES.as_slice(), &[lan.as_str()]].concat());
-        assert!(launch(Service::built_in(ServiceKind::Echo), &t.servers[0], &t, "icelab-t-t").is_empty());
+        assert!(launch(Service::built_in(ServiceKind::Echo), &t.servers[0], &t, "icelab-t-t", "/s").is_empty());
         assert_eq!(
             stop(Service::built_in(ServiceKind::Turn), "icelab-t-t"),
             vec![Step::StopService { ns: "icelab-t-t".into(), service: "turn".into() }]

@@ -1,11 +1,12 @@
 //! The lab's servers as typed services, and the one seam where each implementation is
 //! driven: how it is written in the file (`parse_service`), how the plan starts and
-//! stops it ([`launch()`], [`stop()`], [`port()`]), and what peers are told to use
-//! ([`ice_servers()`]).
+//! stops it ([`launch()`], [`stop()`], [`port()`]), whether its program is installed
+//! ([`check_programs()`]), and what peers are told to use ([`ice_servers()`]).
 //!
 //! Every function that depends on the implementation matches on [`Implementation`] once,
 //! so a new implementation is one new arm per function.
 
+mod coturn;
 mod ice;
 mod launch;
 mod parse;
@@ -14,8 +15,9 @@ use std::fmt;
 
 use serde::Serialize;
 
+pub use coturn::{COTURN_PROGRAM, coturn_config};
 pub use ice::{ice_servers, stun_url, turn_url};
-pub use launch::{launch, port, stop};
+pub use launch::{check_programs, launch, port, stop};
 pub(crate) use parse::parse_service;
 
 /// What a service does for the lab.
@@ -67,22 +69,33 @@ pub enum Implementation {
     /// icelab's own server, started as `icelab <kind>-server`.
     #[default]
     BuiltIn,
+    /// coturn's `turnserver` (Debian package `coturn`), with a config the plan writes.
+    Coturn,
 }
 
 impl Implementation {
     /// Every implementation, in the order they are listed in messages.
-    pub const ALL: [Implementation; 1] = [Implementation::BuiltIn];
+    pub const ALL: [Implementation; 2] = [Implementation::BuiltIn, Implementation::Coturn];
 
     /// The name used in files.
     pub fn name(self) -> &'static str {
         match self {
             Implementation::BuiltIn => "built-in",
+            Implementation::Coturn => "coturn",
         }
     }
 
     /// The implementation written as `name`.
     pub fn from_name(name: &str) -> Option<Implementation> {
         Self::ALL.into_iter().find(|i| i.name() == name)
+    }
+
+    /// Whether it provides `kind` (coturn does STUN and TURN, not echo).
+    pub fn provides(self, kind: ServiceKind) -> bool {
+        match self {
+            Implementation::BuiltIn => true,
+            Implementation::Coturn => kind.answers_stun(),
+        }
     }
 }
 

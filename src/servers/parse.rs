@@ -1,5 +1,5 @@
-//! The one place a service is read from the file: `"turn"` or
-//! `{ kind = "turn", implementation = "built-in" }`.
+//! The one place a service is read from the file: `"turn"` (built-in) or
+//! `{ kind = "turn", implementation = "coturn" }` (`"built-in"` is the default).
 
 use toml::{Spanned, Value};
 
@@ -57,6 +57,14 @@ pub(crate) fn parse_service(rep: &mut Reporter, server: &str, entry: &Spanned<Va
                     return None;
                 }
             };
+            if !implementation.provides(kind) {
+                rep.error(
+                    span,
+                    format!("server `{server}`: {} has no `{kind}` service", implementation.name()),
+                    Some(format!("{} provides stun and turn", implementation.name())),
+                );
+                return None;
+            }
             Some(Service { kind, implementation })
         }
         _ => {
@@ -104,6 +112,16 @@ mod tests {
     }
 
     #[test]
+    fn coturn_is_an_implementation_of_stun_and_turn() {
+        let (s, e) =
+            parse(r#"[{ kind = "turn", implementation = "coturn" }, { kind = "stun", implementation = "coturn" }]"#);
+        assert_eq!(e, Vec::<String>::new());
+        let coturn = |kind| Service { kind, implementation: Implementation::Coturn };
+        assert_eq!(s, vec![coturn(ServiceKind::Turn), coturn(ServiceKind::Stun)]);
+        assert_eq!(s[0].to_string(), "turn (coturn)");
+    }
+
+    #[test]
     fn unknown_kind_is_located_at_its_entry() {
         let (s, e) = parse(r#"["stun", "dns"]"#);
         assert_eq!(s, vec![Service::built_in(ServiceKind::Stun)]);
@@ -114,9 +132,11 @@ mod tests {
 
     #[test]
     fn unknown_implementation_and_bad_tables_are_located() {
-        let (s, e) = parse(r#"["echo", { kind = "turn", implementation = "coturn" }]"#);
+        let (s, e) = parse(r#"["echo", { kind = "turn", implementation = "eturnal" }]"#);
         assert_eq!(s.len(), 1);
-        assert_eq!(e, vec!["1:21 server `s` has unknown implementation `coturn` for `turn`".to_string()]);
+        assert_eq!(e, vec!["1:21 server `s` has unknown implementation `eturnal` for `turn`".to_string()]);
+        let (_, e) = parse(r#"[{ kind = "echo", implementation = "coturn" }]"#);
+        assert_eq!(e, vec!["1:13 server `s`: coturn has no `echo` service".to_string()]);
         let (_, e) = parse(r#"[{ implementation = "built-in" }]"#);
         assert_eq!(e, vec!["1:13 server `s`: service table without `kind`".to_string()]);
         let (_, e) = parse(r#"[{ kind = "turn", port = 1 }]"#);

@@ -23,6 +23,9 @@
 //!
 //! [server.relay]
 //! services = [{ kind = "turn", implementation = "built-in" }]   # same as ["turn"]
+//!
+//! [server.coturn]
+//! services = [{ kind = "turn", implementation = "coturn" }]     # coturn's turnserver
 //! ```
 //!
 //! The file layer ([`crate::spec`]) parses a whole file and hands the network tables

@@ -19,6 +19,7 @@ mod stream;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -111,9 +112,30 @@ impl TurnHandle {
     }
 }
 
+/// The lab's run-time TLS certificate: self-signed, fresh each time, for `names`.
+fn self_signed(names: Vec<String>) -> anyhow::Result<rcgen::CertifiedKey<rcgen::KeyPair>> {
+    rcgen::generate_simple_self_signed(names).context("self-signed cert")
+}
+
+/// Writes a certificate like the built-in server's own to PEM files (the key readable by
+/// its owner only), for servers that read it from files (coturn).
+pub fn write_self_signed(names: Vec<String>, cert: &Path, key: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let ck = self_signed(names)?;
+    std::fs::write(cert, ck.cert.pem()).with_context(|| format!("writing {}", cert.display()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(key)
+        .with_context(|| format!("writing {}", key.display()))?;
+    Ok(f.write_all(ck.signing_key.serialize_pem().as_bytes())?)
+}
+
 fn tls_acceptor(cfg: &TurnServerConfig) -> anyhow::Result<(TlsAcceptor, Vec<u8>)> {
-    let names = vec![cfg.public_ip.to_string(), "localhost".into()];
-    let ck = rcgen::generate_simple_self_signed(names).context("self-signed cert")?;
+    let ck = self_signed(vec![cfg.public_ip.to_string(), "localhost".into()])?;
     let cert = ck.cert.der().clone();
     let der = cert.to_vec();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
