@@ -27,6 +27,9 @@ enum Command {
         /// Run only share i of n (1-based), for CI runners; `icelab merge` joins them.
         #[arg(long)]
         shard: Option<String>,
+        /// Write each cell's icelab file (e.g. `PORT-SYMM.toml`) to this directory and stop: a cell to rerun with `icelab run`.
+        #[arg(long)]
+        export: Option<PathBuf>,
         /// The matrix report as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -429,9 +432,12 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match args.command {
             Command::Check { file, json } => cli::check(&file, json),
-            Command::Matrix { spec, jobs, shard, json, markdown, junit, html } => {
+            Command::Matrix { spec, jobs, shard, export, json, markdown, junit, html } => {
                 let outputs = cli::matrix::Outputs { json, markdown, junit, html };
-                cli::matrix::matrix(spec.as_deref(), jobs, shard.as_deref(), outputs).await
+                match export {
+                    Some(dir) => cli::matrix::export(spec.as_deref(), &dir),
+                    None => cli::matrix::matrix(spec.as_deref(), jobs, shard.as_deref(), outputs).await,
+                }
             }
             Command::Merge { files, json, markdown, junit, html } => {
                 cli::matrix::merge(&files, cli::matrix::Outputs { json, markdown, junit, html })

@@ -26,6 +26,27 @@ pub(crate) struct Outputs {
     pub html: Option<PathBuf>,
 }
 
+fn load_spec(spec_file: Option<&Path>) -> Result<MatrixSpec, CliError> {
+    let Some(p) = spec_file else { return Ok(MatrixSpec::default()) };
+    let text =
+        std::fs::read_to_string(p).map_err(|e| CliError::bad_input(format!("{}: cannot read file: {e}", p.display())))?;
+    MatrixSpec::parse(&p.display().to_string(), &text).map_err(|e| CliError::bad_input(format!("{e:#}")))
+}
+
+/// `icelab matrix --export DIR`: every cell's file, to run or edit by hand.
+pub(crate) fn export(spec_file: Option<&Path>, dir: &Path) -> CliResult {
+    let spec = load_spec(spec_file)?;
+    std::fs::create_dir_all(dir).map_err(|e| CliError::could_not_run(format!("{}: {e}", dir.display())))?;
+    let word = |c: matrix::Config| c.label().replace('!', "no-").to_lowercase();
+    for (a, b) in spec.cells() {
+        let path = dir.join(format!("{}-{}.toml", word(a), word(b)));
+        std::fs::write(&path, matrix::cell_file(a, b))
+            .map_err(|e| CliError::could_not_run(format!("writing {}: {e}", path.display())))?;
+    }
+    out::outln!("wrote {} cell files to {}", spec.cells().len(), dir.display());
+    Ok(Done::Ok)
+}
+
 /// `icelab matrix`.
 pub(crate) async fn matrix(
     spec_file: Option<&Path>,
@@ -33,14 +54,7 @@ pub(crate) async fn matrix(
     shard: Option<&str>,
     outputs: Outputs,
 ) -> CliResult {
-    let spec = match spec_file {
-        None => MatrixSpec::default(),
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| CliError::bad_input(format!("{}: cannot read file: {e}", p.display())))?;
-            MatrixSpec::parse(&p.display().to_string(), &text).map_err(|e| CliError::bad_input(format!("{e:#}")))?
-        }
-    };
+    let spec = load_spec(spec_file)?;
     let shard = shard.map(Shard::parse).transpose().map_err(|e| CliError::bad_input(format!("{e:#}")))?;
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     if jobs == 0 {
