@@ -27,9 +27,9 @@ fn main() {
         let passed = cells.iter().filter(|c| c["call"]["pass"] == true).count();
         let (mut direct, mut relayed) = (Vec::new(), Vec::new());
         for c in cells {
-            let ice = c["call"]["timings"].as_array().and_then(|t| {
-                t.iter().find(|x| x["name"] == "ice connected").and_then(|x| x["value"].as_f64())
-            });
+            let ice = c["call"]["timings"]
+                .as_array()
+                .and_then(|t| t.iter().find(|x| x["name"] == "ice connected").and_then(|x| x["value"].as_f64()));
             if let Some(ms) = ice {
                 if c["expect"]["path"] == "relayed" { relayed.push(ms) } else { direct.push(ms) }
             }

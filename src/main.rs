@@ -27,6 +27,9 @@ enum Command {
         /// Run only share i of n (1-based), for CI runners; `icelab merge` joins them.
         #[arg(long)]
         shard: Option<String>,
+        /// Prove every cell's lab (as `icelab verify`) before its call; a lab not as declared fails the cell.
+        #[arg(long)]
+        verify: bool,
         /// Write each cell's icelab file (e.g. `PORT-SYMM.toml`) to this directory and stop: a cell to rerun with `icelab run`.
         #[arg(long)]
         export: Option<PathBuf>,
@@ -204,6 +207,9 @@ enum Command {
         /// Run N times and report p50/p95 timings and the success rate.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
+        /// Prove the lab (as `icelab verify`) before the call; a lab not as declared fails the verdict.
+        #[arg(long)]
+        verify: bool,
         /// Lab name (1-12 of a-z0-9); random when absent.
         #[arg(long)]
         name: Option<String>,
@@ -432,11 +438,11 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match args.command {
             Command::Check { file, json } => cli::check(&file, json),
-            Command::Matrix { spec, jobs, shard, export, json, markdown, junit, html } => {
+            Command::Matrix { spec, jobs, shard, verify, export, json, markdown, junit, html } => {
                 let outputs = cli::matrix::Outputs { json, markdown, junit, html };
                 match export {
                     Some(dir) => cli::matrix::export(spec.as_deref(), &dir),
-                    None => cli::matrix::matrix(spec.as_deref(), jobs, shard.as_deref(), outputs).await,
+                    None => cli::matrix::matrix(spec.as_deref(), jobs, shard.as_deref(), verify, outputs).await,
                 }
             }
             Command::Merge { files, json, markdown, junit, html } => {
@@ -454,9 +460,10 @@ fn main() -> ExitCode {
             Command::StunServer { primary, alternate, port, alt_port } => {
                 cli::probe::stun_server(primary, alternate, port, alt_port).await
             }
-            Command::Run { file, json, repeat, name, keep, junit, html, report_json, peers, ice_profile } => {
+            Command::Run { file, json, repeat, verify, name, keep, junit, html, report_json, peers, ice_profile } => {
                 let files = cli::run::ReportFiles { junit, html, json: report_json };
-                cli::run::run(&file, cli::run::RunArgs { json, repeat, name, keep, files, peers, ice_profile }).await
+                let args = cli::run::RunArgs { json, verify, repeat, name, keep, files, peers, ice_profile };
+                cli::run::run(&file, args).await
             }
             Command::Peer { config, test_silent } => cli::run::peer(config, test_silent).await,
             Command::BrowserPeer { browser } => cli::browser::browser_peer(browser),

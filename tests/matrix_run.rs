@@ -59,7 +59,8 @@ fn the_default_matrix_meets_the_shipped_expectations() {
     assert_eq!(matrix_namespaces(), before, "the matrix left namespaces behind");
 }
 
-/// Two shards, merged, are the same report as the whole (cells, verdicts, paths).
+/// Two shards, merged, are the same report as the whole (cells, verdicts, paths); the
+/// whole run also proves every cell's lab before its call.
 #[test]
 fn sharded_runs_merge_into_the_unsharded_report() {
     if !require_root() {
@@ -70,8 +71,13 @@ fn sharded_runs_merge_into_the_unsharded_report() {
     let spec = dir.path().join("m.toml");
     std::fs::write(&spec, "a = [\"OPEN\", \"SYMM\"]\nb = [\"PORT\", \"HTTP\"]\n").unwrap();
     let spec = spec.display().to_string();
-    let whole = icelab(&["matrix", &spec, "--json"]);
+    let whole = icelab(&["matrix", &spec, "--verify", "--json"]);
     assert_eq!(whole.status.code(), Some(0), "{}{}", stdout(&whole), stderr(&whole));
+    let w: serde_json::Value = serde_json::from_str(&stdout(&whole)).unwrap();
+    for c in w["cells"].as_array().unwrap() {
+        let proven = c["call"]["checks"].as_array().unwrap().iter().find(|k| k["name"] == "lab proven");
+        assert!(proven.is_some_and(|k| k["ok"] == true), "{} x {} was not proven: {c}", c["a"], c["b"]);
+    }
     let mut parts = Vec::new();
     for i in 1..=2 {
         let o = icelab(&["matrix", &spec, "--shard", &format!("{i}/2"), "--json"]);

@@ -111,6 +111,7 @@ fn run(lab: &str, connected: bool) -> RunReport {
         kept: false,
         // Real runs name it; the snapshots keep the setup line without it.
         relay_implementation: None,
+        proof: None,
         events,
         timeline: None,
     }

@@ -8,4 +8,4 @@
 mod drive;
 mod run;
 
-pub use run::{RunReport, run_scenario};
+pub use run::{Proof, RunOptions, RunReport, run_scenario};

@@ -56,17 +56,43 @@ pub struct RunReport {
     /// The implementation of the scenario's TURN server (`built-in`, `coturn`), when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay_implementation: Option<String>,
+    /// The lab's proof before the call (`--verify`): every NAT and firewall as declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<Proof>,
+}
+
+/// How a lab's proof went ([`crate::verify::verify_lab`]), in brief.
+#[derive(Debug, Clone, Serialize)]
+pub struct Proof {
+    /// Nothing mismatched.
+    pub ok: bool,
+    /// Lines as declared.
+    pub as_declared: usize,
+    /// Lines that mismatched.
+    pub mismatches: usize,
+    /// Wall time of the proof.
+    pub elapsed_ms: f64,
+}
+
+/// How to run a scenario.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Keep the lab afterwards (on success and on a failed verdict).
+    pub keep: bool,
+    /// Prove the lab (`icelab verify`) after building it and before the calls; a lab
+    /// that is not as declared fails every call's verdict.
+    pub verify: bool,
 }
 
 /// Runs the file's scenario in a new lab named `name`: every call of it at once, one
-/// report per call, in the scenario's order. `progress` sees each build step. With
-/// `keep`, the lab stays up afterwards (on success and on a failed verdict).
+/// report per call, in the scenario's order. `progress` sees each build step.
 pub async fn run_scenario(
     spec: &Spec,
     name: &str,
-    keep: bool,
+    run: RunOptions,
     progress: impl FnMut(usize, &Step),
 ) -> anyhow::Result<Vec<RunReport>> {
+    let keep = run.keep;
     let topo = &spec.topology;
     let scn = spec.scenario.clone().ok_or_else(|| anyhow!("{} has no [scenario]", topo.file))?;
     let expect = spec.expect.clone().unwrap_or_default();
@@ -74,6 +100,7 @@ pub async fn run_scenario(
     let start = Instant::now();
     let opts = crate::fabric::default_options(topo);
     let (lab, build) = Lab::up_with(topo, &spec.events, name, &opts, progress).await?;
+    let proof = if run.verify { Some(prove(topo, lab.plan()).await?) } else { None };
     // The file layer allows events only with a single call: they act on the lab, and
     // the timeline reads one pair of peers.
     let firings = lab.plan().events.clone();
@@ -118,6 +145,12 @@ pub async fn run_scenario(
             });
             verdict.checks.extend(check);
         }
+        if let Some(p) = &proof {
+            let observed = format!("{} lines as declared, {} mismatched", p.as_declared, p.mismatches);
+            verdict
+                .checks
+                .insert(0, Check { name: "lab proven".into(), expected: "as declared".into(), observed, ok: p.ok });
+        }
         verdict.pass = verdict.checks.iter().all(|c| c.ok);
         RunReport {
             lab: name.to_string(),
@@ -132,12 +165,24 @@ pub async fn run_scenario(
             events,
             timeline: log,
             relay_implementation: relay_implementation.clone(),
+            proof: proof.clone(),
         }
     });
     Ok(reports.collect())
 }
 
 /// The name of the implementation that served the scenario's TURN server.
+/// Proves the lab before any call: the same proof as `icelab verify`.
+async fn prove(topo: &crate::topology::Topology, plan: &Plan) -> anyhow::Result<Proof> {
+    let (topo, plan) = (topo.clone(), plan.clone());
+    let opts = crate::verify::VerifyOptions::default();
+    let r = tokio::task::spawn_blocking(move || crate::verify::verify_lab(&topo, &plan, &opts))
+        .await
+        .context("the proof's thread")?
+        .context("proving the lab")?;
+    Ok(Proof { ok: r.ok, as_declared: r.as_declared, mismatches: r.mismatches, elapsed_ms: r.elapsed_ms })
+}
+
 fn relay_implementation(topo: &crate::topology::Topology, scn: &Scenario) -> Option<String> {
     let server = topo.server(scn.turn.as_deref()?)?;
     let svc = server.services.iter().find(|s| s.kind == crate::servers::ServiceKind::Turn)?;

@@ -28,8 +28,8 @@ pub(crate) struct Outputs {
 
 fn load_spec(spec_file: Option<&Path>) -> Result<MatrixSpec, CliError> {
     let Some(p) = spec_file else { return Ok(MatrixSpec::default()) };
-    let text =
-        std::fs::read_to_string(p).map_err(|e| CliError::bad_input(format!("{}: cannot read file: {e}", p.display())))?;
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| CliError::bad_input(format!("{}: cannot read file: {e}", p.display())))?;
     MatrixSpec::parse(&p.display().to_string(), &text).map_err(|e| CliError::bad_input(format!("{e:#}")))
 }
 
@@ -52,9 +52,11 @@ pub(crate) async fn matrix(
     spec_file: Option<&Path>,
     jobs: Option<usize>,
     shard: Option<&str>,
+    verify: bool,
     outputs: Outputs,
 ) -> CliResult {
     let spec = load_spec(spec_file)?;
+    let run = icelab::call::RunOptions { keep: false, verify };
     let shard = shard.map(Shard::parse).transpose().map_err(|e| CliError::bad_input(format!("{e:#}")))?;
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     if jobs == 0 {
@@ -82,7 +84,7 @@ pub(crate) async fn matrix(
     let runs = futures::stream::iter(cells.into_iter().map(|(k, a, b, spec)| {
         let name = format!("mx{tag}{k:03}");
         async move {
-            let r = icelab::call::run_scenario(&spec, &name, false, |_, _| {}).await;
+            let r = icelab::call::run_scenario(&spec, &name, run, |_, _| {}).await;
             cell_result(a, b, r)
         }
     }))

@@ -31,6 +31,8 @@ pub(crate) struct ReportFiles {
 pub(crate) struct RunArgs {
     /// Machine-readable output.
     pub json: bool,
+    /// Prove the lab before the call.
+    pub verify: bool,
     /// Number of runs.
     pub repeat: u32,
     /// Lab name (each run reuses it: runs are sequential).
@@ -103,7 +105,7 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
         };
         // Dropping the run (on a signal) drops its lab and peers, which tears them down.
         let r = tokio::select! {
-            r = icelab::call::run_scenario(&spec, &name, args.keep, progress) => r,
+            r = icelab::call::run_scenario(&spec, &name, icelab::call::RunOptions { keep: args.keep, verify: args.verify }, progress) => r,
             s = &mut interrupted => {
                 if tty { errln!(); }
                 return Err(CliError::could_not_run(format!("interrupted by {s}; the lab was torn down")));
