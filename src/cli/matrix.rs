@@ -14,17 +14,7 @@ use super::Interrupts;
 use super::error::{CliError, CliResult, Done};
 use super::out;
 
-/// Options of `icelab matrix` and `icelab merge`'s outputs.
-pub(crate) struct Outputs {
-    /// The matrix report as JSON on stdout.
-    pub json: bool,
-    /// A Markdown table on stdout instead of the grid.
-    pub markdown: bool,
-    /// JUnit XML: one testcase per cell.
-    pub junit: Option<PathBuf>,
-    /// Self-contained HTML.
-    pub html: Option<PathBuf>,
-}
+pub(crate) use super::args::MatrixOutputs as Outputs;
 
 fn load_spec(spec_file: Option<&Path>) -> Result<MatrixSpec, CliError> {
     let Some(p) = spec_file else { return Ok(MatrixSpec::default()) };

@@ -1,6 +1,7 @@
 //! Command handlers: parse inputs, call the library, print text or JSON. Every handler
 //! returns a [`CliResult`]; `main` turns it into the exit code (see [`error`]).
 
+pub(crate) mod args;
 pub(crate) mod browser;
 pub(crate) mod error;
 pub(crate) mod labs;
