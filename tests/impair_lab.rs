@@ -51,7 +51,10 @@ fn delay_on_a_router_uplink_shows_in_round_trips() {
     let through = echo_json(&name, "h", "198.51.100.10", "30");
     let local = echo_json(&name, "h", "192.168.1.1", "30");
     let (m, l) = (median(&through), median(&local));
-    assert!((20.0..22.0).contains(&m), "12 + 8 ms configured, median RTT {m} ms");
+    // The delay shows, once and whole: never less than configured, and not doubled. How
+    // close the engine holds it is impair_fidelity's test; here the echo peers are
+    // userspace processes that a busy two-core runner schedules late.
+    assert!((20.0..25.0).contains(&m), "12 + 8 ms configured, median RTT {m} ms");
     assert!(l < 2.0, "the LAN is not impaired, median RTT {l} ms");
 }
 

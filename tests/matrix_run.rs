@@ -43,7 +43,10 @@ fn the_default_matrix_meets_the_shipped_expectations() {
     }
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = matrix_namespaces();
-    let o = icelab(&["matrix", "--jobs", "4", "--json"]);
+    // Two labs at a time on a CI runner's two cores: at four, webrtc-rs's checks on a
+    // loaded machine now and then time out and a direct cell picks its relay (a load
+    // finding, measured by `cargo bench --bench matrix`, not this test's subject).
+    let o = icelab(&["matrix", "--jobs", "2", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
     let failed: Vec<String> = v["cells"]
         .as_array()
