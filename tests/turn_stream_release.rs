@@ -12,8 +12,8 @@ use stun::attributes::{ATTR_NONCE, ATTR_REALM, ATTR_USERNAME};
 use stun::error_code::{CODE_UNAUTHORIZED, ErrorCodeAttribute};
 use stun::integrity::MessageIntegrity;
 use stun::message::{
-    CLASS_REQUEST, CLASS_SUCCESS_RESPONSE, Getter, METHOD_ALLOCATE, METHOD_CREATE_PERMISSION, METHOD_REFRESH,
-    Message, MessageType, Setter,
+    CLASS_REQUEST, CLASS_SUCCESS_RESPONSE, Getter, METHOD_ALLOCATE, METHOD_CREATE_PERMISSION, METHOD_REFRESH, Message,
+    MessageType, Setter,
 };
 use stun::textattrs::{Nonce, Realm, Username};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
