@@ -95,6 +95,8 @@ impl AuthHandler for StaticAuth {
 /// A running server; [`TurnHandle::stop`] shuts it down.
 pub struct TurnHandle {
     server: Server,
+    /// The TCP and TLS listeners, which the server's close leaves open (see [`stream`]).
+    streams: Vec<Arc<stream::StreamListener>>,
     /// Bound UDP listener, if enabled.
     pub udp_addr: Option<SocketAddr>,
     /// Bound TCP listener, if enabled.
@@ -108,7 +110,11 @@ pub struct TurnHandle {
 impl TurnHandle {
     /// Closes listeners and allocations.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.server.close().await.context("closing TURN server")
+        let closed = self.server.close().await.context("closing TURN server");
+        for s in &self.streams {
+            s.shutdown();
+        }
+        closed
     }
 }
 
@@ -211,17 +217,20 @@ pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
     };
     let mut conn_configs = Vec::new();
     let mut tls_cert_der = None;
+    let mut streams = Vec::new();
     if let Some(sock) = udp {
         conn_configs.push(ConnConfig { conn: guarded(Arc::new(sock)), relay_addr_generator: Box::new(relay()) });
     }
     if let Some(l) = tcp {
         let conn = stream::StreamListener::start(l, None)?;
+        streams.push(conn.clone());
         conn_configs.push(ConnConfig { conn: guarded(conn), relay_addr_generator: Box::new(relay()) });
     }
     if let Some(l) = tls {
         let (acceptor, der) = tls_acceptor(&cfg)?;
         tls_cert_der = Some(der);
         let conn = stream::StreamListener::start(l, Some(acceptor))?;
+        streams.push(conn.clone());
         conn_configs.push(ConnConfig { conn: guarded(conn), relay_addr_generator: Box::new(relay()) });
     }
 
@@ -235,5 +244,5 @@ pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
     })
     .await
     .context("starting TURN server")?;
-    Ok(TurnHandle { server, udp_addr, tcp_addr, tls_addr, tls_cert_der })
+    Ok(TurnHandle { server, streams, udp_addr, tcp_addr, tls_addr, tls_cert_der })
 }

@@ -62,6 +62,11 @@ impl StreamListener {
         });
         Ok(me)
     }
+
+    /// Stops accepting and ends every stream (the server is stopping).
+    pub(crate) fn shutdown(&self) {
+        let _ = self.closed.send(true);
+    }
 }
 
 /// Bound on a client's TLS handshake.
@@ -183,8 +188,11 @@ impl Conn for StreamListener {
     fn remote_addr(&self) -> Option<SocketAddr> {
         None
     }
+    /// Does nothing: the `turn` crate closes its listener `Conn` from every
+    /// `Allocation::close` (a Refresh with LIFETIME 0, an expiry), and on UDP that is a
+    /// no-op. Here it would end every client's stream and the accept loop, so one peer
+    /// hanging up cut the other peer's relay. The owner stops it with [`Self::shutdown`].
     async fn close(&self) -> webrtc_util::Result<()> {
-        let _ = self.closed.send(true);
         Ok(())
     }
     fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
