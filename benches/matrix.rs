@@ -25,6 +25,11 @@ fn main() {
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("matrix JSON");
         let cells = v["cells"].as_array().expect("cells");
         let passed = cells.iter().filter(|c| c["call"]["pass"] == true).count();
+        let failed: Vec<String> = cells
+            .iter()
+            .filter(|c| c["call"]["pass"] != true)
+            .map(|c| format!("{} x {}", c["a"].as_str().unwrap_or("?"), c["b"].as_str().unwrap_or("?")))
+            .collect();
         let (mut direct, mut relayed) = (Vec::new(), Vec::new());
         for c in cells {
             let ice = c["call"]["timings"]
@@ -44,5 +49,8 @@ fn main() {
             pct(&mut relayed, 0.95),
             relayed.len()
         );
+        if !failed.is_empty() {
+            println!("             failed on the first try: {}", failed.join(", "));
+        }
     }
 }

@@ -63,11 +63,13 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match args.command {
             Command::Check { file, json } => cli::check(&file, json),
-            Command::Matrix { spec, jobs, shard, verify, export, out } => {
+            Command::Matrix { spec, jobs, shard, verify, retries, export, out } => {
                 let outputs = out;
                 match export {
                     Some(dir) => cli::matrix::export(spec.as_deref(), &dir),
-                    None => cli::matrix::matrix(spec.as_deref(), jobs, shard.as_deref(), verify, outputs).await,
+                    None => {
+                        cli::matrix::matrix(spec.as_deref(), jobs, shard.as_deref(), (verify, retries), outputs).await
+                    }
                 }
             }
             Command::Merge { files, out } => cli::matrix::merge(&files, out),

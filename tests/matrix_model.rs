@@ -80,7 +80,14 @@ fn synthetic(spec: &MatrixSpec, shard: Option<Shard>) -> MatrixReport {
         .into_iter()
         .enumerate()
         .filter(|(k, _)| shard.is_none_or(|s| s.holds(*k)))
-        .map(|(_, (a, b))| CellResult { a, b, expect: matrix::expect(a, b), call: None, error: Some("not run".into()) })
+        .map(|(_, (a, b))| CellResult {
+            a,
+            b,
+            expect: matrix::expect(a, b),
+            call: None,
+            error: Some("not run".into()),
+            attempts: 1,
+        })
         .collect();
     MatrixReport { spec: spec.clone(), shard, cells, wall_s: 1.0, jobs: 2 }
 }

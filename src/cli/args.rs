@@ -28,6 +28,9 @@ pub(crate) enum Command {
         /// Prove every cell's lab (as `icelab verify`) before its call; a lab not as declared fails the cell.
         #[arg(long)]
         verify: bool,
+        /// Rerun a failed cell up to N times; the report marks the cells that needed it as flaky.
+        #[arg(long, default_value_t = 0)]
+        retries: u32,
         /// Write each cell's icelab file (e.g. `PORT-SYMM.toml`) to this directory and stop: a cell to rerun with `icelab run`.
         #[arg(long)]
         export: Option<PathBuf>,

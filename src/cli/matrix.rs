@@ -42,7 +42,7 @@ pub(crate) async fn matrix(
     spec_file: Option<&Path>,
     jobs: Option<usize>,
     shard: Option<&str>,
-    verify: bool,
+    (verify, retries): (bool, u32),
     outputs: Outputs,
 ) -> CliResult {
     let spec = load_spec(spec_file)?;
@@ -74,8 +74,15 @@ pub(crate) async fn matrix(
     let runs = futures::stream::iter(cells.into_iter().map(|(k, a, b, spec)| {
         let name = format!("mx{tag}{k:03}");
         async move {
-            let r = icelab::call::run_scenario(&spec, &name, run, |_, _| {}).await;
-            cell_result(a, b, r)
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let r = icelab::call::run_scenario(&spec, &name, run, |_, _| {}).await;
+                let cell = CellResult { attempts, ..cell_result(a, b, r) };
+                if cell.pass() || attempts > retries {
+                    break cell;
+                }
+            }
         }
     }))
     .buffer_unordered(jobs);
@@ -127,9 +134,9 @@ fn cell_result(a: matrix::Config, b: matrix::Config, r: anyhow::Result<Vec<icela
             if let Some(c) = call.as_mut() {
                 c.name = format!("{a} x {b}");
             }
-            CellResult { a, b, expect, call, error: None }
+            CellResult { a, b, expect, call, error: None, attempts: 1 }
         }
-        Err(e) => CellResult { a, b, expect, call: None, error: Some(format!("{e:#}")) },
+        Err(e) => CellResult { a, b, expect, call: None, error: Some(format!("{e:#}")), attempts: 1 },
     }
 }
 

@@ -18,7 +18,8 @@ fn cell_text(c: Option<&CellResult>) -> (String, Option<bool>) {
         format!("{} {transport}", p.short())
     });
     let ice = c.ice_ms().map_or(String::new(), |v| format!(" {v:.0}ms"));
-    let text = if c.pass() { format!("{pair}{ice}") } else { format!("FAIL {pair}") };
+    let retried = if c.attempts > 1 { format!(" (try {})", c.attempts) } else { String::new() };
+    let text = if c.pass() { format!("{pair}{ice}{retried}") } else { format!("FAIL {pair}") };
     (text, Some(c.pass()))
 }
 
@@ -28,9 +29,11 @@ fn find(r: &MatrixReport, a: Config, b: Config) -> Option<&CellResult> {
 
 fn tally(r: &MatrixReport) -> String {
     let passed = r.cells.iter().filter(|c| c.pass()).count();
+    let first = r.cells.iter().filter(|c| c.pass() && c.attempts == 1).count();
     let relayed = r.cells.iter().filter(|c| c.expect.path == crate::scenario::PathClass::Relayed).count();
+    let retried = if first == passed { String::new() } else { format!(", {first} on the first try") };
     format!(
-        "{passed}/{} cells met the expectations ({relayed} expected relayed); {} labs at a time, {:.1} s",
+        "{passed}/{} cells met the expectations{retried} ({relayed} expected relayed); {} labs at a time, {:.1} s",
         r.cells.len(),
         r.jobs,
         r.wall_s
@@ -54,6 +57,9 @@ pub fn render(r: &MatrixReport, style: Style) -> String {
         o.push('\n');
     }
     let _ = writeln!(o, "{}", tally(r));
+    for c in r.cells.iter().filter(|c| c.pass() && c.attempts > 1) {
+        let _ = writeln!(o, "  {} x {}: flaky, passed on try {}", c.a, c.b, c.attempts);
+    }
     for c in r.cells.iter().filter(|c| !c.pass()) {
         let why = c.error.clone().unwrap_or_else(|| {
             let failed: Vec<String> = c

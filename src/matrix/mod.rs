@@ -141,6 +141,13 @@ pub struct CellResult {
     pub call: Option<crate::report::Call>,
     /// Why the cell could not be run.
     pub error: Option<String>,
+    /// Runs it took (`--retries`): more than 1 marks a flaky cell, whatever the verdict.
+    #[serde(default = "one")]
+    pub attempts: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl CellResult {
