@@ -153,13 +153,10 @@ fn progress(n: u64) -> indicatif::ProgressBar {
 }
 
 fn emit(r: &MatrixReport, o: &Outputs) -> CliResult {
-    let calls = r.calls_report("matrix");
-    type Renderer = fn(&Report) -> String;
-    let files: [(&Option<PathBuf>, Renderer); 2] = [(&o.junit, report::junit::render), (&o.html, report::html::render)];
-    for (path, render) in files {
+    let files = [(&o.junit, report::junit::render(&r.calls_report("matrix"))), (&o.html, matrix::html::render(r))];
+    for (path, text) in files {
         if let Some(p) = path {
-            std::fs::write(p, render(&calls))
-                .map_err(|e| CliError::could_not_run(format!("writing {}: {e}", p.display())))?;
+            std::fs::write(p, text).map_err(|e| CliError::could_not_run(format!("writing {}: {e}", p.display())))?;
         }
     }
     if o.json {

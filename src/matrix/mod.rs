@@ -8,6 +8,7 @@
 pub mod config;
 pub mod expect;
 pub mod grid;
+pub mod html;
 
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};

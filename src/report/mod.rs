@@ -18,6 +18,7 @@ pub fn json(report: &Report) -> String {
 }
 
 /// Escapes text for XML and HTML (element text and quoted attributes).
-fn escape(s: &str) -> String {
+/// Escapes text for XML and HTML.
+pub fn escape(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()
 }
