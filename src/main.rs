@@ -63,6 +63,7 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match args.command {
             Command::Check { file, json } => cli::check(&file, json),
+            Command::Doctor { json } => cli::doctor::doctor(json),
             Command::Matrix { spec, jobs, shard, verify, retries, export, out } => {
                 let outputs = out;
                 match export {

@@ -15,6 +15,12 @@ pub(crate) struct Args {
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
+    /// Check this machine: root, nftables, iproute2, TUN, netem, coturn, browsers; says what to install (exit 1 when labs cannot run).
+    Doctor {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// The NAT matrix: side A configurations x side B, a lab and a call per cell, judged against the shipped expectations.
     Matrix {
         /// SPEC file: `a = ["OPEN", "PORT"]`, `b = [...]` (default: libwebrtc's ten against themselves).
@@ -356,6 +362,7 @@ impl Command {
             | Command::Echo { json, .. }
             | Command::Probe { json, .. }
             | Command::Run { json, .. }
+            | Command::Doctor { json }
             | Command::Matrix { out: MatrixOutputs { json, .. }, .. }
             | Command::Merge { out: MatrixOutputs { json, .. }, .. } => *json,
             _ => false,

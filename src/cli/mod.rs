@@ -3,6 +3,7 @@
 
 pub(crate) mod args;
 pub(crate) mod browser;
+pub(crate) mod doctor;
 pub(crate) mod error;
 pub(crate) mod labs;
 pub(crate) mod matrix;

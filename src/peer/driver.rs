@@ -163,7 +163,7 @@ impl PeerKind {
 }
 
 /// `program` as a path (when it has a `/`) or found on `PATH`.
-pub(crate) fn find_program(program: &str) -> Option<PathBuf> {
+pub fn find_program(program: &str) -> Option<PathBuf> {
     if program.contains('/') {
         return Path::new(program).is_file().then(|| PathBuf::from(program));
     }
