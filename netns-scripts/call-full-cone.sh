@@ -4,6 +4,8 @@
 set -eu
 # Waits (bounded) for a device that a background service creates.
 wait_dev() { i=0; until ip -n "$1" link show "$2" >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || { echo "timeout: $2 in $1" >&2; exit 1; }; sleep 0.05; done; }
+# Waits (bounded) until the service writing to $1 has printed its `ready` line.
+wait_ready() { i=0; until grep -q '^ready$' "$1" 2>/dev/null; do i=$((i+1)); [ $i -lt 200 ] || { echo "timeout: no ready line in $1" >&2; exit 1; }; sleep 0.05; done; }
 P="${ICELAB_PREFIX:-icelab-sh}"
 S="${ICELAB_STATE:-/run/icelab/${P#icelab-}}"
 
@@ -233,12 +235,16 @@ ICELAB_NFT
   	}
   }
 ICELAB_NFT
+  : > "$S/stun-$P-stun.out"
   # stun: needs `icelab` on PATH
-  ip netns exec "$P-stun" setsid icelab stun-server --primary 198.51.100.10 --alternate 198.51.100.11 --port 3478 --alt-port 3479 >/dev/null 2>&1 </dev/null &
+  ip netns exec "$P-stun" setsid icelab stun-server --primary 198.51.100.10 --alternate 198.51.100.11 --port 3478 --alt-port 3479 >"$S/stun-$P-stun.out" 2>/dev/null </dev/null &
   echo $! > "$S/stun-$P-stun.pid"
+  wait_ready "$S/stun-$P-stun.out"
+  : > "$S/echo-$P-internet.out"
   # echo: needs `icelab` on PATH
-  ip netns exec "$P-internet" setsid icelab echo-server --port 7 --netns "$P-internet" --netns "$P-home1" --netns "$P-home2" --netns "$P-alice" --netns "$P-bob" --netns "$P-stun" >/dev/null 2>&1 </dev/null &
+  ip netns exec "$P-internet" setsid icelab echo-server --port 7 --netns "$P-internet" --netns "$P-home1" --netns "$P-home2" --netns "$P-alice" --netns "$P-bob" --netns "$P-stun" >"$S/echo-$P-internet.out" 2>/dev/null </dev/null &
   echo $! > "$S/echo-$P-internet.pid"
+  wait_ready "$S/echo-$P-internet.out"
 }
 
 down() {

@@ -4,6 +4,8 @@
 set -eu
 # Waits (bounded) for a device that a background service creates.
 wait_dev() { i=0; until ip -n "$1" link show "$2" >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || { echo "timeout: $2 in $1" >&2; exit 1; }; sleep 0.05; done; }
+# Waits (bounded) until the service writing to $1 has printed its `ready` line.
+wait_ready() { i=0; until grep -q '^ready$' "$1" 2>/dev/null; do i=$((i+1)); [ $i -lt 200 ] || { echo "timeout: no ready line in $1" >&2; exit 1; }; sleep 0.05; done; }
 P="${ICELAB_PREFIX:-icelab-sh}"
 S="${ICELAB_STATE:-/run/icelab/${P#icelab-}}"
 
@@ -258,12 +260,14 @@ no-stdout-log
 simple-log
 ICELAB_FILE
   # turn: needs `turnserver` on PATH
-  ip netns exec "$P-relay" setsid turnserver -c "$S/coturn-$P-relay.conf" --log-file "$S/coturn-$P-relay.log" --pidfile "$S/coturn-$P-relay.pid" --userdb "$S/coturn-$P-relay.db" --cert "$S/coturn-$P-relay.pem" --pkey "$S/coturn-$P-relay.key" >/dev/null 2>&1 </dev/null &
+  ip netns exec "$P-relay" setsid turnserver -c "$S/coturn-$P-relay.conf" --log-file "$S/coturn-$P-relay.log" --pidfile "$S/coturn-$P-relay.pid" --userdb "$S/coturn-$P-relay.db" --cert "$S/coturn-$P-relay.pem" --pkey "$S/coturn-$P-relay.key" >/dev/null 2>/dev/null </dev/null &
   echo $! > "$S/turn-$P-relay.pid"
   ip netns exec "$P-relay" icelab wait-stun 198.51.100.10:3478
+  : > "$S/echo-$P-internet.out"
   # echo: needs `icelab` on PATH
-  ip netns exec "$P-internet" setsid icelab echo-server --port 7 --netns "$P-internet" --netns "$P-home1" --netns "$P-home2" --netns "$P-alice" --netns "$P-bob" --netns "$P-relay" >/dev/null 2>&1 </dev/null &
+  ip netns exec "$P-internet" setsid icelab echo-server --port 7 --netns "$P-internet" --netns "$P-home1" --netns "$P-home2" --netns "$P-alice" --netns "$P-bob" --netns "$P-relay" >"$S/echo-$P-internet.out" 2>/dev/null </dev/null &
   echo $! > "$S/echo-$P-internet.pid"
+  wait_ready "$S/echo-$P-internet.out"
 }
 
 down() {

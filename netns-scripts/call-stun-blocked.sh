@@ -4,6 +4,8 @@
 set -eu
 # Waits (bounded) for a device that a background service creates.
 wait_dev() { i=0; until ip -n "$1" link show "$2" >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || { echo "timeout: $2 in $1" >&2; exit 1; }; sleep 0.05; done; }
+# Waits (bounded) until the service writing to $1 has printed its `ready` line.
+wait_ready() { i=0; until grep -q '^ready$' "$1" 2>/dev/null; do i=$((i+1)); [ $i -lt 200 ] || { echo "timeout: no ready line in $1" >&2; exit 1; }; sleep 0.05; done; }
 P="${ICELAB_PREFIX:-icelab-sh}"
 S="${ICELAB_STATE:-/run/icelab/${P#icelab-}}"
 
@@ -263,15 +265,21 @@ ICELAB_NFT
   	}
   }
 ICELAB_NFT
+  : > "$S/stun-$P-stun.out"
   # stun: needs `icelab` on PATH
-  ip netns exec "$P-stun" setsid icelab stun-server --primary 198.51.100.10 --alternate 198.51.100.11 --port 3478 --alt-port 3479 >/dev/null 2>&1 </dev/null &
+  ip netns exec "$P-stun" setsid icelab stun-server --primary 198.51.100.10 --alternate 198.51.100.11 --port 3478 --alt-port 3479 >"$S/stun-$P-stun.out" 2>/dev/null </dev/null &
   echo $! > "$S/stun-$P-stun.pid"
+  wait_ready "$S/stun-$P-stun.out"
+  : > "$S/turn-$P-relay.out"
   # turn: needs `icelab` on PATH
-  ip netns exec "$P-relay" setsid icelab turn-server --public-ip 198.51.100.12 --realm icelab --user icelab --password icelab --allow 192.0.2.0/24 --allow 198.51.100.0/24 --allow 203.0.113.0/24 --allow 192.168.1.0/24 --allow 192.168.2.0/24 >/dev/null 2>&1 </dev/null &
+  ip netns exec "$P-relay" setsid icelab turn-server --public-ip 198.51.100.12 --realm icelab --user icelab --password icelab --allow 192.0.2.0/24 --allow 198.51.100.0/24 --allow 203.0.113.0/24 --allow 192.168.1.0/24 --allow 192.168.2.0/24 >"$S/turn-$P-relay.out" 2>/dev/null </dev/null &
   echo $! > "$S/turn-$P-relay.pid"
+  wait_ready "$S/turn-$P-relay.out"
+  : > "$S/echo-$P-internet.out"
   # echo: needs `icelab` on PATH
-  ip netns exec "$P-internet" setsid icelab echo-server --port 7 --netns "$P-internet" --netns "$P-home" --netns "$P-cafe" --netns "$P-alice" --netns "$P-bob" --netns "$P-stun" --netns "$P-relay" >/dev/null 2>&1 </dev/null &
+  ip netns exec "$P-internet" setsid icelab echo-server --port 7 --netns "$P-internet" --netns "$P-home" --netns "$P-cafe" --netns "$P-alice" --netns "$P-bob" --netns "$P-stun" --netns "$P-relay" >"$S/echo-$P-internet.out" 2>/dev/null </dev/null &
   echo $! > "$S/echo-$P-internet.pid"
+  wait_ready "$S/echo-$P-internet.out"
 }
 
 down() {

@@ -4,6 +4,8 @@
 set -eu
 # Waits (bounded) for a device that a background service creates.
 wait_dev() { i=0; until ip -n "$1" link show "$2" >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || { echo "timeout: $2 in $1" >&2; exit 1; }; sleep 0.05; done; }
+# Waits (bounded) until the service writing to $1 has printed its `ready` line.
+wait_ready() { i=0; until grep -q '^ready$' "$1" 2>/dev/null; do i=$((i+1)); [ $i -lt 200 ] || { echo "timeout: no ready line in $1" >&2; exit 1; }; sleep 0.05; done; }
 P="${ICELAB_PREFIX:-icelab-sh}"
 S="${ICELAB_STATE:-/run/icelab/${P#icelab-}}"
 
@@ -280,9 +282,11 @@ ICELAB_NFT
   	}
   }
 ICELAB_NFT
+  : > "$S/echo-$P-internet.out"
   # echo: needs `icelab` on PATH
-  ip netns exec "$P-internet" setsid icelab echo-server --port 7 --netns "$P-internet" --netns "$P-carrier" --netns "$P-home" --netns "$P-office" --netns "$P-alice" --netns "$P-bob" --netns "$P-stun" >/dev/null 2>&1 </dev/null &
+  ip netns exec "$P-internet" setsid icelab echo-server --port 7 --netns "$P-internet" --netns "$P-carrier" --netns "$P-home" --netns "$P-office" --netns "$P-alice" --netns "$P-bob" --netns "$P-stun" >"$S/echo-$P-internet.out" 2>/dev/null </dev/null &
   echo $! > "$S/echo-$P-internet.pid"
+  wait_ready "$S/echo-$P-internet.out"
 }
 
 down() {

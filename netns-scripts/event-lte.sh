@@ -4,6 +4,8 @@
 set -eu
 # Waits (bounded) for a device that a background service creates.
 wait_dev() { i=0; until ip -n "$1" link show "$2" >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || { echo "timeout: $2 in $1" >&2; exit 1; }; sleep 0.05; done; }
+# Waits (bounded) until the service writing to $1 has printed its `ready` line.
+wait_ready() { i=0; until grep -q '^ready$' "$1" 2>/dev/null; do i=$((i+1)); [ $i -lt 200 ] || { echo "timeout: no ready line in $1" >&2; exit 1; }; sleep 0.05; done; }
 P="${ICELAB_PREFIX:-icelab-sh}"
 S="${ICELAB_STATE:-/run/icelab/${P#icelab-}}"
 
@@ -50,9 +52,11 @@ up() {
   ip -n "$P-home2" link add lan type bridge
   ip -n "$P-home2" addr add 192.168.2.1/24 dev lan
   ip -n "$P-home2" link set lan up
+  : > "$S/impair-$P-internet.out"
   # impair: needs `icelab` on PATH
-  ip netns exec "$P-internet" setsid icelab impair-engine --control "$S/impair.sock" --links "[{\"ns-a\":\"$P-alice\",\"dev-a\":\"eth0\",\"ns-b\":\"$P-home1\",\"dev-b\":\"p0\",\"a-to-b\":{\"delay-ms\":2.0,\"jitter-ms\":2.0,\"jitter-distribution\":\"normal\",\"loss\":{\"model\":\"random\",\"percent\":0.3},\"reorder-percent\":0.0,\"reorder-gap\":null,\"duplicate-percent\":0.0,\"rate-kbit\":60000,\"queue-packets\":null,\"queue-bytes\":null,\"mtu\":null},\"b-to-a\":{\"delay-ms\":2.0,\"jitter-ms\":2.0,\"jitter-distribution\":\"normal\",\"loss\":{\"model\":\"random\",\"percent\":0.3},\"reorder-percent\":0.0,\"reorder-gap\":null,\"duplicate-percent\":0.0,\"rate-kbit\":60000,\"queue-packets\":null,\"queue-bytes\":null,\"mtu\":null},\"seed\":15755400384260043840}]" >/dev/null 2>&1 </dev/null &
+  ip netns exec "$P-internet" setsid icelab impair-engine --control "$S/impair.sock" --links "[{\"ns-a\":\"$P-alice\",\"dev-a\":\"eth0\",\"ns-b\":\"$P-home1\",\"dev-b\":\"p0\",\"a-to-b\":{\"delay-ms\":2.0,\"jitter-ms\":2.0,\"jitter-distribution\":\"normal\",\"loss\":{\"model\":\"random\",\"percent\":0.3},\"reorder-percent\":0.0,\"reorder-gap\":null,\"duplicate-percent\":0.0,\"rate-kbit\":60000,\"queue-packets\":null,\"queue-bytes\":null,\"mtu\":null},\"b-to-a\":{\"delay-ms\":2.0,\"jitter-ms\":2.0,\"jitter-distribution\":\"normal\",\"loss\":{\"model\":\"random\",\"percent\":0.3},\"reorder-percent\":0.0,\"reorder-gap\":null,\"duplicate-percent\":0.0,\"rate-kbit\":60000,\"queue-packets\":null,\"queue-bytes\":null,\"mtu\":null},\"seed\":15755400384260043840}]" >"$S/impair-$P-internet.out" 2>/dev/null </dev/null &
   echo $! > "$S/impair-$P-internet.pid"
+  wait_ready "$S/impair-$P-internet.out"
   wait_dev "$P-alice" eth0
   wait_dev "$P-home1" p0
   ip -n "$P-home1" link add wan type veth peer name p0 netns "$P-internet"
@@ -233,12 +237,16 @@ ICELAB_NFT
   	}
   }
 ICELAB_NFT
+  : > "$S/stun-$P-stun.out"
   # stun: needs `icelab` on PATH
-  ip netns exec "$P-stun" setsid icelab stun-server --primary 198.51.100.10 --alternate 198.51.100.11 --port 3478 --alt-port 3479 >/dev/null 2>&1 </dev/null &
+  ip netns exec "$P-stun" setsid icelab stun-server --primary 198.51.100.10 --alternate 198.51.100.11 --port 3478 --alt-port 3479 >"$S/stun-$P-stun.out" 2>/dev/null </dev/null &
   echo $! > "$S/stun-$P-stun.pid"
+  wait_ready "$S/stun-$P-stun.out"
+  : > "$S/echo-$P-internet.out"
   # echo: needs `icelab` on PATH
-  ip netns exec "$P-internet" setsid icelab echo-server --port 7 --netns "$P-internet" --netns "$P-home1" --netns "$P-home2" --netns "$P-alice" --netns "$P-bob" --netns "$P-stun" >/dev/null 2>&1 </dev/null &
+  ip netns exec "$P-internet" setsid icelab echo-server --port 7 --netns "$P-internet" --netns "$P-home1" --netns "$P-home2" --netns "$P-alice" --netns "$P-bob" --netns "$P-stun" >"$S/echo-$P-internet.out" 2>/dev/null </dev/null &
   echo $! > "$S/echo-$P-internet.pid"
+  wait_ready "$S/echo-$P-internet.out"
 }
 
 down() {

@@ -64,19 +64,6 @@ impl ScriptLab {
     fn pids(&self, node: &str) -> Vec<String> {
         sh(&format!("ip netns pids {}-{node}", self.prefix)).split_whitespace().map(String::from).collect()
     }
-
-    /// The processes in `node` once there are `n` of them (the script starts services in
-    /// the background, so they enter the namespace a moment after it returns), bounded.
-    fn pids_when(&self, node: &str, n: usize) -> Vec<String> {
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            let p = self.pids(node);
-            if p.len() == n || std::time::Instant::now() > until {
-                return p;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
 }
 
 impl Drop for ScriptLab {
@@ -130,13 +117,12 @@ fn turn_restart_replayed_by_hand() {
         return;
     }
     let lab = ScriptLab::up("rt", "event-turn-restart.toml");
-    let before = lab.pids_when("relay", 1);
+    let before = lab.pids("relay");
     assert_eq!(before.len(), 1, "one TURN server in the relay namespace: {before:?}");
     lab.event(1);
-    let stopped = lab.pids_when("relay", 0);
-    assert!(stopped.is_empty(), "event 1 (turn stop) left {stopped:?}");
+    assert!(lab.pids("relay").is_empty(), "event 1 (turn stop) left {:?}", lab.pids("relay"));
     lab.event(2);
-    let after = lab.pids_when("relay", 1);
+    let after = lab.pids("relay");
     assert_eq!(after.len(), 1, "event 2 (turn start) must start one TURN server: {after:?}");
     assert_ne!(before, after);
 }

@@ -29,6 +29,14 @@ pub fn render(plan: &Plan, source: &str) -> String {
         s,
         "wait_dev() {{ i=0; until ip -n \"$1\" link show \"$2\" >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || {{ echo \"timeout: $2 in $1\" >&2; exit 1; }}; sleep 0.05; done; }}"
     );
+    let all_steps = || plan.steps.iter().chain(plan.events.iter().flat_map(|e| &e.steps));
+    if all_steps().any(|st| matches!(st, Step::Spawn { ready: Readiness::ReadyLine, .. })) {
+        let _ = writeln!(s, "# Waits (bounded) until the service writing to $1 has printed its `ready` line.");
+        let _ = writeln!(
+            s,
+            "wait_ready() {{ i=0; until grep -q '^ready$' \"$1\" 2>/dev/null; do i=$((i+1)); [ $i -lt 200 ] || {{ echo \"timeout: no ready line in $1\" >&2; exit 1; }}; sleep 0.05; done; }}"
+        );
+    }
     if plan.events.iter().flat_map(|e| &e.steps).any(|st| matches!(st, Step::StopService { .. })) {
         let _ = writeln!(s, "# SIGKILLs the service whose pid file is $1 and waits (bounded) until it is gone.");
         let _ = writeln!(
@@ -145,14 +153,23 @@ impl Renderer<'_> {
             }
             Step::Spawn { ns: n, service, program, args, ready, creates } => {
                 let args: Vec<String> = args.iter().map(|a| self.arg(a)).collect();
+                // Like the applier, the script goes on only once the service is ready.
+                let stdout = match ready {
+                    Readiness::ReadyLine => self.state_path(&pid_file(service, n).replace(".pid", ".out")),
+                    Readiness::StunAnswers { .. } => "/dev/null".into(),
+                };
                 let mut out = format!(
-                    "# {service}: needs `{program}` on PATH\nip netns exec {} setsid {program} {} >/dev/null 2>&1 </dev/null &\necho $! > {}",
+                    "# {service}: needs `{program}` on PATH\nip netns exec {} setsid {program} {} >{stdout} 2>/dev/null </dev/null &\necho $! > {}",
                     ns(n),
                     args.join(" "),
                     self.state_path(&pid_file(service, n)),
                 );
-                if let Readiness::StunAnswers { addr } = ready {
-                    out.push_str(&format!("\nip netns exec {} icelab wait-stun {addr}", ns(n)));
+                match ready {
+                    // Emptied first: a restarted service must not pass on its old `ready`.
+                    Readiness::ReadyLine => out = format!(": > {stdout}\n{out}\nwait_ready {stdout}"),
+                    Readiness::StunAnswers { addr } => {
+                        out.push_str(&format!("\nip netns exec {} icelab wait-stun {addr}", ns(n)))
+                    }
                 }
                 for (cns, dev) in creates {
                     out.push_str(&format!("\nwait_dev {} {dev}", ns(cns)));
