@@ -45,7 +45,13 @@ struct RawSpec {
 impl MatrixSpec {
     /// Reads a SPEC file's text; errors name file:line:col.
     pub fn parse(file: &str, src: &str) -> Result<MatrixSpec> {
-        let raw: RawSpec = toml::from_str(src).map_err(|e| anyhow::anyhow!("{file}: {}", e.message()))?;
+        // Located like every icelab file's mistakes (file:line:col), by the same diagnostics.
+        let at = |offset: usize, message: String| {
+            let d = crate::diag::locate(file, src, offset, message, None);
+            anyhow::anyhow!("{}:{}:{}: {}", d.file, d.line, d.col, d.message)
+        };
+        let raw: RawSpec =
+            toml::from_str(src).map_err(|e| at(e.span().map_or(0, |s| s.start), e.message().trim().to_string()))?;
         let side = |v: Option<Vec<toml::Spanned<String>>>| -> Result<Vec<Config>> {
             let Some(v) = v else { return Ok(Config::ALL.to_vec()) };
             if v.is_empty() {
@@ -54,13 +60,8 @@ impl MatrixSpec {
             v.iter()
                 .map(|w| {
                     Config::from_label(w.get_ref()).ok_or_else(|| {
-                        let (line, col) = line_col(src, w.span().start);
                         let all: Vec<&str> = Config::ALL.iter().map(|c| c.label()).collect();
-                        anyhow::anyhow!(
-                            "{file}:{line}:{col}: unknown configuration `{}` (use {})",
-                            w.get_ref(),
-                            all.join(", ")
-                        )
+                        at(w.span().start, format!("unknown configuration `{}` (use {})", w.get_ref(), all.join(", ")))
                     })
                 })
                 .collect()
@@ -72,13 +73,6 @@ impl MatrixSpec {
     pub fn cells(&self) -> Vec<(Config, Config)> {
         self.a.iter().flat_map(|a| self.b.iter().map(move |b| (*a, *b))).collect()
     }
-}
-
-fn line_col(src: &str, offset: usize) -> (usize, usize) {
-    let before = &src[..offset.min(src.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }
 
 /// `i/n`: this runner's share of the cells (1-based).
