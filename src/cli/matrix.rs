@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use icelab::matrix::{self, CellResult, MatrixReport, MatrixSpec, Shard};
-use icelab::report::{self, Report, table::Style};
+use icelab::report::{self, table::Style};
 
 use super::Interrupts;
 use super::error::{CliError, CliResult, Done};
@@ -130,10 +130,8 @@ fn cell_result(a: matrix::Config, b: matrix::Config, r: anyhow::Result<Vec<icela
     let expect = matrix::expect(a, b);
     match r {
         Ok(reps) => {
-            let mut call = Report::from_runs("matrix", &reps, 1, vec![]).calls.into_iter().next();
-            if let Some(c) = call.as_mut() {
-                c.name = format!("{a} x {b}");
-            }
+            let call =
+                reps.first().map(|rep| report::Call { name: format!("{a} x {b}"), ..report::Call::from_run(rep) });
             CellResult { a, b, expect, call, error: None, attempts: 1 }
         }
         Err(e) => CellResult { a, b, expect, call: None, error: Some(format!("{e:#}")), attempts: 1 },

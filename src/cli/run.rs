@@ -118,9 +118,9 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
             Ok(reps) => {
                 if asked > 1 {
                     for rep in &reps {
-                        let one = Report::from_runs(&source, std::slice::from_ref(rep), 1, vec![]);
+                        let one = icelab::report::Call::from_run(rep);
                         let call = if reps.len() > 1 { format!(", {}", rep.pair) } else { String::new() };
-                        errln!("run {}/{}{call}: {}", i + 1, args.repeat, table::one_line(&one.calls[0], style));
+                        errln!("run {}/{}{call}: {}", i + 1, args.repeat, table::one_line(&one, style));
                     }
                 }
                 runs.extend(reps);

@@ -38,6 +38,13 @@ fn pair(p: &SelectedPair, relayed_over: Option<String>) -> Pair {
     Pair { local: candidate(&p.local), remote: candidate(&p.remote), relayed_over }
 }
 
+impl Call {
+    /// One call's report row, named by its pair.
+    pub fn from_run(rep: &RunReport) -> Call {
+        call(rep)
+    }
+}
+
 fn call(rep: &RunReport) -> Call {
     let s = &rep.scenario;
     let setup = format!(
