@@ -97,8 +97,8 @@ fn main() -> ExitCode {
             }
             Command::Peer { config, test_silent } => cli::run::peer(config, test_silent).await,
             Command::BrowserPeer { browser } => cli::browser::browser_peer(browser),
-            Command::TurnServer { public_ip, realm, user, password, allow } => {
-                cli::run::turn_server(public_ip, realm, user, password, allow).await
+            Command::TurnServer { public_ip, realm, user, password, allow, stats } => {
+                cli::run::turn_server(public_ip, realm, user, password, allow, stats).await
             }
             Command::Down { name, json } => cli::labs::down(&name, json),
             Command::Ls { json } => cli::labs::ls(json),

@@ -6,6 +6,7 @@
 //! applies are pure and live in [`crate::scenario`].
 
 mod drive;
+mod figures;
 mod run;
 
 pub use run::{Proof, RunOptions, RunReport, run_scenario};
