@@ -191,8 +191,6 @@ pub fn parse_stats_lines(text: &str) -> Vec<ServerStats> {
 struct Session {
     allocated: bool,
     closed: bool,
-    /// The last `peer usage:` line: relay-socket traffic, cumulative.
-    peer: (Flow, Flow),
 }
 
 /// `rp=1, rb=2, sp=3, sb=4` -> (received, sent).
@@ -216,8 +214,9 @@ fn timestamp(line: &str) -> Option<u64> {
 ///
 /// Read lines: `incoming packet <METHOD> processed, success` / `, error <code>` (an
 /// error on the unnamed `message` of a session with no allocation yet is its Allocate
-/// being refused), `peer usage: ... rp=, rb=, sp=, sb=` (relay-socket traffic, logged
-/// when the session closes and every 4096 packets) and `closed`. A session that
+/// being refused), `peer usage: ... rp=, rb=, sp=, sb=` (relay-socket traffic since the
+/// session's previous usage line: logged every few seconds of traffic and when the session
+/// closes, counters reset each time) and `closed`. A session that
 /// allocated and has not closed is counted in `unreported_allocations`.
 pub fn parse_coturn_log(text: &str) -> Vec<ServerStats> {
     parse_coturn(text).0
@@ -271,18 +270,12 @@ fn parse_coturn(text: &str) -> (Vec<ServerStats>, u64) {
             }
             true
         } else if let Some(u) = rest.strip_prefix("peer usage: ") {
+            // Each line is the traffic since the session's previous line (coturn resets its
+            // counters when it logs them), so they add up.
             let Some((received, sent)) = usage(u) else { continue };
-            let sess = sessions.entry(id).or_default();
-            let (old_r, old_s) = sess.peer;
-            sess.peer = (received, sent);
-            s.from_peers = Flow {
-                packets: s.from_peers.packets - old_r.packets + received.packets,
-                bytes: s.from_peers.bytes - old_r.bytes + received.bytes,
-            };
-            s.to_peers = Flow {
-                packets: s.to_peers.packets - old_s.packets + sent.packets,
-                bytes: s.to_peers.bytes - old_s.bytes + sent.bytes,
-            };
+            s.from_peers =
+                Flow { packets: s.from_peers.packets + received.packets, bytes: s.from_peers.bytes + received.bytes };
+            s.to_peers = Flow { packets: s.to_peers.packets + sent.packets, bytes: s.to_peers.bytes + sent.bytes };
             true
         } else if rest.starts_with("closed") {
             sessions.entry(id).or_default().closed = true;
@@ -358,18 +351,21 @@ mod tests {
     }
 
     #[test]
-    fn periodic_usage_lines_replace_the_sessions_earlier_ones() {
+    fn periodic_usage_lines_add_up() {
+        // As coturn 4.6.1 logs a 3 s call: a line per interval, each since the last.
         let log = "\
 1764655300: session 7: realm <r> user <u>: incoming packet ALLOCATE processed, success
-1764655301: session 7: peer usage: realm=<r>, username=<u>, rp=4000, rb=400000, sp=96, sb=9600
-1764655302: session 7: peer usage: realm=<r>, username=<u>, rp=5000, rb=500000, sp=100, sb=10000
-1764655302: session 7: closed (2nd stage), user <u>
+1764655301: session 7: peer usage: realm=<r>, username=<u>, rp=1023, rb=1068464, sp=1021, sb=1062144
+1764655303: session 7: peer usage: realm=<r>, username=<u>, rp=998, rb=1057334, sp=1050, sb=1082898
+1764655304: session 7: peer usage: realm=<r>, username=<u>, rp=273, rb=291641, sp=246, sb=261758
+1764655304: session 7: closed (2nd stage), user <u>
 ";
         let s = parse_coturn_log(log);
-        assert_eq!(s.len(), 3, "one sample per second");
-        assert_eq!(s[2].from_peers, Flow { packets: 5000, bytes: 500_000 });
-        assert_eq!(s[2].since(&s[1]).from_peers, Flow { packets: 1000, bytes: 100_000 });
-        assert_eq!((s[2].span_ms(&s[0]), s[2].unreported_allocations), (2000, 0));
+        assert_eq!(s.len(), 4, "one sample per second that changed something");
+        assert_eq!(s[3].from_peers, Flow { packets: 2294, bytes: 2_417_439 });
+        assert_eq!(s[3].to_peers, Flow { packets: 2317, bytes: 2_406_800 });
+        assert_eq!(s[2].since(&s[1]).from_peers, Flow { packets: 998, bytes: 1_057_334 });
+        assert_eq!((s[3].span_ms(&s[0]), s[3].unreported_allocations), (4000, 0));
     }
 
     #[test]
