@@ -13,6 +13,7 @@
 //! never with the server's other addresses or its own listeners (see [`filter`]);
 //! permissions for any other peer get 403 Forbidden.
 
+mod buffers;
 mod filter;
 mod guard;
 mod stream;
@@ -177,6 +178,7 @@ pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
         let sock = UdpSocket::bind((cfg.bind_ip, port))
             .await
             .with_context(|| format!("TURN udp bind {}:{port}", cfg.bind_ip))?;
+        buffers::enlarge(&sock, buffers::LISTENER_BUFFER);
         udp = Some(sock);
     }
     if let Some(port) = cfg.tcp_port {
