@@ -36,26 +36,19 @@ pub async fn run(cfg: &BenchConfig, name: &str, mut progress: impl FnMut(&str)) 
         client_ip: IpAddr::V4(client.addresses[0]),
         peer_ip: IpAddr::V4(peer.addresses[0]),
     };
-    let mut results = Vec::new();
-    for &imp in &cfg.implementations {
-        progress(&format!("{}: {} allocations", imp.name(), cfg.allocations));
-        let (server, ns) = turn_endpoint(plan, imp)?;
-        let pid = server_pid(name, &ns)?;
-        let server_ns = netns::open(&ns)?;
-        let session = Session::setup(&ep, server, (cfg.allocations, cfg.rate, cfg.size, cfg.duration)).await?;
-        progress(&format!("{}: sending for {:.1} s", imp.name(), cfg.duration.as_secs_f64()));
-        let cpu0 = cpu_ticks(pid);
-        let drops0 = (rcvbuf_errors(&server_ns), endpoint_drops(&ep));
-        let t0 = Instant::now();
-        let mut tally: Tally = session.run().await?;
-        tally.cpu_window = t0.elapsed();
-        tally.clock_ticks_per_s = clock_ticks();
-        tally.server_cpu_ticks = cpu0.zip(cpu_ticks(pid)).map(|(a, b)| b.saturating_sub(a));
-        let drops1 = (rcvbuf_errors(&server_ns), endpoint_drops(&ep));
-        tally.server_rcvbuf_drops = drops0.0.zip(drops1.0).map(|(a, b)| b.saturating_sub(a));
-        tally.endpoint_rcvbuf_drops = drops0.1.zip(drops1.1).map(|(a, b)| b.saturating_sub(a));
-        results.push(summarize(imp, cfg, tally));
+    let mut tallies: Vec<Option<Tally>> = vec![None; cfg.implementations.len()];
+    for round in 1..=cfg.rounds {
+        for (slot, &imp) in tallies.iter_mut().zip(&cfg.implementations) {
+            let what = format!("{} (round {round}/{})", imp.name(), cfg.rounds);
+            let t = measure(cfg, name, plan, &ep, imp, |s| progress(&format!("{what}: {s}"))).await?;
+            match slot {
+                Some(sum) => sum.add(t),
+                None => *slot = Some(t),
+            }
+        }
     }
+    let results =
+        cfg.implementations.iter().zip(tallies).map(|(&imp, t)| summarize(imp, cfg, t.unwrap_or_default())).collect();
     let mut uclient = Vec::new();
     if cfg.uclient {
         for &imp in &cfg.implementations {
@@ -67,6 +60,34 @@ pub async fn run(cfg: &BenchConfig, name: &str, mut progress: impl FnMut(&str)) 
     progress("tearing down");
     lab.down()?;
     Ok(BenchReport::new(cfg.clone(), results, uclient))
+}
+
+/// One run of `imp`: fresh allocations, the load, the server's CPU and drops around it.
+async fn measure(
+    cfg: &BenchConfig,
+    name: &str,
+    plan: &Plan,
+    ep: &Endpoints,
+    imp: Implementation,
+    mut progress: impl FnMut(&str),
+) -> anyhow::Result<Tally> {
+    progress(&format!("{} allocations", cfg.allocations));
+    let (server, ns) = turn_endpoint(plan, imp)?;
+    let pid = server_pid(name, &ns)?;
+    let server_ns = netns::open(&ns)?;
+    let session = Session::setup(ep, server, (cfg.allocations, cfg.rate, cfg.size, cfg.duration)).await?;
+    progress(&format!("sending for {:.1} s", cfg.duration.as_secs_f64()));
+    let cpu0 = cpu_ticks(pid);
+    let drops0 = (rcvbuf_errors(&server_ns), endpoint_drops(ep));
+    let t0 = Instant::now();
+    let mut tally: Tally = session.run().await?;
+    tally.cpu_window = t0.elapsed();
+    tally.clock_ticks_per_s = clock_ticks();
+    tally.server_cpu_ticks = cpu0.zip(cpu_ticks(pid)).map(|(a, b)| b.saturating_sub(a));
+    let drops1 = (rcvbuf_errors(&server_ns), endpoint_drops(ep));
+    tally.server_rcvbuf_drops = drops0.0.zip(drops1.0).map(|(a, b)| b.saturating_sub(a));
+    tally.endpoint_rcvbuf_drops = drops0.1.zip(drops1.1).map(|(a, b)| b.saturating_sub(a));
+    Ok(tally)
 }
 
 /// The TURN service of `imp`'s server node: its UDP address and namespace.

@@ -25,14 +25,15 @@ use stun::error_code::{CODE_UNAUTHORIZED, ErrorCodeAttribute};
 use stun::fingerprint::FINGERPRINT;
 use stun::integrity::MessageIntegrity;
 use stun::message::{
-    CLASS_REQUEST, CLASS_SUCCESS_RESPONSE, Getter, METHOD_ALLOCATE, METHOD_CHANNEL_BIND, Message, MessageType, Method,
-    Setter,
+    CLASS_REQUEST, CLASS_SUCCESS_RESPONSE, Getter, METHOD_ALLOCATE, METHOD_CHANNEL_BIND, METHOD_REFRESH, Message,
+    MessageType, Method, Setter,
 };
 use stun::textattrs::{Nonce, Realm, Username};
 use tokio::net::UdpSocket;
 use turn::proto::PROTO_UDP;
 use turn::proto::chandata::ChannelData;
 use turn::proto::channum::ChannelNumber;
+use turn::proto::lifetime::Lifetime;
 use turn::proto::peeraddr::PeerAddress;
 use turn::proto::relayaddr::RelayedAddress;
 use turn::proto::reqtrans::RequestedTransport;
@@ -49,9 +50,13 @@ const CHANNEL: u16 = 0x4000;
 const ENDPOINT_BUFFER: usize = 4 << 20;
 /// How long the receivers wait for stragglers after the last send.
 const DRAIN: Duration = Duration::from_secs(2);
-/// A control request is sent this many times, `RETRANSMIT` apart, before giving up.
+/// A control request is sent this many times before giving up, first `RTO` apart, then
+/// twice as long each time (RFC 8489 §6.2.1), at most `RTO_MAX`.
 const ATTEMPTS: u32 = 5;
-const RETRANSMIT: Duration = Duration::from_millis(400);
+const RTO: Duration = Duration::from_millis(500);
+const RTO_MAX: Duration = Duration::from_secs(4);
+/// Allocations set up at a time (a burst of hundreds would time itself out on two cores).
+const SETUP_AT_ONCE: usize = 16;
 
 /// Where the bench's parties are.
 pub struct Endpoints {
@@ -135,9 +140,11 @@ async fn transact(sock: &UdpSocket, setters: &[Box<dyn Setter>]) -> anyhow::Resu
     let mut req = Message::new();
     req.build(setters).map_err(|e| anyhow!("building a request: {e}"))?;
     let mut buf = vec![0u8; 2048];
+    let mut rto = RTO;
     for _ in 0..ATTEMPTS {
         sock.send(&req.raw).await.context("sending a TURN request")?;
-        let deadline = tokio::time::Instant::now() + RETRANSMIT;
+        let deadline = tokio::time::Instant::now() + rto;
+        rto = (rto * 2).min(RTO_MAX);
         while let Ok(r) = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
             let n = r.context("reading a TURN answer")?;
             let mut res = Message::new();
@@ -159,50 +166,82 @@ fn error_code(m: &Message) -> Option<u16> {
     c.get_from(m).ok().map(|_| c.code.0)
 }
 
-/// Allocates a relay on `sock`'s server and binds [`CHANNEL`] to `peer`; the relay address.
-async fn allocate_and_bind(sock: &UdpSocket, peer: SocketAddr) -> anyhow::Result<SocketAddr> {
-    let c = LAB_CREDENTIALS;
-    let mut alloc = request(METHOD_ALLOCATE);
-    alloc.push(Box::new(RequestedTransport { protocol: PROTO_UDP }));
-    let challenge = transact(sock, &alloc).await?;
-    if error_code(&challenge) != Some(CODE_UNAUTHORIZED.0) {
-        bail!("Allocate without credentials was answered {challenge}, not 401");
+/// "error 437 (Allocation Mismatch)" or the message, for errors.
+fn answer(m: &Message) -> String {
+    let mut c = ErrorCodeAttribute::default();
+    match c.get_from(m) {
+        Ok(()) => format!("error {} ({})", c.code.0, String::from_utf8_lossy(&c.reason)),
+        Err(_) => m.to_string(),
     }
-    let realm = Realm::get_from_as(&challenge, ATTR_REALM).map_err(|e| anyhow!("401 without REALM: {e}"))?;
-    let nonce = Nonce::get_from_as(&challenge, ATTR_NONCE).map_err(|e| anyhow!("401 without NONCE: {e}"))?;
-    let signed = |mut v: Vec<Box<dyn Setter>>| {
+}
+
+/// What a later request of an allocation needs: the server's realm and nonce.
+#[derive(Clone)]
+struct Credentials {
+    realm: Realm,
+    nonce: Nonce,
+}
+
+impl Credentials {
+    /// `v` signed with the lab's long-term credentials.
+    fn sign(&self, mut v: Vec<Box<dyn Setter>>) -> Vec<Box<dyn Setter>> {
+        let c = LAB_CREDENTIALS;
         v.push(Box::new(Username::new(ATTR_USERNAME, c.user.into())));
-        v.push(Box::new(realm.clone()));
-        v.push(Box::new(nonce.clone()));
+        v.push(Box::new(self.realm.clone()));
+        v.push(Box::new(self.nonce.clone()));
         v.push(Box::new(MessageIntegrity::new_long_term_integrity(
             c.user.into(),
-            realm.text.clone(),
+            self.realm.text.clone(),
             c.password.into(),
         )));
         v.push(Box::new(FINGERPRINT));
         v
-    };
+    }
+}
+
+/// Releases the allocation (Refresh with LIFETIME 0), so rounds do not pile them up on
+/// the server. Best effort: the lab's end removes the server anyway.
+async fn release(sock: &UdpSocket, creds: &Credentials) {
+    let mut v = request(METHOD_REFRESH);
+    v.push(Box::new(Lifetime(Duration::ZERO)));
+    if let Err(e) = transact(sock, &creds.sign(v)).await {
+        tracing::debug!("releasing an allocation: {e:#}");
+    }
+}
+
+/// Allocates a relay on `sock`'s server and binds [`CHANNEL`] to `peer`.
+async fn allocate_and_bind(sock: &UdpSocket, peer: SocketAddr) -> anyhow::Result<Credentials> {
     let mut alloc = request(METHOD_ALLOCATE);
     alloc.push(Box::new(RequestedTransport { protocol: PROTO_UDP }));
-    let res = transact(sock, &signed(alloc)).await?;
+    let challenge = transact(sock, &alloc).await?;
+    if error_code(&challenge) != Some(CODE_UNAUTHORIZED.0) {
+        bail!("Allocate without credentials was answered {}, not 401", answer(&challenge));
+    }
+    let realm = Realm::get_from_as(&challenge, ATTR_REALM).map_err(|e| anyhow!("401 without REALM: {e}"))?;
+    let nonce = Nonce::get_from_as(&challenge, ATTR_NONCE).map_err(|e| anyhow!("401 without NONCE: {e}"))?;
+    let creds = Credentials { realm, nonce };
+    let mut alloc = request(METHOD_ALLOCATE);
+    alloc.push(Box::new(RequestedTransport { protocol: PROTO_UDP }));
+    let res = transact(sock, &creds.sign(alloc)).await?;
     if res.typ != MessageType::new(METHOD_ALLOCATE, CLASS_SUCCESS_RESPONSE) {
-        bail!("Allocate failed: {res}");
+        bail!("Allocate failed: {}", answer(&res));
     }
     let mut relayed = RelayedAddress::default();
     relayed.get_from(&res).map_err(|e| anyhow!("Allocate success without XOR-RELAYED-ADDRESS: {e}"))?;
     let mut bind = request(METHOD_CHANNEL_BIND);
     bind.push(Box::new(ChannelNumber(CHANNEL)));
     bind.push(Box::new(PeerAddress { ip: peer.ip(), port: peer.port() }));
-    let res = transact(sock, &signed(bind)).await?;
+    let res = transact(sock, &creds.sign(bind)).await?;
     if res.typ != MessageType::new(METHOD_CHANNEL_BIND, CLASS_SUCCESS_RESPONSE) {
-        bail!("ChannelBind to {peer} failed: {res}");
+        bail!("ChannelBind to {peer} failed: {}", answer(&res));
     }
-    Ok(SocketAddr::new(relayed.ip, relayed.port))
+    Ok(creds)
 }
 
 /// A bench of one implementation, set up and ready to send.
 pub struct Session {
     socks: Vec<(std::net::UdpSocket, Arc<UdpSocket>)>,
+    creds: Vec<Credentials>,
     echo: Echo,
     allocations: u32,
     rate: u32,
@@ -237,11 +276,14 @@ impl Session {
             socks.push((s, tokio_side));
         }
         let peer = SocketAddr::new(ep.peer_ip, PEER_PORT);
+        use futures::StreamExt;
         let binds = socks.iter().map(|(_, t)| allocate_and_bind(t, peer));
-        for (i, r) in futures::future::join_all(binds).await.into_iter().enumerate() {
-            r.with_context(|| format!("allocation {i} on {server}"))?;
+        let done: Vec<_> = futures::stream::iter(binds).buffered(SETUP_AT_ONCE).collect().await;
+        let mut creds = Vec::new();
+        for (i, r) in done.into_iter().enumerate() {
+            creds.push(r.with_context(|| format!("allocation {i} on {server}"))?);
         }
-        Ok(Session { socks, echo, allocations, rate, size, duration })
+        Ok(Session { socks, creds, echo, allocations, rate, size, duration })
     }
 
     /// Sends the load, waits (bounded) for the echoes, and counts.
@@ -305,6 +347,8 @@ impl Session {
         }
         let peer_received = self.echo.received();
         drop(self.echo);
+        let releases = self.socks.iter().zip(&self.creds).map(|((_, sock), creds)| release(sock, creds));
+        futures::future::join_all(releases).await;
         debug_assert!(self.allocations as usize == self.socks.len());
         Ok(Tally {
             sent,

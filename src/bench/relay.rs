@@ -17,6 +17,8 @@ pub const MAX_ALLOCATIONS: u32 = 1000;
 pub const MAX_DURATION_S: f64 = 120.0;
 /// Highest total offered rate (packets per second, all allocations).
 pub const MAX_TOTAL_PPS: u64 = 200_000;
+/// Most rounds.
+pub const MAX_ROUNDS: u32 = 10;
 /// Smallest payload: allocation index, sequence number and send time.
 pub const MIN_SIZE: usize = 20;
 /// Largest payload that fits a 1500-byte MTU with IPv4, UDP and ChannelData headers.
@@ -35,6 +37,9 @@ pub struct BenchConfig {
     pub duration: Duration,
     /// Implementations, in run order.
     pub implementations: Vec<Implementation>,
+    /// Rounds: each runs every implementation once, in turn, so background load on a
+    /// shared machine falls on all of them alike; the figures add up the rounds.
+    pub rounds: u32,
     /// Also run coturn's `turnutils_uclient` against each implementation.
     pub uclient: bool,
 }
@@ -47,6 +52,7 @@ impl Default for BenchConfig {
             size: 1200,
             duration: Duration::from_secs(5),
             implementations: Implementation::ALL.to_vec(),
+            rounds: 1,
             uclient: false,
         }
     }
@@ -73,6 +79,9 @@ impl BenchConfig {
         let d = self.duration.as_secs_f64();
         if !(d > 0.0 && d <= MAX_DURATION_S) {
             return Err(format!("--duration must be more than 0 and at most {MAX_DURATION_S} s, not {d}"));
+        }
+        if !(1..=MAX_ROUNDS).contains(&self.rounds) {
+            return Err(format!("--rounds must be 1..={MAX_ROUNDS}, not {}", self.rounds));
         }
         if self.implementations.is_empty() {
             return Err("--impl names no implementation".into());
@@ -154,6 +163,23 @@ pub struct Tally {
     pub server_rcvbuf_drops: Option<u64>,
     /// The same in the client's and peer's namespaces (drops at the generator, not the relay).
     pub endpoint_rcvbuf_drops: Option<u64>,
+}
+
+impl Tally {
+    /// Adds another round's counts to these (a figure one round lacks is lacking).
+    pub fn add(&mut self, o: Tally) {
+        self.sent += o.sent;
+        self.peer_received += o.peer_received;
+        self.received += o.received;
+        self.rtt_us.extend(o.rtt_us);
+        self.send_window += o.send_window;
+        self.cpu_window += o.cpu_window;
+        self.clock_ticks_per_s = o.clock_ticks_per_s;
+        let sum = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| a + b);
+        self.server_cpu_ticks = sum(self.server_cpu_ticks, o.server_cpu_ticks);
+        self.server_rcvbuf_drops = sum(self.server_rcvbuf_drops, o.server_rcvbuf_drops);
+        self.endpoint_rcvbuf_drops = sum(self.endpoint_rcvbuf_drops, o.endpoint_rcvbuf_drops);
+    }
 }
 
 /// One implementation's figures.
@@ -277,11 +303,12 @@ impl BenchReport {
     pub fn text(&self) -> String {
         let c = &self.config;
         let mut s = format!(
-            "relay bench: {} allocations x {} pkt/s x {} B for {:.1} s (offered {} pkt/s each way, {:.1} Mbit/s)\n",
+            "relay bench: {} allocations x {} pkt/s x {} B for {:.1} s x {} round(s) (offered {} pkt/s each way, {:.1} Mbit/s)\n",
             c.allocations,
             c.rate,
             c.size,
             c.duration.as_secs_f64(),
+            c.rounds,
             self.offered_pps,
             self.offered_pps as f64 * c.size as f64 * 8.0 / 1e6
         );

@@ -425,6 +425,9 @@ pub(crate) enum BenchCommand {
         /// Implementations to run, in order: builtin, coturn.
         #[arg(long = "impl", default_value = "builtin,coturn")]
         implementations: String,
+        /// Rounds, each running every implementation in turn (fairer on a busy machine); the figures add them up.
+        #[arg(long, default_value_t = 1)]
+        rounds: u32,
         /// Also run turnutils_uclient (coturn's load tool) against each implementation.
         #[arg(long)]
         uclient: bool,

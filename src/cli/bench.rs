@@ -14,7 +14,7 @@ use super::{Interrupts, new_lab_name, require_root};
 
 pub(crate) async fn bench(what: BenchCommand) -> CliResult {
     match what {
-        BenchCommand::Relay { allocations, rate, size, duration, implementations, uclient, name, json } => {
+        BenchCommand::Relay { allocations, rate, size, duration, implementations, rounds, uclient, name, json } => {
             if !(duration.is_finite() && duration > 0.0) {
                 return Err(CliError::bad_input(format!(
                     "--duration must be a positive number of seconds, not {duration}"
@@ -26,6 +26,7 @@ pub(crate) async fn bench(what: BenchCommand) -> CliResult {
                 size,
                 duration: Duration::from_secs_f64(duration),
                 implementations: parse_implementations(&implementations).map_err(CliError::bad_input)?,
+                rounds,
                 uclient,
             };
             cfg.validate().map_err(CliError::bad_input)?;
