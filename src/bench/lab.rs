@@ -246,12 +246,16 @@ async fn uclient_summary(
         .await
         .map_err(|_| anyhow!("turnutils_uclient still running after {} s", deadline.as_secs()))??;
     let text = format!("{out}\n{err}");
-    let lines: Vec<String> = text
-        .lines()
-        .filter(|l| l.contains("Total") || l.contains("Average"))
-        .map(|l| l.split(": ").skip(1).collect::<Vec<_>>().join(": ").trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
+    let mut lines: Vec<String> = Vec::new();
+    for l in text.lines() {
+        // `0: : Total lost packets 0 (0.000000%), ...`: from the keyword on, once each.
+        if let Some(at) = l.find("Total").or_else(|| l.find("Average")) {
+            let l = l[at..].trim().to_string();
+            if !lines.contains(&l) {
+                lines.push(l);
+            }
+        }
+    }
     if lines.is_empty() {
         return Err(anyhow!("turnutils_uclient ({status}) printed no summary:\n{}", tail(&text)));
     }

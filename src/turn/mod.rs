@@ -1,7 +1,8 @@
 //! Built-in TURN server for labs, on the webrtc-rs `turn` crate (0.17).
 //!
 //! Listeners (each optional):
-//! * UDP (default 3478): the `turn` crate's native transport.
+//! * UDP (default 3478): the `turn` crate's native transport, one `SO_REUSEPORT` socket
+//!   per core with big buffers so the relay holds load (see [`sockets`]).
 //! * TCP (default 3478) and TLS (default 443): the crate only serves packet sockets, so
 //!   [`stream`] adapts accepted streams into one packet `Conn` per listener (STUN /
 //!   ChannelData framing, RFC 5766 §2.1). TLS uses a self-signed certificate generated at
