@@ -17,6 +17,12 @@
 //! its own read loop and allocations; the kernel hashes each client's address to one of
 //! them, so a client always meets the same socket and allocation. coturn does the same
 //! (one listener socket on 3478 per relay thread).
+//!
+//! Tried and not kept: each listener's server on a thread of its own with a current-thread
+//! runtime (coturn's thread model, no cross-thread wake-ups). A/B at 10 x 2000 pkt/s on the
+//! busy machine it lost 7.9 % and 2.1 % where this shared runtime lost 3.6 % and 0.8 %, at
+//! the same CPU. Most of the server's time is the kernel's (83 % of perf samples: the
+//! veth/bridge path inside `sendto`, context switches), not the crate's code.
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd};
