@@ -25,6 +25,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod browser;
 pub mod call;
 pub mod check;

@@ -95,6 +95,7 @@ fn main() -> ExitCode {
                 let args = cli::run::RunArgs { json, verify, repeat, name, keep, files, peers, ice_profile };
                 cli::run::run(&file, args).await
             }
+            Command::Bench { what } => cli::bench::bench(what).await,
             Command::Peer { config, test_silent } => cli::run::peer(config, test_silent).await,
             Command::BrowserPeer { browser } => cli::browser::browser_peer(browser),
             Command::TurnServer { public_ip, realm, user, password, allow, stats } => {

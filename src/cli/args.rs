@@ -221,6 +221,11 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE")]
         report_json: Option<PathBuf>,
     },
+    /// Benchmarks in a lab of their own (`icelab bench relay`).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// (internal) One WebRTC peer, JSON-lines signaling on stdin/stdout.
     #[command(hide = true)]
     Peer {
@@ -367,6 +372,7 @@ impl Command {
             | Command::Probe { json, .. }
             | Command::Run { json, .. }
             | Command::Doctor { json }
+            | Command::Bench { what: BenchCommand::Relay { json, .. } }
             | Command::Matrix { out: MatrixOutputs { json, .. }, .. }
             | Command::Merge { out: MatrixOutputs { json, .. }, .. } => *json,
             _ => false,
@@ -389,4 +395,51 @@ pub(crate) struct MatrixOutputs {
     /// Also write a self-contained HTML report.
     #[arg(long)]
     pub(crate) html: Option<PathBuf>,
+}
+
+/// `icelab bench`'s benchmarks.
+#[derive(Subcommand)]
+pub(crate) enum BenchCommand {
+    /// TURN relay load: N allocations at a set rate and size through each implementation to an echo peer.
+    ///
+    /// Builds a lab (a client host, one server node per implementation, an echo peer host),
+    /// allocates on each server in turn, binds a channel to the peer and sends ChannelData
+    /// paced at --rate per allocation; the peer echoes every packet back through the relay.
+    /// Prints per implementation: packets/s and Mbit/s relayed (both directions), loss
+    /// (round trip, and each leg), RTT p50/p99, the server's CPU (/proc/PID/stat, percent of
+    /// one core) and the UDP receive-buffer drops in its namespace; then the built-in/coturn
+    /// throughput ratio of this run. The lab is torn down on every path.
+    ///
+    /// Outside yardstick: --uclient also runs coturn's own load tool against each server,
+    /// `turnutils_uclient -c -n MSGS -m N -l SIZE -z MS -e PEER -u icelab -w icelab SERVER`
+    /// in the client's namespace with `turnutils_peer -L PEER` in the peer's.
+    Relay {
+        /// Allocations (one client socket each).
+        #[arg(long, default_value_t = 10)]
+        allocations: u32,
+        /// Packets per second per allocation.
+        #[arg(long, default_value_t = 100)]
+        rate: u32,
+        /// Payload bytes per packet.
+        #[arg(long, default_value_t = 1200)]
+        size: usize,
+        /// Seconds of sending per implementation.
+        #[arg(long, default_value_t = 5.0)]
+        duration: f64,
+        /// Implementations to run, in order: builtin, coturn.
+        #[arg(long = "impl", default_value = "builtin,coturn")]
+        implementations: String,
+        /// Rounds, each running every implementation in turn (fairer on a busy machine); the figures add them up.
+        #[arg(long, default_value_t = 1)]
+        rounds: u32,
+        /// Also run turnutils_uclient (coturn's load tool) against each implementation.
+        #[arg(long)]
+        uclient: bool,
+        /// Lab name (1-12 of a-z0-9); random when absent.
+        #[arg(long)]
+        name: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }

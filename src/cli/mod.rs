@@ -2,6 +2,7 @@
 //! returns a [`CliResult`]; `main` turns it into the exit code (see [`error`]).
 
 pub(crate) mod args;
+pub(crate) mod bench;
 pub(crate) mod browser;
 pub(crate) mod doctor;
 pub(crate) mod error;

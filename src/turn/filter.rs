@@ -125,6 +125,10 @@ impl<G: RelayAddressGenerator + Send + Sync> RelayAddressGenerator for FilteredR
         requested_port: u16,
     ) -> Result<(Arc<dyn Conn + Send + Sync>, SocketAddr), turn::Error> {
         let (conn, addr) = self.inner.allocate_conn(use_ipv4, requested_port).await?;
+        // The static generator binds a plain tokio socket (webrtc-util's native `Net`).
+        if let Some(sock) = conn.as_any().downcast_ref::<tokio::net::UdpSocket>() {
+            super::sockets::enlarge(sock, super::sockets::RELAY_BUFFER);
+        }
         let conn: Arc<dyn Conn + Send + Sync> =
             Arc::new(FilteredConn { inner: conn, filter: self.filter.clone(), stats: self.stats.clone() });
         Ok((conn, addr))

@@ -1,7 +1,8 @@
 //! Built-in TURN server for labs, on the webrtc-rs `turn` crate (0.17).
 //!
 //! Listeners (each optional):
-//! * UDP (default 3478): the `turn` crate's native transport.
+//! * UDP (default 3478): the `turn` crate's native transport, one `SO_REUSEPORT` socket
+//!   per core with big buffers so the relay holds load (see [`sockets`]).
 //! * TCP (default 3478) and TLS (default 443): the crate only serves packet sockets, so
 //!   [`stream`] adapts accepted streams into one packet `Conn` per listener (STUN /
 //!   ChannelData framing, RFC 5766 §2.1). TLS uses a self-signed certificate generated at
@@ -15,6 +16,7 @@
 
 mod filter;
 mod guard;
+mod sockets;
 mod stats;
 mod stream;
 
@@ -26,7 +28,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 use turn::auth::{AuthHandler, generate_auth_key};
@@ -176,12 +178,11 @@ fn own_endpoints(cfg: &TurnServerConfig, listeners: &[SocketAddr]) -> (Vec<IpAdd
 
 /// Starts the server with the configured listeners.
 pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
-    let (mut udp, mut tcp, mut tls) = (None, None, None);
+    let (mut udp, mut tcp, mut tls) = (Vec::new(), None, None);
     if let Some(port) = cfg.udp_port {
-        let sock = UdpSocket::bind((cfg.bind_ip, port))
-            .await
+        // One socket per core on the port, each read by its own task (see `sockets`).
+        udp = sockets::udp_listeners(cfg.bind_ip, port, sockets::listener_count())
             .with_context(|| format!("TURN udp bind {}:{port}", cfg.bind_ip))?;
-        udp = Some(sock);
     }
     if let Some(port) = cfg.tcp_port {
         let l = TcpListener::bind((cfg.bind_ip, port))
@@ -195,7 +196,7 @@ pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
             .with_context(|| format!("TURN tls bind {}:{port}", cfg.bind_ip))?;
         tls = Some(l);
     }
-    let udp_addr = udp.as_ref().map(|s| s.local_addr()).transpose()?;
+    let udp_addr = udp.first().map(|s| s.local_addr()).transpose()?;
     let tcp_addr = tcp.as_ref().map(|l| l.local_addr()).transpose()?;
     let tls_addr = tls.as_ref().map(|l| l.local_addr()).transpose()?;
     let listeners: Vec<SocketAddr> = [udp_addr, tcp_addr, tls_addr].into_iter().flatten().collect();
@@ -225,7 +226,7 @@ pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
     let mut conn_configs = Vec::new();
     let mut tls_cert_der = None;
     let mut streams = Vec::new();
-    if let Some(sock) = udp {
+    for sock in udp {
         conn_configs.push(ConnConfig { conn: guarded(Arc::new(sock)), relay_addr_generator: Box::new(relay()) });
     }
     if let Some(l) = tcp {
