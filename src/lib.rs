@@ -33,6 +33,7 @@ pub mod echo;
 pub mod fabric;
 pub mod firewall;
 pub mod impair;
+pub mod load;
 pub mod matrix;
 pub mod nat;
 pub mod peer;

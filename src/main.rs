@@ -91,6 +91,33 @@ fn main() -> ExitCode {
                 let args = cli::run::RunArgs { json, verify, repeat, name, keep, files, peers, ice_profile };
                 cli::run::run(&file, args).await
             }
+            Command::Load {
+                file,
+                calls,
+                rate,
+                concurrency,
+                duration_ms,
+                data_rate_kbps,
+                time_limit_s,
+                seed,
+                name,
+                dry_run,
+                json,
+            } => {
+                let args = cli::load::LoadArgs {
+                    calls,
+                    rate,
+                    concurrency,
+                    duration_ms,
+                    data_rate_kbps,
+                    time_limit_s,
+                    seed,
+                    name,
+                    dry_run,
+                    json,
+                };
+                cli::load::load(&file, args).await
+            }
             Command::Peer { config, test_silent } => cli::run::peer(config, test_silent).await,
             Command::BrowserPeer { browser } => cli::browser::browser_peer(browser),
             Command::TurnServer { public_ip, realm, user, password, allow } => {

@@ -6,6 +6,8 @@
 //! applies are pure and live in [`crate::scenario`].
 
 mod drive;
+mod load;
 mod run;
 
+pub use load::{LoadCall, LoadOptions, LoadRun, Placed, run_load};
 pub use run::{Proof, RunOptions, RunReport, run_scenario};
