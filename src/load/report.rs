@@ -71,7 +71,8 @@ pub struct Sample {
     pub bytes_sent: u64,
     /// Payload bytes both peers received.
     pub bytes_received: u64,
-    /// Received payload rate, both directions summed, bytes/s.
+    /// Received payload rate, both directions summed, bytes/s (absent when no direction
+    /// got two messages to time).
     pub recv_bytes_per_sec: Option<f64>,
     /// The call's row of the run report (absent when it never ran).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -133,7 +134,9 @@ impl Sample {
             p.selected_pair.as_ref().map(|_| if relay.is_some() { PathClass::Relayed } else { PathClass::Direct });
         let data = [&o.offerer.data, &o.answerer.data];
         let sum = |f: fn(&crate::peer::DataStats) -> u64| data.iter().filter_map(|d| d.as_ref()).map(f).sum();
-        let rates: Vec<f64> = [t.forward_bytes_per_sec, t.reverse_bytes_per_sec].into_iter().flatten().collect();
+        // A direction that got one message has no rate (first to last message): left out.
+        let rates: Vec<f64> =
+            [t.forward_bytes_per_sec, t.reverse_bytes_per_sec].into_iter().flatten().filter(|r| *r > 0.0).collect();
         let call =
             crate::report::Call { name: format!("#{} {}", a.index + 1, a.pair), ..crate::report::Call::from_run(rep) };
         Sample {
@@ -346,7 +349,7 @@ pub struct LoadReport {
     pub offered_per_s: f64,
     /// Calls that arrived over their arrival span (what the driver really offered).
     pub arrived_per_s: f64,
-    /// Calls whose channel opened, over first arrival -> last open, per second.
+    /// Setups completed per second: connected calls over first -> last channel open.
     pub achieved_per_s: f64,
     /// Most calls running at once.
     pub peak_concurrency: usize,
@@ -383,9 +386,15 @@ pub fn build(
     let passed = samples.iter().filter(|s| s.ok).count();
     let last_arrival = samples.iter().map(|s| s.scheduled_ms).fold(0.0, f64::max);
     let arrived_per_s = if calls > 1 && last_arrival > 0.0 { (calls - 1) as f64 * 1e3 / last_arrival } else { 0.0 };
+    // The pace at which setups completed, first open to last: a constant setup time
+    // does not lower it, a growing one (queueing) does.
     let opens: Vec<f64> = samples.iter().filter(|s| s.ok).filter_map(Sample::opened_at_ms).collect();
-    let last_open = opens.iter().copied().fold(0.0, f64::max);
-    let achieved_per_s = if last_open > 0.0 { opens.len() as f64 * 1e3 / last_open } else { 0.0 };
+    let (first_open, last_open) = opens.iter().fold((f64::MAX, 0.0f64), |(a, b), t| (a.min(*t), b.max(*t)));
+    let achieved_per_s = if opens.len() > 1 && last_open > first_open {
+        (opens.len() - 1) as f64 * 1e3 / (last_open - first_open)
+    } else {
+        0.0
+    };
     let wall_ms = samples.iter().filter_map(|s| s.ended_ms).fold(last_arrival, f64::max);
 
     let mut failures: BTreeMap<String, usize> = BTreeMap::new();
