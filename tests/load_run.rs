@@ -1,5 +1,5 @@
 //! Root tests: a short load over a small mixed population (loads/ci.toml: 30 calls at
-//! 6/s, 12 at once, bounded), every figure of its report present and consistent, every
+//! 6/s, 32 at once at most, bounded), every figure of its report present and consistent, every
 //! call connected, and the relayed share what the matrix expects of the drawn pairs;
 //! a load in a lab file's lab (count = N hosts); and Ctrl-C during a load.
 

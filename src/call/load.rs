@@ -9,15 +9,16 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use anyhow::anyhow;
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use super::run::{RunReport, call, relay_implementation};
 use crate::fabric::Lab;
-use crate::plan::Step;
-use crate::scenario::{CallPair, Timings, judge};
+use crate::plan::{Plan, Step};
+use crate::scenario::{CallPair, Expect, Scenario, Timings, judge};
 use crate::spec::Spec;
 
 /// One call of a load.
@@ -95,52 +96,28 @@ pub async fn run_load(
     let expect = expect.for_peers(&scn.offerer_peer.to_string(), &scn.answerer_peer.to_string());
     let fabric = crate::fabric::default_options(topo);
     let (lab, build) = Lab::up_with(topo, &[], name, &fabric, build_progress).await?;
+    // Every call is a task of its own on the runtime's threads: signaling, process
+    // start-up and judging of many calls do not queue behind one another on one task.
+    // The set aborts every task when dropped, and an aborted call kills its peers.
     let relay_impl = relay_implementation(topo, &scn);
-    let slots = Semaphore::new(opts.concurrency.max(1));
-    let (plan, scn_ref, slots_ref, expect_ref) = (lab.plan(), &scn, &slots, &expect);
+    let shared = Arc::new(Shared {
+        plan: lab.plan().clone(),
+        servers: topo.servers.clone(),
+        scn,
+        expect,
+        relay_impl,
+        slots: Semaphore::new(opts.concurrency.max(1)),
+        lab: name.to_string(),
+        lab_up_ms: build.elapsed_ms,
+    });
     let t0 = Instant::now();
     let bound = t0 + opts.time_limit;
-    let ms = |t: Instant| t.duration_since(t0).as_secs_f64() * 1e3;
     let place = |i: usize, pair: CallPair| {
-        let relay_impl = relay_impl.clone();
-        async move {
-            // Closed only on drop; an error here cannot happen while we hold `slots`.
-            let Ok(_slot) = slots_ref.acquire().await else { return (i, Placed::NotStarted) };
-            let start = Instant::now();
-            if start > bound {
-                return (i, Placed::NotStarted);
-            }
-            let started_ms = ms(start);
-            let r = call(plan, &topo.servers, scn_ref, &pair, name, Vec::new()).await;
-            let ended_ms = ms(Instant::now());
-            let (outcome, stderr, _) = match r {
-                Ok(x) => x,
-                Err(e) => return (i, Placed::Failed { started_ms, ended_ms, error: format!("{e:#}") }),
-            };
-            let mut timings = Timings::from_outcome(&outcome);
-            timings.lab_up_ms = Some(build.elapsed_ms);
-            timings.call_ms = Some(ended_ms - started_ms);
-            let verdict = judge(&outcome, &timings, expect_ref);
-            let report = RunReport {
-                lab: name.to_string(),
-                pair,
-                scenario: scn_ref.clone(),
-                outcome,
-                timings,
-                verdict,
-                offerer_stderr: stderr.0,
-                answerer_stderr: stderr.1,
-                kept: false,
-                events: Vec::new(),
-                timeline: None,
-                relay_implementation: relay_impl,
-                proof: None,
-            };
-            (i, Placed::Ran { started_ms, ended_ms, report: Box::new(report) })
-        }
+        let sh = Arc::clone(&shared);
+        async move { (i, place_one(&sh, pair, t0, bound).await) }
     };
     let mut placed: Vec<Option<Placed>> = vec![None; calls.len()];
-    let mut running = FuturesUnordered::new();
+    let mut running = JoinSet::new();
     let mut next = 0;
     loop {
         let at = calls.get(next).map(|c| t0 + Duration::from_secs_f64(c.at_ms.max(0.0) / 1e3));
@@ -158,10 +135,11 @@ pub async fn run_load(
         }
         tokio::select! {
             _ = tokio::time::sleep_until(at.unwrap_or(bound).into()), if at.is_some() => {
-                running.push(place(next, calls[next].pair.clone()));
+                running.spawn(place(next, calls[next].pair.clone()));
                 next += 1;
             }
-            Some((i, p)) = running.next(), if !running.is_empty() => {
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                let (i, p) = done.map_err(|e| anyhow!("a call's task failed: {e}"))?;
                 progress(i, &p, running.len());
                 placed[i] = Some(p);
             }
@@ -176,4 +154,54 @@ pub async fn run_load(
         placed: placed.into_iter().map(|p| p.unwrap_or(Placed::NotStarted)).collect(),
         teardown_ms,
     })
+}
+
+/// What every call of a load shares.
+struct Shared {
+    plan: Plan,
+    servers: Vec<crate::topology::Server>,
+    scn: Scenario,
+    expect: Expect,
+    relay_impl: Option<String>,
+    slots: Semaphore,
+    lab: String,
+    lab_up_ms: f64,
+}
+
+/// One call: wait for a slot (unless the bound has passed), place it, judge it.
+async fn place_one(sh: &Shared, pair: CallPair, t0: Instant, bound: Instant) -> Placed {
+    let ms = |t: Instant| t.duration_since(t0).as_secs_f64() * 1e3;
+    // Closed only on drop; an error here cannot happen while `sh` lives.
+    let Ok(_slot) = sh.slots.acquire().await else { return Placed::NotStarted };
+    let start = Instant::now();
+    if start > bound {
+        return Placed::NotStarted;
+    }
+    let started_ms = ms(start);
+    let r = call(&sh.plan, &sh.servers, &sh.scn, &pair, &sh.lab, Vec::new()).await;
+    let ended_ms = ms(Instant::now());
+    let (outcome, stderr, _) = match r {
+        Ok(x) => x,
+        Err(e) => return Placed::Failed { started_ms, ended_ms, error: format!("{e:#}") },
+    };
+    let mut timings = Timings::from_outcome(&outcome);
+    timings.lab_up_ms = Some(sh.lab_up_ms);
+    timings.call_ms = Some(ended_ms - started_ms);
+    let verdict = judge(&outcome, &timings, &sh.expect);
+    let report = RunReport {
+        lab: sh.lab.clone(),
+        pair,
+        scenario: sh.scn.clone(),
+        outcome,
+        timings,
+        verdict,
+        offerer_stderr: stderr.0,
+        answerer_stderr: stderr.1,
+        kept: false,
+        events: Vec::new(),
+        timeline: None,
+        relay_implementation: sh.relay_impl.clone(),
+        proof: None,
+    };
+    Placed::Ran { started_ms, ended_ms, report: Box::new(report) }
 }
