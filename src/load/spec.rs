@@ -8,7 +8,7 @@
 //! arrivals = "uniform"  # or "poisson" (exponential gaps, seeded)
 //! concurrency = 16      # calls running at once at most; later arrivals wait
 //! duration-ms = 1000    # each call's data phase after its channel opened
-//! data-rate-kbps = 64   # each call's paced data, each way
+//! data-rate-kbps = 500  # each call's paced data, each way
 //! time-limit-s = 60     # no call starts after this (from the first arrival)
 //! seed = 1              # pairs and poisson gaps
 //! ice-profile = "browser-like"  # the built-in peers' (default: the lab's)
