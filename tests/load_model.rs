@@ -188,3 +188,34 @@ fn the_report_figures_are_consistent() {
     assert!(r.peak_concurrency >= 1 && r.peak_concurrency <= r.calls);
     assert!(!r.server_side.measured);
 }
+
+fn icelab(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_icelab")).args(args).output().expect("run icelab")
+}
+
+/// Without root: a bad load file is bad input (exit 2, located), and `--dry-run` shows
+/// the schedule of the shipped loads.
+#[test]
+fn the_cli_reads_load_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "calls = 3\nrate = 0.0\nlab = \"x.toml\"\n").unwrap();
+    let o = icelab(&["load", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.toml:2:8") && err.contains("rate = 0 is out of range"), "{err}");
+    for file in ["ci.toml", "mixed.toml", "homes.toml"] {
+        let path = format!("{}/loads/{file}", env!("CARGO_MANIFEST_DIR"));
+        let o = icelab(&["load", &path, "--dry-run", "--json", "--calls", "7"]);
+        assert_eq!(o.status.code(), Some(0), "{file}: {}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["arrivals"].as_array().unwrap().len(), 7, "{file}");
+        let hosts: Vec<&str> = v["hosts"].as_array().unwrap().iter().map(|h| h.as_str().unwrap()).collect();
+        for a in v["arrivals"].as_array().unwrap() {
+            assert!(hosts.contains(&a["pair"]["offerer"].as_str().unwrap()), "{file}: {a}");
+            assert!(hosts.contains(&a["pair"]["answerer"].as_str().unwrap()), "{file}: {a}");
+        }
+    }
+    let o = icelab(&["load", bad.to_str().unwrap(), "--rate", "5", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(2), "the file is checked before the flags");
+}

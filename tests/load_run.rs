@@ -78,7 +78,14 @@ fn check_consistent(r: &serde_json::Value, calls: u64, turn: bool) {
 /// Why a run is not the clean result: not every call connected, or a path off the matrix.
 fn shortfall(r: &serde_json::Value) -> Option<String> {
     if r["passed"] != r["calls"] {
-        return Some(format!("{} of {} passed: {}", r["passed"], r["calls"], r["failures"]));
+        let failed: Vec<String> = r["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["ok"] != true)
+            .map(|s| format!("#{} {} ({}): {}", s["index"], s["kinds"], s["relay_transport"], s["failure"]))
+            .collect();
+        return Some(format!("{} of {} passed: {}", r["passed"], r["calls"], failed.join("; ")));
     }
     let rs = &r["relay_share"];
     if rs["mismatched"] != 0 || f(&rs["observed"]) != f(&rs["predicted_by_pairs"]) {

@@ -71,6 +71,12 @@ fn lab_and_schedule(file: &Path, spec: &LoadSpec) -> Result<(icelab::spec::Spec,
                     path.display()
                 )));
             };
+            if !lab.events.is_empty() {
+                return Err(CliError::bad_input(format!(
+                    "{}: a load does not play [[event]]s (they act on a single call); remove them",
+                    path.display()
+                )));
+            }
             let arrivals = schedule::from_pairs(spec, &scn.calls);
             (lab, arrivals)
         }
