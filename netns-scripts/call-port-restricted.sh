@@ -249,7 +249,7 @@ ICELAB_NFT
   wait_ready "$S/stun-$P-stun.out"
   : > "$S/turn-$P-relay.out"
   # turn: needs `icelab` on PATH
-  ip netns exec "$P-relay" setsid icelab turn-server --public-ip 198.51.100.12 --realm icelab --user icelab --password icelab --allow 192.0.2.0/24 --allow 198.51.100.0/24 --allow 203.0.113.0/24 --allow 192.168.1.0/24 --allow 192.168.2.0/24 >"$S/turn-$P-relay.out" 2>/dev/null </dev/null &
+  ip netns exec "$P-relay" setsid icelab turn-server --public-ip 198.51.100.12 --realm icelab --user icelab --password icelab --allow 192.0.2.0/24 --allow 198.51.100.0/24 --allow 203.0.113.0/24 --allow 192.168.1.0/24 --allow 192.168.2.0/24 --stats "$S/turn-stats-$P-relay.jsonl" >"$S/turn-$P-relay.out" 2>/dev/null </dev/null &
   echo $! > "$S/turn-$P-relay.pid"
   wait_ready "$S/turn-$P-relay.out"
   : > "$S/echo-$P-internet.out"

@@ -255,6 +255,9 @@ no-multicast-peers
 no-dtls
 no-rfc5780
 verbose
+log-binding
+new-log-timestamp
+new-log-timestamp-format=%s
 no-cli
 no-stdout-log
 simple-log

@@ -51,7 +51,11 @@ fn main() -> ExitCode {
     if matches!(args.command, Command::Peer { .. }) {
         // The peer reads webrtc-rs's log for its first successful check (peer::checks_log).
         let _ = tracing::subscriber::set_global_default(subscriber);
-        let _ = icelab::peer::checks_log::install(log::LevelFilter::Info);
+        // With ICELAB_LOG set, every level goes on to tracing and its filter decides (so
+        // `ICELAB_LOG=rtc_ice=trace` shows the agent's checks); otherwise up to info.
+        let forward =
+            if std::env::var_os("ICELAB_LOG").is_some() { log::LevelFilter::Trace } else { log::LevelFilter::Info };
+        let _ = icelab::peer::checks_log::install(forward);
     } else {
         tracing_subscriber::util::SubscriberInitExt::init(subscriber);
     }
@@ -120,8 +124,8 @@ fn main() -> ExitCode {
             }
             Command::Peer { config, test_silent } => cli::run::peer(config, test_silent).await,
             Command::BrowserPeer { browser } => cli::browser::browser_peer(browser),
-            Command::TurnServer { public_ip, realm, user, password, allow } => {
-                cli::run::turn_server(public_ip, realm, user, password, allow).await
+            Command::TurnServer { public_ip, realm, user, password, allow, stats } => {
+                cli::run::turn_server(public_ip, realm, user, password, allow, stats).await
             }
             Command::Down { name, json } => cli::labs::down(&name, json),
             Command::Ls { json } => cli::labs::ls(json),

@@ -158,4 +158,24 @@ async fn coturn_refuses_bad_credentials_and_peers_outside_the_lab() {
     // A host address inside a documentation range (a CI box on 192.0.2.0/24) is the lab's
     // simulated address from inside the lab, not the host's: the namespaces are apart.
     eprintln!("refused {outside:?} (host addresses outside the lab's ranges: {host:?})");
+
+    // coturn's log, as the run reads it, counts the same answers by kind and code.
+    let log = icelab::fabric::registry::lab_dir(&name).join(format!("coturn-icelab-{name}-relay.log"));
+    let want = outside.len() as u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let s = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let s = icelab::servers::stats::parse_coturn_log(&text).pop().unwrap_or_default();
+        if s.channel_binds == 3 || std::time::Instant::now() >= deadline {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((s.allocations, s.permissions, s.channel_binds), (1, 3, 3), "{s:?}");
+    assert_eq!(
+        (s.permissions_refused.get(&403), s.channel_binds_refused.get(&403)),
+        (Some(&want), Some(&want)),
+        "{s:?}"
+    );
+    assert!(s.allocations_refused.get(&401).is_some_and(|n| *n >= 1), "the wrong password: {s:?}");
 }

@@ -6,6 +6,8 @@ use icelab::call::RunReport;
 use icelab::peer::{CandidateInfo, DataStats, Outcome, PeerOutcome, SelectedPair};
 use icelab::report::{self, Report, table};
 use icelab::scenario::{Timings, judge};
+use icelab::servers::stats::{Flow, ServerFigures, ServerStats};
+use icelab::servers::{Implementation, ServiceKind};
 use icelab::timeline::{EventOutcome, Recovery};
 
 const FILE: &str = r#"
@@ -52,6 +54,30 @@ fn peer(ok: bool, pair: Option<SelectedPair>) -> PeerOutcome {
         rtt_ms: ok.then_some(0.4),
         data: ok.then(|| DataStats { bytes_received: 75_000, recv_bytes_per_sec: 250_000.0, ..Default::default() }),
         ..Default::default()
+    }
+}
+
+/// A TURN server's own figures, as the run reads them when the calls end.
+fn relay_figures() -> ServerFigures {
+    let stats = ServerStats {
+        at_unix_ms: 1_764_655_209_000,
+        started_unix_ms: 1_764_655_200_000,
+        stun_bindings: 4,
+        allocations: 2,
+        allocations_refused: [(401, 2)].into(),
+        permissions: 2,
+        channel_binds: 2,
+        to_peers: Flow { packets: 812, bytes: 161_200 },
+        from_peers: Flow { packets: 812, bytes: 161_200 },
+        ..Default::default()
+    };
+    ServerFigures {
+        server: "relay".into(),
+        service: ServiceKind::Turn,
+        implementation: Implementation::Coturn,
+        stats: stats.clone(),
+        samples: vec![stats],
+        note: None,
     }
 }
 
@@ -111,6 +137,7 @@ fn run(lab: &str, connected: bool) -> RunReport {
         kept: false,
         // Real runs name it; the snapshots keep the setup line without it.
         relay_implementation: None,
+        servers: if connected { vec![relay_figures()] } else { vec![] },
         proof: None,
         events,
         timeline: None,

@@ -143,6 +143,10 @@ async fn bad_or_missing_credentials_get_401_with_realm_and_nonce() {
     // A bad password on a later request of the allocation is a 401 too.
     let res = c.signed(request(METHOD_CREATE_PERMISSION, "192.0.2.9:0", None), "icelab", "nope").await;
     assert_401_challenge(&res, "CreatePermission with a wrong password");
+    let s = turn.stats.snapshot();
+    assert_eq!(s.allocations, 1, "{s:?}");
+    assert!(s.allocations_refused.get(&401).is_some_and(|n| *n >= 3), "three refused allocations: {s:?}");
+    assert!(s.permissions_refused.get(&401).is_some_and(|n| *n >= 1), "{s:?}");
     turn.stop().await.unwrap();
 }
 
@@ -176,6 +180,10 @@ async fn permissions_outside_the_lab_get_403() {
         assert_forbidden(&c, peer, 0x4001 + i as u16).await;
     }
     assert_granted(&c, "192.0.2.20:5000", 0x4010).await;
+    // The server's own figures count each answer by kind and code.
+    let s = turn.stats.snapshot();
+    assert_eq!((s.allocations, s.permissions, s.channel_binds), (1, 1, 1), "{s:?}");
+    assert_eq!((s.permissions_refused.get(&403), s.channel_binds_refused.get(&403)), (Some(&4), Some(&4)), "{s:?}");
     turn.stop().await.unwrap();
 }
 

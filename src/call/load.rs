@@ -73,6 +73,8 @@ pub struct LoadRun {
     pub placed: Vec<Placed>,
     /// Tearing the lab down, ms.
     pub teardown_ms: f64,
+    /// The lab's TURN servers' own figures over the whole load, read when the calls ended.
+    pub servers: Vec<crate::servers::stats::ServerFigures>,
 }
 
 /// Builds the lab of `spec` as `name` and places `calls` (sorted by `at_ms`) with the
@@ -146,6 +148,7 @@ pub async fn run_load(
         }
     }
     drop(running);
+    let servers = super::figures::collect(topo, lab.plan()).await;
     let t = Instant::now();
     lab.down()?;
     let teardown_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -153,6 +156,7 @@ pub async fn run_load(
         lab_up_ms: build.elapsed_ms,
         placed: placed.into_iter().map(|p| p.unwrap_or(Placed::NotStarted)).collect(),
         teardown_ms,
+        servers,
     })
 }
 
@@ -201,6 +205,8 @@ async fn place_one(sh: &Shared, pair: CallPair, t0: Instant, bound: Instant) -> 
         events: Vec::new(),
         timeline: None,
         relay_implementation: sh.relay_impl.clone(),
+        // The servers' figures are the whole load's: read once, in [`LoadRun::servers`].
+        servers: Vec::new(),
         proof: None,
     };
     Placed::Ran { started_ms, ended_ms, report: Box::new(report) }

@@ -6,6 +6,7 @@
 //! applies are pure and live in [`crate::scenario`].
 
 mod drive;
+mod figures;
 mod load;
 mod run;
 

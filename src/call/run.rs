@@ -23,6 +23,9 @@ use crate::timeline::{EventOutcome, TimelineLog};
 
 /// Time the peers get after their own deadline to report it and exit before we kill them.
 const EXIT_GRACE: Duration = Duration::from_millis(500);
+/// Time a peer that reported `done` gets to close its connection and exit (it lingers
+/// 50 ms, then closes within 500 ms).
+const HANG_UP: Duration = Duration::from_millis(800);
 /// Bytes of each peer's stderr kept for the report.
 const STDERR_TAIL: usize = 4096;
 
@@ -56,6 +59,10 @@ pub struct RunReport {
     /// The implementation of the scenario's TURN server (`built-in`, `coturn`), when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay_implementation: Option<String>,
+    /// The lab's TURN servers' own figures over the run (all of its calls): what they
+    /// answered and relayed, read from each server when the calls ended.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<crate::servers::stats::ServerFigures>,
     /// The lab's proof before the call (`--verify`): every NAT and firewall as declared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proof: Option<Proof>,
@@ -115,6 +122,8 @@ pub async fn run_scenario(
     // Every call ends by its own deadline, so this wait is bounded; the first that could
     // not be placed fails the run (and dropping the lab tears it down).
     let results: Vec<_> = futures::future::join_all(placed).await.into_iter().collect::<anyhow::Result<_>>()?;
+    // The peers have hung up (released their allocations): what did the relays carry?
+    let servers = super::figures::collect(topo, lab.plan()).await;
     let teardown_ms = if keep {
         lab.keep()?;
         None
@@ -165,6 +174,7 @@ pub async fn run_scenario(
             events,
             timeline: log,
             relay_implementation: relay_implementation.clone(),
+            servers: servers.clone(),
             proof: proof.clone(),
         }
     });
@@ -264,8 +274,9 @@ fn spawn_peer(kind: &PeerKind, ns: &str, cfg: &PeerConfig) -> anyhow::Result<Chi
 /// Waits (bounded) for a peer to exit, kills it if it does not, and records why it
 /// ended when its events do not say.
 async fn reap(child: &mut Child, o: &mut PeerOutcome) {
-    // A peer that reported `done` has nothing more to say: do not wait for its shutdown.
-    let grace = if o.ok { Duration::from_millis(20) } else { EXIT_GRACE };
+    // A peer that reported `done` hangs up (closing its connection releases its TURN
+    // allocations, so the relay's figures are complete) and exits: bounded by HANG_UP.
+    let grace = if o.ok { HANG_UP } else { EXIT_GRACE };
     let status = match tokio::time::timeout(grace, child.wait()).await {
         Ok(s) => s.ok(),
         Err(_) if o.ok => {

@@ -296,6 +296,10 @@ pub(crate) enum Command {
         /// Subnets relays may exchange data with (repeatable); none = anyone.
         #[arg(long)]
         allow: Vec<ipnet::IpNet>,
+        /// Append the server's figures here as JSON lines: every second they changed,
+        /// on SIGUSR1, and on SIGTERM before exiting.
+        #[arg(long)]
+        stats: Option<PathBuf>,
     },
     /// (internal) Run the built-in STUN server (RFC 5389 + RFC 5780) in this namespace.
     #[command(hide = true)]

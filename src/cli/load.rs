@@ -146,7 +146,8 @@ pub(crate) async fn load(file: &Path, args: LoadArgs) -> CliResult {
     let run = r.map_err(|e| CliError::could_not_run(format!("{e:#}")))?;
     let samples: Vec<Sample> = arrivals.iter().zip(&run.placed).map(|(a, p)| sample(a, p)).collect();
     let profile = lab.scenario.as_ref().map_or("-".to_string(), |s| profile_name(s.ice_profile));
-    let report = load::report::build(&file.display().to_string(), &name, &spec, (run.lab_up_ms, &profile), samples);
+    let mut report = load::report::build(&file.display().to_string(), &name, &spec, (run.lab_up_ms, &profile), samples);
+    report.server_side = load::report::ServerSide::from_figures(run.servers);
     if args.json {
         out::json(&report);
     } else {

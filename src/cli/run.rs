@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use icelab::fabric::registry;
 use icelab::peer::{IceProfile, PeerConfig, PeerKind, run_peer};
 use icelab::report::{self, Report, table};
-use icelab::turn::{TurnServerConfig, serve_turn};
+use icelab::turn::{StatsFile, TurnServerConfig, serve_turn};
 use ipnet::IpNet;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -224,6 +224,7 @@ pub(crate) async fn turn_server(
     user: String,
     password: String,
     allow: Vec<IpNet>,
+    stats: Option<PathBuf>,
 ) -> CliResult {
     let cfg = TurnServerConfig {
         realm,
@@ -239,9 +240,29 @@ pub(crate) async fn turn_server(
     let handle = serve_turn(cfg)
         .await
         .map_err(|e| CliError::could_not_run(format!("TURN server (UDP 3478, TCP 3478, TLS 443): {e:#}")))?;
+    let file = stats.map(|path| StatsFile { path, stats: handle.stats.clone() });
+    if let Some(f) = &file {
+        f.write_now().map_err(|e| CliError::could_not_run(format!("TURN stats {}: {e}", f.path.display())))?;
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| CliError::could_not_run(format!("cannot install signal handlers: {e}")))?;
     outln!("ready");
-    // Runs until the lab kills it.
-    std::future::pending::<()>().await;
+    // Runs until the lab kills it; a SIGTERM gets a last sample first.
+    let writer = async {
+        if let Some(f) = &file
+            && let Err(e) = f.run(std::time::Duration::from_secs(1)).await
+        {
+            errln!("TURN stats: {e}");
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = writer => {}
+        _ = term.recv() => {}
+    }
+    if let Some(f) = &file {
+        let _ = f.write_now();
+    }
     drop(handle);
     Ok(Done::Ok)
 }

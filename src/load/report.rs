@@ -310,15 +310,45 @@ pub struct Throughput {
     pub per_call_bytes_per_sec: Option<Stat>,
 }
 
-/// Server-side figures (STUN/TURN request rates, latencies, errors, relayed bytes):
-/// the slot the servers' own counters fill (branch `relay-stats` adds them to the
-/// outcome); until then the load reports what the peers saw only.
+/// Server-side figures: the lab's TURN servers' own counters over the whole load
+/// (bindings, allocations and refusals, permissions, datagrams and bytes relayed), as
+/// every run reads them ([`crate::servers::stats`]). Request rates and latencies are
+/// not derived from them yet.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServerSide {
     /// Whether the servers' counters were read.
     pub measured: bool,
     /// What is missing, or where the figures come from.
     pub note: String,
+    /// Each TURN service's figures.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<crate::servers::stats::ServerFigures>,
+}
+
+impl ServerSide {
+    /// The slot filled with the servers' figures (none read: still empty).
+    pub fn from_figures(servers: Vec<crate::servers::stats::ServerFigures>) -> ServerSide {
+        if servers.is_empty() {
+            return ServerSide { measured: false, note: "the lab has no TURN server to read".into(), servers };
+        }
+        let parts: Vec<String> = servers
+            .iter()
+            .map(|f| {
+                let s = &f.stats;
+                format!(
+                    "{} ({}): {} bindings, {} allocations, {} B to peers, {} B from peers{}",
+                    f.server,
+                    f.implementation.name(),
+                    s.stun_bindings,
+                    s.allocations,
+                    s.to_peers.bytes,
+                    s.from_peers.bytes,
+                    f.note.as_ref().map_or(String::new(), |n| format!(" ({n})"))
+                )
+            })
+            .collect();
+        ServerSide { measured: true, note: parts.join("; "), servers }
+    }
 }
 
 /// A whole load.
@@ -496,7 +526,8 @@ pub fn build(
         throughput,
         server_side: ServerSide {
             measured: false,
-            note: "server-side STUN/TURN rates, latencies, errors and relayed bytes are not read yet (branch relay-stats adds them to the outcome); figures here are the peers'".into(),
+            note: "not read (the driver fills it from the servers' own figures)".into(),
+            servers: Vec::new(),
         },
         per_second,
         samples,

@@ -137,6 +137,7 @@ pub(crate) async fn drive_channel(
                 recv_duration_ms: recv_d.as_secs_f64() * 1000.0,
                 send_bytes_per_sec: rate(s.bytes, s.duration),
                 recv_bytes_per_sec: rate(rx_bytes, recv_d),
+                transport: None,
             };
             let _ = tx.send(Internal::DataDone(stats));
             return;

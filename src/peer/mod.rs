@@ -52,6 +52,8 @@ pub use config::{AcceptanceWaits, IceProfile, IceRestart, IceServer, IceTimeouts
 pub use driver::PeerKind;
 pub use harness::call_pair;
 pub use outcome::{GatheredCandidate, Outcome, PeerError, PeerOutcome};
-pub use protocol::{CandidateInfo, CandidateInit, DataStats, ErrorKind, PeerEvent, Phase, SelectedPair, SignalMsg};
+pub use protocol::{
+    CandidateInfo, CandidateInit, DataStats, ErrorKind, PeerEvent, Phase, SelectedPair, SignalMsg, TransportStats,
+};
 pub use relay::{Plain, RelayWatch, relay_signaling, relay_watched};
 pub use run::run_peer;

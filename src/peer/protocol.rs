@@ -128,6 +128,25 @@ pub struct DataStats {
     pub send_bytes_per_sec: f64,
     /// `bytes_received / recv_duration`.
     pub recv_bytes_per_sec: f64,
+    /// What the connection's transport sent and received up to now: every datagram
+    /// ICE handed the network (connectivity checks, DTLS records carrying SCTP, i.e. the
+    /// data channel's bytes with all their framing), before any TURN framing. From the
+    /// WebRTC stack's transport stats, when it has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<TransportStats>,
+}
+
+/// Datagrams and their payload bytes a connection's transport sent and received.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransportStats {
+    /// Datagrams sent.
+    pub packets_sent: u64,
+    /// Their bytes.
+    pub bytes_sent: u64,
+    /// Datagrams received.
+    pub packets_received: u64,
+    /// Their bytes.
+    pub bytes_received: u64,
 }
 
 /// What kind of failure an [`PeerEvent::Error`] reports.

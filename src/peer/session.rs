@@ -296,9 +296,17 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
                 }
                 self.out.emit(PeerEvent::DataChannelOpen { t_ms }).await?;
             }
-            Internal::DataDone(stats) => {
+            Internal::DataDone(mut stats) => {
                 // Re-read the pair now that all trickled candidates are known.
                 self.emit_selected_pair().await?;
+                let report =
+                    self.pc.get_stats(std::time::Instant::now(), webrtc::peer_connection::StatsSelector::None).await;
+                stats.transport = report.transport().map(|t| super::protocol::TransportStats {
+                    packets_sent: t.packets_sent,
+                    bytes_sent: t.bytes_sent,
+                    packets_received: t.packets_received,
+                    bytes_received: t.bytes_received,
+                });
                 let t_ms = self.clock.ms();
                 self.out.emit(PeerEvent::DataStats { t_ms, stats }).await?;
                 self.phase = Phase::Done;

@@ -72,7 +72,8 @@ fn with_acceptance_waits(b: SettingEngineBuilder, w: AcceptanceWaits) -> Setting
 
 /// How the built-in peer names itself: stack, profile and any overrides.
 pub(crate) fn implementation_name(cfg: &PeerConfig) -> String {
-    let mut name = format!("webrtc-rs 0.21.1 (ice-profile {})", cfg.ice_profile.name());
+    // The ICE agent carries one fix (vendor/rtc-ice/ICELAB-PATCH.md); the name says so.
+    let mut name = format!("webrtc-rs 0.21.1+prflx-priority (ice-profile {})", cfg.ice_profile.name());
     if cfg.ice_acceptance_ms != AcceptanceWaits::default() {
         let w = cfg.ice_acceptance_ms;
         let parts: Vec<String> = [("host", w.host), ("srflx", w.srflx), ("prflx", w.prflx), ("relay", w.relay)]

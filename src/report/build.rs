@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{Call, CallTiming, Candidate, CheckRow, EventRow, Pair, PeerStderr, Report, Summary, TimingStat};
+use super::model::{
+    Call, CallTiming, Candidate, CheckRow, EventRow, Pair, PeerStderr, Report, ServerRow, Summary, TimingStat,
+};
 use crate::call::RunReport;
 use crate::peer::{CandidateInfo, SelectedPair};
 use crate::scenario;
@@ -117,6 +119,17 @@ fn call(rep: &RunReport) -> Call {
         events,
         stderr,
         kept: rep.kept,
+        servers: rep
+            .servers
+            .iter()
+            .map(|f| ServerRow {
+                server: f.server.clone(),
+                service: f.service.name().into(),
+                implementation: f.implementation.name().into(),
+                stats: f.stats.clone(),
+                note: f.note.clone(),
+            })
+            .collect(),
     }
 }
 

@@ -10,7 +10,9 @@ pub mod junit;
 mod model;
 pub mod table;
 
-pub use model::{Call, CallTiming, Candidate, CheckRow, EventRow, Pair, PeerStderr, Report, Summary, TimingStat};
+pub use model::{
+    Call, CallTiming, Candidate, CheckRow, EventRow, Pair, PeerStderr, Report, ServerRow, Summary, TimingStat,
+};
 
 /// The report as pretty JSON.
 pub fn json(report: &Report) -> String {

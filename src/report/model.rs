@@ -48,6 +48,25 @@ pub struct Call {
     pub stderr: Vec<PeerStderr>,
     /// The lab was kept afterwards.
     pub kept: bool,
+    /// What the lab's TURN servers say they answered and relayed over the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<ServerRow>,
+}
+
+/// One server's own figures over the run (cumulative, as of `stats.at_unix_ms`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerRow {
+    /// Server name.
+    pub server: String,
+    /// `turn`.
+    pub service: String,
+    /// `built-in`, `coturn`.
+    pub implementation: String,
+    /// The figures.
+    pub stats: crate::servers::stats::ServerStats,
+    /// Why they are missing or partial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// One end of a selected pair.

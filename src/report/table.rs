@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::model::{Call, Candidate, Pair, Report, Summary};
+use super::model::{Call, Candidate, Pair, Report, ServerRow, Summary};
 
 /// Whether to colour PASS/FAIL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,6 +59,9 @@ pub fn call(source: &str, c: &Call, style: Style) -> String {
     for t in &c.timings {
         let _ = writeln!(o, "  {:<20} {:>12.1} {}", t.name, t.value, t.unit);
     }
+    for s in &c.servers {
+        server(&mut o, s);
+    }
     if !c.events.is_empty() {
         let _ = writeln!(o, "timeline (ms after the data channel opened):");
     }
@@ -88,6 +91,38 @@ pub fn call(source: &str, c: &Call, style: Style) -> String {
             writeln!(o, "{fail}: expectation `{}` failed: expected {}, observed {}", k.name, k.expected, k.observed);
     }
     o
+}
+
+/// `2 (refused 401 x2)`.
+fn granted(n: u64, refused: &crate::servers::stats::Refusals) -> String {
+    if refused.is_empty() {
+        return n.to_string();
+    }
+    let r: Vec<String> = refused.iter().map(|(code, k)| format!("{code} x{k}")).collect();
+    format!("{n} (refused {})", r.join(", "))
+}
+
+/// A server's own figures: what it answered, and what it relayed each way.
+fn server(o: &mut String, r: &ServerRow) {
+    let s = &r.stats;
+    let _ = writeln!(o, "{} `{}` ({}), server-side:", r.service, r.server, r.implementation);
+    let _ = writeln!(
+        o,
+        "  allocations {}, permissions {}, channel binds {}, STUN bindings {}",
+        granted(s.allocations, &s.allocations_refused),
+        granted(s.permissions, &s.permissions_refused),
+        granted(s.channel_binds, &s.channel_binds_refused),
+        s.stun_bindings
+    );
+    for (way, f) in [("relayed to peers", s.to_peers), ("relayed from peers", s.from_peers)] {
+        let _ = writeln!(o, "  {way:<20} {:>12} B in {} packets", f.bytes, f.packets);
+    }
+    if s.unreported_allocations > 0 {
+        let _ = writeln!(o, "  {} allocation(s) not in the byte counts (still open)", s.unreported_allocations);
+    }
+    if let Some(n) = &r.note {
+        let _ = writeln!(o, "  note: {n}");
+    }
 }
 
 /// One line per call, for progress over repeated runs.

@@ -26,6 +26,11 @@ struct Files {
     key: String,
 }
 
+/// The log of the coturn instance in namespace `ns`, in the lab's state directory `state`.
+pub fn coturn_log(state: &str, ns: &str) -> String {
+    files(state, ns).log
+}
+
 fn files(state: &str, ns: &str) -> Files {
     let f = |what: &str| format!("{state}/coturn-{ns}.{what}");
     Files { conf: f("conf"), log: f("log"), pid: f("pid"), db: f("db"), cert: f("pem"), key: f("key") }
@@ -86,8 +91,19 @@ pub fn coturn_config(kind: ServiceKind, server: &Server, lab_subnets: &[Ipv4Net]
             }
         }
     }
-    // `verbose` logs each session and TURN request (not the relayed data).
-    for l in ["verbose", "no-cli", "no-stdout-log", "simple-log"] {
+    // `verbose` logs each session and TURN request (not the relayed data) and a session's
+    // usage when it closes; `log-binding` logs STUN bindings too, and every line starts
+    // with its Unix time: the run's server-side figures are read from this log
+    // (`stats::parse_coturn_log`).
+    for l in [
+        "verbose",
+        "log-binding",
+        "new-log-timestamp",
+        "new-log-timestamp-format=%s",
+        "no-cli",
+        "no-stdout-log",
+        "simple-log",
+    ] {
         line(l);
     }
     c

@@ -12,7 +12,7 @@ use crate::topology::{PUBLIC_RANGES, Server, Topology};
 pub fn launch(svc: Service, server: &Server, topo: &Topology, ns: &str, state: &str) -> Vec<Step> {
     match svc.implementation {
         // Built-in servers are `icelab` subcommands that print `ready` once listening.
-        Implementation::BuiltIn => built_in_args(svc.kind, server, topo)
+        Implementation::BuiltIn => built_in_args(svc.kind, server, topo, &super::stats::stats_file(state, ns))
             .map(|args| Step::Spawn {
                 ns: ns.into(),
                 service: svc.kind.name().into(),
@@ -71,7 +71,8 @@ pub(super) fn lab_subnets(topo: &Topology) -> Vec<Ipv4Net> {
 }
 
 /// Command line of a built-in service after the `icelab` program name.
-fn built_in_args(kind: ServiceKind, s: &Server, topo: &Topology) -> Option<Vec<String>> {
+/// `stats` is the TURN server's stats file.
+fn built_in_args(kind: ServiceKind, s: &Server, topo: &Topology, stats: &str) -> Option<Vec<String>> {
     match kind {
         ServiceKind::Turn => {
             let c = LAB_CREDENTIALS;
@@ -83,6 +84,7 @@ fn built_in_args(kind: ServiceKind, s: &Server, topo: &Topology) -> Option<Vec<S
             for net in lab_subnets(topo) {
                 a.extend(["--allow".into(), net.to_string()]);
             }
+            a.extend(["--stats".into(), stats.into()]);
             Some(a)
         }
         ServiceKind::Stun => {

@@ -10,18 +10,19 @@ mod coturn;
 mod ice;
 mod launch;
 mod parse;
+pub mod stats;
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-pub use coturn::{COTURN_PROGRAM, coturn_config};
+pub use coturn::{COTURN_PROGRAM, coturn_config, coturn_log};
 pub use ice::{ice_servers, stun_url, turn_url};
 pub use launch::{check_programs, launch, port, stop};
 pub(crate) use parse::parse_service;
 
 /// What a service does for the lab.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ServiceKind {
     /// STUN binding (RFC 5389) with RFC 5780 NAT-behaviour discovery.
@@ -63,7 +64,7 @@ impl fmt::Display for ServiceKind {
 }
 
 /// Which program provides a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Implementation {
     /// icelab's own server, started as `icelab <kind>-server`.

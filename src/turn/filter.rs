@@ -60,6 +60,7 @@ impl PeerFilter {
 struct FilteredConn {
     inner: Arc<dyn Conn + Send + Sync>,
     filter: PeerFilter,
+    stats: Arc<super::TurnStats>,
 }
 
 #[async_trait]
@@ -74,6 +75,7 @@ impl Conn for FilteredConn {
         loop {
             let (n, from) = self.inner.recv_from(buf).await?;
             if self.filter.allows_endpoint(from) {
+                self.stats.received_from_peer(n);
                 return Ok((n, from));
             }
             tracing::debug!(%from, "relay: dropped datagram from outside the lab");
@@ -87,7 +89,9 @@ impl Conn for FilteredConn {
             tracing::debug!(%target, "relay: dropped datagram to outside the lab");
             return Ok(buf.len());
         }
-        self.inner.send_to(buf, target).await
+        let n = self.inner.send_to(buf, target).await?;
+        self.stats.sent_to_peer(n);
+        Ok(n)
     }
     fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
         self.inner.local_addr()
@@ -107,6 +111,7 @@ impl Conn for FilteredConn {
 pub(crate) struct FilteredRelayGenerator<G> {
     pub(crate) inner: G,
     pub(crate) filter: PeerFilter,
+    pub(crate) stats: Arc<super::TurnStats>,
 }
 
 #[async_trait]
@@ -120,7 +125,8 @@ impl<G: RelayAddressGenerator + Send + Sync> RelayAddressGenerator for FilteredR
         requested_port: u16,
     ) -> Result<(Arc<dyn Conn + Send + Sync>, SocketAddr), turn::Error> {
         let (conn, addr) = self.inner.allocate_conn(use_ipv4, requested_port).await?;
-        let conn: Arc<dyn Conn + Send + Sync> = Arc::new(FilteredConn { inner: conn, filter: self.filter.clone() });
+        let conn: Arc<dyn Conn + Send + Sync> =
+            Arc::new(FilteredConn { inner: conn, filter: self.filter.clone(), stats: self.stats.clone() });
         Ok((conn, addr))
     }
 }

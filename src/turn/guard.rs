@@ -37,6 +37,8 @@ pub(crate) struct Guard {
     pub(crate) username: String,
     pub(crate) password: String,
     pub(crate) peers: PeerFilter,
+    /// The server's figures: every answer to a client is counted on its way out.
+    pub(crate) stats: Arc<super::TurnStats>,
 }
 
 /// What to do with one inbound datagram.
@@ -157,6 +159,7 @@ impl Conn for GuardedConn {
                     return Ok((v.len(), from));
                 }
                 Verdict::Reply(r) => {
+                    self.guard.stats.on_answer(&r);
                     if let Err(e) = self.inner.send_to(&r, from).await {
                         tracing::debug!(%from, "TURN: could not send 403: {e}");
                     }
@@ -168,6 +171,7 @@ impl Conn for GuardedConn {
         self.inner.send(buf).await
     }
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
+        self.guard.stats.on_answer(buf);
         self.inner.send_to(buf, target).await
     }
     fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
@@ -197,6 +201,7 @@ mod tests {
             username: "icelab".into(),
             password: "icelab".into(),
             peers: PeerFilter::new(vec!["192.0.2.0/24".parse().unwrap()]),
+            stats: Default::default(),
         }
     }
 

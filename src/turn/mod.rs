@@ -15,6 +15,7 @@
 
 mod filter;
 mod guard;
+mod stats;
 mod stream;
 
 use std::collections::HashMap;
@@ -36,6 +37,7 @@ use webrtc_util::Conn;
 use webrtc_util::vnet::net::Net;
 
 pub use filter::PeerFilter;
+pub use stats::{StatsFile, TurnStats};
 pub(crate) use stream::{pad_frame, read_frame};
 
 /// Port of the TLS listener (`turns:`): 443, so TCP-443-only networks get through.
@@ -105,6 +107,8 @@ pub struct TurnHandle {
     pub tls_addr: Option<SocketAddr>,
     /// DER of the TLS listener's self-signed certificate (for clients that want to pin it).
     pub tls_cert_der: Option<Vec<u8>>,
+    /// What it answered and relayed so far.
+    pub stats: Arc<TurnStats>,
 }
 
 impl TurnHandle {
@@ -198,11 +202,13 @@ pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
 
     let (own_ips, own_listeners) = own_endpoints(&cfg, &listeners);
     let filter = PeerFilter::new(cfg.allowed_peer_subnets.clone()).deny(own_ips).deny_endpoints(own_listeners);
+    let stats = Arc::new(TurnStats::default());
     let guard = Arc::new(guard::Guard {
         realm: cfg.realm.clone(),
         username: cfg.username.clone(),
         password: cfg.password.clone(),
         peers: filter.clone(),
+        stats: stats.clone(),
     });
     let guarded = |conn: Arc<dyn Conn + Send + Sync>| -> Arc<dyn Conn + Send + Sync> {
         Arc::new(guard::GuardedConn { inner: conn, guard: guard.clone() })
@@ -214,6 +220,7 @@ pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
             net: Arc::new(Net::new(None)),
         },
         filter: filter.clone(),
+        stats: stats.clone(),
     };
     let mut conn_configs = Vec::new();
     let mut tls_cert_der = None;
@@ -244,5 +251,5 @@ pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
     })
     .await
     .context("starting TURN server")?;
-    Ok(TurnHandle { server, streams, udp_addr, tcp_addr, tls_addr, tls_cert_der })
+    Ok(TurnHandle { server, streams, udp_addr, tcp_addr, tls_addr, tls_cert_der, stats })
 }

@@ -1,0 +1,394 @@
+//! Server-side figures: what a lab's STUN/TURN server answered and relayed, the same
+//! model for every implementation (pure).
+//!
+//! A [`ServerStats`] is one sample: counters cumulative since the server started, taken
+//! at `at_unix_ms`. The built-in server writes one per line (JSON) to its stats file
+//! ([`stats_file`]); coturn's figures are read from its log ([`parse_coturn_log`]).
+//! Samples add ([`ServerStats::add`]: several servers, several runs) and subtract
+//! ([`ServerStats::since`]: what happened between two samples, over their
+//! [`ServerStats::span_ms`] for rates), which is what a load report aggregates.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Implementation, ServiceKind};
+
+/// Packets and bytes one way. Bytes are UDP payload bytes on the relay sockets: the
+/// datagrams exchanged with peers, without any TURN framing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    /// Datagrams.
+    pub packets: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+}
+
+impl Flow {
+    /// Counts one datagram of `bytes`.
+    pub fn count(&mut self, bytes: usize) {
+        self.packets += 1;
+        self.bytes += bytes as u64;
+    }
+
+    fn add(&mut self, o: Flow) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+    }
+
+    fn since(self, o: Flow) -> Flow {
+        Flow { packets: self.packets.saturating_sub(o.packets), bytes: self.bytes.saturating_sub(o.bytes) }
+    }
+}
+
+/// Refused requests by STUN error code (401 includes the challenge every long-term
+/// credential client meets on its first request).
+pub type Refusals = BTreeMap<u16, u64>;
+
+/// One sample of a server's figures, cumulative since it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerStats {
+    /// When it was taken, Unix ms (coturn's log stamps whole seconds).
+    pub at_unix_ms: u64,
+    /// When the server that counted started, Unix ms (0: not known). A server restarted
+    /// by the timeline counts from zero again; the readers add its instances up.
+    pub started_unix_ms: u64,
+    /// STUN Binding requests answered with success.
+    pub stun_bindings: u64,
+    /// Allocations created.
+    pub allocations: u64,
+    /// Allocate requests refused, by error code.
+    pub allocations_refused: Refusals,
+    /// CreatePermission requests granted.
+    pub permissions: u64,
+    /// CreatePermission requests refused, by error code.
+    pub permissions_refused: Refusals,
+    /// ChannelBind requests granted.
+    pub channel_binds: u64,
+    /// ChannelBind requests refused, by error code.
+    pub channel_binds_refused: Refusals,
+    /// Relayed from clients to peers: datagrams the relay sockets sent.
+    pub to_peers: Flow,
+    /// Relayed from peers to clients: datagrams the relay sockets received from peers.
+    pub from_peers: Flow,
+    /// Allocations whose relayed traffic is not in `to_peers`/`from_peers` yet (coturn
+    /// logs a session's usage when it closes).
+    pub unreported_allocations: u64,
+}
+
+fn add_refusals(a: &mut Refusals, b: &Refusals) {
+    for (code, n) in b {
+        *a.entry(*code).or_default() += n;
+    }
+}
+
+fn refusals_since(a: &Refusals, b: &Refusals) -> Refusals {
+    a.iter()
+        .map(|(code, n)| (*code, n.saturating_sub(b.get(code).copied().unwrap_or(0))))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+impl ServerStats {
+    /// Adds `o`'s counters (e.g. several servers of a lab, or several runs); the
+    /// timestamp becomes the later one.
+    pub fn add(&mut self, o: &ServerStats) {
+        self.at_unix_ms = self.at_unix_ms.max(o.at_unix_ms);
+        self.started_unix_ms = self.started_unix_ms.max(o.started_unix_ms);
+        self.stun_bindings += o.stun_bindings;
+        self.allocations += o.allocations;
+        add_refusals(&mut self.allocations_refused, &o.allocations_refused);
+        self.permissions += o.permissions;
+        add_refusals(&mut self.permissions_refused, &o.permissions_refused);
+        self.channel_binds += o.channel_binds;
+        add_refusals(&mut self.channel_binds_refused, &o.channel_binds_refused);
+        self.to_peers.add(o.to_peers);
+        self.from_peers.add(o.from_peers);
+        self.unreported_allocations += o.unreported_allocations;
+    }
+
+    /// What happened between `earlier` and this sample (same server); keeps this
+    /// sample's timestamp and its unreported allocations.
+    pub fn since(&self, earlier: &ServerStats) -> ServerStats {
+        ServerStats {
+            at_unix_ms: self.at_unix_ms,
+            started_unix_ms: self.started_unix_ms,
+            stun_bindings: self.stun_bindings.saturating_sub(earlier.stun_bindings),
+            allocations: self.allocations.saturating_sub(earlier.allocations),
+            allocations_refused: refusals_since(&self.allocations_refused, &earlier.allocations_refused),
+            permissions: self.permissions.saturating_sub(earlier.permissions),
+            permissions_refused: refusals_since(&self.permissions_refused, &earlier.permissions_refused),
+            channel_binds: self.channel_binds.saturating_sub(earlier.channel_binds),
+            channel_binds_refused: refusals_since(&self.channel_binds_refused, &earlier.channel_binds_refused),
+            to_peers: self.to_peers.since(earlier.to_peers),
+            from_peers: self.from_peers.since(earlier.from_peers),
+            unreported_allocations: self.unreported_allocations,
+        }
+    }
+
+    /// Milliseconds from `earlier` to this sample (for rates of [`ServerStats::since`]).
+    pub fn span_ms(&self, earlier: &ServerStats) -> u64 {
+        self.at_unix_ms.saturating_sub(earlier.at_unix_ms)
+    }
+
+    /// Every refused request, whatever its kind.
+    pub fn refused(&self) -> u64 {
+        [&self.allocations_refused, &self.permissions_refused, &self.channel_binds_refused]
+            .iter()
+            .flat_map(|r| r.values())
+            .sum()
+    }
+}
+
+/// One server's figures over a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerFigures {
+    /// The server's name in the file.
+    pub server: String,
+    /// The service the figures are of.
+    pub service: ServiceKind,
+    /// The program that ran it.
+    pub implementation: Implementation,
+    /// The last sample: the whole run.
+    pub stats: ServerStats,
+    /// Every sample, oldest first (the last is `stats`).
+    pub samples: Vec<ServerStats>,
+    /// Why the figures are missing or partial, when they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The built-in TURN server's stats file in namespace `ns` (JSON lines of
+/// [`ServerStats`]), in the lab's state directory `state`.
+pub fn stats_file(state: &str, ns: &str) -> String {
+    format!("{state}/turn-stats-{ns}.jsonl")
+}
+
+/// The samples of a stats file, oldest first, cumulative over the run: a server
+/// restarted by the timeline appends to the same file from zero, so each instance's
+/// samples get the earlier instances' last figures added. A line that does not parse
+/// (the last one while it is being written) is skipped.
+pub fn parse_stats_lines(text: &str) -> Vec<ServerStats> {
+    let mut base = ServerStats::default();
+    let mut last: Option<ServerStats> = None;
+    let mut out = Vec::new();
+    for s in text.lines().filter_map(|l| serde_json::from_str::<ServerStats>(l).ok()) {
+        if let Some(l) = last.as_ref().filter(|l| l.started_unix_ms != s.started_unix_ms) {
+            base.add(l);
+        }
+        let mut total = base.clone();
+        total.add(&s);
+        total.started_unix_ms = s.started_unix_ms;
+        out.push(total);
+        last = Some(s);
+    }
+    out
+}
+
+/// One coturn session (an allocation's 5-tuple) as its log tells it.
+#[derive(Default)]
+struct Session {
+    allocated: bool,
+    closed: bool,
+    /// The last `peer usage:` line: relay-socket traffic, cumulative.
+    peer: (Flow, Flow),
+}
+
+/// `rp=1, rb=2, sp=3, sb=4` -> (received, sent).
+fn usage(text: &str) -> Option<(Flow, Flow)> {
+    let field = |name: &str| -> Option<u64> {
+        let at = text.find(&format!(" {name}="))? + name.len() + 2;
+        text[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    };
+    Some((Flow { packets: field("rp")?, bytes: field("rb")? }, Flow { packets: field("sp")?, bytes: field("sb")? }))
+}
+
+/// The leading timestamp of a coturn line as Unix ms: the config sets
+/// `new-log-timestamp-format=%s` (Unix seconds). Anything else gives `None`.
+fn timestamp(line: &str) -> Option<u64> {
+    let head = line.split(": ").next()?.trim();
+    head.parse::<u64>().ok().filter(|s| *s > 1_000_000_000).map(|s| s * 1000)
+}
+
+/// coturn's figures from its log (`verbose`, `log-binding`): one cumulative sample per
+/// logged second that changed something, oldest first.
+///
+/// Read lines: `incoming packet <METHOD> processed, success` / `, error <code>` (an
+/// error on the unnamed `message` of a session with no allocation yet is its Allocate
+/// being refused), `peer usage: ... rp=, rb=, sp=, sb=` (relay-socket traffic, logged
+/// when the session closes and every 4096 packets) and `closed`. A session that
+/// allocated and has not closed is counted in `unreported_allocations`.
+pub fn parse_coturn_log(text: &str) -> Vec<ServerStats> {
+    parse_coturn(text).0
+}
+
+/// Allocations of the running coturn (the log's last instance) that have not closed yet.
+pub fn coturn_open_allocations(text: &str) -> u64 {
+    parse_coturn(text).1
+}
+
+fn parse_coturn(text: &str) -> (Vec<ServerStats>, u64) {
+    let mut sessions: HashMap<&str, Session> = HashMap::new();
+    let mut s = ServerStats::default();
+    let mut samples: Vec<ServerStats> = Vec::new();
+    // Allocations of earlier instances (killed by a timeline `turn = "stop"`) that never
+    // closed: their usage was never logged.
+    let mut lost = 0;
+    let open =
+        |sessions: &HashMap<&str, Session>| sessions.values().filter(|x| x.allocated && !x.closed).count() as u64;
+    for line in text.lines() {
+        // Each start writes its pid file first; session ids start over.
+        if line.contains("pid file created") {
+            lost += open(&sessions);
+            sessions.clear();
+            s.started_unix_ms = timestamp(line).unwrap_or(0);
+            continue;
+        }
+        let Some((id, rest)) = line.split_once("session ").and_then(|(_, r)| r.split_once(": ")) else {
+            continue;
+        };
+        let changed = if let Some(r) = rest.split_once("incoming packet ").map(|(_, r)| r) {
+            let Some((method, result)) = r.split_once(" processed, ") else { continue };
+            let refused = result
+                .strip_prefix("error ")
+                .and_then(|e| e.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u16>().ok());
+            let ok = result.starts_with("success");
+            let sess = sessions.entry(id).or_default();
+            match (method, ok, refused) {
+                ("BINDING", true, _) => s.stun_bindings += 1,
+                ("ALLOCATE", true, _) => {
+                    s.allocations += 1;
+                    sess.allocated = true;
+                }
+                ("CREATE_PERMISSION", true, _) => s.permissions += 1,
+                ("CHANNEL_BIND", true, _) => s.channel_binds += 1,
+                ("CREATE_PERMISSION", _, Some(c)) => *s.permissions_refused.entry(c).or_default() += 1,
+                ("CHANNEL_BIND", _, Some(c)) => *s.channel_binds_refused.entry(c).or_default() += 1,
+                ("ALLOCATE", _, Some(c)) => *s.allocations_refused.entry(c).or_default() += 1,
+                ("message", _, Some(c)) if !sess.allocated => *s.allocations_refused.entry(c).or_default() += 1,
+                _ => continue,
+            }
+            true
+        } else if let Some(u) = rest.strip_prefix("peer usage: ") {
+            let Some((received, sent)) = usage(u) else { continue };
+            let sess = sessions.entry(id).or_default();
+            let (old_r, old_s) = sess.peer;
+            sess.peer = (received, sent);
+            s.from_peers = Flow {
+                packets: s.from_peers.packets - old_r.packets + received.packets,
+                bytes: s.from_peers.bytes - old_r.bytes + received.bytes,
+            };
+            s.to_peers = Flow {
+                packets: s.to_peers.packets - old_s.packets + sent.packets,
+                bytes: s.to_peers.bytes - old_s.bytes + sent.bytes,
+            };
+            true
+        } else if rest.starts_with("closed") {
+            sessions.entry(id).or_default().closed = true;
+            true
+        } else {
+            continue;
+        };
+        if changed {
+            s.unreported_allocations = lost + open(&sessions);
+            let at = timestamp(line).unwrap_or(0);
+            s.at_unix_ms = at;
+            match samples.last_mut() {
+                Some(last) if last.at_unix_ms == at => *last = s.clone(),
+                _ => samples.push(s.clone()),
+            }
+        }
+    }
+    let still_open = open(&sessions);
+    (samples, still_open)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A relay-only call through coturn 4.6.1 as its log shows it (`new-log-timestamp-format=%s`,
+    /// trimmed), with a
+    /// refused permission and a wrong password added.
+    const LOG: &str = "\
+1764655201: log file opened: /run/icelab/x/coturn-icelab-x-relay.log
+1764655201: pid file created: /run/icelab/x/coturn-icelab-x-relay.pid
+1764655201: session 001000000000000002: realm <icelab> user <>: incoming packet message processed, error 401: Unauthorized
+1764655201: session 001000000000000002: new, realm=<icelab>, username=<icelab>, lifetime=600
+1764655201: session 001000000000000002: realm <icelab> user <icelab>: incoming packet ALLOCATE processed, success
+1764655201: session 001000000000000003: realm <icelab> user <>: incoming packet message processed, error 401: Unauthorized
+1764655201: session 001000000000000003: realm <icelab> user <icelab>: incoming packet ALLOCATE processed, success
+1764655202: session 001000000000000003: realm <icelab> user <icelab>: incoming packet BINDING processed, success
+1764655202: session 001000000000000003: realm <icelab> user <icelab>: incoming packet CREATE_PERMISSION processed, success
+1764655202: session 001000000000000002: realm <icelab> user <icelab>: incoming packet CREATE_PERMISSION processed, error 403: Forbidden IP
+1764655202: session 001000000000000002: realm <icelab> user <icelab>: incoming packet CHANNEL_BIND processed, success
+1764655202: session 001000000000000002: realm <icelab> user <icelab>: incoming packet REFRESH processed, success
+1764655203: session 001000000000000004: realm <icelab> user <icelab>: incoming packet message processed, error 401: Unauthorized
+1764655209: session 001000000000000002: usage: realm=<icelab>, username=<icelab>, rp=28, rb=4896, sp=28, sb=4772
+1764655209: session 001000000000000002: peer usage: realm=<icelab>, username=<icelab>, rp=20, rb=4000, sp=21, sb=4100
+1764655209: session 001000000000000002: closed (2nd stage), user <icelab> realm <icelab> origin <>, local 198.51.100.10:3478, remote 203.0.113.10:53078, reason: allocation timeout
+";
+
+    #[test]
+    fn coturn_log_samples() {
+        let samples = parse_coturn_log(LOG);
+        insta::assert_snapshot!(serde_json::to_string_pretty(&samples).unwrap());
+        let last = samples.last().unwrap();
+        assert_eq!((last.allocations, last.unreported_allocations), (2, 1), "session 3 never closed");
+        assert_eq!(last.to_peers, Flow { packets: 21, bytes: 4100 });
+        assert_eq!(last.allocations_refused, Refusals::from([(401, 3)]));
+        assert_eq!(coturn_open_allocations(LOG), 1);
+    }
+
+    #[test]
+    fn a_restarted_server_adds_up() {
+        // coturn killed with an allocation open, started again: the new instance's
+        // session 2 is another allocation; the lost one stays unreported.
+        let log = format!("{LOG}1764655300: pid file created: x\n{}", LOG.lines().nth(4).unwrap());
+        let last = parse_coturn_log(&log).pop().unwrap();
+        assert_eq!((last.allocations, last.unreported_allocations, last.started_unix_ms), (3, 2, 1_764_655_300_000));
+        assert_eq!(coturn_open_allocations(&log), 1);
+        // The built-in server appends to its stats file from zero again.
+        let one = |started, allocations| ServerStats { started_unix_ms: started, allocations, ..Default::default() };
+        let lines: Vec<String> =
+            [one(1, 1), one(1, 2), one(5, 1)].iter().map(|s| serde_json::to_string(s).unwrap()).collect();
+        let totals: Vec<u64> = parse_stats_lines(&lines.join("\n")).iter().map(|s| s.allocations).collect();
+        assert_eq!(totals, [1, 2, 3]);
+    }
+
+    #[test]
+    fn periodic_usage_lines_replace_the_sessions_earlier_ones() {
+        let log = "\
+1764655300: session 7: realm <r> user <u>: incoming packet ALLOCATE processed, success
+1764655301: session 7: peer usage: realm=<r>, username=<u>, rp=4000, rb=400000, sp=96, sb=9600
+1764655302: session 7: peer usage: realm=<r>, username=<u>, rp=5000, rb=500000, sp=100, sb=10000
+1764655302: session 7: closed (2nd stage), user <u>
+";
+        let s = parse_coturn_log(log);
+        assert_eq!(s.len(), 3, "one sample per second");
+        assert_eq!(s[2].from_peers, Flow { packets: 5000, bytes: 500_000 });
+        assert_eq!(s[2].since(&s[1]).from_peers, Flow { packets: 1000, bytes: 100_000 });
+        assert_eq!((s[2].span_ms(&s[0]), s[2].unreported_allocations), (2000, 0));
+    }
+
+    #[test]
+    fn samples_add_and_subtract() {
+        let a = ServerStats {
+            at_unix_ms: 10,
+            allocations: 2,
+            allocations_refused: Refusals::from([(401, 2)]),
+            to_peers: Flow { packets: 3, bytes: 300 },
+            ..Default::default()
+        };
+        let mut b =
+            ServerStats { at_unix_ms: 20, allocations_refused: Refusals::from([(401, 1), (403, 1)]), ..a.clone() };
+        b.add(&a);
+        assert_eq!((b.at_unix_ms, b.allocations, b.refused()), (20, 4, 4));
+        assert_eq!(b.to_peers, Flow { packets: 6, bytes: 600 });
+        let d = b.since(&a);
+        assert_eq!((d.allocations, d.allocations_refused.clone()), (2, Refusals::from([(401, 1), (403, 1)])));
+        let line = serde_json::to_string(&b).unwrap();
+        assert_eq!(parse_stats_lines(&format!("{line}\n{line}\n{{\"at_un")), vec![b.clone(), b]);
+    }
+}
