@@ -9,7 +9,8 @@
 //! The modules form layers, lowest first, and none imports one above it:
 //! [`diag`] and [`check`] (diagnostics, judged lines) < [`topology`] < [`timeline`]
 //! (pure: events and what they did) < [`scenario`] (a call's model and its judge)
-//! < [`plan`] < [`spec`] (the whole file) < [`call`] (placing a call in a lab).
+//! < [`plan`] < [`spec`] (the whole file) < [`call`] (placing a call in a lab)
+//! < [`load`] (many calls at a rate, and their report).
 //!
 //! ```
 //! let spec = icelab::spec::parse_str("lan.toml", r#"
@@ -34,6 +35,7 @@ pub mod echo;
 pub mod fabric;
 pub mod firewall;
 pub mod impair;
+pub mod load;
 pub mod matrix;
 pub mod nat;
 pub mod peer;

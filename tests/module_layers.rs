@@ -5,7 +5,7 @@
 use std::path::Path;
 
 /// Lowest first.
-const LAYERS: &[&str] = &["diag", "check", "topology", "timeline", "scenario", "plan", "spec", "call"];
+const LAYERS: &[&str] = &["diag", "check", "topology", "timeline", "scenario", "plan", "spec", "call", "load"];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {

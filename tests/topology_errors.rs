@@ -167,3 +167,45 @@ fn addresses_are_assigned_without_collisions() {
     assert_eq!(t.routers[0].wan.address.to_string(), "203.0.113.10");
     assert_eq!(t.servers[0].addresses.len(), 2);
 }
+
+#[test]
+fn host_count_makes_numbered_hosts_with_their_own_addresses() {
+    let spec = parse_str(
+        "t.toml",
+        "[router.home]\nwan = \"internet\"\n[host.caller]\non = \"home\"\ncount = 3\n[host.bob]\non = \"internet\"\n",
+    )
+    .unwrap();
+    let hosts: Vec<(&str, String)> =
+        spec.topology.hosts.iter().map(|h| (h.name.as_str(), h.uplink.address.to_string())).collect();
+    assert_eq!(hosts[..3].iter().map(|h| h.0).collect::<Vec<_>>(), ["caller-1", "caller-2", "caller-3"]);
+    assert!(hosts.iter().all(|h| hosts.iter().filter(|x| x.1 == h.1).count() == 1), "{hosts:?}");
+    assert!(spec.topology.hosts[..3].iter().all(|h| h.uplink.uplink == spec.topology.hosts[0].uplink.uplink));
+}
+
+#[test]
+fn host_count_out_of_range_is_located() {
+    assert_one("[host.a]\non = \"internet\"\ncount = 0\n", "3:9", "count = 0 is out of range");
+    assert_one("[host.a]\non = \"internet\"\ncount = 65\n", "3:9", "count = 65 is out of range");
+}
+
+#[test]
+fn host_count_with_one_address_is_located() {
+    assert_one(
+        "[host.a]\non = \"internet\"\ncount = 2\naddress = \"192.0.2.50\"\n",
+        "4:11",
+        "has count = 2 and one address",
+    );
+}
+
+#[test]
+fn host_count_names_that_are_too_long_or_clash_are_reported() {
+    assert_one("[host.abcdefghijklmnopqr]\non = \"internet\"\ncount = 10\n", "3:9", "is too long");
+    assert_one("[host.a]\non = \"internet\"\ncount = 2\n[host.a-2]\non = \"internet\"\n", "", "`a-2` is declared both");
+}
+
+#[test]
+fn calls_may_name_counted_hosts() {
+    let src = "[host.a]\non = \"internet\"\ncount = 2\n[scenario]\ncalls = [[\"a-1\", \"a-2\"]]\n";
+    assert_eq!(parse_str("t.toml", src).unwrap().scenario.unwrap().calls.len(), 1);
+    assert_one(&src.replace("\"a-2\"]", "\"a\"]"), "5:18", "unknown host `a`");
+}

@@ -7,6 +7,8 @@
 
 mod drive;
 mod figures;
+mod load;
 mod run;
 
+pub use load::{LoadCall, LoadOptions, LoadRun, Placed, run_load};
 pub use run::{Proof, RunOptions, RunReport, run_scenario};

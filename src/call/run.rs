@@ -193,7 +193,7 @@ async fn prove(topo: &crate::topology::Topology, plan: &Plan) -> anyhow::Result<
     Ok(Proof { ok: r.ok, as_declared: r.as_declared, mismatches: r.mismatches, elapsed_ms: r.elapsed_ms })
 }
 
-fn relay_implementation(topo: &crate::topology::Topology, scn: &Scenario) -> Option<String> {
+pub(super) fn relay_implementation(topo: &crate::topology::Topology, scn: &Scenario) -> Option<String> {
     let server = topo.server(scn.turn.as_deref()?)?;
     let svc = server.services.iter().find(|s| s.kind == crate::servers::ServiceKind::Turn)?;
     Some(svc.implementation.name().to_string())
@@ -204,11 +204,11 @@ fn ms(t: Instant) -> f64 {
 }
 
 /// Stderr tails of both peers.
-type Stderrs = (String, String);
+pub(super) type Stderrs = (String, String);
 
 /// Places the call: two peer processes, signaling relayed, bounded by the deadline; with
 /// `firings`, the timeline is played during it and its log returned.
-async fn call(
+pub(super) async fn call(
     plan: &Plan,
     servers: &[crate::topology::Server],
     scn: &Scenario,

@@ -226,6 +226,46 @@ pub(crate) enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
+    /// Many calls in one lab at an open-loop arrival rate, and how call setup fared.
+    ///
+    /// FILE sets the calls, rate, concurrency cap, each call's data phase, the time
+    /// bound and the lab (`lab = "FILE"` or a `[population]` mix); flags override it.
+    /// Exit 0 when every call passed, 1 when one did not, 2 on bad input, 3 when the
+    /// load could not be run.
+    Load {
+        /// Load file (see README, "Load").
+        file: PathBuf,
+        /// Calls to place.
+        #[arg(long)]
+        calls: Option<u64>,
+        /// Offered arrival rate, calls/s (open loop: a slow lab shows as queueing).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Calls running at once at most; later arrivals wait for a slot.
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Each call's data phase after its channel opened, ms.
+        #[arg(long)]
+        duration_ms: Option<u64>,
+        /// Each call's paced data, kbit/s each way.
+        #[arg(long)]
+        data_rate_kbps: Option<u64>,
+        /// No call starts after this many seconds from the first arrival.
+        #[arg(long)]
+        time_limit_s: Option<f64>,
+        /// Seed of the pairs (and of poisson arrivals).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Lab name (1-12 of a-z0-9); random when absent.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print the lab and the schedule instead of running them (no root needed).
+        #[arg(long)]
+        dry_run: bool,
+        /// The load report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// (internal) One WebRTC peer, JSON-lines signaling on stdin/stdout.
     #[command(hide = true)]
     Peer {
@@ -371,6 +411,7 @@ impl Command {
             | Command::Echo { json, .. }
             | Command::Probe { json, .. }
             | Command::Run { json, .. }
+            | Command::Load { json, .. }
             | Command::Doctor { json }
             | Command::Bench { what: BenchCommand::Relay { json, .. } }
             | Command::Matrix { out: MatrixOutputs { json, .. }, .. }

@@ -7,6 +7,7 @@ pub(crate) mod browser;
 pub(crate) mod doctor;
 pub(crate) mod error;
 pub(crate) mod labs;
+pub(crate) mod load;
 pub(crate) mod matrix;
 pub(crate) mod out;
 pub(crate) mod probe;

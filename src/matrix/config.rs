@@ -59,6 +59,22 @@ impl Config {
         }
     }
 
+    /// A lowercase word for node names (`!UDP` -> `noudp`, `2CON` -> `dcon`).
+    pub fn word(self) -> &'static str {
+        match self {
+            Config::Open => "open",
+            Config::Cone => "cone",
+            Config::Addr => "addr",
+            Config::Port => "port",
+            Config::Symm => "symm",
+            Config::DoubleCone => "dcon",
+            Config::SymmOverCone => "scon",
+            Config::NoUdp => "noudp",
+            Config::NoTcp => "notcp",
+            Config::Http => "http",
+        }
+    }
+
     /// Reads a label, case-insensitively.
     pub fn from_label(s: &str) -> Option<Config> {
         Config::ALL.into_iter().find(|c| c.label().eq_ignore_ascii_case(s))
@@ -93,12 +109,19 @@ impl Config {
     /// The file's tables for this side: routers named `<side>1`, `<side>2` and the
     /// host `host`.
     pub fn tables(self, side: &str, host: &str) -> String {
+        self.tables_n(side, host, 1)
+    }
+
+    /// [`Config::tables`] with `count` hosts behind the same routers (`count = N`:
+    /// `host-1` .. `host-N`); one host keeps its plain name.
+    pub fn tables_n(self, side: &str, host: &str, count: usize) -> String {
         let router = |name: &str, wan: &str, nat: &str, firewall: Option<&str>| {
             let fw = firewall.map(|f| format!("firewall = {f}\n")).unwrap_or_default();
             format!("[router.{name}]\nwan = \"{wan}\"\nnat = \"{nat}\"\n{fw}\n")
         };
         let (r1, r2) = (format!("{side}1"), format!("{side}2"));
-        let on = |r: &str| format!("[host.{host}]\non = \"{r}\"\n\n");
+        let n = if count > 1 { format!("count = {count}\n") } else { String::new() };
+        let on = |r: &str| format!("[host.{host}]\non = \"{r}\"\n{n}\n");
         match self {
             Config::Open => on("internet"),
             Config::Cone => router(&r1, "internet", "full-cone", None) + &on(&r1),

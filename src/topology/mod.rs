@@ -26,6 +26,10 @@
 //!
 //! [server.coturn]
 //! services = [{ kind = "turn", implementation = "coturn" }]     # coturn's turnserver
+//!
+//! [host.caller]
+//! on = "home1"
+//! count = 8                        # eight hosts, caller-1 .. caller-8, behind home1
 //! ```
 //!
 //! The file layer ([`crate::spec`]) parses a whole file and hands the network tables
@@ -34,6 +38,8 @@
 //! [`crate::spec::Spec`].
 
 mod addressing;
+mod count;
+pub use count::MAX_COUNT;
 pub mod generate;
 mod lans;
 mod names;

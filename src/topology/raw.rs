@@ -41,13 +41,15 @@ pub(crate) struct RawRouter {
 }
 
 /// `[host.NAME]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct RawHost {
     /// `"internet"` or a router name.
     pub on: Spanned<String>,
     /// Address; assigned when absent.
     pub address: Option<Spanned<Ipv4Addr>>,
+    /// `count = N`: N such hosts behind the same uplink, named `NAME-1` .. `NAME-N`.
+    pub count: Option<Spanned<i64>>,
     /// Host firewall.
     pub firewall: Option<Spanned<toml::Value>>,
     /// Impairment of the uplink (preset name or table).

@@ -25,7 +25,7 @@ use crate::nat::NatMode;
 /// when the mistakes leave nothing to build on; with `Some`, `rep` may still hold errors.
 pub(crate) fn resolve(rep: &mut Reporter, file: &str, raw: RawTopology) -> Option<Topology> {
     let routers = sorted(raw.router);
-    let hosts = sorted(raw.host);
+    let hosts = super::count::expand(rep, sorted(raw.host));
     let servers = sorted(raw.server);
 
     if routers.is_empty() && hosts.is_empty() && servers.is_empty() {

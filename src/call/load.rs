@@ -1,0 +1,213 @@
+//! Placing many calls in one lab at an open-loop arrival rate: each call arrives at
+//! its fixed time whatever the lab does, waits for one of `concurrency` slots, then
+//! runs as any scenario call does (its own two peer processes, signaling relayed,
+//! bounded by the scenario's deadline). No call starts after the time bound; calls
+//! running then end by their own deadlines, so the whole load is bounded.
+//!
+//! Teardown rides on [`Lab`]'s `Drop` and on the peers' `kill_on_drop`: dropping this
+//! future (Ctrl-C in the CLI) kills every running call's peers and removes the lab.
+
+use std::time::{Duration, Instant};
+
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::run::{RunReport, call, relay_implementation};
+use crate::fabric::Lab;
+use crate::plan::{Plan, Step};
+use crate::scenario::{CallPair, Expect, Scenario, Timings, judge};
+use crate::spec::Spec;
+
+/// One call of a load.
+#[derive(Debug, Clone)]
+pub struct LoadCall {
+    /// When it arrives, ms after the first arrival.
+    pub at_ms: f64,
+    /// Who calls whom (hosts of the lab).
+    pub pair: CallPair,
+}
+
+/// How to run a load.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// Calls running at once at most; later arrivals wait (and their wait is measured).
+    pub concurrency: usize,
+    /// No call starts after this, from the first arrival.
+    pub time_limit: Duration,
+}
+
+/// What became of one call. Times are ms after the first arrival (the driver's clock).
+#[derive(Debug, Clone)]
+pub enum Placed {
+    /// The time bound came before its start.
+    NotStarted,
+    /// Started, but its peers could not be started.
+    Failed {
+        /// When it got its slot.
+        started_ms: f64,
+        /// When it gave up.
+        ended_ms: f64,
+        /// Why.
+        error: String,
+    },
+    /// Ran (and was judged).
+    Ran {
+        /// When it got its slot and its peers were started.
+        started_ms: f64,
+        /// When both peers were gone.
+        ended_ms: f64,
+        /// Its report, as `icelab run` makes one.
+        report: Box<RunReport>,
+    },
+}
+
+/// A whole load's calls, in arrival order.
+#[derive(Debug)]
+pub struct LoadRun {
+    /// Building the lab, ms.
+    pub lab_up_ms: f64,
+    /// Every call, in the order given.
+    pub placed: Vec<Placed>,
+    /// Tearing the lab down, ms.
+    pub teardown_ms: f64,
+    /// The lab's TURN servers' own figures over the whole load, read when the calls ended.
+    pub servers: Vec<crate::servers::stats::ServerFigures>,
+}
+
+/// Builds the lab of `spec` as `name` and places `calls` (sorted by `at_ms`) with the
+/// file's scenario settings, `opts.concurrency` at once. `progress` sees each call as
+/// it ends, with the number still running or waiting. Every call is judged against
+/// the file's `[expect]` (empty: connected).
+pub async fn run_load(
+    spec: &Spec,
+    name: &str,
+    calls: &[LoadCall],
+    opts: LoadOptions,
+    build_progress: impl FnMut(usize, &Step),
+    mut progress: impl FnMut(usize, &Placed, usize),
+) -> anyhow::Result<LoadRun> {
+    let topo = &spec.topology;
+    let scn = spec.scenario.clone().ok_or_else(|| anyhow!("{} has no [scenario]", topo.file))?;
+    if !spec.events.is_empty() {
+        anyhow::bail!("{}: a load does not play [[event]]s (they act on a single call)", topo.file);
+    }
+    let expect = spec.expect.clone().unwrap_or_default();
+    let expect = expect.for_peers(&scn.offerer_peer.to_string(), &scn.answerer_peer.to_string());
+    let fabric = crate::fabric::default_options(topo);
+    let (lab, build) = Lab::up_with(topo, &[], name, &fabric, build_progress).await?;
+    // Every call is a task of its own on the runtime's threads: signaling, process
+    // start-up and judging of many calls do not queue behind one another on one task.
+    // The set aborts every task when dropped, and an aborted call kills its peers.
+    let relay_impl = relay_implementation(topo, &scn);
+    let shared = Arc::new(Shared {
+        plan: lab.plan().clone(),
+        servers: topo.servers.clone(),
+        scn,
+        expect,
+        relay_impl,
+        slots: Semaphore::new(opts.concurrency.max(1)),
+        lab: name.to_string(),
+        lab_up_ms: build.elapsed_ms,
+    });
+    let t0 = Instant::now();
+    let bound = t0 + opts.time_limit;
+    let place = |i: usize, pair: CallPair| {
+        let sh = Arc::clone(&shared);
+        async move { (i, place_one(&sh, pair, t0, bound).await) }
+    };
+    let mut placed: Vec<Option<Placed>> = vec![None; calls.len()];
+    let mut running = JoinSet::new();
+    let mut next = 0;
+    loop {
+        let at = calls.get(next).map(|c| t0 + Duration::from_secs_f64(c.at_ms.max(0.0) / 1e3));
+        if at.is_some_and(|at| at > bound) {
+            // Open loop, bounded: arrivals after the bound are not placed at all.
+            for (i, p) in placed.iter_mut().enumerate().skip(next) {
+                *p = Some(Placed::NotStarted);
+                progress(i, &Placed::NotStarted, running.len());
+            }
+            next = calls.len();
+            continue;
+        }
+        if next == calls.len() && running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(at.unwrap_or(bound).into()), if at.is_some() => {
+                running.spawn(place(next, calls[next].pair.clone()));
+                next += 1;
+            }
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                let (i, p) = done.map_err(|e| anyhow!("a call's task failed: {e}"))?;
+                progress(i, &p, running.len());
+                placed[i] = Some(p);
+            }
+        }
+    }
+    drop(running);
+    let servers = super::figures::collect(topo, lab.plan()).await;
+    let t = Instant::now();
+    lab.down()?;
+    let teardown_ms = t.elapsed().as_secs_f64() * 1e3;
+    Ok(LoadRun {
+        lab_up_ms: build.elapsed_ms,
+        placed: placed.into_iter().map(|p| p.unwrap_or(Placed::NotStarted)).collect(),
+        teardown_ms,
+        servers,
+    })
+}
+
+/// What every call of a load shares.
+struct Shared {
+    plan: Plan,
+    servers: Vec<crate::topology::Server>,
+    scn: Scenario,
+    expect: Expect,
+    relay_impl: Option<String>,
+    slots: Semaphore,
+    lab: String,
+    lab_up_ms: f64,
+}
+
+/// One call: wait for a slot (unless the bound has passed), place it, judge it.
+async fn place_one(sh: &Shared, pair: CallPair, t0: Instant, bound: Instant) -> Placed {
+    let ms = |t: Instant| t.duration_since(t0).as_secs_f64() * 1e3;
+    // Closed only on drop; an error here cannot happen while `sh` lives.
+    let Ok(_slot) = sh.slots.acquire().await else { return Placed::NotStarted };
+    let start = Instant::now();
+    if start > bound {
+        return Placed::NotStarted;
+    }
+    let started_ms = ms(start);
+    let r = call(&sh.plan, &sh.servers, &sh.scn, &pair, &sh.lab, Vec::new()).await;
+    let ended_ms = ms(Instant::now());
+    let (outcome, stderr, _) = match r {
+        Ok(x) => x,
+        Err(e) => return Placed::Failed { started_ms, ended_ms, error: format!("{e:#}") },
+    };
+    let mut timings = Timings::from_outcome(&outcome);
+    timings.lab_up_ms = Some(sh.lab_up_ms);
+    timings.call_ms = Some(ended_ms - started_ms);
+    let verdict = judge(&outcome, &timings, &sh.expect);
+    let report = RunReport {
+        lab: sh.lab.clone(),
+        pair,
+        scenario: sh.scn.clone(),
+        outcome,
+        timings,
+        verdict,
+        offerer_stderr: stderr.0,
+        answerer_stderr: stderr.1,
+        kept: false,
+        events: Vec::new(),
+        timeline: None,
+        relay_implementation: sh.relay_impl.clone(),
+        // The servers' figures are the whole load's: read once, in [`LoadRun::servers`].
+        servers: Vec::new(),
+        proof: None,
+    };
+    Placed::Ran { started_ms, ended_ms, report: Box::new(report) }
+}

@@ -1,0 +1,675 @@
+//! The load report: pure, from one [`Sample`] per call. Offered vs achieved setups/s,
+//! success and failures by reason, percentiles of every setup phase (queueing apart,
+//! srflx and relay gathering apart, ICE / DTLS / channel open split by selected pair
+//! type), throughput, per-second buckets, and for a population the relayed share by
+//! pair of kinds against the matrix's expectations. Each call keeps its
+//! [`crate::report::Call`] row: the per-call figures are the run report's.
+//!
+//! Clocks: `scheduled_ms`, `started_ms`, `ended_ms` are the load driver's, from the
+//! first arrival. Phase times are the offerer peer's, from its offer (as in every
+//! icelab report); "setup from start" is the offerer's own clock from its process start
+//! to its channel open, so it includes the peer's start-up and the answerer's.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::schedule::Arrival;
+use super::spec::LoadSpec;
+use crate::call::RunReport;
+use crate::matrix::Config;
+use crate::scenario::{CallPair, PathClass, Timings, relay_transport};
+
+/// One call of a load, as the report needs it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sample {
+    /// 0-based, in arrival order.
+    pub index: usize,
+    /// Who called whom.
+    pub pair: CallPair,
+    /// Population loads: both ends' kinds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kinds: Option<(Config, Config)>,
+    /// Population loads: the path the matrix expects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_path: Option<PathClass>,
+    /// When it arrived (driver clock, ms after the first arrival).
+    pub scheduled_ms: f64,
+    /// When it got a slot and its peers were started; `None`: never started.
+    pub started_ms: Option<f64>,
+    /// When its peers were gone.
+    pub ended_ms: Option<f64>,
+    /// Its verdict passed (connected, and the lab file's `[expect]` if any).
+    pub ok: bool,
+    /// Why not, in a few words (the report counts calls by it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// The selected path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathClass>,
+    /// The selected pair's types, local/remote (`srflx/prflx`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pair_type: Option<String>,
+    /// TURN transport when relayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_transport: Option<String>,
+    /// Offer -> gathering complete (offerer).
+    pub gathering_ms: Option<f64>,
+    /// Offer -> first srflx candidate (offerer): the STUN answer.
+    pub srflx_ms: Option<f64>,
+    /// Offer -> first relay candidate (offerer): the TURN allocation.
+    pub relay_ms: Option<f64>,
+    /// Offer -> ICE connected.
+    pub ice_ms: Option<f64>,
+    /// Offer -> DTLS up.
+    pub dtls_ms: Option<f64>,
+    /// Offer -> data channel open.
+    pub open_ms: Option<f64>,
+    /// Offerer process start -> data channel open (the offerer's clock).
+    pub setup_from_start_ms: Option<f64>,
+    /// Payload bytes both peers sent.
+    pub bytes_sent: u64,
+    /// Payload bytes both peers received.
+    pub bytes_received: u64,
+    /// Received payload rate, both directions summed, bytes/s (absent when no direction
+    /// got two messages to time).
+    pub recv_bytes_per_sec: Option<f64>,
+    /// The call's row of the run report (absent when it never ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<crate::report::Call>,
+}
+
+impl Sample {
+    /// Ran before its arrival's slot came, or not at all.
+    pub fn not_started(a: &Arrival, why: &str) -> Sample {
+        Sample {
+            index: a.index,
+            pair: a.pair.clone(),
+            kinds: a.kinds,
+            expected_path: a.expected_path,
+            scheduled_ms: a.at_ms,
+            started_ms: None,
+            ended_ms: None,
+            ok: false,
+            failure: Some(why.into()),
+            path: None,
+            pair_type: None,
+            relay_transport: None,
+            gathering_ms: None,
+            srflx_ms: None,
+            relay_ms: None,
+            ice_ms: None,
+            dtls_ms: None,
+            open_ms: None,
+            setup_from_start_ms: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            recv_bytes_per_sec: None,
+            call: None,
+        }
+    }
+
+    /// A call that started but could not be placed (its peers did not start).
+    pub fn not_placed(a: &Arrival, started_ms: f64, ended_ms: f64, error: &str) -> Sample {
+        let first = error.split(':').next().unwrap_or(error);
+        Sample {
+            started_ms: Some(started_ms),
+            ended_ms: Some(ended_ms),
+            ..Sample::not_started(a, &format!("not placed: {first}"))
+        }
+    }
+
+    /// A call that ran.
+    pub fn from_run(a: &Arrival, started_ms: f64, ended_ms: f64, rep: &RunReport) -> Sample {
+        let o = &rep.outcome;
+        let p = &o.offerer;
+        let t = Timings::from_outcome(o);
+        let since_offer = |kind: &str| {
+            let start = p.gathering_started_ms?;
+            let c = p.candidates.iter().find(|c| c.candidate.candidate_type == kind)?;
+            Some(c.t_ms - start)
+        };
+        let relay = relay_transport(o);
+        let path =
+            p.selected_pair.as_ref().map(|_| if relay.is_some() { PathClass::Relayed } else { PathClass::Direct });
+        let data = [&o.offerer.data, &o.answerer.data];
+        let sum = |f: fn(&crate::peer::DataStats) -> u64| data.iter().filter_map(|d| d.as_ref()).map(f).sum();
+        // A direction that got one message has no rate (first to last message): left out.
+        let rates: Vec<f64> =
+            [t.forward_bytes_per_sec, t.reverse_bytes_per_sec].into_iter().flatten().filter(|r| *r > 0.0).collect();
+        let call =
+            crate::report::Call { name: format!("#{} {}", a.index + 1, a.pair), ..crate::report::Call::from_run(rep) };
+        Sample {
+            started_ms: Some(started_ms),
+            ended_ms: Some(ended_ms),
+            ok: rep.verdict.pass,
+            failure: (!rep.verdict.pass).then(|| failure_reason(rep)),
+            path,
+            pair_type: call.pair.as_ref().map(|p| p.short()),
+            relay_transport: relay,
+            gathering_ms: t.gathering_ms,
+            srflx_ms: since_offer("srflx"),
+            relay_ms: since_offer("relay"),
+            ice_ms: t.ice_ms,
+            dtls_ms: t.dtls_ms,
+            open_ms: t.connect_ms,
+            setup_from_start_ms: p.data_channel_open_ms,
+            bytes_sent: sum(|d| d.bytes_sent),
+            bytes_received: sum(|d| d.bytes_received),
+            recv_bytes_per_sec: (!rates.is_empty()).then(|| rates.iter().sum()),
+            call: Some(call),
+            ..Sample::not_started(a, "")
+        }
+    }
+
+    /// Waiting for a slot: arrival -> start.
+    pub fn queue_ms(&self) -> Option<f64> {
+        Some(self.started_ms? - self.scheduled_ms)
+    }
+
+    /// Arrival -> data channel open: queueing plus setup from start.
+    pub fn setup_from_arrival_ms(&self) -> Option<f64> {
+        Some(self.queue_ms()? + self.setup_from_start_ms?)
+    }
+
+    /// When its channel opened on the driver's clock (start + setup from start).
+    pub fn opened_at_ms(&self) -> Option<f64> {
+        Some(self.started_ms? + self.setup_from_start_ms?)
+    }
+}
+
+/// The failure, in a few words: the peers' error kind and phase, or the check that failed.
+fn failure_reason(rep: &RunReport) -> String {
+    let o = &rep.outcome;
+    if !o.ok() {
+        let word = if o.offerer.timed_out || o.answerer.timed_out { "timeout" } else { "failed" };
+        let first = [&o.offerer, &o.answerer]
+            .into_iter()
+            .filter(|p| !p.ok)
+            .find_map(|p| p.errors.iter().find(|e| e.kind != crate::peer::ErrorKind::PeerGone).or(p.errors.first()));
+        return match first {
+            Some(e) => format!("{word}: {:?} in {:?}", e.kind, e.phase).to_lowercase(),
+            None => format!("{word}: no result"),
+        };
+    }
+    match rep.verdict.checks.iter().find(|c| !c.ok) {
+        Some(c) => format!("{}: expected {}, got {}", c.name, c.expected, c.observed),
+        None => "failed".into(),
+    }
+}
+
+/// Percentiles of one figure (nearest rank).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stat {
+    /// The figure.
+    pub name: String,
+    /// Calls that have it.
+    pub count: usize,
+    /// Median, ms.
+    pub p50: f64,
+    /// 95th percentile, ms.
+    pub p95: f64,
+    /// 99th percentile, ms.
+    pub p99: f64,
+}
+
+/// Nearest-rank percentile of sorted, non-empty `v`.
+pub fn nearest_rank(v: &[f64], p: f64) -> f64 {
+    let rank = (p * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+/// p50/p95/p99 of `values`; `None` when there are none.
+pub fn stat(name: &str, values: impl IntoIterator<Item = f64>) -> Option<Stat> {
+    let mut v: Vec<f64> = values.into_iter().collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(Stat {
+        name: name.into(),
+        count: v.len(),
+        p50: nearest_rank(&v, 0.50),
+        p95: nearest_rank(&v, 0.95),
+        p99: nearest_rank(&v, 0.99),
+    })
+}
+
+/// Calls that connected with one selected pair type, and their phases.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ByPairType {
+    /// `local/remote` candidate types.
+    pub pair_type: String,
+    /// Direct or relayed.
+    pub path: Option<PathClass>,
+    /// Calls.
+    pub calls: usize,
+    /// ICE connected, DTLS up, channel open (ms after the offer).
+    pub stats: Vec<Stat>,
+}
+
+/// One pair of kinds of a population.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KindPair {
+    /// Offerer's kind.
+    pub a: Config,
+    /// Answerer's kind.
+    pub b: Config,
+    /// Calls placed between them.
+    pub calls: usize,
+    /// Of those, calls that connected.
+    pub connected: usize,
+    /// Of those, calls relayed.
+    pub relayed: usize,
+    /// What the matrix expects.
+    pub expected: PathClass,
+    /// Connected calls whose path was not the expected one.
+    pub mismatched: usize,
+}
+
+/// The relayed share of a population load.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RelayShare {
+    /// Connected calls that were relayed, over connected calls.
+    pub observed: f64,
+    /// What the drawn pairs predict (the matrix's expectation of each connected call).
+    pub predicted_by_pairs: f64,
+    /// What the mix predicts for an endless load (its weights, both ends drawn).
+    pub predicted_by_mix: f64,
+    /// Connected calls whose path was not the matrix's.
+    pub mismatched: usize,
+    /// By pair of kinds.
+    pub by_kinds: Vec<KindPair>,
+}
+
+/// Calls started, opened and their setups in one second of the load.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Second {
+    /// Second since the first arrival.
+    pub t_s: u64,
+    /// Calls that arrived in it (the offered rate).
+    pub offered: usize,
+    /// Calls that started in it.
+    pub started: usize,
+    /// Calls whose channel opened in it (the achieved rate).
+    pub opened: usize,
+    /// p95 of setup from arrival of the calls that arrived in it.
+    pub p95_setup_ms: Option<f64>,
+}
+
+/// Payload through the calls.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Throughput {
+    /// Payload bytes sent, all calls, both ways.
+    pub bytes_sent: u64,
+    /// Payload bytes received, all calls, both ways.
+    pub bytes_received: u64,
+    /// Of which through a relay.
+    pub relayed_bytes_received: u64,
+    /// Per call: received payload rate, both ways summed, bytes/s.
+    pub per_call_bytes_per_sec: Option<Stat>,
+}
+
+/// Server-side figures: the lab's TURN servers' own counters over the whole load
+/// (bindings, allocations and refusals, permissions, datagrams and bytes relayed), as
+/// every run reads them ([`crate::servers::stats`]). Request rates and latencies are
+/// not derived from them yet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerSide {
+    /// Whether the servers' counters were read.
+    pub measured: bool,
+    /// What is missing, or where the figures come from.
+    pub note: String,
+    /// Each TURN service's figures.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<crate::servers::stats::ServerFigures>,
+}
+
+impl ServerSide {
+    /// The slot filled with the servers' figures (none read: still empty).
+    pub fn from_figures(servers: Vec<crate::servers::stats::ServerFigures>) -> ServerSide {
+        if servers.is_empty() {
+            return ServerSide { measured: false, note: "the lab has no TURN server to read".into(), servers };
+        }
+        let parts: Vec<String> = servers
+            .iter()
+            .map(|f| {
+                let s = &f.stats;
+                format!(
+                    "{} ({}): {} bindings, {} allocations, {} B to peers, {} B from peers{}",
+                    f.server,
+                    f.implementation.name(),
+                    s.stun_bindings,
+                    s.allocations,
+                    s.to_peers.bytes,
+                    s.from_peers.bytes,
+                    f.note.as_ref().map_or(String::new(), |n| format!(" ({n})"))
+                )
+            })
+            .collect();
+        ServerSide { measured: true, note: parts.join("; "), servers }
+    }
+}
+
+/// A whole load.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoadReport {
+    /// The load file.
+    pub source: String,
+    /// The lab it ran in.
+    pub lab: String,
+    /// What was asked.
+    pub spec: LoadSpec,
+    /// Building the lab, ms (before the first arrival).
+    pub lab_up_ms: f64,
+    /// The built-in peers' ICE profile: its acceptance waits (webrtc-rs: srflx 500 ms,
+    /// prflx 1000 ms, relay 2000 ms) are the stack's timers inside ICE connected.
+    pub ice_profile: String,
+    /// First arrival -> last call ended, s.
+    pub wall_s: f64,
+    /// Calls asked for.
+    pub calls: usize,
+    /// Calls that started (got a slot before the time bound).
+    pub started: usize,
+    /// Calls that passed.
+    pub passed: usize,
+    /// Passed over asked for.
+    pub success_rate: f64,
+    /// The rate asked for, calls/s.
+    pub offered_per_s: f64,
+    /// Calls that arrived over their arrival span (what the driver really offered).
+    pub arrived_per_s: f64,
+    /// Setups completed per second: connected calls over first -> last channel open.
+    pub achieved_per_s: f64,
+    /// Most calls running at once.
+    pub peak_concurrency: usize,
+    /// Failures by reason, most frequent first.
+    pub failures: Vec<(String, usize)>,
+    /// Queueing, setup from arrival and from start, gathering (srflx, relay apart).
+    pub setup: Vec<Stat>,
+    /// ICE / DTLS / channel open by selected pair type.
+    pub by_pair_type: Vec<ByPairType>,
+    /// Population loads: the relayed share, against the matrix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_share: Option<RelayShare>,
+    /// Payload.
+    pub throughput: Throughput,
+    /// The servers' own figures.
+    pub server_side: ServerSide,
+    /// Offered vs achieved per second, and the p95 setup of each second's arrivals.
+    pub per_second: Vec<Second>,
+    /// Every call.
+    pub samples: Vec<Sample>,
+}
+
+/// The load's report from its samples (any order; kept in arrival order).
+pub fn build(
+    source: &str,
+    lab: &str,
+    spec: &LoadSpec,
+    (lab_up_ms, ice_profile): (f64, &str),
+    mut samples: Vec<Sample>,
+) -> LoadReport {
+    samples.sort_by_key(|s| s.index);
+    let calls = samples.len();
+    let started = samples.iter().filter(|s| s.started_ms.is_some()).count();
+    let passed = samples.iter().filter(|s| s.ok).count();
+    let last_arrival = samples.iter().map(|s| s.scheduled_ms).fold(0.0, f64::max);
+    let arrived_per_s = if calls > 1 && last_arrival > 0.0 { (calls - 1) as f64 * 1e3 / last_arrival } else { 0.0 };
+    // The pace at which setups completed, first open to last: a constant setup time
+    // does not lower it, a growing one (queueing) does.
+    let opens: Vec<f64> = samples.iter().filter(|s| s.ok).filter_map(Sample::opened_at_ms).collect();
+    let (first_open, last_open) = opens.iter().fold((f64::MAX, 0.0f64), |(a, b), t| (a.min(*t), b.max(*t)));
+    let achieved_per_s = if opens.len() > 1 && last_open > first_open {
+        (opens.len() - 1) as f64 * 1e3 / (last_open - first_open)
+    } else {
+        0.0
+    };
+    let wall_ms = samples.iter().filter_map(|s| s.ended_ms).fold(last_arrival, f64::max);
+
+    let mut failures: BTreeMap<String, usize> = BTreeMap::new();
+    for s in samples.iter().filter(|s| !s.ok) {
+        *failures.entry(s.failure.clone().unwrap_or_else(|| "failed".into())).or_default() += 1;
+    }
+    let mut failures: Vec<(String, usize)> = failures.into_iter().collect();
+    failures.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+
+    let ok = || samples.iter().filter(|s| s.ok);
+    let setup: Vec<Stat> = [
+        stat("queue (arrival -> start)", samples.iter().filter_map(Sample::queue_ms)),
+        stat("setup from arrival", ok().filter_map(Sample::setup_from_arrival_ms)),
+        stat("setup from start", ok().filter_map(|s| s.setup_from_start_ms)),
+        stat("gathering", ok().filter_map(|s| s.gathering_ms)),
+        stat("srflx gathered", ok().filter_map(|s| s.srflx_ms)),
+        stat("relay gathered", ok().filter_map(|s| s.relay_ms)),
+        stat("ice connected", ok().filter_map(|s| s.ice_ms)),
+        stat("dtls connected", ok().filter_map(|s| s.dtls_ms)),
+        stat("channel open", ok().filter_map(|s| s.open_ms)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+
+    let mut groups: BTreeMap<String, Vec<&Sample>> = BTreeMap::new();
+    for s in ok() {
+        groups.entry(s.pair_type.clone().unwrap_or_else(|| "-".into())).or_default().push(s);
+    }
+    let by_pair_type = groups
+        .into_iter()
+        .map(|(pair_type, v)| ByPairType {
+            path: v.first().and_then(|s| s.path),
+            calls: v.len(),
+            stats: [
+                stat("ice connected", v.iter().filter_map(|s| s.ice_ms)),
+                stat("dtls connected", v.iter().filter_map(|s| s.dtls_ms)),
+                stat("channel open", v.iter().filter_map(|s| s.open_ms)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            pair_type,
+        })
+        .collect();
+
+    let relay_share = match &spec.lab {
+        super::spec::LabSource::Population(pop) => Some(relay_share(&samples, pop.predicted_relayed_share())),
+        super::spec::LabSource::File(_) => None,
+    };
+
+    let throughput = Throughput {
+        bytes_sent: samples.iter().map(|s| s.bytes_sent).sum(),
+        bytes_received: samples.iter().map(|s| s.bytes_received).sum(),
+        relayed_bytes_received: samples
+            .iter()
+            .filter(|s| s.path == Some(PathClass::Relayed))
+            .map(|s| s.bytes_received)
+            .sum(),
+        per_call_bytes_per_sec: stat("received per call", ok().filter_map(|s| s.recv_bytes_per_sec)),
+    };
+
+    let seconds = (wall_ms / 1e3).ceil().max(1.0) as u64;
+    let per_second = (0..seconds)
+        .map(|t| {
+            let within = |ms: f64| (ms / 1e3).floor() as u64 == t;
+            let arrivals: Vec<&Sample> = samples.iter().filter(|s| within(s.scheduled_ms)).collect();
+            Second {
+                t_s: t,
+                offered: arrivals.len(),
+                started: samples.iter().filter(|s| s.started_ms.is_some_and(within)).count(),
+                opened: samples.iter().filter(|s| s.ok && s.opened_at_ms().is_some_and(within)).count(),
+                p95_setup_ms: stat("", arrivals.iter().filter(|s| s.ok).filter_map(|s| s.setup_from_arrival_ms()))
+                    .map(|s| s.p95),
+            }
+        })
+        .collect();
+
+    let peak_concurrency = peak(&samples);
+    LoadReport {
+        source: source.into(),
+        lab: lab.into(),
+        spec: spec.clone(),
+        lab_up_ms,
+        ice_profile: ice_profile.into(),
+        wall_s: wall_ms / 1e3,
+        calls,
+        started,
+        passed,
+        success_rate: if calls == 0 { 0.0 } else { passed as f64 / calls as f64 },
+        offered_per_s: spec.rate,
+        arrived_per_s,
+        achieved_per_s,
+        peak_concurrency,
+        failures,
+        setup,
+        by_pair_type,
+        relay_share,
+        throughput,
+        server_side: ServerSide {
+            measured: false,
+            note: "not read (the driver fills it from the servers' own figures)".into(),
+            servers: Vec::new(),
+        },
+        per_second,
+        samples,
+    }
+}
+
+/// Most calls running at once (start..end intervals).
+fn peak(samples: &[Sample]) -> usize {
+    let mut edges: Vec<(f64, i32)> = Vec::new();
+    for s in samples {
+        if let (Some(a), Some(b)) = (s.started_ms, s.ended_ms) {
+            edges.push((a, 1));
+            edges.push((b, -1));
+        }
+    }
+    // Ends before starts at the same instant.
+    edges.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, d) in edges {
+        now += d;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+fn relay_share(samples: &[Sample], predicted_by_mix: f64) -> RelayShare {
+    let mut by: BTreeMap<(Config, Config), KindPair> = BTreeMap::new();
+    for s in samples {
+        let (Some((a, b)), Some(expected)) = (s.kinds, s.expected_path) else { continue };
+        let row =
+            by.entry((a, b)).or_insert(KindPair { a, b, calls: 0, connected: 0, relayed: 0, expected, mismatched: 0 });
+        row.calls += 1;
+        if s.ok {
+            row.connected += 1;
+            row.relayed += usize::from(s.path == Some(PathClass::Relayed));
+            row.mismatched += usize::from(s.path != Some(expected));
+        }
+    }
+    let connected: Vec<&Sample> = samples.iter().filter(|s| s.ok && s.expected_path.is_some()).collect();
+    let share = |f: &dyn Fn(&Sample) -> bool| {
+        if connected.is_empty() {
+            0.0
+        } else {
+            connected.iter().filter(|s| f(s)).count() as f64 / connected.len() as f64
+        }
+    };
+    RelayShare {
+        observed: share(&|s| s.path == Some(PathClass::Relayed)),
+        predicted_by_pairs: share(&|s| s.expected_path == Some(PathClass::Relayed)),
+        predicted_by_mix,
+        mismatched: by.values().map(|r| r.mismatched).sum(),
+        by_kinds: by.into_values().collect(),
+    }
+}
+
+/// The terminal summary.
+pub fn render(r: &LoadReport) -> String {
+    let mut s = String::new();
+    let line = |s: &mut String, t: String| {
+        s.push_str(&t);
+        s.push('\n');
+    };
+    line(
+        &mut s,
+        format!("load {} in lab {} (lab up {:.0} ms, ice profile {})", r.source, r.lab, r.lab_up_ms, r.ice_profile),
+    );
+    line(
+        &mut s,
+        format!(
+            "  calls {}: {} started, {} passed ({:.1} %) in {:.1} s; concurrency cap {}, peak {}",
+            r.calls,
+            r.started,
+            r.passed,
+            r.success_rate * 100.0,
+            r.wall_s,
+            r.spec.concurrency,
+            r.peak_concurrency
+        ),
+    );
+    line(
+        &mut s,
+        format!(
+            "  setups/s: offered {:.2} (arrived {:.2}), achieved {:.2}",
+            r.offered_per_s, r.arrived_per_s, r.achieved_per_s
+        ),
+    );
+    for (why, n) in &r.failures {
+        line(&mut s, format!("  failed {n:>4}: {why}"));
+    }
+    let row = |st: &Stat| {
+        format!(
+            "    {:<26} {:>4} calls  p50 {:>7.1}  p95 {:>7.1}  p99 {:>7.1} ms",
+            st.name, st.count, st.p50, st.p95, st.p99
+        )
+    };
+    line(&mut s, "  setup (connected calls; queue: every started call):".into());
+    for st in &r.setup {
+        line(&mut s, row(st));
+    }
+    for g in &r.by_pair_type {
+        let path = g.path.map_or("-", |p| p.as_str());
+        line(&mut s, format!("  selected pair {} ({path}), {} calls:", g.pair_type, g.calls));
+        for st in &g.stats {
+            line(&mut s, row(st));
+        }
+    }
+    if let Some(rs) = &r.relay_share {
+        line(
+            &mut s,
+            format!(
+                "  relayed: {:.1} % of connected calls; the pairs predict {:.1} %, the mix {:.1} %; {} off the matrix",
+                rs.observed * 100.0,
+                rs.predicted_by_pairs * 100.0,
+                rs.predicted_by_mix * 100.0,
+                rs.mismatched
+            ),
+        );
+        for k in &rs.by_kinds {
+            line(
+                &mut s,
+                format!(
+                    "    {:>4} x {:<4} {:>4} calls, {:>4} connected, {:>4} relayed (matrix: {}){}",
+                    k.a.label(),
+                    k.b.label(),
+                    k.calls,
+                    k.connected,
+                    k.relayed,
+                    k.expected.as_str(),
+                    if k.mismatched > 0 { format!(", {} off", k.mismatched) } else { String::new() }
+                ),
+            );
+        }
+    }
+    let t = &r.throughput;
+    let per_call = t.per_call_bytes_per_sec.as_ref().map_or("-".into(), |p| format!("p50 {:.0} B/s", p.p50));
+    line(
+        &mut s,
+        format!(
+            "  payload: {} B sent, {} B received ({} B relayed); per call {per_call}",
+            t.bytes_sent, t.bytes_received, t.relayed_bytes_received
+        ),
+    );
+    line(&mut s, format!("  server side: {}", r.server_side.note));
+    s
+}

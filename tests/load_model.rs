@@ -1,0 +1,221 @@
+//! The load's pure core: load files (located mistakes), the schedule (open loop,
+//! seeded), the generated population lab (through the file layer), and the report
+//! (snapshots of the summary and the JSON, and its figures' consistency).
+
+use icelab::load::report::{self, Sample};
+use icelab::load::{LabSource, LoadSpec, schedule};
+use icelab::matrix::Config;
+use icelab::scenario::PathClass;
+
+fn parse(src: &str) -> LoadSpec {
+    LoadSpec::parse("l.toml", src).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn errors(src: &str) -> Vec<String> {
+    let e = LoadSpec::parse("l.toml", src).expect_err("the load should be rejected");
+    e.diagnostics.iter().map(|d| format!("{}:{}: {}", d.line, d.col, d.message)).collect()
+}
+
+fn assert_one(src: &str, line_col: &str, needle: &str) {
+    let errs = errors(src);
+    assert!(
+        errs.iter().any(|e| e.starts_with(line_col) && e.contains(needle)),
+        "wanted {line_col} `{needle}`, got {errs:#?}"
+    );
+}
+
+const POP: &str = "calls = 12\nrate = 4.0\nseed = 3\n[population]\nmix = { PORT = 50, SYMM = 30, \"!UDP\" = 20 }\n";
+
+#[test]
+fn a_load_file_reads_with_defaults() {
+    let s = parse("lab = \"x.toml\"\n");
+    assert_eq!((s.calls, s.rate, s.concurrency, s.seed), (20, 5.0, 16, 1));
+    assert_eq!(s.lab, LabSource::File("x.toml".into()));
+    let s = parse(POP);
+    let LabSource::Population(p) = &s.lab else { panic!("a population") };
+    let shares: Vec<(Config, f64)> = p.kinds.iter().map(|k| (k.config, k.share)).collect();
+    assert_eq!(shares, [(Config::Port, 0.5), (Config::Symm, 0.3), (Config::NoUdp, 0.2)]);
+}
+
+#[test]
+fn load_file_mistakes_are_located() {
+    assert_one("calls = 0\nlab = \"x.toml\"\n", "1:9", "calls = 0 is out of range");
+    assert_one("rate = -1.0\nlab = \"x.toml\"\n", "1:8", "rate = -1 is out of range");
+    assert_one("lab = \"x.toml\"\narrivals = \"bursty\"\n", "2:12", "unknown arrivals `bursty`");
+    assert_one("lab = \"x.toml\"\nrat = 3.0\n", "2:1", "unknown field `rat`");
+    assert_one("calls = 3\n", "1:1", "the load names no lab");
+    assert_one("lab = \"x.toml\"\n[population]\nmix = { PORT = 1 }\n", "1:7", "`lab` beside [population]");
+    assert_one("[population]\nmix = { PORT = 1, CGNAT = 2 }\n", "2:27", "unknown kind `CGNAT`");
+    assert_one("[population]\nmix = { PORT = 0.0 }\n", "2:16", "weight of PORT must be above 0");
+    assert_one(
+        "[population]\nhosts-per-kind = 99\nmix = { PORT = 1 }\n",
+        "2:18",
+        "hosts-per-kind = 99 is out of range",
+    );
+    assert_one("[population]\nmix = {}\n", "2:7", "the mix is empty");
+    assert_one("lab = \"x.toml\"\nice-profile = \"chrome\"\n", "2:15", "unknown ice-profile `chrome`");
+}
+
+#[test]
+fn the_schedule_is_open_loop_and_seeded() {
+    let s = parse(POP);
+    let LabSource::Population(p) = &s.lab else { panic!() };
+    let a = schedule::from_population(&s, p);
+    assert_eq!(a.len(), 12);
+    // Uniform arrivals at 4/s: every 250 ms, whatever the lab does.
+    assert!(a.iter().enumerate().all(|(i, x)| (x.at_ms - i as f64 * 250.0).abs() < 1e-9));
+    // Offerers on the offering side, answerers on the answering side, kinds as drawn.
+    for x in &a {
+        let (ka, kb) = x.kinds.unwrap();
+        assert!(x.pair.offerer.starts_with(&format!("{}-a", ka.word())), "{x:?}");
+        assert!(x.pair.answerer.starts_with(&format!("{}-b", kb.word())), "{x:?}");
+        assert_eq!(x.expected_path, Some(icelab::matrix::expect(ka, kb).path));
+    }
+    assert_eq!(a, schedule::from_population(&s, p), "same seed, same load");
+    let other = LoadSpec { seed: 4, ..s.clone() };
+    assert_ne!(a, schedule::from_population(&other, p), "another seed, another draw");
+    // Poisson: exponential gaps with the same mean, seeded.
+    let poisson =
+        parse(&POP.replace("seed = 3", "seed = 3\narrivals = \"poisson\"\ncalls = 2000").replace("calls = 12\n", ""));
+    let t = schedule::arrival_times(&poisson, &mut schedule::Rng::new(3));
+    let mean_gap = t.last().unwrap() / (t.len() - 1) as f64;
+    assert!((mean_gap - 250.0).abs() < 25.0, "mean gap {mean_gap}");
+    assert!(t.windows(2).all(|w| w[1] >= w[0]));
+}
+
+#[test]
+fn the_population_lab_goes_through_the_file_layer() {
+    let s = parse(&POP.replace(
+        "mix = {",
+        "hosts-per-kind = 3\nmix = { OPEN = 1, 2CON = 1, SCON = 1, HTTP = 1, \"!TCP\" = 1, CONE = 1, ADDR = 1,",
+    ));
+    let LabSource::Population(p) = &s.lab else { panic!() };
+    let text = p.lab_file(Some(700), Some(200));
+    let spec = icelab::spec::parse_str("population", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    // Every kind of the matrix, three hosts on each side.
+    assert_eq!(spec.topology.hosts.len(), 10 * 2 * 3);
+    for k in &p.kinds {
+        for side in ['a', 'b'] {
+            for h in p.hosts(k.config, side) {
+                assert!(spec.topology.hosts.iter().any(|x| x.name == h), "{h} missing");
+            }
+        }
+    }
+    let scn = spec.scenario.unwrap();
+    assert_eq!((scn.data_ms, scn.data_rate_kbps), (700, Some(200)));
+    assert_eq!(scn.turn.as_deref(), Some("relay"));
+}
+
+#[test]
+fn the_mix_predicts_the_relayed_share() {
+    // PORT x PORT direct, PORT x SYMM and SYMM x SYMM relayed: 1 - 0.5 * 0.5.
+    let s = parse("[population]\nmix = { PORT = 1, SYMM = 1 }\n");
+    let LabSource::Population(p) = &s.lab else { panic!() };
+    assert!((p.predicted_relayed_share() - 0.75).abs() < 1e-12);
+}
+
+/// A synthetic load: six calls, one of them failed, one never started, one queued.
+fn synthetic() -> report::LoadReport {
+    let s = parse("calls = 6\nrate = 2.0\nconcurrency = 2\nseed = 5\n[population]\nmix = { PORT = 1, SYMM = 1 }\n");
+    let LabSource::Population(p) = &s.lab else { panic!() };
+    let arrivals = schedule::from_population(&s, p);
+    let ran = |i: usize, start: f64, setup: f64, relayed: bool| {
+        let a = &arrivals[i];
+        Sample {
+            started_ms: Some(start),
+            ended_ms: Some(start + setup + 1000.0),
+            ok: true,
+            failure: None,
+            path: Some(if relayed { PathClass::Relayed } else { PathClass::Direct }),
+            pair_type: Some(if relayed { "relay/srflx" } else { "srflx/srflx" }.into()),
+            relay_transport: relayed.then(|| "udp".into()),
+            gathering_ms: Some(20.0 + i as f64),
+            srflx_ms: Some(3.0 + i as f64),
+            relay_ms: Some(8.0 + i as f64),
+            ice_ms: Some(setup - 200.0),
+            dtls_ms: Some(setup - 100.0),
+            open_ms: Some(setup - 40.0),
+            setup_from_start_ms: Some(setup),
+            bytes_sent: 125_000,
+            bytes_received: 125_000,
+            recv_bytes_per_sec: Some(125_000.0),
+            ..Sample::not_started(a, "")
+        }
+    };
+    let mut samples = Vec::new();
+    for (i, a) in arrivals.iter().enumerate() {
+        let relayed = a.expected_path == Some(PathClass::Relayed);
+        samples.push(match i {
+            3 => Sample {
+                ended_ms: Some(a.at_ms + 13_000.0),
+                ..Sample { failure: Some("timeout: timeout in ice".into()), ..Sample::not_started(a, "") }
+            },
+            4 => Sample::not_started(a, "not started: time bound"),
+            // Queued for a slot: 700 ms.
+            2 => ran(i, a.at_ms + 700.0, 900.0, relayed),
+            _ => ran(i, a.at_ms, 400.0 + 100.0 * i as f64, relayed),
+        });
+    }
+    // The failed call did start (and ran until its deadline).
+    samples[3].started_ms = Some(samples[3].scheduled_ms);
+    report::build("loads/synthetic.toml", "ldsnap", &s, (210.0, "webrtc-rs"), samples)
+}
+
+#[test]
+fn the_report_matches_the_snapshots() {
+    let r = synthetic();
+    insta::assert_snapshot!("load-summary", report::render(&r));
+    insta::assert_snapshot!("load-json", serde_json::to_string_pretty(&r).unwrap());
+}
+
+#[test]
+fn the_report_figures_are_consistent() {
+    let r = synthetic();
+    assert_eq!((r.calls, r.started, r.passed), (6, 5, 4));
+    assert_eq!(r.failures.iter().map(|f| f.1).sum::<usize>(), r.calls - r.passed);
+    let queue = r.setup.iter().find(|s| s.name.starts_with("queue")).unwrap();
+    assert_eq!((queue.count, queue.p99), (5, 700.0));
+    let from_arrival = r.setup.iter().find(|s| s.name == "setup from arrival").unwrap();
+    let from_start = r.setup.iter().find(|s| s.name == "setup from start").unwrap();
+    assert!(from_arrival.p99 >= from_start.p99);
+    assert_eq!(r.by_pair_type.iter().map(|g| g.calls).sum::<usize>(), r.passed);
+    let rs = r.relay_share.as_ref().unwrap();
+    assert_eq!(rs.mismatched, 0);
+    assert_eq!(rs.observed, rs.predicted_by_pairs);
+    assert_eq!(rs.by_kinds.iter().map(|k| k.calls).sum::<usize>(), r.calls);
+    assert_eq!(r.per_second.iter().map(|s| s.offered).sum::<usize>(), r.calls);
+    assert_eq!(r.per_second.iter().map(|s| s.opened).sum::<usize>(), r.passed);
+    assert!(r.peak_concurrency >= 1 && r.peak_concurrency <= r.calls);
+    assert!(!r.server_side.measured);
+}
+
+fn icelab(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_icelab")).args(args).output().expect("run icelab")
+}
+
+/// Without root: a bad load file is bad input (exit 2, located), and `--dry-run` shows
+/// the schedule of the shipped loads.
+#[test]
+fn the_cli_reads_load_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "calls = 3\nrate = 0.0\nlab = \"x.toml\"\n").unwrap();
+    let o = icelab(&["load", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.toml:2:8") && err.contains("rate = 0 is out of range"), "{err}");
+    for file in ["ci.toml", "mixed.toml", "homes.toml"] {
+        let path = format!("{}/loads/{file}", env!("CARGO_MANIFEST_DIR"));
+        let o = icelab(&["load", &path, "--dry-run", "--json", "--calls", "7"]);
+        assert_eq!(o.status.code(), Some(0), "{file}: {}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["arrivals"].as_array().unwrap().len(), 7, "{file}");
+        let hosts: Vec<&str> = v["hosts"].as_array().unwrap().iter().map(|h| h.as_str().unwrap()).collect();
+        for a in v["arrivals"].as_array().unwrap() {
+            assert!(hosts.contains(&a["pair"]["offerer"].as_str().unwrap()), "{file}: {a}");
+            assert!(hosts.contains(&a["pair"]["answerer"].as_str().unwrap()), "{file}: {a}");
+        }
+    }
+    let o = icelab(&["load", bad.to_str().unwrap(), "--rate", "5", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(2), "the file is checked before the flags");
+}

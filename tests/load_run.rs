@@ -1,0 +1,243 @@
+//! Root tests: a short load over a small mixed population (loads/ci.toml: 30 calls at
+//! 6/s, 32 at once at most, bounded), every figure of its report present and consistent, every
+//! call connected, and the relayed share what the matrix expects of the drawn pairs;
+//! a load in a lab file's lab (count = N hosts); and Ctrl-C during a load.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn load_file(name: &str) -> String {
+    format!("{}/loads/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn f(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn stat<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    list.as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no `{name}` in {list}"))
+}
+
+/// Every figure is there and agrees with the others (whatever the calls' fate);
+/// `turn`: the lab has a TURN server, so relay candidates are gathered.
+fn check_consistent(r: &serde_json::Value, calls: u64, turn: bool) {
+    assert_eq!(r["calls"].as_u64(), Some(calls));
+    let (started, passed) = (r["started"].as_u64().unwrap(), r["passed"].as_u64().unwrap());
+    assert!(passed <= started && started <= calls);
+    let failures: u64 = r["failures"].as_array().unwrap().iter().map(|x| x[1].as_u64().unwrap()).sum();
+    assert_eq!(failures, calls - passed, "failures by reason add up: {}", r["failures"]);
+    assert!((f(&r["success_rate"]) - passed as f64 / calls as f64).abs() < 1e-9);
+    assert!(f(&r["offered_per_s"]) > 0.0 && f(&r["arrived_per_s"]) > 0.0 && f(&r["achieved_per_s"]) > 0.0);
+    // Open loop: the driver offered what was asked (uniform arrivals, to the ms).
+    assert!((f(&r["arrived_per_s"]) - f(&r["offered_per_s"])).abs() < 0.05, "{}", r["arrived_per_s"]);
+    let peak = r["peak_concurrency"].as_u64().unwrap();
+    assert!(peak >= 1 && peak <= r["spec"]["concurrency"].as_u64().unwrap(), "peak {peak} over the cap");
+    for name in [
+        "queue (arrival -> start)",
+        "setup from arrival",
+        "setup from start",
+        "gathering",
+        "srflx gathered",
+        "relay gathered",
+        "ice connected",
+        "dtls connected",
+        "channel open",
+    ] {
+        if name == "relay gathered" && !turn {
+            continue;
+        }
+        let s = stat(&r["setup"], name);
+        assert!(s["count"].as_u64().unwrap() > 0, "{name}");
+        let (p50, p95, p99) = (f(&s["p50"]), f(&s["p95"]), f(&s["p99"]));
+        assert!(0.0 <= p50 && p50 <= p95 && p95 <= p99, "{name}: {s}");
+    }
+    // Phases in order, and setup from arrival is queueing plus setup from start.
+    let p50 = |n: &str| f(&stat(&r["setup"], n)["p50"]);
+    assert!(p50("ice connected") <= p50("dtls connected") && p50("dtls connected") <= p50("channel open"));
+    for s in r["samples"].as_array().unwrap().iter().filter(|s| s["ok"] == true) {
+        let queue = f(&s["started_ms"]) - f(&s["scheduled_ms"]);
+        assert!(queue >= 0.0, "started before its arrival: {s}");
+        assert!(f(&s["setup_from_start_ms"]) >= f(&s["open_ms"]), "setup from start covers the offer's phases");
+        assert!(f(&s["ended_ms"]) >= f(&s["started_ms"]) + f(&s["setup_from_start_ms"]) - 50.0);
+        assert!(s["pair_type"].is_string() && s["path"].is_string() && s["call"]["pair"].is_object());
+        assert!(s["bytes_received"].as_u64().unwrap() > 0, "data flowed: {}", s["pair"]);
+    }
+    let groups: u64 = r["by_pair_type"].as_array().unwrap().iter().map(|g| g["calls"].as_u64().unwrap()).sum();
+    assert_eq!(groups, passed, "every connected call is in one pair type");
+    let seconds = r["per_second"].as_array().unwrap();
+    assert_eq!(seconds.iter().map(|s| s["offered"].as_u64().unwrap()).sum::<u64>(), calls);
+    assert_eq!(seconds.iter().map(|s| s["opened"].as_u64().unwrap()).sum::<u64>(), passed);
+    assert!(r["throughput"]["bytes_received"].as_u64().unwrap() > 0);
+    // The servers' own figures: read from the lab's TURN server when it has one.
+    let side = &r["server_side"];
+    assert_eq!(side["measured"], turn, "{side}");
+    if turn {
+        let stats = &side["servers"][0]["stats"];
+        assert!(stats["allocations"].as_u64().unwrap() > 0, "{side}");
+        let relayed = r["throughput"]["relayed_bytes_received"].as_u64().unwrap();
+        if relayed > 0 {
+            // Wire bytes (DTLS, SCTP) through the relay cover the payload the relayed calls got.
+            let through = stats["to_peers"]["bytes"].as_u64().unwrap() + stats["from_peers"]["bytes"].as_u64().unwrap();
+            assert!(through >= relayed, "the relay carried {through} B, the relayed calls received {relayed} B");
+        }
+    }
+}
+
+/// Why a run is not the clean result: not every call connected, or a path off the matrix.
+fn shortfall(r: &serde_json::Value) -> Option<String> {
+    if r["passed"] != r["calls"] {
+        let failed: Vec<String> = r["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["ok"] != true)
+            .map(|s| format!("#{} {} ({}): {}", s["index"], s["kinds"], s["relay_transport"], s["failure"]))
+            .collect();
+        return Some(format!("{} of {} passed: {}", r["passed"], r["calls"], failed.join("; ")));
+    }
+    let rs = &r["relay_share"];
+    if rs["mismatched"] != 0 || f(&rs["observed"]) != f(&rs["predicted_by_pairs"]) {
+        let off: Vec<String> = rs["by_kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["mismatched"] != 0)
+            .map(|k| {
+                format!(
+                    "{} x {}: {} of {} relayed, matrix {}",
+                    k["a"], k["b"], k["relayed"], k["connected"], k["expected"]
+                )
+            })
+            .collect();
+        return Some(format!(
+            "relayed {} vs predicted {}: {}",
+            rs["observed"],
+            rs["predicted_by_pairs"],
+            off.join("; ")
+        ));
+    }
+    None
+}
+
+/// The CI load: every figure present and consistent in every attempt; all calls
+/// connected and the relayed share exactly the pairs' prediction. Up to three attempts,
+/// as the matrix retries a cell: under a burst of load on this shared machine about one
+/// direct call in thirty has webrtc-rs nominate its relay pair first (the race of issue
+/// 9); the attempts that missed are printed. (No TCP-relayed kind: see
+/// loads/tcp-relay.toml.)
+#[test]
+fn a_short_mixed_load_connects_every_call_and_relays_what_the_matrix_predicts() {
+    if !require_root() {
+        return;
+    }
+    let mut misses = Vec::new();
+    for attempt in 1..=3 {
+        let name = lab_name("ldci");
+        let o = icelab(&["load", &load_file("ci.toml"), "--name", &name, "--json"]);
+        let r: serde_json::Value =
+            serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+        assert!(lab_namespaces(&name).is_empty(), "the load left its lab behind");
+        check_consistent(&r, 30, true);
+        let rs = &r["relay_share"];
+        assert!(f(&rs["predicted_by_pairs"]) > 0.2, "the population must relay some calls: {rs}");
+        assert!(f(&rs["predicted_by_mix"]) > 0.0);
+        match shortfall(&r) {
+            None => {
+                assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+                eprintln!(
+                    "ci load, attempt {attempt}: 30/30 connected, {:.1} % relayed as predicted; achieved {:.2} setups/s of {:.2}; p95 setup from arrival {:.0} ms; earlier attempts: {misses:?}",
+                    f(&rs["observed"]) * 100.0,
+                    f(&r["achieved_per_s"]),
+                    f(&r["offered_per_s"]),
+                    f(&stat(&r["setup"], "setup from arrival")["p95"])
+                );
+                return;
+            }
+            Some(why) => {
+                eprintln!("ci load, attempt {attempt} missed: {why}");
+                misses.push(why);
+            }
+        }
+    }
+    panic!("three loads missed: {misses:#?}");
+}
+
+/// A load in a lab file's lab: four hosts behind one NAT (count = 4) calling an open
+/// host in turn, at 10/s.
+#[test]
+fn a_load_in_a_lab_file_uses_its_pairs_in_turn() {
+    if !require_root() {
+        return;
+    }
+    let name = lab_name("ldhm");
+    let o = icelab(&["load", &load_file("homes.toml"), "--name", &name, "--calls", "20", "--json"]);
+    let r: serde_json::Value =
+        serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+    check_consistent(&r, 20, false);
+    assert!(r.get("relay_share").is_none());
+    let offerers: Vec<&str> =
+        r["samples"].as_array().unwrap().iter().map(|s| s["pair"]["offerer"].as_str().unwrap()).collect();
+    assert_eq!(&offerers[..5], ["caller-1", "caller-2", "caller-3", "caller-4", "caller-1"]);
+    assert_eq!(r["passed"], 20, "{}", r["failures"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(lab_namespaces(&name).is_empty(), "the load left its lab behind");
+}
+
+/// Processes in the lab's `dave` namespace: every call's answering peer.
+fn lab_pids(name: &str) -> Vec<String> {
+    lab_namespaces(name)
+        .iter()
+        .filter(|ns| ns.ends_with("-dave"))
+        .flat_map(|ns| sh(&format!("ip netns pids {ns}")).lines().map(String::from).collect::<Vec<_>>())
+        .collect()
+}
+
+/// Ctrl-C in the middle of a load: every call's peers stopped, the lab gone, exit 3.
+#[test]
+fn ctrl_c_during_a_load_tears_everything_down() {
+    if !require_root() {
+        return;
+    }
+    let name = lab_name("ldint");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_icelab"))
+        .args(["load", &load_file("homes.toml"), "--name", &name, "--calls", "200"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until calls are running: peer processes in the lab's namespaces.
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut pids = Vec::new();
+    while Instant::now() < until {
+        pids = lab_pids(&name);
+        if pids.len() >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(pids.len() >= 3, "no calls running in the lab");
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT);
+    let until = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("icelab load did not exit within 10 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(3));
+    assert!(lab_namespaces(&name).is_empty(), "lab left behind");
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || sh(&format!("cat /proc/{pid}/stat")).contains(" Z "),
+            "peer {pid} still running"
+        );
+    }
+}
