@@ -96,33 +96,7 @@ fn main() -> ExitCode {
                 cli::run::run(&file, args).await
             }
             Command::Bench { what } => cli::bench::bench(what).await,
-            Command::Load {
-                file,
-                calls,
-                rate,
-                concurrency,
-                duration_ms,
-                data_rate_kbps,
-                time_limit_s,
-                seed,
-                name,
-                dry_run,
-                json,
-            } => {
-                let args = cli::load::LoadArgs {
-                    calls,
-                    rate,
-                    concurrency,
-                    duration_ms,
-                    data_rate_kbps,
-                    time_limit_s,
-                    seed,
-                    name,
-                    dry_run,
-                    json,
-                };
-                cli::load::load(&file, args).await
-            }
+            Command::Load { file, args } => cli::load::load(&file, args).await,
             Command::Peer { config, test_silent } => cli::run::peer(config, test_silent).await,
             Command::BrowserPeer { browser } => cli::browser::browser_peer(browser),
             Command::TurnServer { public_ip, realm, user, password, allow, stats } => {

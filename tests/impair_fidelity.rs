@@ -340,6 +340,18 @@ fn check_reorder(b: Backend) {
     // 0.5 ms apart, so undelayed packets overtake the 10 ms delay line.
     let r = stream(&tb, 5_000, 100, 2_000.0, 7500);
     let fast = r.arrivals.iter().filter(|a| a.1 < 5.0).count();
+    // Sent at once, judged by order: it overtook an earlier packet (about 15 of the 20 sent
+    // in the 10 ms before it are delayed). Order, unlike the one-way time above, does not
+    // move when the receiving thread is descheduled for a few ms (seen: 20.3 % "fast" by time
+    // on a loaded runner while the order still showed 25 %).
+    let mut min_after = u64::MAX;
+    let mut overtook = 0;
+    for a in r.arrivals.iter().rev() {
+        if min_after < a.0 {
+            overtook += 1;
+        }
+        min_after = min_after.min(a.0);
+    }
     let mut max = 0;
     let mut late = 0;
     for a in &r.arrivals {
@@ -349,9 +361,13 @@ fn check_reorder(b: Backend) {
         max = max.max(a.0);
     }
     let fast_pct = 100.0 * fast as f64 / r.sent as f64;
+    let overtook_pct = 100.0 * overtook as f64 / r.sent as f64;
     let late_pct = 100.0 * late as f64 / r.sent as f64;
-    eprintln!("{b:?}: reorder 25 % → {fast_pct:.2} % sent at once, {late_pct:.2} % arrived after a later packet");
-    assert!((fast_pct - 25.0).abs() <= 2.0, "reordered {fast_pct:.2} %, want 25 ± 2");
+    eprintln!(
+        "{b:?}: reorder 25 % → {overtook_pct:.2} % overtook an earlier packet ({fast_pct:.2} % within 5 ms), \
+         {late_pct:.2} % arrived after a later packet"
+    );
+    assert!((overtook_pct - 25.0).abs() <= 2.0, "reordered {overtook_pct:.2} %, want 25 ± 2");
     assert!(late_pct > 10.0, "out-of-order arrivals {late_pct:.2} %");
 }
 
@@ -435,8 +451,10 @@ fn tap_control_changes_delay_mid_run() {
     std::thread::sleep(Duration::from_millis(50));
     let after = median(&rtts(&tb, 100, Duration::from_millis(2)));
     eprintln!("Tap: RTT {before:.2} ms → {after:.2} ms after a-to-b 5 → 30 ms");
-    // These check that the change took effect; the ±1 ms fidelity is tap_delay_rtt's.
-    assert!(near(before, 10.0) && near(after, 35.0));
+    // These check that the change took effect; the ±1 ms fidelity is tap_delay_rtt's. The
+    // change is judged by the difference, so the path's own round trip cancels out.
+    assert!(before >= 10.0 && after >= 35.0, "RTT {before:.2} -> {after:.2} ms");
+    assert!((after - before - 25.0).abs() < 1.5, "RTT {before:.2} -> {after:.2} ms: not 25 ms more");
     let st = tb.control().unwrap().stats(0, LinkDir::AToB);
     assert!(st.rx >= 200 && st.tx >= 200, "{st:?}");
 }

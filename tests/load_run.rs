@@ -219,18 +219,7 @@ fn ctrl_c_during_a_load_tears_everything_down() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(pids.len() >= 3, "no calls running in the lab");
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT);
-    let until = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            panic!("icelab load did not exit within 10 s of SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = signal_and_wait(&mut child, nix::sys::signal::Signal::SIGINT, "icelab load");
     assert_eq!(status.code(), Some(3));
     assert!(lab_namespaces(&name).is_empty(), "lab left behind");
     for pid in pids {

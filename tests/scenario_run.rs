@@ -121,18 +121,7 @@ fn sigterm_during_a_run_tears_the_lab_down() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
-    let until = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            panic!("icelab run did not exit within 10 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = signal_and_wait(&mut child, nix::sys::signal::Signal::SIGTERM, "icelab run");
     // Interrupted: could not run (exit 3), and nothing is left.
     assert_eq!(status.code(), Some(3));
     assert!(lab_namespaces(&name).is_empty(), "lab left behind");

@@ -235,36 +235,8 @@ pub(crate) enum Command {
     Load {
         /// Load file (see README, "Load").
         file: PathBuf,
-        /// Calls to place.
-        #[arg(long)]
-        calls: Option<u64>,
-        /// Offered arrival rate, calls/s (open loop: a slow lab shows as queueing).
-        #[arg(long)]
-        rate: Option<f64>,
-        /// Calls running at once at most; later arrivals wait for a slot.
-        #[arg(long)]
-        concurrency: Option<usize>,
-        /// Each call's data phase after its channel opened, ms.
-        #[arg(long)]
-        duration_ms: Option<u64>,
-        /// Each call's paced data, kbit/s each way.
-        #[arg(long)]
-        data_rate_kbps: Option<u64>,
-        /// No call starts after this many seconds from the first arrival.
-        #[arg(long)]
-        time_limit_s: Option<f64>,
-        /// Seed of the pairs (and of poisson arrivals).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Lab name (1-12 of a-z0-9); random when absent.
-        #[arg(long)]
-        name: Option<String>,
-        /// Print the lab and the schedule instead of running them (no root needed).
-        #[arg(long)]
-        dry_run: bool,
-        /// The load report as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        args: LoadArgs,
     },
     /// (internal) One WebRTC peer, JSON-lines signaling on stdin/stdout.
     #[command(hide = true)]
@@ -411,7 +383,7 @@ impl Command {
             | Command::Echo { json, .. }
             | Command::Probe { json, .. }
             | Command::Run { json, .. }
-            | Command::Load { json, .. }
+            | Command::Load { args: LoadArgs { json, .. }, .. }
             | Command::Doctor { json }
             | Command::Bench { what: BenchCommand::Relay { json, .. } }
             | Command::Matrix { out: MatrixOutputs { json, .. }, .. }
@@ -419,6 +391,41 @@ impl Command {
             _ => false,
         }
     }
+}
+
+/// `icelab load`'s flags: each overrides the load file.
+#[derive(clap::Args)]
+pub(crate) struct LoadArgs {
+    /// Calls to place.
+    #[arg(long)]
+    pub(crate) calls: Option<u64>,
+    /// Offered arrival rate, calls/s (open loop: a slow lab shows as queueing).
+    #[arg(long)]
+    pub(crate) rate: Option<f64>,
+    /// Calls running at once at most; later arrivals wait for a slot.
+    #[arg(long)]
+    pub(crate) concurrency: Option<usize>,
+    /// Each call's data phase after its channel opened, ms.
+    #[arg(long)]
+    pub(crate) duration_ms: Option<u64>,
+    /// Each call's paced data, kbit/s each way.
+    #[arg(long)]
+    pub(crate) data_rate_kbps: Option<u64>,
+    /// No call starts after this many seconds from the first arrival.
+    #[arg(long)]
+    pub(crate) time_limit_s: Option<f64>,
+    /// Seed of the pairs (and of poisson arrivals).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Lab name (1-12 of a-z0-9); random when absent.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Print the lab and the schedule instead of running them (no root needed).
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// The load report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// How `icelab matrix` and `icelab merge` report.

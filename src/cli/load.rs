@@ -11,22 +11,9 @@ use icelab::fabric::registry;
 use icelab::load::{self, LabSource, LoadSpec, Sample, schedule};
 
 use super::Interrupts;
+use super::args::LoadArgs;
 use super::error::{CliError, CliResult, Done};
 use super::out::{self, errln};
-
-/// `icelab load`'s options: the file's settings, overridden.
-pub(crate) struct LoadArgs {
-    pub calls: Option<u64>,
-    pub rate: Option<f64>,
-    pub concurrency: Option<usize>,
-    pub duration_ms: Option<u64>,
-    pub data_rate_kbps: Option<u64>,
-    pub time_limit_s: Option<f64>,
-    pub seed: Option<u64>,
-    pub name: Option<String>,
-    pub dry_run: bool,
-    pub json: bool,
-}
 
 fn overridden(mut s: LoadSpec, a: &LoadArgs) -> Result<LoadSpec, CliError> {
     if let Some(n) = a.calls {

@@ -60,3 +60,23 @@ pub(crate) fn sh(cmd: &str) -> String {
 pub(crate) fn topology(name: &str) -> String {
     format!("{}/topologies/{name}", env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Sends `sig` to `child` and waits (at most 10 s, then kills it and fails) for it to exit.
+pub(crate) fn signal_and_wait(
+    child: &mut std::process::Child,
+    sig: nix::sys::signal::Signal,
+    what: &str,
+) -> std::process::ExitStatus {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            panic!("{what} did not exit within 10 s of {sig}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
