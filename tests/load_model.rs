@@ -187,6 +187,7 @@ fn the_report_figures_are_consistent() {
     assert_eq!(r.per_second.iter().map(|s| s.opened).sum::<usize>(), r.passed);
     assert!(r.peak_concurrency >= 1 && r.peak_concurrency <= r.calls);
     assert!(!r.server_side.measured);
+    assert!(!r.resources.measured, "the pure report reads no processes");
 }
 
 fn icelab(args: &[&str]) -> std::process::Output {

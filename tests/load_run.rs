@@ -71,6 +71,18 @@ fn check_consistent(r: &serde_json::Value, calls: u64, turn: bool) {
     assert_eq!(seconds.iter().map(|s| s["offered"].as_u64().unwrap()).sum::<u64>(), calls);
     assert_eq!(seconds.iter().map(|s| s["opened"].as_u64().unwrap()).sum::<u64>(), passed);
     assert!(r["throughput"]["bytes_received"].as_u64().unwrap() > 0);
+    // CPU and memory from the kernel's accounting: two peer processes per started call,
+    // each of which used CPU and memory, and the lab's servers still running at the end.
+    let res = &r["resources"];
+    assert_eq!(res["measured"], true, "{res}");
+    let peers = &res["peers"];
+    assert_eq!(peers["processes"].as_u64().unwrap(), 2 * r["started"].as_u64().unwrap(), "{res}");
+    assert!(f(&peers["cpu_s"]) > 0.0 && f(&peers["peak_rss_mib"]) > 1.0, "{res}");
+    let servers = &res["servers"];
+    if turn {
+        assert!(servers["processes"].as_u64().unwrap() >= 1 && f(&servers["cpu_s"]) > 0.0, "{res}");
+        assert!(f(&servers["peak_rss_mib"]) > 1.0, "{res}");
+    }
     // The servers' own figures: read from the lab's TURN server when it has one.
     let side = &r["server_side"];
     assert_eq!(side["measured"], turn, "{side}");

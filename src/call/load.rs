@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use super::run::{RunReport, call, relay_implementation};
 use crate::fabric::Lab;
 use crate::plan::{Plan, Step};
+use crate::report::resources::{ChildrenUsage, Resources, parse_proc, peers as peers_usage, servers as servers_usage};
 use crate::scenario::{CallPair, Expect, Scenario, Timings, judge};
 use crate::spec::Spec;
 
@@ -75,6 +76,8 @@ pub struct LoadRun {
     pub teardown_ms: f64,
     /// The lab's TURN servers' own figures over the whole load, read when the calls ended.
     pub servers: Vec<crate::servers::stats::ServerFigures>,
+    /// CPU and memory of the lab's processes and of the peers.
+    pub resources: crate::report::resources::Resources,
 }
 
 /// Builds the lab of `spec` as `name` and places `calls` (sorted by `at_ms`) with the
@@ -113,6 +116,7 @@ pub async fn run_load(
         lab_up_ms: build.elapsed_ms,
     });
     let t0 = Instant::now();
+    let children_before = children_usage();
     let bound = t0 + opts.time_limit;
     let place = |i: usize, pair: CallPair| {
         let sh = Arc::clone(&shared);
@@ -148,6 +152,7 @@ pub async fn run_load(
         }
     }
     drop(running);
+    let resources = resources(lab.plan(), &placed, children_before, t0, build.elapsed_ms);
     let servers = super::figures::collect(topo, lab.plan()).await;
     let t = Instant::now();
     lab.down()?;
@@ -157,7 +162,32 @@ pub async fn run_load(
         placed: placed.into_iter().map(|p| p.unwrap_or(Placed::NotStarted)).collect(),
         teardown_ms,
         servers,
+        resources,
     })
+}
+
+fn children_usage() -> ChildrenUsage {
+    let (cpu_s, max_rss_kib) = crate::fabric::procs::reaped_children_usage();
+    ChildrenUsage { cpu_s, max_rss_kib }
+}
+
+/// Read when every call has ended: what is still in the lab are its servers (since the
+/// lab came up); the peers are reaped children of this process (over the calls).
+fn resources(plan: &Plan, placed: &[Option<Placed>], before: ChildrenUsage, t0: Instant, lab_up_ms: f64) -> Resources {
+    use crate::fabric::{netns, procs};
+    let calls_s = t0.elapsed().as_secs_f64();
+    let inodes = plan.namespaces().iter().filter_map(|n| netns::inode(n).ok()).collect();
+    let samples: Vec<_> = procs::pids_in(&inodes)
+        .into_iter()
+        .filter_map(procs::proc_text)
+        .filter_map(|(stat, status)| parse_proc(&stat, &status))
+        .collect();
+    let ran = placed.iter().filter(|p| matches!(p, Some(Placed::Ran { .. }))).count();
+    Resources {
+        measured: true,
+        servers: Some(servers_usage(&samples, procs::clock_ticks_per_s(), calls_s + lab_up_ms / 1e3)),
+        peers: Some(peers_usage(before, children_usage(), 2 * ran, calls_s)),
+    }
 }
 
 /// What every call of a load shares.

@@ -135,6 +135,7 @@ pub(crate) async fn load(file: &Path, args: LoadArgs) -> CliResult {
     let profile = lab.scenario.as_ref().map_or("-".to_string(), |s| profile_name(s.ice_profile));
     let mut report = load::report::build(&file.display().to_string(), &name, &spec, (run.lab_up_ms, &profile), samples);
     report.server_side = load::report::ServerSide::from_figures(run.servers);
+    report.resources = run.resources;
     if args.json {
         out::json(&report);
     } else {

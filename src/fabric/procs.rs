@@ -69,3 +69,29 @@ pub(crate) fn is_zombie(pid: i32) -> bool {
         .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
         .unwrap_or(true)
 }
+
+/// The text of `/proc/PID/stat` and `/proc/PID/status`; `None` once the process is gone.
+pub fn proc_text(pid: i32) -> Option<(String, String)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    Some((stat, status))
+}
+
+/// CPU seconds (user + system) and the largest resident set (KiB) of every child this
+/// process has reaped so far.
+pub fn reaped_children_usage() -> (f64, u64) {
+    // SAFETY: getrusage only writes into the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
+        return (0.0, 0);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(ru.ru_utime) + secs(ru.ru_stime), ru.ru_maxrss.max(0) as u64)
+}
+
+/// Clock ticks per second of `/proc/PID/stat`'s CPU fields.
+pub fn clock_ticks_per_s() -> f64 {
+    // SAFETY: sysconf reads a constant.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}

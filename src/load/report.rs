@@ -396,6 +396,8 @@ pub struct LoadReport {
     pub throughput: Throughput,
     /// The servers' own figures.
     pub server_side: ServerSide,
+    /// CPU and memory of the lab's servers and of the peers.
+    pub resources: crate::report::resources::Resources,
     /// Offered vs achieved per second, and the p95 setup of each second's arrivals.
     pub per_second: Vec<Second>,
     /// Every call.
@@ -529,6 +531,7 @@ pub fn build(
             note: "not read (the driver fills it from the servers' own figures)".into(),
             servers: Vec::new(),
         },
+        resources: crate::report::resources::Resources::unmeasured(),
         per_second,
         samples,
     }
@@ -671,5 +674,6 @@ pub fn render(r: &LoadReport) -> String {
         ),
     );
     line(&mut s, format!("  server side: {}", r.server_side.note));
+    line(&mut s, format!("  CPU and memory: {}", r.resources.note()));
     s
 }

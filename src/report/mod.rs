@@ -8,6 +8,7 @@ mod build;
 pub mod html;
 pub mod junit;
 mod model;
+pub mod resources;
 pub mod table;
 
 pub use model::{
