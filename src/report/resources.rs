@@ -56,8 +56,6 @@ impl Resources {
 /// A process as `/proc/PID/stat` and `/proc/PID/status` show it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcSample {
-    /// Its command name.
-    pub comm: String,
     /// User + system CPU, clock ticks.
     pub cpu_ticks: u64,
     /// Peak resident set (`VmHWM`), KiB.
@@ -67,9 +65,7 @@ pub struct ProcSample {
 /// Reads a process's `stat` and `status` text; `None` when either is not what Linux writes.
 pub fn parse_proc(stat: &str, status: &str) -> Option<ProcSample> {
     // The command name is in parentheses and may hold spaces or ')'; fields follow the last ')'.
-    let open = stat.find('(')?;
     let close = stat.rfind(')')?;
-    let comm = stat.get(open + 1..close)?.to_string();
     let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
     // After the name: state is field 3, utime field 14, stime field 15 (proc(5)).
     let utime: u64 = rest.get(11)?.parse().ok()?;
@@ -79,7 +75,7 @@ pub fn parse_proc(stat: &str, status: &str) -> Option<ProcSample> {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0);
-    Some(ProcSample { comm, cpu_ticks: utime + stime, hwm_kib })
+    Some(ProcSample { cpu_ticks: utime + stime, hwm_kib })
 }
 
 /// The servers' usage: every process in the lab, over `wall_s` (the lab's life so far).
@@ -121,14 +117,14 @@ mod tests {
     #[test]
     fn reads_cpu_and_peak_rss_from_proc_text() {
         let p = parse_proc(STAT, STATUS).unwrap();
-        assert_eq!(p, ProcSample { comm: "icelab turn".into(), cpu_ticks: 187, hwm_kib: 20480 });
+        assert_eq!(p, ProcSample { cpu_ticks: 187, hwm_kib: 20480 });
         assert_eq!(parse_proc("4242 (x) S 1 2", STATUS), None, "truncated stat");
     }
 
     #[test]
     fn servers_sum_cpu_and_keep_the_largest_process() {
-        let a = ProcSample { comm: "a".into(), cpu_ticks: 100, hwm_kib: 1024 };
-        let b = ProcSample { comm: "b".into(), cpu_ticks: 300, hwm_kib: 4096 };
+        let a = ProcSample { cpu_ticks: 100, hwm_kib: 1024 };
+        let b = ProcSample { cpu_ticks: 300, hwm_kib: 4096 };
         let u = servers(&[a, b], 100.0, 8.0);
         assert_eq!(u, Usage { processes: 2, cpu_s: 4.0, cores: 0.5, peak_rss_mib: 4.0 });
     }
