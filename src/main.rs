@@ -68,12 +68,21 @@ fn main() -> ExitCode {
         match args.command {
             Command::Check { file, json } => cli::check(&file, json),
             Command::Doctor { json } => cli::doctor::doctor(json),
-            Command::Matrix { spec, jobs, shard, verify, retries, export, out } => {
+            Command::Matrix { spec, jobs, shard, verify, retries, export, capture, out } => {
                 let outputs = out;
                 match export {
                     Some(dir) => cli::matrix::export(spec.as_deref(), &dir),
                     None => {
-                        cli::matrix::matrix(spec.as_deref(), jobs, shard.as_deref(), (verify, retries), outputs).await
+                        let checks = (verify, retries);
+                        cli::matrix::matrix(
+                            spec.as_deref(),
+                            jobs,
+                            shard.as_deref(),
+                            checks,
+                            capture.as_deref(),
+                            outputs,
+                        )
+                        .await
                     }
                 }
             }
@@ -90,9 +99,22 @@ fn main() -> ExitCode {
             Command::StunServer { primary, alternate, port, alt_port } => {
                 cli::probe::stun_server(primary, alternate, port, alt_port).await
             }
-            Command::Run { file, json, repeat, verify, name, keep, junit, html, report_json, peers, ice_profile } => {
+            Command::Run {
+                file,
+                json,
+                repeat,
+                verify,
+                name,
+                keep,
+                capture,
+                junit,
+                html,
+                report_json,
+                peers,
+                ice_profile,
+            } => {
                 let files = cli::run::ReportFiles { junit, html, json: report_json };
-                let args = cli::run::RunArgs { json, verify, repeat, name, keep, files, peers, ice_profile };
+                let args = cli::run::RunArgs { json, verify, repeat, name, keep, capture, files, peers, ice_profile };
                 cli::run::run(&file, args).await
             }
             Command::Bench { what } => cli::bench::bench(what).await,

@@ -139,6 +139,7 @@ fn run(lab: &str, connected: bool) -> RunReport {
         relay_implementation: None,
         servers: if connected { vec![relay_figures()] } else { vec![] },
         proof: None,
+        capture: Vec::new(),
         events,
         timeline: None,
     }

@@ -15,7 +15,7 @@ use anyhow::anyhow;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::run::{RunReport, call, relay_implementation};
+use super::run::{CallRun, RunReport, call, relay_implementation};
 use crate::fabric::Lab;
 use crate::plan::{Plan, Step};
 use crate::report::resources::{ChildrenUsage, Resources, parse_proc, peers as peers_usage, servers as servers_usage};
@@ -214,7 +214,7 @@ async fn place_one(sh: &Shared, pair: CallPair, t0: Instant, bound: Instant) -> 
     let started_ms = ms(start);
     let r = call(&sh.plan, &sh.servers, &sh.scn, &pair, &sh.lab, Vec::new()).await;
     let ended_ms = ms(Instant::now());
-    let (outcome, stderr, _) = match r {
+    let CallRun { outcome, stderrs: stderr, .. } = match r {
         Ok(x) => x,
         Err(e) => return Placed::Failed { started_ms, ended_ms, error: format!("{e:#}") },
     };
@@ -238,6 +238,7 @@ async fn place_one(sh: &Shared, pair: CallPair, t0: Instant, bound: Instant) -> 
         // The servers' figures are the whole load's: read once, in [`LoadRun::servers`].
         servers: Vec::new(),
         proof: None,
+        capture: Vec::new(),
     };
     Placed::Ran { started_ms, ended_ms, report: Box::new(report) }
 }

@@ -4,8 +4,9 @@
 //! Teardown rides on [`Lab`]'s `Drop`: returning early with `?`, panicking, or having
 //! this future dropped (the CLI does that on SIGINT/SIGTERM) all remove the lab.
 
+use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, anyhow};
 use serde::Serialize;
@@ -14,8 +15,9 @@ use tokio::process::{Child, Command};
 
 use super::drive::relay_with_timeline;
 use crate::check::Check;
+use crate::fabric::capture::{Capture, CaptureFile};
 use crate::fabric::{Lab, netns, procs};
-use crate::peer::{Outcome, PeerConfig, PeerKind, PeerOutcome, Role, relay_signaling};
+use crate::peer::{Outcome, PeerConfig, PeerEvent, PeerKind, PeerOutcome, Role, relay_signaling};
 use crate::plan::{Plan, PlannedEvent, Step};
 use crate::scenario::{CallPair, Scenario, Timings, Verdict, judge};
 use crate::spec::Spec;
@@ -66,6 +68,9 @@ pub struct RunReport {
     /// The lab's proof before the call (`--verify`): every NAT and firewall as declared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proof: Option<Proof>,
+    /// The lab's capture files (`--capture`), one per link.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub capture: Vec<CaptureFile>,
 }
 
 /// How a lab's proof went ([`crate::verify::verify_lab`]), in brief.
@@ -82,13 +87,16 @@ pub struct Proof {
 }
 
 /// How to run a scenario.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Keep the lab afterwards (on success and on a failed verdict).
     pub keep: bool,
     /// Prove the lab (`icelab verify`) after building it and before the calls; a lab
     /// that is not as declared fails every call's verdict.
     pub verify: bool,
+    /// Capture every link into this directory (`<node>.pcap`, one per link) and write
+    /// both peers' events of every call to `events.jsonl` there.
+    pub capture: Option<PathBuf>,
 }
 
 /// Runs the file's scenario in a new lab named `name`: every call of it at once, one
@@ -108,6 +116,8 @@ pub async fn run_scenario(
     let opts = crate::fabric::default_options(topo);
     let (lab, build) = Lab::up_with(topo, &spec.events, name, &opts, progress).await?;
     let proof = if run.verify { Some(prove(topo, lab.plan()).await?) } else { None };
+    // Started after the proof, so the files hold the calls alone.
+    let capture = run.capture.as_deref().map(|dir| Capture::start(lab.plan(), dir)).transpose()?;
     // The file layer allows events only with a single call: they act on the lab, and
     // the timeline reads one pair of peers.
     let firings = lab.plan().events.clone();
@@ -124,6 +134,13 @@ pub async fn run_scenario(
     let results: Vec<_> = futures::future::join_all(placed).await.into_iter().collect::<anyhow::Result<_>>()?;
     // The peers have hung up (released their allocations): what did the relays carry?
     let servers = super::figures::collect(topo, lab.plan()).await;
+    let captured = match (capture, &run.capture) {
+        (Some(c), Some(dir)) => {
+            write_events(&dir.join("events.jsonl"), &scn.calls, &results)?;
+            c.stop()?
+        }
+        _ => Vec::new(),
+    };
     let teardown_ms = if keep {
         lab.keep()?;
         None
@@ -134,7 +151,8 @@ pub async fn run_scenario(
     };
     let total_ms = ms(start);
     let relay_implementation = relay_implementation(topo, &scn);
-    let reports = scn.calls.iter().zip(results).map(|(pair, ((outcome, stderr, log), call_ms))| {
+    let reports = scn.calls.iter().zip(results).map(|(pair, (placed, call_ms))| {
+        let CallRun { outcome, stderrs: stderr, log, .. } = placed;
         let mut timings = Timings::from_outcome(&outcome);
         timings.lab_up_ms = Some(build.elapsed_ms);
         timings.call_ms = Some(call_ms);
@@ -176,6 +194,7 @@ pub async fn run_scenario(
             relay_implementation: relay_implementation.clone(),
             servers: servers.clone(),
             proof: proof.clone(),
+            capture: captured.clone(),
         }
     });
     Ok(reports.collect())
@@ -199,12 +218,68 @@ pub(super) fn relay_implementation(topo: &crate::topology::Topology, scn: &Scena
     Some(svc.implementation.name().to_string())
 }
 
+/// One line of `events.jsonl`: a peer's event in a call, with its wall-clock time
+/// (approximate: the peer's clock starts when it was spawned) to match the pcaps.
+#[derive(Serialize)]
+struct EventLine<'a> {
+    call: usize,
+    offerer: &'a str,
+    answerer: &'a str,
+    peer: &'static str,
+    unix_ms: f64,
+    event: &'a PeerEvent,
+}
+
+/// Writes every call's events, in time order per call.
+fn write_events(path: &std::path::Path, pairs: &[CallPair], placed: &[(CallRun, f64)]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out =
+        std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?);
+    for (call, (pair, (p, _))) in pairs.iter().zip(placed).enumerate() {
+        let base = p.started.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64() * 1e3;
+        let sides = [("offerer", &p.events.0), ("answerer", &p.events.1)];
+        let mut lines: Vec<EventLine> = sides
+            .iter()
+            .flat_map(|(peer, evs)| {
+                evs.iter().map(move |event| EventLine {
+                    call,
+                    offerer: &pair.offerer,
+                    answerer: &pair.answerer,
+                    peer,
+                    unix_ms: base + event.t_ms(),
+                    event,
+                })
+            })
+            .collect();
+        lines.sort_by(|a, b| a.unix_ms.total_cmp(&b.unix_ms));
+        for l in lines {
+            serde_json::to_writer(&mut out, &l)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush().with_context(|| format!("writing {}", path.display()))
+}
+
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
 /// Stderr tails of both peers.
 pub(super) type Stderrs = (String, String);
+
+/// What placing one call gave.
+pub(super) struct CallRun {
+    /// What the peers reported, judged.
+    pub outcome: Outcome,
+    /// Their stderr tails.
+    pub stderrs: Stderrs,
+    /// The timeline's log, when events were played.
+    pub log: Option<TimelineLog>,
+    /// Both peers' raw events (offerer, answerer), for `events.jsonl`.
+    pub events: (Vec<PeerEvent>, Vec<PeerEvent>),
+    /// When the peers were started (their events' `t_ms` count from about then).
+    pub started: SystemTime,
+}
 
 /// Places the call: two peer processes, signaling relayed, bounded by the deadline; with
 /// `firings`, the timeline is played during it and its log returned.
@@ -215,7 +290,7 @@ pub(super) async fn call(
     pair: &CallPair,
     lab: &str,
     firings: Vec<PlannedEvent>,
-) -> anyhow::Result<(Outcome, Stderrs, Option<TimelineLog>)> {
+) -> anyhow::Result<CallRun> {
     let servers = crate::servers::ice_servers(plan, servers, scn)?;
     // Browser start-up is not the call's time: browser peers get it on top of the deadline.
     let startup = scn.offerer_peer.startup_allowance_ms().max(scn.answerer_peer.startup_allowance_ms());
@@ -236,6 +311,7 @@ pub(super) async fn call(
     let ns_of =
         |host: &str| plan.node(host).map(|n| n.ns.clone()).ok_or_else(|| anyhow!("host `{host}` is not in the plan"));
     let answerer_cfg = PeerConfig { test_silent: scn.silent_answerer, ..config(Role::Answerer) };
+    let started = SystemTime::now();
     let mut a = spawn_peer(&scn.offerer_peer, &ns_of(&pair.offerer)?, &config(Role::Offerer))?;
     let mut b = spawn_peer(&scn.answerer_peer, &ns_of(&pair.answerer)?, &answerer_cfg)?;
     let a_err = tokio::spawn(tail(a.stderr.take().unwrap()));
@@ -256,7 +332,7 @@ pub(super) async fn call(
     reap(&mut b, &mut outcome.answerer).await;
     let a_err = a_err.await.unwrap_or_default();
     let b_err = b_err.await.unwrap_or_default();
-    Ok((outcome, (a_err, b_err), log))
+    Ok(CallRun { outcome, stderrs: (a_err, b_err), log, events: (a_ev, b_ev), started })
 }
 
 /// Starts the peer process of `kind` inside namespace `ns` with piped stdio.

@@ -39,6 +39,8 @@ pub(crate) struct RunArgs {
     pub name: Option<String>,
     /// Keep the lab after the run.
     pub keep: bool,
+    /// `--capture DIR`: a pcap per link and the peers' events.
+    pub capture: Option<PathBuf>,
     /// Report files to write.
     pub files: ReportFiles,
     /// `--peers A[,B]`: the peer kinds for offerer and answerer.
@@ -97,6 +99,13 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
     let mut errors = Vec::new();
     // Every run places each of the scenario's calls.
     let asked = args.repeat * spec.scenario.as_ref().map_or(1, |s| s.calls.len() as u32);
+    let options = |i: u32| {
+        let capture = match &args.capture {
+            Some(dir) if args.repeat > 1 => Some(dir.join(format!("run-{}", i + 1))),
+            other => other.clone(),
+        };
+        icelab::call::RunOptions { keep: args.keep, verify: args.verify, capture }
+    };
     for i in 0..args.repeat {
         let progress = |n: usize, step: &icelab::plan::Step| {
             if tty {
@@ -105,7 +114,7 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
         };
         // Dropping the run (on a signal) drops its lab and peers, which tears them down.
         let r = tokio::select! {
-            r = icelab::call::run_scenario(&spec, &name, icelab::call::RunOptions { keep: args.keep, verify: args.verify }, progress) => r,
+            r = icelab::call::run_scenario(&spec, &name, options(i), progress) => r,
             s = &mut interrupted => {
                 if tty { errln!(); }
                 return Err(CliError::could_not_run(format!("interrupted by {s}; the lab was torn down")));
@@ -142,6 +151,10 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
                 errln!("--- {} stderr (tail) ---\n{}", s.peer, s.text);
             }
         }
+    }
+    if let Some(dir) = args.capture.as_ref().filter(|_| !runs.is_empty()) {
+        let files = runs[0].capture.len();
+        errln!("captured: {files} pcap file(s) (one per link) and events.jsonl per run, in {}", dir.display());
     }
     // A failed expectation is a finding (1) even when other runs could not be done.
     if model.calls.iter().any(|c| !c.pass) {

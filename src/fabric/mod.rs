@@ -8,6 +8,7 @@
 //! the records' owners to remove only what a dead process left (see [`registry`]).
 
 mod apply;
+pub mod capture;
 pub mod child;
 pub mod conntrack;
 pub mod netns;
