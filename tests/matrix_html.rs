@@ -10,13 +10,15 @@ fn report() -> MatrixReport {
     let cells = spec
         .cells()
         .into_iter()
-        .map(|(a, b)| CellResult {
-            a,
-            b,
-            expect: matrix::expect(a, b),
+        .map(|c| CellResult {
+            a: c.a,
+            b: c.b,
+            expect: matrix::expect_in(c.a, c.b, &c.layer),
+            layer: c.layer,
             call: None,
             error: Some("not run".into()),
             attempts: 1,
+            capture: None,
         })
         .collect();
     MatrixReport { spec, shard: None, cells, wall_s: 1.0, jobs: 2 }

@@ -7,9 +7,10 @@ use icelab::scenario::PathClass;
 
 #[test]
 fn every_default_cell_file_parses_and_carries_its_expectation() {
-    for (a, b) in MatrixSpec::default().cells() {
-        let spec = icelab::spec::parse_str("cell.toml", &matrix::cell_file(a, b))
-            .unwrap_or_else(|e| panic!("{a} x {b}:\n{e}\n{}", matrix::cell_file(a, b)));
+    for cell in MatrixSpec::default().cells() {
+        let (a, b) = (cell.a, cell.b);
+        let spec = icelab::spec::parse_str("cell.toml", &matrix::cell_file(&cell))
+            .unwrap_or_else(|e| panic!("{a} x {b}:\n{e}\n{}", matrix::cell_file(&cell)));
         let want = matrix::expect(a, b);
         assert_eq!(spec.expect.as_ref().unwrap().path, Some(want.path), "{a} x {b}");
         assert_eq!(spec.scenario.as_ref().unwrap().calls.len(), 1);
@@ -21,7 +22,8 @@ fn every_default_cell_file_parses_and_carries_its_expectation() {
 #[test]
 fn the_shipped_expectations_match_the_snapshot() {
     let mut out = String::new();
-    for (a, b) in MatrixSpec::default().cells() {
+    for c in MatrixSpec::default().cells() {
+        let (a, b) = (c.a, c.b);
         let e = matrix::expect(a, b);
         let transports = if e.relay_transports.is_empty() {
             String::new()
@@ -54,7 +56,7 @@ fn nat_theory_holds_in_the_table() {
         let want: &[&str] = if c.has_udp() || c == Http { &["tls"] } else { &["tcp", "tls"] };
         assert_eq!(matrix::expect(c, Http).relay_transports, want, "{c} x HTTP");
     }
-    let relayed = MatrixSpec::default().cells().into_iter().filter(|(a, b)| path(*a, *b) == PathClass::Relayed).count();
+    let relayed = MatrixSpec::default().cells().into_iter().filter(|c| path(c.a, c.b) == PathClass::Relayed).count();
     assert_eq!(relayed, 59);
 }
 
@@ -80,13 +82,15 @@ fn synthetic(spec: &MatrixSpec, shard: Option<Shard>) -> MatrixReport {
         .into_iter()
         .enumerate()
         .filter(|(k, _)| shard.is_none_or(|s| s.holds(*k)))
-        .map(|(_, (a, b))| CellResult {
-            a,
-            b,
-            expect: matrix::expect(a, b),
+        .map(|(_, c)| CellResult {
+            a: c.a,
+            b: c.b,
+            expect: matrix::expect_in(c.a, c.b, &c.layer),
+            layer: c.layer,
             call: None,
             error: Some("not run".into()),
             attempts: 1,
+            capture: None,
         })
         .collect();
     MatrixReport { spec: spec.clone(), shard, cells, wall_s: 1.0, jobs: 2 }
@@ -117,9 +121,36 @@ fn spec_files_choose_the_sides_and_errors_are_located() {
     assert!(MatrixSpec::parse("m.toml", "c = []\n").is_err());
 }
 
+/// The impairment and peer axes: the A x B grid once per layer, each cell's file
+/// carrying the layer, and a wrong word located.
+#[test]
+fn spec_files_add_impairment_and_peer_layers() {
+    let s = MatrixSpec::parse(
+        "m.toml",
+        "a = [\"PORT\"]\nb = [\"SYMM\"]\nimpair = [\"none\", \"lte\"]\npeers = [\"built-in\", \"chromium\"]\n",
+    )
+    .unwrap();
+    let cells = s.cells();
+    assert_eq!(cells.len(), 4);
+    let labels: Vec<String> = cells.iter().map(matrix::cell_stem).collect();
+    assert_eq!(labels, ["port-symm", "port-symm-none-chromium", "port-symm-lte-built-in", "port-symm-lte-chromium"]);
+    let lte_chromium = icelab::spec::parse_str("cell.toml", &matrix::cell_file(&cells[3])).unwrap();
+    let alice = lte_chromium.topology.hosts.iter().find(|h| h.name == "alice").unwrap();
+    assert!(alice.uplink.impair.is_some(), "the layer's preset impairs alice's link");
+    let scn = lte_chromium.scenario.unwrap();
+    assert_eq!(scn.offerer_peer.to_string(), "chromium");
+    assert_eq!(scn.answerer_peer.to_string(), "chromium");
+    // The default layer's file is the plain cell's.
+    assert!(!matrix::cell_file(&cells[0]).contains("impair"));
+    let e = MatrixSpec::parse("m.toml", "impair = [\"lte\", \"moon\"]\n").unwrap_err().to_string();
+    assert!(e.starts_with("m.toml:1:18: unknown impairment preset `moon`"), "{e}");
+    let e = MatrixSpec::parse("m.toml", "peers = [\"netscape\"]\n").unwrap_err().to_string();
+    assert!(e.starts_with("m.toml:1:10: unknown peer `netscape`"), "{e}");
+}
+
 #[test]
 fn the_grid_shows_every_cell() {
-    let spec = MatrixSpec { a: vec![Config::Open, Config::Port], b: vec![Config::Symm] };
+    let spec = MatrixSpec { a: vec![Config::Open, Config::Port], b: vec![Config::Symm], ..MatrixSpec::default() };
     let r = synthetic(&spec, None);
     let grid = matrix::grid::render(&r, Default::default());
     insta::assert_snapshot!("matrix-grid-errors", grid);

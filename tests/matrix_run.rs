@@ -115,3 +115,59 @@ fn sharded_runs_merge_into_the_unsharded_report() {
     let grid = icelab(&["merge", &parts[0], &parts[1]]);
     assert!(stdout(&grid).contains("4/4 cells met the expectations"), "{}", stdout(&grid));
 }
+
+/// Frames in `pcap` that tshark's display filter `filter` selects (tshark decodes the
+/// file on its own: an independent reader of what icelab wrote).
+fn tshark_count(pcap: &std::path::Path, filter: &str) -> usize {
+    let o = std::process::Command::new("tshark")
+        .args(["-n", "-r", &pcap.display().to_string(), "-Y", filter, "-T", "fields", "-e", "frame.number"])
+        .output()
+        .expect("tshark (scripts/setup installs it)");
+    assert!(o.status.success(), "tshark -r {} -Y '{filter}': {}", pcap.display(), stderr(&o));
+    stdout(&o).lines().filter(|l| !l.trim().is_empty()).count()
+}
+
+/// `--capture DIR`: a relayed cell (SYMM x SYMM, TURN over UDP) leaves a pcap per link
+/// and the peers' events; tshark finds the STUN Binding requests of gathering and the
+/// checks, and TURN ChannelData carrying the call through the relay.
+#[test]
+fn a_captured_cell_holds_stun_binding_requests_and_turn_channel_data() {
+    if !require_root() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("m.toml");
+    std::fs::write(&spec, "a = [\"SYMM\"]\nb = [\"SYMM\"]\n").unwrap();
+    let captures = dir.path().join("captures");
+    let o = icelab(&["matrix", &spec.display().to_string(), "--capture", &captures.display().to_string(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let cell = captures.join("symm-symm");
+    assert_eq!(v["cells"][0]["capture"], cell.display().to_string(), "the report names the cell's captures");
+    // One file per link: each host's, router's and server's uplink.
+    let mut files: Vec<String> =
+        std::fs::read_dir(&cell).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    files.sort();
+    assert_eq!(files, ["a1.pcap", "alice.pcap", "b1.pcap", "bob.pcap", "events.jsonl", "relay.pcap", "stun.pcap"]);
+    // Alice's own link, before her NAT: her Binding requests (to the STUN server, and
+    // checks), and her Allocate and ChannelData towards the relay.
+    let alice = cell.join("alice.pcap");
+    assert!(tshark_count(&alice, "stun.type == 0x0001") > 0, "no STUN Binding request on alice's link");
+    assert!(tshark_count(&alice, "stun.type == 0x0003") > 0, "no TURN Allocate request on alice's link");
+    // The relay's link carries the call as ChannelData, both peers' (the cell relays).
+    let relay = cell.join("relay.pcap");
+    let channel_data = tshark_count(&relay, "stun.channel");
+    assert!(channel_data > 10, "{channel_data} ChannelData frames on the relay's link");
+    // The STUN server saw the requests after NAT: from the routers' public addresses.
+    assert!(tshark_count(&cell.join("stun.pcap"), "stun.type == 0x0001") > 0);
+    // events.jsonl: both peers' events, each a JSON line, in time order.
+    let events = std::fs::read_to_string(cell.join("events.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = events.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for peer in ["offerer", "answerer"] {
+        assert!(lines.iter().any(|l| l["peer"] == peer), "no {peer} events in events.jsonl");
+    }
+    let times: Vec<f64> = lines.iter().map(|l| l["unix_ms"].as_f64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "events.jsonl is not in time order");
+    assert!(lines.iter().any(|l| l["event"]["event"] == "selected_pair"), "no selected pair in {events}");
+}

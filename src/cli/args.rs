@@ -40,6 +40,9 @@ pub(crate) enum Command {
         /// Write each cell's icelab file (e.g. `PORT-SYMM.toml`) to this directory and stop: a cell to rerun with `icelab run`.
         #[arg(long)]
         export: Option<PathBuf>,
+        /// Keep every cell's captures in DIR/<cell>/: a pcap per link and `events.jsonl` (a failed cell's are always kept, in a temp directory the summary names).
+        #[arg(long, value_name = "DIR")]
+        capture: Option<PathBuf>,
         #[command(flatten)]
         out: MatrixOutputs,
     },
@@ -203,6 +206,9 @@ pub(crate) enum Command {
         /// Keep the lab running afterwards (single run only).
         #[arg(long)]
         keep: bool,
+        /// Capture every link into DIR (a pcap per link, written by icelab) and the peers' events into DIR/events.jsonl (DIR/run-N/ with --repeat).
+        #[arg(long, value_name = "DIR")]
+        capture: Option<PathBuf>,
         /// Play the call with these peers instead of the file's: `OFFERER,ANSWERER` or one
         /// kind for both (`built-in`).
         #[arg(long, value_name = "A[,B]")]

@@ -27,10 +27,9 @@ fn load_spec(spec_file: Option<&Path>) -> Result<MatrixSpec, CliError> {
 pub(crate) fn export(spec_file: Option<&Path>, dir: &Path) -> CliResult {
     let spec = load_spec(spec_file)?;
     std::fs::create_dir_all(dir).map_err(|e| CliError::could_not_run(format!("{}: {e}", dir.display())))?;
-    let word = |c: matrix::Config| c.label().replace('!', "no-").to_lowercase();
-    for (a, b) in spec.cells() {
-        let path = dir.join(format!("{}-{}.toml", word(a), word(b)));
-        std::fs::write(&path, matrix::cell_file(a, b))
+    for cell in spec.cells() {
+        let path = dir.join(format!("{}.toml", matrix::cell_stem(&cell)));
+        std::fs::write(&path, matrix::cell_file(&cell))
             .map_err(|e| CliError::could_not_run(format!("writing {}: {e}", path.display())))?;
     }
     out::outln!("wrote {} cell files to {}", spec.cells().len(), dir.display());
@@ -43,10 +42,11 @@ pub(crate) async fn matrix(
     jobs: Option<usize>,
     shard: Option<&str>,
     (verify, retries): (bool, u32),
+    capture: Option<&Path>,
     outputs: Outputs,
 ) -> CliResult {
     let spec = load_spec(spec_file)?;
-    let run = icelab::call::RunOptions { keep: false, verify };
+    let run = icelab::call::RunOptions { keep: false, verify, capture: None };
     let shard = shard.map(Shard::parse).transpose().map_err(|e| CliError::bad_input(format!("{e:#}")))?;
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     if jobs == 0 {
@@ -54,14 +54,14 @@ pub(crate) async fn matrix(
     }
     // Every cell's file goes through the file layer before any lab is built.
     let mut cells = Vec::new();
-    for (k, (a, b)) in spec.cells().into_iter().enumerate() {
+    for (k, cell) in spec.cells().into_iter().enumerate() {
         if shard.is_some_and(|s| !s.holds(k)) {
             continue;
         }
-        let name = format!("matrix {a} x {b}");
-        let parsed = icelab::spec::parse_str(&name, &matrix::cell_file(a, b))
+        let name = format!("matrix {cell}");
+        let parsed = icelab::spec::parse_str(&name, &matrix::cell_file(&cell))
             .map_err(|e| CliError::could_not_run(format!("the generated file of {name} is wrong (a bug):\n{e}")))?;
-        cells.push((k, a, b, parsed));
+        cells.push((k, cell, parsed));
     }
     super::require_root()?;
     let interrupted = Interrupts::install()
@@ -71,16 +71,28 @@ pub(crate) async fn matrix(
     let bar = progress(cells.len() as u64);
     let tag = format!("{:04x}", rand::random::<u16>());
     let start = Instant::now();
-    let runs = futures::stream::iter(cells.into_iter().map(|(k, a, b, spec)| {
+    // Every cell is captured; a passing cell's files go unless `--capture` asked for them.
+    let scratch = std::env::temp_dir().join(format!("icelab-matrix-{tag}"));
+    let captures = capture.map_or(scratch.clone(), Path::to_path_buf);
+    let runs = futures::stream::iter(cells.into_iter().map(|(k, cell, spec)| {
         let name = format!("mx{tag}{k:03}");
+        let dir = captures.join(matrix::cell_stem(&cell));
+        let run = icelab::call::RunOptions { capture: Some(dir.clone()), ..run.clone() };
         async move {
             let mut attempts = 0;
             loop {
                 attempts += 1;
-                let r = icelab::call::run_scenario(&spec, &name, run, |_, _| {}).await;
-                let cell = CellResult { attempts, ..cell_result(a, b, r) };
-                if cell.pass() || attempts > retries {
-                    break cell;
+                // A retry's capture replaces the failed try's.
+                let _ = std::fs::remove_dir_all(&dir);
+                let r = icelab::call::run_scenario(&spec, &name, run.clone(), |_, _| {}).await;
+                let mut result = CellResult { attempts, ..cell_result(&cell, r) };
+                if result.pass() || attempts > retries {
+                    if result.pass() && capture.is_none() {
+                        let _ = std::fs::remove_dir_all(&dir);
+                    } else if dir.exists() {
+                        result.capture = Some(dir.display().to_string());
+                    }
+                    break result;
                 }
             }
         }
@@ -106,8 +118,10 @@ pub(crate) async fn matrix(
         }
     }
     bar.finish_and_clear();
+    // Left only when a failed cell's captures are in it.
+    let _ = std::fs::remove_dir(&scratch);
     let order = spec.cells();
-    done.sort_by_key(|c| order.iter().position(|x| *x == (c.a, c.b)));
+    done.sort_by_key(|c| order.iter().position(|x| *x == c.cell()));
     let r = MatrixReport { spec, shard, cells: done, wall_s: start.elapsed().as_secs_f64(), jobs };
     emit(&r, &outputs)
 }
@@ -126,16 +140,16 @@ pub(crate) fn merge(files: &[PathBuf], outputs: Outputs) -> CliResult {
     emit(&r, &outputs)
 }
 
-fn cell_result(a: matrix::Config, b: matrix::Config, r: anyhow::Result<Vec<icelab::call::RunReport>>) -> CellResult {
-    let expect = matrix::expect(a, b);
-    match r {
+fn cell_result(cell: &matrix::Cell, r: anyhow::Result<Vec<icelab::call::RunReport>>) -> CellResult {
+    let matrix::Cell { layer, a, b } = cell.clone();
+    let expect = matrix::expect_in(a, b, &layer);
+    let (call, error) = match r {
         Ok(reps) => {
-            let call =
-                reps.first().map(|rep| report::Call { name: format!("{a} x {b}"), ..report::Call::from_run(rep) });
-            CellResult { a, b, expect, call, error: None, attempts: 1 }
+            (reps.first().map(|rep| report::Call { name: cell.to_string(), ..report::Call::from_run(rep) }), None)
         }
-        Err(e) => CellResult { a, b, expect, call: None, error: Some(format!("{e:#}")), attempts: 1 },
-    }
+        Err(e) => (None, Some(format!("{e:#}"))),
+    };
+    CellResult { a, b, layer, expect, call, error, attempts: 1, capture: None }
 }
 
 /// A bar with ETA and pass/fail counts on a terminal; nothing otherwise.
@@ -165,15 +179,24 @@ fn emit(r: &MatrixReport, o: &Outputs) -> CliResult {
         let style = Style::from_env(std::io::stdout().is_terminal(), std::env::var("NO_COLOR").ok().as_deref());
         out::text(&matrix::grid::render(r, style));
     }
+    let failed_captures: Vec<&str> =
+        r.cells.iter().filter(|c| !c.pass()).filter_map(|c| c.capture.as_deref()).collect();
+    if let Some(first) = failed_captures.first() {
+        let dir = Path::new(first).parent().unwrap_or(Path::new(first));
+        out::errln!(
+            "captures of the {} failed cells (a pcap per link, events.jsonl): {}",
+            failed_captures.len(),
+            dir.display()
+        );
+    }
     if r.cells.iter().any(|c| c.call.as_ref().is_some_and(|k| !k.pass)) {
         return Ok(Done::CheckFailed);
     }
     if let Some(c) = r.cells.iter().find(|c| c.error.is_some()) {
         let n = r.cells.iter().filter(|c| c.error.is_some()).count();
         return Err(CliError::could_not_run(format!(
-            "{n} cells could not be run; first: {} x {}: {}",
-            c.a,
-            c.b,
+            "{n} cells could not be run; first: {}: {}",
+            c.cell(),
             c.error.as_deref().unwrap_or_default()
         )));
     }

@@ -115,13 +115,18 @@ impl Config {
     /// [`Config::tables`] with `count` hosts behind the same routers (`count = N`:
     /// `host-1` .. `host-N`); one host keeps its plain name.
     pub fn tables_n(self, side: &str, host: &str, count: usize) -> String {
+        self.tables_with(side, host, count, "")
+    }
+
+    /// [`Config::tables_n`] with `extra` lines in the host's table (e.g. `impair = "lte"`).
+    pub fn tables_with(self, side: &str, host: &str, count: usize, extra: &str) -> String {
         let router = |name: &str, wan: &str, nat: &str, firewall: Option<&str>| {
             let fw = firewall.map(|f| format!("firewall = {f}\n")).unwrap_or_default();
             format!("[router.{name}]\nwan = \"{wan}\"\nnat = \"{nat}\"\n{fw}\n")
         };
         let (r1, r2) = (format!("{side}1"), format!("{side}2"));
         let n = if count > 1 { format!("count = {count}\n") } else { String::new() };
-        let on = |r: &str| format!("[host.{host}]\non = \"{r}\"\n{n}\n");
+        let on = |r: &str| format!("[host.{host}]\non = \"{r}\"\n{n}{extra}\n");
         match self {
             Config::Open => on("internet"),
             Config::Cone => router(&r1, "internet", "full-cone", None) + &on(&r1),

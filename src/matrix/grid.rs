@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::{CellResult, Config, MatrixReport};
+use super::{CellResult, Config, Layer, MatrixReport};
 use crate::report::table::Style;
 
 const WIDTH: usize = 23;
@@ -23,8 +23,14 @@ fn cell_text(c: Option<&CellResult>) -> (String, Option<bool>) {
     (text, Some(c.pass()))
 }
 
-fn find(r: &MatrixReport, a: Config, b: Config) -> Option<&CellResult> {
-    r.cells.iter().find(|c| (c.a, c.b) == (a, b))
+pub(super) fn find<'a>(r: &'a MatrixReport, layer: &Layer, a: Config, b: Config) -> Option<&'a CellResult> {
+    r.cells.iter().find(|c| (c.a, c.b) == (a, b) && c.layer == *layer)
+}
+
+/// The layers to draw, each with its heading (none when the matrix has one layer).
+pub(super) fn layers(r: &MatrixReport) -> impl Iterator<Item = (&Layer, Option<String>)> {
+    let many = r.spec.layers.len() > 1;
+    r.spec.layers.iter().map(move |l| (l, many.then(|| l.label())))
 }
 
 fn tally(r: &MatrixReport) -> String {
@@ -40,25 +46,31 @@ fn tally(r: &MatrixReport) -> String {
     )
 }
 
-/// The terminal grid.
+/// The terminal grid (one per layer).
 pub fn render(r: &MatrixReport, style: Style) -> String {
-    let mut o = format!("{:<6}", "A\\B");
-    for b in &r.spec.b {
-        let _ = write!(o, " {:<WIDTH$}", b.label());
-    }
-    o.push('\n');
-    for a in &r.spec.a {
-        let _ = write!(o, "{:<6}", a.label());
+    let mut o = String::new();
+    for (layer, heading) in layers(r) {
+        if let Some(h) = heading {
+            let _ = writeln!(o, "{h}:");
+        }
+        let _ = write!(o, "{:<6}", "A\\B");
         for b in &r.spec.b {
-            let (text, ok) = cell_text(find(r, *a, *b));
-            let padded = format!("{text:<WIDTH$}");
-            let _ = write!(o, " {}", ok.map_or(padded.clone(), |ok| style.mark(ok, &padded)));
+            let _ = write!(o, " {:<WIDTH$}", b.label());
         }
         o.push('\n');
+        for a in &r.spec.a {
+            let _ = write!(o, "{:<6}", a.label());
+            for b in &r.spec.b {
+                let (text, ok) = cell_text(find(r, layer, *a, *b));
+                let padded = format!("{text:<WIDTH$}");
+                let _ = write!(o, " {}", ok.map_or(padded.clone(), |ok| style.mark(ok, &padded)));
+            }
+            o.push('\n');
+        }
     }
     let _ = writeln!(o, "{}", tally(r));
     for c in r.cells.iter().filter(|c| c.pass() && c.attempts > 1) {
-        let _ = writeln!(o, "  {} x {}: flaky, passed on try {}", c.a, c.b, c.attempts);
+        let _ = writeln!(o, "  {}: flaky, passed on try {}", c.cell(), c.attempts);
     }
     for c in r.cells.iter().filter(|c| !c.pass()) {
         let why = c.error.clone().unwrap_or_else(|| {
@@ -71,43 +83,49 @@ pub fn render(r: &MatrixReport, style: Style) -> String {
                 .collect();
             failed.join("; ")
         });
-        let _ = writeln!(o, "  {} x {}: {why}", c.a, c.b);
+        let _ = writeln!(o, "  {}: {why}", c.cell());
     }
     o
 }
 
 /// A Markdown table, and the cells where icelab's real stacks differ from libwebrtc's.
 pub fn markdown(r: &MatrixReport) -> String {
-    let mut o = String::from("| A \\ B |");
-    for b in &r.spec.b {
-        let _ = write!(o, " {} |", b.label());
-    }
-    o += "\n|---|";
-    o += &"---|".repeat(r.spec.b.len());
-    o.push('\n');
-    for a in &r.spec.a {
-        let _ = write!(o, "| **{}** |", a.label());
+    let mut o = String::new();
+    for (layer, heading) in layers(r) {
+        if let Some(h) = heading {
+            let _ = writeln!(o, "### {h}\n");
+        }
+        o += "| A \\ B |";
         for b in &r.spec.b {
-            let (text, ok) = cell_text(find(r, *a, *b));
-            let mark = match ok {
-                Some(true) => "✅ ",
-                Some(false) => "❌ ",
-                None => "",
-            };
-            let _ = write!(o, " {mark}{} |", text.replace('|', "\\|"));
+            let _ = write!(o, " {} |", b.label());
+        }
+        o += "\n|---|";
+        o += &"---|".repeat(r.spec.b.len());
+        o.push('\n');
+        for a in &r.spec.a {
+            let _ = write!(o, "| **{}** |", a.label());
+            for b in &r.spec.b {
+                let (text, ok) = cell_text(find(r, layer, *a, *b));
+                let mark = match ok {
+                    Some(true) => "✅ ",
+                    Some(false) => "❌ ",
+                    None => "",
+                };
+                let _ = write!(o, " {mark}{} |", text.replace('|', "\\|"));
+            }
+            o.push('\n');
         }
         o.push('\n');
     }
-    let _ = writeln!(o, "\n{}\n", tally(r));
+    let _ = writeln!(o, "{}\n", tally(r));
     let differs: Vec<&CellResult> = r.cells.iter().filter(|c| c.expect.differs.is_some()).collect();
     if !differs.is_empty() {
         o += "| cell | expected | libwebrtc | why it differs |\n|---|---|---|---|\n";
         for c in differs {
             let _ = writeln!(
                 o,
-                "| {} x {} | {} | {} | {} |",
-                c.a,
-                c.b,
+                "| {} | {} | {} | {} |",
+                c.cell(),
                 c.expect.path.as_str(),
                 c.expect.libwebrtc,
                 c.expect.differs.as_deref().unwrap_or_default()

@@ -59,16 +59,43 @@ pub fn render(r: &MatrixReport) -> String {
         r.jobs,
         r.wall_s
     );
-    o += "<table id=\"heatmap\">\n<tr><th>A \\ B</th>";
+    for (n, (layer, heading)) in super::grid::layers(r).enumerate() {
+        if let Some(h) = heading {
+            let _ = writeln!(o, "<h2>{}</h2>", e(&h));
+        }
+        let id = if n == 0 { "heatmap".to_string() } else { format!("heatmap-{}", n + 1) };
+        heatmap(&mut o, r, layer, &id);
+    }
+    o += "<h2>Timelines</h2>\n<p class=\"legend\">";
+    for (name, color) in MILESTONES {
+        let _ = write!(o, "<span style=\"color:{color}\">&#9632;</span> {} &nbsp; ", e(name));
+    }
+    o += "</p>\n<table id=\"timelines\">\n";
+    for c in &r.cells {
+        let verdict = if c.pass() { "pass" } else { "FAIL" };
+        let _ = writeln!(
+            o,
+            "<tr><th>{}</th><td>{verdict}</td><td>{}</td><td>{}</td></tr>",
+            e(&c.cell().to_string()),
+            timeline(c),
+            e(c.error.as_deref().unwrap_or(&c.expect.why))
+        );
+    }
+    o + "</table>\n</body></html>\n"
+}
+
+/// One layer's heatmap: rows the offerer's side, columns the answerer's.
+fn heatmap(o: &mut String, r: &MatrixReport, layer: &super::Layer, id: &str) {
+    let _ = write!(o, "<table class=\"heatmap\" id=\"{id}\">\n<tr><th>A \\ B</th>");
     for b in &r.spec.b {
         let _ = write!(o, "<th>{}</th>", e(b.label()));
     }
-    o += "</tr>\n";
+    *o += "</tr>\n";
     for a in &r.spec.a {
         let _ = write!(o, "<tr><th>{}</th>", e(a.label()));
         for b in &r.spec.b {
-            match r.cells.iter().find(|c| (c.a, c.b) == (*a, *b)) {
-                None => o += "<td class=\"absent\">-</td>",
+            match super::grid::find(r, layer, *a, *b) {
+                None => *o += "<td class=\"absent\">-</td>",
                 Some(c) => {
                     let pair = c.call.as_ref().and_then(|k| k.pair.as_ref()).map_or("no pair".into(), |p| p.short());
                     let ice = c.ice_ms().map_or("-".into(), |v| format!("{v:.0} ms"));
@@ -86,23 +113,7 @@ pub fn render(r: &MatrixReport) -> String {
                 }
             }
         }
-        o += "</tr>\n";
+        *o += "</tr>\n";
     }
-    o += "</table>\n<h2>Timelines</h2>\n<p class=\"legend\">";
-    for (name, color) in MILESTONES {
-        let _ = write!(o, "<span style=\"color:{color}\">&#9632;</span> {} &nbsp; ", e(name));
-    }
-    o += "</p>\n<table id=\"timelines\">\n";
-    for c in &r.cells {
-        let verdict = if c.pass() { "pass" } else { "FAIL" };
-        let _ = writeln!(
-            o,
-            "<tr><th>{} x {}</th><td>{verdict}</td><td>{}</td><td>{}</td></tr>",
-            e(c.a.label()),
-            e(c.b.label()),
-            timeline(c),
-            e(c.error.as_deref().unwrap_or(&c.expect.why))
-        );
-    }
-    o + "</table>\n</body></html>\n"
+    *o += "</table>\n";
 }

@@ -14,32 +14,99 @@ use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
 pub use config::Config;
-pub use expect::{CellExpect, expect};
+pub use expect::{CellExpect, expect, expect_in};
 
 use crate::report::Report;
 
-/// Which configurations face which.
+/// Which configurations face which, under which impairments, with which peers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatrixSpec {
     /// Offerer sides (rows).
     pub a: Vec<Config>,
     /// Answerer sides (columns).
     pub b: Vec<Config>,
+    /// The A x B grid is run once per layer: an impairment preset × a peer kind.
+    #[serde(default = "default_layers")]
+    pub layers: Vec<Layer>,
+}
+
+fn default_layers() -> Vec<Layer> {
+    vec![Layer::default()]
 }
 
 impl Default for MatrixSpec {
-    /// libwebrtc's ten against themselves: 100 cells.
+    /// libwebrtc's ten against themselves, unimpaired, built-in peers: 100 cells.
     fn default() -> Self {
-        MatrixSpec { a: Config::ALL.to_vec(), b: Config::ALL.to_vec() }
+        MatrixSpec { a: Config::ALL.to_vec(), b: Config::ALL.to_vec(), layers: default_layers() }
     }
 }
 
-/// A SPEC file as written: `a = ["OPEN", "PORT"]`, `b = ["SYMM"]` (absent: all ten).
+/// One run of the A x B grid: what impairs both hosts' links and which peers call.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Layer {
+    /// An impairment preset on both hosts' uplinks (`none`: unimpaired).
+    pub impair: String,
+    /// The peer kind at both ends (`built-in`, `chromium`, `firefox`).
+    pub peer: String,
+}
+
+impl Default for Layer {
+    fn default() -> Self {
+        Layer { impair: NO_IMPAIRMENT.into(), peer: "built-in".into() }
+    }
+}
+
+/// The impairment axis's word for "unimpaired".
+pub const NO_IMPAIRMENT: &str = "none";
+
+impl Layer {
+    /// Unimpaired, built-in peers: the default matrix.
+    pub fn is_default(&self) -> bool {
+        *self == Layer::default()
+    }
+
+    /// `lte, chromium`.
+    pub fn label(&self) -> String {
+        format!("impairment {}, {} peers", self.impair, self.peer)
+    }
+}
+
+impl std::fmt::Display for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+/// One cell: a layer, and side A against side B in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    /// The layer.
+    pub layer: Layer,
+    /// Offerer's side.
+    pub a: Config,
+    /// Answerer's side.
+    pub b: Config,
+}
+
+impl std::fmt::Display for Cell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} x {}", self.a, self.b)?;
+        if !self.layer.is_default() {
+            write!(f, " ({})", self.layer)?;
+        }
+        Ok(())
+    }
+}
+
+/// A SPEC file as written: `a = ["OPEN", "PORT"]`, `b = ["SYMM"]` (absent: all ten),
+/// `impair = ["none", "lte"]`, `peers = ["built-in", "chromium"]`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSpec {
     a: Option<Vec<toml::Spanned<String>>>,
     b: Option<Vec<toml::Spanned<String>>>,
+    impair: Option<Vec<toml::Spanned<String>>>,
+    peers: Option<Vec<toml::Spanned<String>>>,
 }
 
 impl MatrixSpec {
@@ -66,12 +133,46 @@ impl MatrixSpec {
                 })
                 .collect()
         };
-        Ok(MatrixSpec { a: side(raw.a)?, b: side(raw.b)? })
+        // An axis's words, each checked by `valid` (None: fine; Some: the error).
+        let axis = |v: Option<Vec<toml::Spanned<String>>>, fallback: &str, valid: &dyn Fn(&str) -> Option<String>| {
+            let Some(v) = v else { return Ok(vec![fallback.to_string()]) };
+            if v.is_empty() {
+                bail!("{file}: an axis lists nothing");
+            }
+            v.iter()
+                .map(|w| match valid(w.get_ref()) {
+                    None => Ok(w.get_ref().clone()),
+                    Some(e) => Err(at(w.span().start, e)),
+                })
+                .collect::<Result<Vec<String>>>()
+        };
+        let presets: Vec<&str> = crate::impair::presets::ALL.iter().map(|p| p.name()).collect();
+        let impair = axis(raw.impair, NO_IMPAIRMENT, &|w| {
+            (w != NO_IMPAIRMENT && !presets.contains(&w))
+                .then(|| format!("unknown impairment preset `{w}` (use {NO_IMPAIRMENT}, {})", presets.join(", ")))
+        })?;
+        let peers = axis(raw.peers, "built-in", &|w| match crate::peer::PeerKind::from_name(w) {
+            Ok(crate::peer::PeerKind::Command { .. }) => {
+                Some("a matrix's peers are built-in, chromium or firefox".to_string())
+            }
+            Ok(_) => None,
+            Err(e) => Some(e),
+        })?;
+        let layers = impair
+            .iter()
+            .flat_map(|i| peers.iter().map(move |p| Layer { impair: i.clone(), peer: p.clone() }))
+            .collect();
+        Ok(MatrixSpec { a: side(raw.a)?, b: side(raw.b)?, layers })
     }
 
-    /// Every cell, rows first.
-    pub fn cells(&self) -> Vec<(Config, Config)> {
-        self.a.iter().flat_map(|a| self.b.iter().map(move |b| (*a, *b))).collect()
+    /// Every cell: layer by layer, rows first.
+    pub fn cells(&self) -> Vec<Cell> {
+        self.layers
+            .iter()
+            .flat_map(|l| {
+                self.a.iter().flat_map(move |a| self.b.iter().map(move |b| Cell { layer: l.clone(), a: *a, b: *b }))
+            })
+            .collect()
     }
 }
 
@@ -103,15 +204,21 @@ impl Shard {
 }
 
 /// The icelab file of one cell: `alice` behind `a`, `bob` behind `b`, a STUN and a
-/// TURN server on the internet, and the cell's expectation as `[expect]`.
-pub fn cell_file(a: Config, b: Config) -> String {
-    let e = expect(a, b);
-    let mut s = format!("description = \"matrix cell {a} x {b}: {}\"\n\n", e.why.replace('"', "'"));
-    s += &a.tables("a", "alice");
-    s += &b.tables("b", "bob");
+/// TURN server on the internet, the layer's impairment on both hosts' links and its
+/// peers, and the cell's expectation as `[expect]`.
+pub fn cell_file(cell: &Cell) -> String {
+    let Cell { layer, a, b } = cell;
+    let e = expect_in(*a, *b, layer);
+    let mut s = format!("description = \"matrix cell {cell}: {}\"\n\n", e.why.replace('"', "'"));
+    let host = if layer.impair == NO_IMPAIRMENT { String::new() } else { format!("impair = \"{}\"\n", layer.impair) };
+    s += &a.tables_with("a", "alice", 1, &host);
+    s += &b.tables_with("b", "bob", 1, &host);
     s += "[server.stun]\nservices = [\"stun\"]\n\n[server.relay]\nservices = [\"turn\"]\n\n";
     s +=
         "[scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\nstun = \"stun\"\nturn = \"relay\"\ndeadline-ms = 12000\n";
+    if layer.peer != "built-in" {
+        s += &format!("peer = \"{}\"\n", layer.peer);
+    }
     // Media-like data, not a flood: the matrix asks which path wins, not its capacity,
     // and a flood through a TCP relay shared by parallel labs can outlast the deadline.
     s += "data-rate-kbps = 500\n\n";
@@ -123,6 +230,17 @@ pub fn cell_file(a: Config, b: Config) -> String {
     s
 }
 
+/// A cell's file stem: `port-symm`, `no-udp-http`, `port-symm-lte-chromium` (for
+/// exported files and capture directories).
+pub fn cell_stem(cell: &Cell) -> String {
+    let word = |c: Config| c.label().replace('!', "no-").to_lowercase();
+    let mut stem = format!("{}-{}", word(cell.a), word(cell.b));
+    if !cell.layer.is_default() {
+        stem += &format!("-{}-{}", cell.layer.impair, cell.layer.peer);
+    }
+    stem
+}
+
 /// One cell's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellResult {
@@ -130,6 +248,9 @@ pub struct CellResult {
     pub a: Config,
     /// Answerer's side.
     pub b: Config,
+    /// The layer (absent: unimpaired, built-in peers).
+    #[serde(default, skip_serializing_if = "Layer::is_default")]
+    pub layer: Layer,
     /// What it had to show.
     pub expect: CellExpect,
     /// The call, judged (absent when the cell could not be run).
@@ -139,6 +260,10 @@ pub struct CellResult {
     /// Runs it took (`--retries`): more than 1 marks a flaky cell, whatever the verdict.
     #[serde(default = "one")]
     pub attempts: u32,
+    /// Where the cell's captures are (one pcap per link and `events.jsonl`): every cell's
+    /// with `--capture`, and a failed cell's always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<String>,
 }
 
 fn one() -> u32 {
@@ -146,6 +271,11 @@ fn one() -> u32 {
 }
 
 impl CellResult {
+    /// Which cell this is.
+    pub fn cell(&self) -> Cell {
+        Cell { layer: self.layer.clone(), a: self.a, b: self.b }
+    }
+
     /// The cell met its expectation.
     pub fn pass(&self) -> bool {
         self.call.as_ref().is_some_and(|c| c.pass)
@@ -182,7 +312,7 @@ impl MatrixReport {
     pub fn calls_report(&self, source: &str) -> Report {
         let calls: Vec<_> = self.cells.iter().filter_map(|c| c.call.clone()).collect();
         let errors: Vec<String> =
-            self.cells.iter().filter_map(|c| c.error.as_ref().map(|e| format!("{} x {}: {e}", c.a, c.b))).collect();
+            self.cells.iter().filter_map(|c| c.error.as_ref().map(|e| format!("{}: {e}", c.cell()))).collect();
         let pass = errors.is_empty() && !calls.is_empty() && calls.iter().all(|c| c.pass);
         Report { source: source.into(), pass, calls, errors, summary: None }
     }
@@ -203,12 +333,12 @@ pub fn merge(parts: Vec<MatrixReport>) -> Result<MatrixReport> {
         wall_s = wall_s.max(p.wall_s);
         jobs = jobs.max(p.jobs);
         for c in p.cells {
-            if cells.iter().any(|x| (x.a, x.b) == (c.a, c.b)) {
-                bail!("cell {} x {} is in two reports (overlapping shards?)", c.a, c.b);
+            if cells.iter().any(|x| x.cell() == c.cell()) {
+                bail!("cell {} is in two reports (overlapping shards?)", c.cell());
             }
             cells.push(c);
         }
     }
-    cells.sort_by_key(|c| order.iter().position(|x| *x == (c.a, c.b)));
+    cells.sort_by_key(|c| order.iter().position(|x| *x == c.cell()));
     Ok(MatrixReport { spec, shard: None, cells, wall_s, jobs })
 }
