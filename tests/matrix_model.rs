@@ -149,6 +149,29 @@ fn spec_files_add_impairment_and_peer_layers() {
 }
 
 #[test]
+fn spec_expectations_replace_the_shipped_ones_where_they_match() {
+    let src = "a = [\"OPEN\", \"PORT\"]\nb = [\"!UDP\"]\npeers = [\"built-in\", \"chromium\"]\n\n\
+               [[expect]]\na = \"OPEN\"\npeer = \"chromium\"\npath = \"direct\"\nwhy = \"ICE-TCP\"\n";
+    let s = MatrixSpec::parse("m.toml", src).unwrap();
+    let cells = s.cells();
+    let open_chromium = cells.iter().find(|c| c.a == Config::Open && c.layer.peer == "chromium").unwrap();
+    assert_eq!(open_chromium.expect.path, icelab::scenario::PathClass::Direct);
+    assert_eq!(open_chromium.expect.why, "ICE-TCP (SPEC m.toml:5:1)");
+    assert!(matrix::cell_file(open_chromium).contains("path = \"direct\""));
+    // Every other cell keeps the shipped expectation.
+    for c in cells.iter().filter(|c| *c != open_chromium) {
+        assert_eq!(c.expect, matrix::expect(c.a, c.b), "{c}");
+    }
+    let bad = |extra: &str| MatrixSpec::parse("m.toml", &format!("[[expect]]\n{extra}")).unwrap_err().to_string();
+    let e = bad("a = \"MOON\"\npath = \"direct\"\nwhy = \"x\"\n");
+    assert!(e.starts_with("m.toml:2:5: unknown configuration `MOON`"), "{e}");
+    let e = bad("path = \"relayed\"\nrelay-transport = [\"sctp\"]\nwhy = \"x\"\n");
+    assert!(e.starts_with("m.toml:3:20: unknown relay transport `sctp`"), "{e}");
+    let e = bad("path = \"sideways\"\nwhy = \"x\"\n");
+    assert!(e.starts_with("m.toml:2:8: unknown variant `sideways`"), "{e}");
+}
+
+#[test]
 fn the_grid_shows_every_cell() {
     let spec = MatrixSpec { a: vec![Config::Open, Config::Port], b: vec![Config::Symm], ..MatrixSpec::default() };
     let r = synthetic(&spec, None);

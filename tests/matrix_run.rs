@@ -171,3 +171,50 @@ fn a_captured_cell_holds_stun_binding_requests_and_turn_channel_data() {
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "events.jsonl is not in time order");
     assert!(lines.iter().any(|l| l["event"]["event"] == "selected_pair"), "no selected pair in {events}");
 }
+
+/// A cell that fails keeps its captures without `--capture`: in a temp directory the
+/// summary names. The SPEC's own `[[expect]]` makes SYMM x SYMM fail (it claims a direct
+/// path where symmetric NATs on both sides relay).
+#[test]
+fn a_failed_cell_keeps_its_captures_in_a_named_temp_directory() {
+    if !require_root() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("m.toml");
+    let text = "a = [\"SYMM\"]\nb = [\"SYMM\", \"OPEN\"]\n\n[[expect]]\na = \"SYMM\"\nb = \"SYMM\"\npath = \"direct\"\nwhy = \"a claim the lab disproves\"\n";
+    std::fs::write(&spec, text).unwrap();
+    // The temp directory goes where TMPDIR says: inside this test's own.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_icelab"))
+        .args(["matrix", &spec.display().to_string(), "--json"])
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "a failed cell is a finding: {}{}", stdout(&o), stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let cells = v["cells"].as_array().unwrap();
+    let symm = cells.iter().find(|c| c["b"] == "Symm").expect("SYMM x SYMM");
+    assert_eq!(symm["call"]["pass"], false);
+    assert!(symm["expect"]["why"].as_str().unwrap().contains("m.toml:4:1"), "{}", symm["expect"]);
+    let kept = std::path::PathBuf::from(symm["capture"].as_str().expect("the failed cell names its captures"));
+    assert!(kept.starts_with(&tmp), "{} is not under TMPDIR", kept.display());
+    assert!(kept.join("alice.pcap").metadata().unwrap().len() > 24, "alice.pcap holds packets");
+    assert!(kept.join("events.jsonl").exists());
+    // The passing cell's captures are gone; the summary names the directory.
+    let open = cells.iter().find(|c| c["b"] == "Open").expect("SYMM x OPEN");
+    assert_eq!(open["call"]["pass"], true, "{open}");
+    assert!(open.get("capture").is_none(), "{open}");
+    let scratch = kept.parent().unwrap();
+    assert_eq!(std::fs::read_dir(scratch).unwrap().count(), 1, "only the failed cell's directory is kept");
+    assert!(
+        stderr(&o).contains(&format!(
+            "captures of the failed cells (1; a pcap per link, events.jsonl): {}",
+            scratch.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -45,10 +45,21 @@ const local = new Map();
 const remote = new Map();
 const key = (a, p) => `${a}:${p}`;
 
+// The signaled candidate at `address:port`: [address, type], or undefined.
+function signaled(known, address, port) {
+  if (address) return known.has(key(address, port)) ? [address, known.get(key(address, port))] : undefined;
+  // Chromium redacts a remote prflx's address in its stats: the port alone, when a
+  // single signaled candidate has it, names the candidate.
+  const m = [...known].filter(([k]) => k.endsWith(`:${port}`));
+  return m.length === 1 ? [m[0][0].slice(0, m[0][0].lastIndexOf(":")), m[0][1]] : undefined;
+}
+
 function info(type, protocol, address, port, extra, known) {
   const c = { candidate_type: type, base_type: type, protocol: (protocol || "").toLowerCase(), address: address || "", port: port || 0 };
-  // A prflx that is really a signaled candidate (e.g. the other side's relay) takes its type.
-  if (type === "prflx" && known.has(key(c.address, c.port))) c.base_type = known.get(key(c.address, c.port));
+  // A prflx that is really a signaled candidate (e.g. the other side's relay, whose
+  // check arrived before its candidate) takes its type.
+  const s = type === "prflx" ? signaled(known, c.address, c.port) : undefined;
+  if (s) [c.address, c.base_type] = s;
   if (extra.relayProtocol) c.relay_protocol = extra.relayProtocol.toLowerCase();
   if (extra.related) c.related_address = extra.related;
   if (extra.url) c.url = extra.url;

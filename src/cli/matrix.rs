@@ -141,8 +141,7 @@ pub(crate) fn merge(files: &[PathBuf], outputs: Outputs) -> CliResult {
 }
 
 fn cell_result(cell: &matrix::Cell, r: anyhow::Result<Vec<icelab::call::RunReport>>) -> CellResult {
-    let matrix::Cell { layer, a, b } = cell.clone();
-    let expect = matrix::expect_in(a, b, &layer);
+    let matrix::Cell { layer, a, b, expect } = cell.clone();
     let (call, error) = match r {
         Ok(reps) => {
             (reps.first().map(|rep| report::Call { name: cell.to_string(), ..report::Call::from_run(rep) }), None)
@@ -184,7 +183,7 @@ fn emit(r: &MatrixReport, o: &Outputs) -> CliResult {
     if let Some(first) = failed_captures.first() {
         let dir = Path::new(first).parent().unwrap_or(Path::new(first));
         out::errln!(
-            "captures of the {} failed cells (a pcap per link, events.jsonl): {}",
+            "captures of the failed cells ({}; a pcap per link, events.jsonl): {}",
             failed_captures.len(),
             dir.display()
         );

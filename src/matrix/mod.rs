@@ -17,6 +17,7 @@ pub use config::Config;
 pub use expect::{CellExpect, expect, expect_in};
 
 use crate::report::Report;
+use crate::scenario::PathClass;
 
 /// Which configurations face which, under which impairments, with which peers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +29,52 @@ pub struct MatrixSpec {
     /// The A x B grid is run once per layer: an impairment preset × a peer kind.
     #[serde(default = "default_layers")]
     pub layers: Vec<Layer>,
+    /// The SPEC's own expectations (`[[expect]]`), replacing the shipped table's where
+    /// they match, in file order (the last match wins).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<ExpectOverride>,
+}
+
+/// A SPEC's `[[expect]]`: what the cells it matches must show instead of the shipped
+/// expectation (say, a stack of your own that connects a cell directly over ICE-TCP).
+/// An absent selector matches every cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpectOverride {
+    /// Side A's configuration.
+    pub a: Option<Config>,
+    /// Side B's configuration.
+    pub b: Option<Config>,
+    /// The layer's impairment.
+    pub impair: Option<String>,
+    /// The layer's peer kind.
+    pub peer: Option<String>,
+    /// Direct or relayed.
+    pub path: PathClass,
+    /// When relayed, the TURN transports that may carry it (empty: any).
+    pub relay_transports: Vec<String>,
+    /// Why, as the SPEC says; the report quotes it.
+    pub why: String,
+    /// Where it is written (`m.toml:3:1`).
+    pub at: String,
+}
+
+impl ExpectOverride {
+    fn matches(&self, layer: &Layer, a: Config, b: Config) -> bool {
+        self.a.is_none_or(|x| x == a)
+            && self.b.is_none_or(|x| x == b)
+            && self.impair.as_ref().is_none_or(|x| *x == layer.impair)
+            && self.peer.as_ref().is_none_or(|x| *x == layer.peer)
+    }
+
+    /// `shipped` with this override's verdict, saying where it came from.
+    fn apply(&self, shipped: CellExpect) -> CellExpect {
+        CellExpect {
+            path: self.path,
+            relay_transports: self.relay_transports.clone(),
+            why: format!("{} (SPEC {})", self.why, self.at),
+            ..shipped
+        }
+    }
 }
 
 fn default_layers() -> Vec<Layer> {
@@ -37,7 +84,7 @@ fn default_layers() -> Vec<Layer> {
 impl Default for MatrixSpec {
     /// libwebrtc's ten against themselves, unimpaired, built-in peers: 100 cells.
     fn default() -> Self {
-        MatrixSpec { a: Config::ALL.to_vec(), b: Config::ALL.to_vec(), layers: default_layers() }
+        MatrixSpec { a: Config::ALL.to_vec(), b: Config::ALL.to_vec(), layers: default_layers(), overrides: Vec::new() }
     }
 }
 
@@ -77,7 +124,7 @@ impl std::fmt::Display for Layer {
     }
 }
 
-/// One cell: a layer, and side A against side B in it.
+/// One cell: a layer, side A against side B in it, and what the cell must show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cell {
     /// The layer.
@@ -86,6 +133,8 @@ pub struct Cell {
     pub a: Config,
     /// Answerer's side.
     pub b: Config,
+    /// The shipped expectation, or the SPEC's where it states one.
+    pub expect: CellExpect,
 }
 
 impl std::fmt::Display for Cell {
@@ -107,6 +156,22 @@ struct RawSpec {
     b: Option<Vec<toml::Spanned<String>>>,
     impair: Option<Vec<toml::Spanned<String>>>,
     peers: Option<Vec<toml::Spanned<String>>>,
+    #[serde(default)]
+    expect: Vec<toml::Spanned<RawOverride>>,
+}
+
+/// `[[expect]]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawOverride {
+    a: Option<toml::Spanned<String>>,
+    b: Option<toml::Spanned<String>>,
+    impair: Option<toml::Spanned<String>>,
+    peer: Option<toml::Spanned<String>>,
+    path: PathClass,
+    #[serde(default)]
+    relay_transport: Vec<toml::Spanned<String>>,
+    why: String,
 }
 
 impl MatrixSpec {
@@ -119,19 +184,18 @@ impl MatrixSpec {
         };
         let raw: RawSpec =
             toml::from_str(src).map_err(|e| at(e.span().map_or(0, |s| s.start), e.message().trim().to_string()))?;
+        let config = |w: &toml::Spanned<String>| {
+            Config::from_label(w.get_ref()).ok_or_else(|| {
+                let all: Vec<&str> = Config::ALL.iter().map(|c| c.label()).collect();
+                at(w.span().start, format!("unknown configuration `{}` (use {})", w.get_ref(), all.join(", ")))
+            })
+        };
         let side = |v: Option<Vec<toml::Spanned<String>>>| -> Result<Vec<Config>> {
             let Some(v) = v else { return Ok(Config::ALL.to_vec()) };
             if v.is_empty() {
                 bail!("{file}: a side lists no configurations");
             }
-            v.iter()
-                .map(|w| {
-                    Config::from_label(w.get_ref()).ok_or_else(|| {
-                        let all: Vec<&str> = Config::ALL.iter().map(|c| c.label()).collect();
-                        at(w.span().start, format!("unknown configuration `{}` (use {})", w.get_ref(), all.join(", ")))
-                    })
-                })
-                .collect()
+            v.iter().map(config).collect()
         };
         // An axis's words, each checked by `valid` (None: fine; Some: the error).
         let axis = |v: Option<Vec<toml::Spanned<String>>>, fallback: &str, valid: &dyn Fn(&str) -> Option<String>| {
@@ -147,32 +211,78 @@ impl MatrixSpec {
                 .collect::<Result<Vec<String>>>()
         };
         let presets: Vec<&str> = crate::impair::presets::ALL.iter().map(|p| p.name()).collect();
-        let impair = axis(raw.impair, NO_IMPAIRMENT, &|w| {
+        let valid_impair = |w: &str| {
             (w != NO_IMPAIRMENT && !presets.contains(&w))
                 .then(|| format!("unknown impairment preset `{w}` (use {NO_IMPAIRMENT}, {})", presets.join(", ")))
-        })?;
-        let peers = axis(raw.peers, "built-in", &|w| match crate::peer::PeerKind::from_name(w) {
+        };
+        let valid_peer = |w: &str| match crate::peer::PeerKind::from_name(w) {
             Ok(crate::peer::PeerKind::Command { .. }) => {
                 Some("a matrix's peers are built-in, chromium or firefox".to_string())
             }
             Ok(_) => None,
             Err(e) => Some(e),
-        })?;
+        };
+        let impair = axis(raw.impair, NO_IMPAIRMENT, &valid_impair)?;
+        let peers = axis(raw.peers, "built-in", &valid_peer)?;
+        // A selector's word, checked like the axis it selects on.
+        let word = |w: &Option<toml::Spanned<String>>, valid: &dyn Fn(&str) -> Option<String>| {
+            w.as_ref()
+                .map(|w| match valid(w.get_ref()) {
+                    None => Ok(w.get_ref().clone()),
+                    Some(e) => Err(at(w.span().start, e)),
+                })
+                .transpose()
+        };
+        let transports = ["udp", "tcp", "tls"];
+        let mut overrides = Vec::new();
+        for o in &raw.expect {
+            let (span, r) = (o.span(), o.get_ref());
+            let place = crate::diag::locate(file, src, span.start, String::new(), None);
+            let relay_transports = r
+                .relay_transport
+                .iter()
+                .map(|t| match transports.contains(&t.get_ref().as_str()) {
+                    true => Ok(t.get_ref().clone()),
+                    false => Err(at(
+                        t.span().start,
+                        format!("unknown relay transport `{}` (use udp, tcp, tls)", t.get_ref()),
+                    )),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            overrides.push(ExpectOverride {
+                a: r.a.as_ref().map(config).transpose()?,
+                b: r.b.as_ref().map(config).transpose()?,
+                impair: word(&r.impair, &valid_impair)?,
+                peer: word(&r.peer, &valid_peer)?,
+                path: r.path,
+                relay_transports,
+                why: r.why.clone(),
+                at: format!("{}:{}:{}", place.file, place.line, place.col),
+            });
+        }
         let layers = impair
             .iter()
             .flat_map(|i| peers.iter().map(move |p| Layer { impair: i.clone(), peer: p.clone() }))
             .collect();
-        Ok(MatrixSpec { a: side(raw.a)?, b: side(raw.b)?, layers })
+        Ok(MatrixSpec { a: side(raw.a)?, b: side(raw.b)?, layers, overrides })
     }
 
     /// Every cell: layer by layer, rows first.
     pub fn cells(&self) -> Vec<Cell> {
         self.layers
             .iter()
-            .flat_map(|l| {
-                self.a.iter().flat_map(move |a| self.b.iter().map(move |b| Cell { layer: l.clone(), a: *a, b: *b }))
-            })
+            .flat_map(|l| self.a.iter().flat_map(move |a| self.b.iter().map(move |b| self.cell(l, *a, *b))))
             .collect()
+    }
+
+    /// The cell `a` x `b` in `layer`, with the SPEC's expectation where one matches.
+    pub fn cell(&self, layer: &Layer, a: Config, b: Config) -> Cell {
+        let shipped = expect_in(a, b, layer);
+        let expect = match self.overrides.iter().rev().find(|o| o.matches(layer, a, b)) {
+            Some(o) => o.apply(shipped),
+            None => shipped,
+        };
+        Cell { layer: layer.clone(), a, b, expect }
     }
 }
 
@@ -207,8 +317,7 @@ impl Shard {
 /// TURN server on the internet, the layer's impairment on both hosts' links and its
 /// peers, and the cell's expectation as `[expect]`.
 pub fn cell_file(cell: &Cell) -> String {
-    let Cell { layer, a, b } = cell;
-    let e = expect_in(*a, *b, layer);
+    let Cell { layer, a, b, expect: e } = cell;
     let mut s = format!("description = \"matrix cell {cell}: {}\"\n\n", e.why.replace('"', "'"));
     let host = if layer.impair == NO_IMPAIRMENT { String::new() } else { format!("impair = \"{}\"\n", layer.impair) };
     s += &a.tables_with("a", "alice", 1, &host);
@@ -273,7 +382,7 @@ fn one() -> u32 {
 impl CellResult {
     /// Which cell this is.
     pub fn cell(&self) -> Cell {
-        Cell { layer: self.layer.clone(), a: self.a, b: self.b }
+        Cell { layer: self.layer.clone(), a: self.a, b: self.b, expect: self.expect.clone() }
     }
 
     /// The cell met its expectation.
