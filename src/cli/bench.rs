@@ -47,8 +47,7 @@ async fn relay(cfg: BenchConfig, name: Option<String>, json: bool) -> CliResult 
     require_root()?;
     let name = name.unwrap_or_else(registry::random_name);
     new_lab_name(&name)?;
-    let interrupted =
-        Interrupts::install().map_err(|e| CliError::could_not_run(format!("cannot install signal handlers: {e}")))?;
+    let interrupted = Interrupts::install()?;
     let tty = std::io::stderr().is_terminal() && !json;
     let run = icelab::bench::lab::run(&cfg, &name, |step| {
         if tty {

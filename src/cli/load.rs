@@ -2,7 +2,6 @@
 //! a live bar (setups/s, success %, p95 setup), the load report. Ctrl-C drops the
 //! load, which kills every running call's peers and tears the lab down.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -104,14 +103,12 @@ pub(crate) async fn load(file: &Path, args: LoadArgs) -> CliResult {
     let name = args.name.clone().unwrap_or_else(registry::random_name);
     super::new_lab_name(&name)?;
     super::require_root()?;
-    let interrupted = Interrupts::install()
-        .map_err(|e| CliError::could_not_run(format!("cannot install signal handlers: {e}")))?
-        .wait();
+    let interrupted = Interrupts::install()?.wait();
     tokio::pin!(interrupted);
 
     let calls: Vec<LoadCall> = arrivals.iter().map(|a| LoadCall { at_ms: a.at_ms, pair: a.pair.clone() }).collect();
     let opts = LoadOptions { concurrency: spec.concurrency, time_limit: Duration::from_secs_f64(spec.time_limit_s) };
-    let bar = progress_bar(calls.len() as u64);
+    let bar = super::progress_bar(calls.len() as u64, "calls");
     let mut live = Live::default();
     let (bar_ref, arrivals_ref) = (&bar, &arrivals);
     let build =
@@ -176,18 +173,6 @@ impl Live {
             ok as f64 * 100.0 / self.done.len().max(1) as f64
         )
     }
-}
-
-fn progress_bar(n: u64) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(n);
-    let style = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} calls {msg}")
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar.enable_steady_tick(Duration::from_millis(250));
-    bar
 }
 
 /// `--dry-run`: the lab and the schedule, nothing built.

@@ -64,11 +64,9 @@ pub(crate) async fn matrix(
         cells.push((k, cell, parsed));
     }
     super::require_root()?;
-    let interrupted = Interrupts::install()
-        .map_err(|e| CliError::could_not_run(format!("cannot install signal handlers: {e}")))?
-        .wait();
+    let interrupted = Interrupts::install()?.wait();
     tokio::pin!(interrupted);
-    let bar = progress(cells.len() as u64);
+    let bar = super::progress_bar(cells.len() as u64, "cells");
     let tag = format!("{:04x}", rand::random::<u16>());
     let start = Instant::now();
     // Every cell is captured; a passing cell's files go unless `--capture` asked for them.
@@ -149,18 +147,6 @@ fn cell_result(cell: &matrix::Cell, r: anyhow::Result<Vec<icelab::call::RunRepor
         Err(e) => (None, Some(format!("{e:#}"))),
     };
     CellResult { a, b, layer, expect, call, error, attempts: 1, capture: None }
-}
-
-/// A bar with ETA and pass/fail counts on a terminal; nothing otherwise.
-fn progress(n: u64) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(n);
-    let style = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} cells, ETA {eta} {msg}")
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar
 }
 
 fn emit(r: &MatrixReport, o: &Outputs) -> CliResult {

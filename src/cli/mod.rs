@@ -117,8 +117,7 @@ pub(crate) async fn up(
     icelab::servers::check_programs(topo).map_err(CliError::bad_input)?;
     require_root()?;
     // Handlers first: a signal that arrives before them would kill us with the lab half-built.
-    let interrupted =
-        Interrupts::install().map_err(|e| CliError::could_not_run(format!("cannot install signal handlers: {e}")))?;
+    let interrupted = Interrupts::install()?;
     let tty = std::io::stderr().is_terminal();
     let build = Lab::up_with(topo, &spec.events, &name, &opts, |i, step| {
         if tty {
@@ -162,6 +161,22 @@ pub(crate) async fn up(
     Ok(Done::Ok)
 }
 
+/// A bar with ETA and a message (pass/fail counts) on a terminal, counting `unit`;
+/// hidden otherwise, so pipes and CI logs get no control codes.
+pub(crate) fn progress_bar(n: u64, unit: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(n);
+    let style =
+        indicatif::ProgressStyle::with_template(&format!("{{bar:30}} {{pos}}/{{len}} {unit}, ETA {{eta}} {{msg}}"))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    // Ticks keep the ETA moving while one long call or cell runs.
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
+    bar
+}
+
 /// SIGINT and SIGTERM, caught from the moment of `install` on.
 pub(crate) struct Interrupts {
     int: tokio::signal::unix::Signal,
@@ -169,9 +184,11 @@ pub(crate) struct Interrupts {
 }
 
 impl Interrupts {
-    pub(crate) fn install() -> std::io::Result<Self> {
+    pub(crate) fn install() -> Result<Self, CliError> {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok(Interrupts { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+        let handler =
+            |kind| signal(kind).map_err(|e| CliError::could_not_run(format!("cannot install signal handlers: {e}")));
+        Ok(Interrupts { int: handler(SignalKind::interrupt())?, term: handler(SignalKind::terminate())? })
     }
 
     /// Resolves with the signal's name when one arrives.

@@ -88,9 +88,7 @@ pub(crate) async fn run(file: &Path, args: RunArgs) -> CliResult {
     super::new_lab_name(&name)?;
     super::require_root()?;
     // Handlers before the first build, so a signal never leaves a half-built lab.
-    let interrupted = Interrupts::install()
-        .map_err(|e| CliError::could_not_run(format!("cannot install signal handlers: {e}")))?
-        .wait();
+    let interrupted = Interrupts::install()?.wait();
     tokio::pin!(interrupted);
     let tty = std::io::stderr().is_terminal();
     let style = table::Style::from_env(std::io::stdout().is_terminal(), std::env::var("NO_COLOR").ok().as_deref());
