@@ -220,3 +220,33 @@ fn the_cli_reads_load_files() {
     let o = icelab(&["load", bad.to_str().unwrap(), "--rate", "5", "--dry-run"]);
     assert_eq!(o.status.code(), Some(2), "the file is checked before the flags");
 }
+
+/// The HTML report: self-contained, a dot per call that has a setup time, a pair of
+/// bars per second, and it renders in headless Chromium (installed by `scripts/setup`).
+#[test]
+fn the_html_report_charts_setup_against_the_offered_rate() {
+    let r = synthetic();
+    let html = icelab::load::html::render(&r);
+    for banned in ["<script", "src=\"http", "href=\"http", "@import", "url("] {
+        assert!(!html.contains(banned), "the page must fetch nothing: {banned}");
+    }
+    let with_setup = r.samples.iter().filter(|s| s.setup_from_arrival_ms().is_some()).count();
+    assert_eq!(with_setup, 4, "the synthetic load's four connected calls");
+    assert_eq!(html.matches("<circle class=\"call ok\"").count(), with_setup);
+    assert_eq!(html.matches("<rect class=\"offered\"").count(), r.per_second.len());
+    assert_eq!(html.matches("<rect class=\"opened\"").count(), r.per_second.len());
+    assert!(html.contains("<polyline class=\"p95\""));
+    assert!(html.contains("timeout: timeout in ice"), "the failures table");
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("load.html");
+    std::fs::write(&page, &html).unwrap();
+    let dom = std::process::Command::new("timeout")
+        .args(["60", "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("running chromium (install it: scripts/setup)");
+    assert!(dom.status.success(), "chromium failed: {}", String::from_utf8_lossy(&dom.stderr));
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains("id=\"setup-chart\""), "the page did not load: {dom:.300}");
+    assert_eq!(dom.matches("class=\"call ok\"").count(), with_setup);
+}

@@ -148,10 +148,20 @@ fn a_short_mixed_load_connects_every_call_and_relays_what_the_matrix_predicts() 
     let mut misses = Vec::new();
     for attempt in 1..=3 {
         let name = lab_name("ldci");
-        let o = icelab(&["load", &load_file("ci.toml"), "--name", &name, "--json"]);
+        let dir = tempfile::tempdir().unwrap();
+        let html = dir.path().join("load.html");
+        let o =
+            icelab(&["load", &load_file("ci.toml"), "--name", &name, "--json", "--html", &html.display().to_string()]);
         let r: serde_json::Value =
             serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
         assert!(lab_namespaces(&name).is_empty(), "the load left its lab behind");
+        // The HTML report charts every call that opened its channel.
+        let page = std::fs::read_to_string(&html).expect("--html wrote the report");
+        let dots = page.matches("<circle class=\"call ").count();
+        assert_eq!(
+            dots as u64,
+            r["samples"].as_array().unwrap().iter().filter(|s| !s["setup_from_start_ms"].is_null()).count() as u64
+        );
         check_consistent(&r, 30, true);
         let rs = &r["relay_share"];
         assert!(f(&rs["predicted_by_pairs"]) > 0.2, "the population must relay some calls: {rs}");

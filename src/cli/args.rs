@@ -432,6 +432,10 @@ pub(crate) struct LoadArgs {
     /// The load report as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Also write a self-contained HTML report: setup latency against the offered rate
+    /// over time, and the summary's tables.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) html: Option<PathBuf>,
 }
 
 /// How `icelab matrix` and `icelab merge` report.

@@ -133,6 +133,10 @@ pub(crate) async fn load(file: &Path, args: LoadArgs) -> CliResult {
     let mut report = load::report::build(&file.display().to_string(), &name, &spec, (run.lab_up_ms, &profile), samples);
     report.server_side = load::report::ServerSide::from_figures(run.servers);
     report.resources = run.resources;
+    if let Some(path) = &args.html {
+        std::fs::write(path, load::html::render(&report))
+            .map_err(|e| CliError::could_not_run(format!("writing {}: {e}", path.display())))?;
+    }
     if args.json {
         out::json(&report);
     } else {

@@ -4,6 +4,7 @@
 //! kinds ([`population`]), the schedule of arrivals and pairs ([`schedule`]) and the
 //! report ([`report`]). [`crate::call::run_load`] places the calls; `icelab load` runs it.
 
+pub mod html;
 pub mod population;
 pub mod report;
 pub mod schedule;

@@ -6,7 +6,8 @@ use std::fmt::Write;
 use super::escape as e;
 use super::model::{Call, Report};
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
+/// The pages' shared style (the load report adds to it).
+pub const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}\
 th{background:#f3f3f3}.ok{color:#176f2c;font-weight:bold}.fail{color:#b00020;font-weight:bold}\
 td.num{text-align:right;font-variant-numeric:tabular-nums}pre{background:#f7f7f7;padding:.5em;overflow:auto}";
