@@ -163,6 +163,14 @@ fn a_short_mixed_load_connects_every_call_and_relays_what_the_matrix_predicts() 
             r["samples"].as_array().unwrap().iter().filter(|s| !s["setup_from_start_ms"].is_null()).count() as u64
         );
         check_consistent(&r, 30, true);
+        // The relay's rates, whole and over time, add up to its counters.
+        let rates = &r["server_side"]["rates"][0];
+        let allocations = f(&r["server_side"]["servers"][0]["stats"]["allocations"]);
+        let whole = f(&rates["whole"]["allocations_per_s"]) * f(&rates["whole"]["span_s"]);
+        assert!((whole - allocations).abs() < 0.5, "{whole} allocations from the rate, {allocations} counted: {rates}");
+        let spans: f64 =
+            rates["over_time"].as_array().unwrap().iter().map(|x| f(&x["allocations_per_s"]) * f(&x["span_s"])).sum();
+        assert!((spans - allocations).abs() < 0.5, "{spans} allocations over time, {allocations} counted");
         let rs = &r["relay_share"];
         assert!(f(&rs["predicted_by_pairs"]) > 0.2, "the population must relay some calls: {rs}");
         assert!(f(&rs["predicted_by_mix"]) > 0.0);

@@ -235,6 +235,30 @@ pub fn render(r: &LoadReport) -> String {
         e(&r.server_side.note),
         e(&r.resources.note())
     );
+    for rt in &r.server_side.rates {
+        let _ = writeln!(
+            o,
+            "<h3>server {} over time</h3>\n<p>{}</p>\n<table class=\"server-rates\"><tr><th>from s</th><th>span s</th>\
+             <th>answered/s</th><th>allocations/s</th><th>refused/s</th><th>relayed pkt/s</th><th>relayed B/s</th></tr>",
+            e(&rt.server),
+            e(&super::report::rates_line(rt))
+        );
+        for x in &rt.over_time {
+            let _ = writeln!(
+                o,
+                "<tr><td class=\"num\">{:.1}</td><td class=\"num\">{:.1}</td><td class=\"num\">{:.1}</td><td class=\"num\">{:.1}</td>\
+                 <td class=\"num\">{:.1}</td><td class=\"num\">{:.0}</td><td class=\"num\">{:.0}</td></tr>",
+                x.t_s,
+                x.span_s,
+                x.answered_per_s,
+                x.allocations_per_s,
+                x.refused_per_s,
+                x.relayed_packets_per_s,
+                x.relayed_bytes_per_s
+            );
+        }
+        o.push_str("</table>\n");
+    }
     o.push_str("</body>\n</html>\n");
     o
 }

@@ -312,8 +312,9 @@ pub struct Throughput {
 
 /// Server-side figures: the lab's TURN servers' own counters over the whole load
 /// (bindings, allocations and refusals, permissions, datagrams and bytes relayed), as
-/// every run reads them ([`crate::servers::stats`]). Request rates and latencies are
-/// not derived from them yet.
+/// every run reads them ([`crate::servers::stats`]), and the request and relay rates
+/// their samples give over time. Latencies are the clients' (`srflx`/`relay` gathering
+/// in [`LoadReport::setup`]): the servers do not time their answers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServerSide {
     /// Whether the servers' counters were read.
@@ -323,14 +324,19 @@ pub struct ServerSide {
     /// Each TURN service's figures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<crate::servers::stats::ServerFigures>,
+    /// Each server's request and relay rates, whole and over time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rates: Vec<crate::servers::stats::ServerRates>,
 }
 
 impl ServerSide {
     /// The slot filled with the servers' figures (none read: still empty).
     pub fn from_figures(servers: Vec<crate::servers::stats::ServerFigures>) -> ServerSide {
         if servers.is_empty() {
-            return ServerSide { measured: false, note: "the lab has no TURN server to read".into(), servers };
+            let note = "the lab has no TURN server to read".into();
+            return ServerSide { measured: false, note, servers, rates: Vec::new() };
         }
+        let rates = servers.iter().filter_map(|f| f.rates()).collect();
         let parts: Vec<String> = servers
             .iter()
             .map(|f| {
@@ -347,7 +353,7 @@ impl ServerSide {
                 )
             })
             .collect();
-        ServerSide { measured: true, note: parts.join("; "), servers }
+        ServerSide { measured: true, note: parts.join("; "), servers, rates }
     }
 }
 
@@ -530,6 +536,7 @@ pub fn build(
             measured: false,
             note: "not read (the driver fills it from the servers' own figures)".into(),
             servers: Vec::new(),
+            rates: Vec::new(),
         },
         resources: crate::report::resources::Resources::unmeasured(),
         per_second,
@@ -674,6 +681,29 @@ pub fn render(r: &LoadReport) -> String {
         ),
     );
     line(&mut s, format!("  server side: {}", r.server_side.note));
+    for rt in &r.server_side.rates {
+        line(&mut s, format!("    {}", rates_line(rt)));
+    }
     line(&mut s, format!("  CPU and memory: {}", r.resources.note()));
     s
+}
+
+/// A server's rates in one line: whole run, busiest second, refusals by code.
+pub fn rates_line(rt: &crate::servers::stats::ServerRates) -> String {
+    let w = &rt.whole;
+    let busiest = rt.busiest.as_ref().map_or(String::new(), |b| {
+        format!("; busiest {:.1} s at {:.0} s: {:.1} answered/s", b.span_s, b.t_s, b.answered_per_s)
+    });
+    let refused: Vec<String> = rt.refused.iter().map(|(code, n)| format!("{code} x{n}")).collect();
+    let refused = if refused.is_empty() { String::new() } else { format!(" ({})", refused.join(", ")) };
+    format!(
+        "{} over {:.1} s: {:.1} requests answered/s, {:.1} allocations/s, {:.1} refused/s{refused}; relayed {:.0} pkt/s, {:.0} B/s{busiest}",
+        rt.server,
+        w.span_s,
+        w.answered_per_s,
+        w.allocations_per_s,
+        w.refused_per_s,
+        w.relayed_packets_per_s,
+        w.relayed_bytes_per_s
+    )
 }

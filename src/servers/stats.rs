@@ -159,6 +159,81 @@ pub struct ServerFigures {
     pub note: Option<String>,
 }
 
+/// A server's rates over one span between two of its samples.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerRate {
+    /// Start of the span, s after the server's first sample (taken when it started).
+    pub t_s: f64,
+    /// Length of the span, s.
+    pub span_s: f64,
+    /// Requests answered with success (bindings, allocations, permissions, channel
+    /// binds) per second.
+    pub answered_per_s: f64,
+    /// Allocations created per second.
+    pub allocations_per_s: f64,
+    /// Requests refused per second, whatever the code (401 included: the challenge).
+    pub refused_per_s: f64,
+    /// Datagrams relayed per second, both ways.
+    pub relayed_packets_per_s: f64,
+    /// Payload bytes relayed per second, both ways.
+    pub relayed_bytes_per_s: f64,
+}
+
+impl ServerRate {
+    /// The rates of `later.since(earlier)`; `None` when no time passed between them.
+    pub fn between(first: &ServerStats, earlier: &ServerStats, later: &ServerStats) -> Option<ServerRate> {
+        let span_s = later.span_ms(earlier) as f64 / 1000.0;
+        if span_s <= 0.0 {
+            return None;
+        }
+        let d = later.since(earlier);
+        let per_s = |n: u64| n as f64 / span_s;
+        Some(ServerRate {
+            t_s: earlier.span_ms(first) as f64 / 1000.0,
+            span_s,
+            answered_per_s: per_s(d.stun_bindings + d.allocations + d.permissions + d.channel_binds),
+            allocations_per_s: per_s(d.allocations),
+            refused_per_s: per_s(d.refused()),
+            relayed_packets_per_s: per_s(d.to_peers.packets + d.from_peers.packets),
+            relayed_bytes_per_s: per_s(d.to_peers.bytes + d.from_peers.bytes),
+        })
+    }
+}
+
+/// A server's request and relay rates: over its whole run, over each span between
+/// two samples (the built-in server samples every second in which something changed),
+/// and its busiest span.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerRates {
+    /// The server's name in the file.
+    pub server: String,
+    /// First sample to last.
+    pub whole: ServerRate,
+    /// Sample to sample, oldest first.
+    pub over_time: Vec<ServerRate>,
+    /// The span with the most requests answered.
+    pub busiest: Option<ServerRate>,
+    /// Refusals over the run, by error code.
+    pub refused: Refusals,
+}
+
+impl ServerFigures {
+    /// The rates its samples give; `None` with fewer than two samples over some time
+    /// (coturn's log, which stamps whole seconds, may give one).
+    pub fn rates(&self) -> Option<ServerRates> {
+        let (first, last) = (self.samples.first()?, self.samples.last()?);
+        let whole = ServerRate::between(first, first, last)?;
+        let over_time: Vec<ServerRate> =
+            self.samples.windows(2).filter_map(|w| ServerRate::between(first, &w[0], &w[1])).collect();
+        let busiest = over_time.iter().max_by(|a, b| a.answered_per_s.total_cmp(&b.answered_per_s)).cloned();
+        let mut refused = last.since(first).allocations_refused;
+        let d = last.since(first);
+        add_refusals(&mut refused, &d.permissions_refused);
+        add_refusals(&mut refused, &d.channel_binds_refused);
+        Some(ServerRates { server: self.server.clone(), whole, over_time, busiest, refused })
+    }
+}
+
 /// The built-in TURN server's stats file in namespace `ns` (JSON lines of
 /// [`ServerStats`]), in the lab's state directory `state`.
 pub fn stats_file(state: &str, ns: &str) -> String {
@@ -386,5 +461,40 @@ mod tests {
         assert_eq!((d.allocations, d.allocations_refused.clone()), (2, Refusals::from([(401, 1), (403, 1)])));
         let line = serde_json::to_string(&b).unwrap();
         assert_eq!(parse_stats_lines(&format!("{line}\n{line}\n{{\"at_un")), vec![b.clone(), b]);
+    }
+
+    #[test]
+    fn rates_come_from_consecutive_samples() {
+        let at = |ms: u64, allocations: u64, bytes: u64| ServerStats {
+            at_unix_ms: ms,
+            allocations,
+            allocations_refused: Refusals::from([(401, allocations)]),
+            permissions: 2 * allocations,
+            to_peers: Flow { packets: bytes / 100, bytes },
+            ..Default::default()
+        };
+        let samples = vec![at(1_000, 0, 0), at(2_000, 4, 1_000), at(4_000, 10, 5_000)];
+        let f = ServerFigures {
+            server: "relay".into(),
+            service: ServiceKind::Turn,
+            implementation: Implementation::BuiltIn,
+            stats: samples[2].clone(),
+            samples,
+            note: None,
+        };
+        let r = f.rates().unwrap();
+        assert_eq!((r.whole.t_s, r.whole.span_s), (0.0, 3.0));
+        assert_eq!(
+            (r.whole.allocations_per_s, r.whole.answered_per_s, r.whole.refused_per_s),
+            (10.0 / 3.0, 10.0, 10.0 / 3.0)
+        );
+        assert_eq!(r.whole.relayed_bytes_per_s, 5_000.0 / 3.0);
+        let spans: Vec<(f64, f64, f64)> = r.over_time.iter().map(|x| (x.t_s, x.span_s, x.allocations_per_s)).collect();
+        assert_eq!(spans, [(0.0, 1.0, 4.0), (1.0, 2.0, 3.0)]);
+        assert_eq!(r.busiest.unwrap().t_s, 0.0, "12 answered/s beats 9");
+        assert_eq!(r.refused, Refusals::from([(401, 10)]));
+        // One sample has no span to rate.
+        let one = ServerFigures { samples: vec![at(1_000, 1, 0)], ..f };
+        assert!(one.rates().is_none());
     }
 }
