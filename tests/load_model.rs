@@ -107,6 +107,19 @@ fn the_population_lab_goes_through_the_file_layer() {
 }
 
 #[test]
+fn a_population_slowdown_impairs_every_host() {
+    let s = parse(&format!("{POP}impair = \"lte\"\n"));
+    let LabSource::Population(p) = &s.lab else { panic!() };
+    let text = p.lab_file(None, None);
+    let spec = icelab::spec::parse_str("population", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(!spec.topology.hosts.is_empty());
+    for h in &spec.topology.hosts {
+        assert!(h.uplink.impair.is_some(), "{} is not impaired", h.name);
+    }
+    assert_one(&format!("{POP}impair = \"moon\"\n"), "6:10", "unknown impairment preset `moon`");
+}
+
+#[test]
 fn the_mix_predicts_the_relayed_share() {
     // PORT x PORT direct, PORT x SYMM and SYMM x SYMM relayed: 1 - 0.5 * 0.5.
     let s = parse("[population]\nmix = { PORT = 1, SYMM = 1 }\n");

@@ -34,6 +34,9 @@ pub struct Population {
     /// Peers' ICE profile (absent: the scenario default).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ice_profile: Option<String>,
+    /// An impairment preset on every host's uplink (a slowdown over the whole load).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impair: Option<String>,
 }
 
 impl Population {
@@ -42,7 +45,7 @@ impl Population {
         mix.sort_by_key(|(c, _)| *c);
         let total: f64 = mix.iter().map(|(_, w)| w).sum();
         let kinds = mix.into_iter().map(|(config, weight)| Kind { config, weight, share: weight / total }).collect();
-        Population { kinds, hosts_per_kind, ice_profile: None }
+        Population { kinds, hosts_per_kind, ice_profile: None, impair: None }
     }
 
     /// The hosts of one kind on one side (`'a'` offers, `'b'` answers): `port-a-1` ..
@@ -90,10 +93,11 @@ impl Population {
         let shares: Vec<String> = self.kinds.iter().map(|k| format!("{} {:.0} %", k.config, k.share * 100.0)).collect();
         let mut s =
             format!("description = \"load population: {}; {} hosts each\"\n\n", shares.join(", "), self.hosts_per_kind);
+        let extra = self.impair.as_ref().map_or(String::new(), |p| format!("impair = \"{p}\"\n"));
         for side in ['a', 'b'] {
             for k in &self.kinds {
                 let site = Self::site(k.config, side);
-                s += &k.config.tables_n(&format!("{site}-r"), &site, self.hosts_per_kind);
+                s += &k.config.tables_with(&format!("{site}-r"), &site, self.hosts_per_kind, &extra);
             }
         }
         s += "[server.stun]\nservices = [\"stun\"]\n\n[server.relay]\nservices = [\"turn\"]\n\n";

@@ -16,6 +16,7 @@
 //! [population]          # instead of lab = "FILE"
 //! hosts-per-kind = 3    # hosts of each kind on each side (offering, answering)
 //! mix = { PORT = 55, SYMM = 10, "!UDP" = 5, HTTP = 5, OPEN = 10, CONE = 15 }
+//! impair = "lte"        # optional: a slowdown, this preset on every host's uplink
 //! ```
 
 use std::collections::BTreeMap;
@@ -99,6 +100,7 @@ struct RawLoad {
 struct RawPopulation {
     hosts_per_kind: Option<Spanned<i64>>,
     mix: Spanned<BTreeMap<String, Spanned<f64>>>,
+    impair: Option<Spanned<String>>,
 }
 
 /// Defaults: a short, gentle load.
@@ -243,8 +245,19 @@ fn population(rep: &mut Reporter, p: Spanned<RawPopulation>) -> Option<Populatio
     if p.mix.get_ref().is_empty() {
         rep.error(p.mix.span(), "the mix is empty", Some("e.g. mix = { PORT = 60, SYMM = 40 }".into()));
     }
+    // A slowdown over the whole load: a preset on every host's uplink.
+    let presets: Vec<&str> = crate::impair::presets::ALL.iter().map(|p| p.name()).collect();
+    if let Some(w) = &p.impair
+        && !presets.contains(&w.get_ref().as_str())
+    {
+        rep.error(
+            w.span(),
+            format!("unknown impairment preset `{}`", w.get_ref()),
+            Some(format!("presets: {}", presets.join(", "))),
+        );
+    }
     if !rep.is_empty() {
         return None;
     }
-    Some(Population::new(mix, hosts_per_kind))
+    Some(Population { impair: p.impair.map(Spanned::into_inner), ..Population::new(mix, hosts_per_kind) })
 }
