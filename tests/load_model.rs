@@ -120,6 +120,12 @@ fn a_population_slowdown_impairs_every_host() {
 }
 
 #[test]
+fn a_load_may_choose_both_ends_peer() {
+    assert_eq!(parse(&format!("peer = \"chromium\"\n{POP}")).peer.as_deref(), Some("chromium"));
+    assert_one(&format!("peer = \"netscape\"\n{POP}"), "1:8", "unknown peer `netscape`");
+}
+
+#[test]
 fn the_mix_predicts_the_relayed_share() {
     // PORT x PORT direct, PORT x SYMM and SYMM x SYMM relayed: 1 - 0.5 * 0.5.
     let s = parse("[population]\nmix = { PORT = 1, SYMM = 1 }\n");

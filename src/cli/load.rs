@@ -80,6 +80,10 @@ fn lab_and_schedule(file: &Path, spec: &LoadSpec) -> Result<(icelab::spec::Spec,
             Some(_) => scn.ice_profile = icelab::peer::IceProfile::WebrtcRs,
             None => {}
         }
+        if let Some(name) = &spec.peer {
+            let kind = icelab::peer::PeerKind::from_name(name).map_err(CliError::bad_input)?;
+            (scn.offerer_peer, scn.answerer_peer) = (kind.clone(), kind);
+        }
         scn.data_ms = spec.duration_ms.unwrap_or(scn.data_ms);
         scn.data_rate_kbps = spec.data_rate_kbps.or(scn.data_rate_kbps);
     }
@@ -129,7 +133,14 @@ pub(crate) async fn load(file: &Path, args: LoadArgs) -> CliResult {
     bar.finish_and_clear();
     let run = r.map_err(|e| CliError::could_not_run(format!("{e:#}")))?;
     let samples: Vec<Sample> = arrivals.iter().zip(&run.placed).map(|(a, p)| sample(a, p)).collect();
-    let profile = lab.scenario.as_ref().map_or("-".to_string(), |s| profile_name(s.ice_profile));
+    // The ICE profile is the built-in peers'; other peers bring their own stack's timers.
+    let profile = lab.scenario.as_ref().map_or("-".to_string(), |s| {
+        let peers = [&s.offerer_peer, &s.answerer_peer];
+        match peers.iter().find(|p| !matches!(p, icelab::peer::PeerKind::BuiltIn)) {
+            Some(other) => format!("{other}'s own"),
+            None => profile_name(s.ice_profile),
+        }
+    });
     let mut report = load::report::build(&file.display().to_string(), &name, &spec, (run.lab_up_ms, &profile), samples);
     report.server_side = load::report::ServerSide::from_figures(run.servers);
     report.resources = run.resources;

@@ -12,6 +12,7 @@
 //! time-limit-s = 60     # no call starts after this (from the first arrival)
 //! seed = 1              # pairs and poisson gaps
 //! ice-profile = "browser-like"  # the built-in peers' (default: the lab's)
+//! peer = "chromium"     # both ends' peer (default: the lab's), as a scenario's `peer`
 //!
 //! [population]          # instead of lab = "FILE"
 //! hosts-per-kind = 3    # hosts of each kind on each side (offering, answering)
@@ -75,6 +76,9 @@ pub struct LoadSpec {
     /// The built-in peers' ICE profile (`webrtc-rs`, `browser-like`); absent: the lab's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ice_profile: Option<String>,
+    /// Both ends' peer (`built-in`, `chromium`, `firefox`, a command); absent: the lab's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
     /// The lab.
     pub lab: LabSource,
 }
@@ -91,6 +95,7 @@ struct RawLoad {
     time_limit_s: Option<Spanned<f64>>,
     seed: Option<Spanned<i64>>,
     ice_profile: Option<Spanned<String>>,
+    peer: Option<Spanned<String>>,
     lab: Option<Spanned<String>>,
     population: Option<Spanned<RawPopulation>>,
 }
@@ -189,6 +194,13 @@ fn interpret(rep: &mut Reporter, raw: RawLoad) -> Option<LoadSpec> {
             None
         }
     });
+    let peer = raw.peer.and_then(|p| match crate::peer::PeerKind::from_name(p.get_ref()) {
+        Ok(_) => Some(p.into_inner()),
+        Err(e) => {
+            rep.error(p.span(), e, Some("built-in, chromium, firefox, or cmd:PROGRAM ARGS".into()));
+            None
+        }
+    });
     let lab = match (raw.lab, raw.population) {
         (Some(f), None) => LabSource::File(f.into_inner()),
         (None, Some(p)) => {
@@ -215,6 +227,7 @@ fn interpret(rep: &mut Reporter, raw: RawLoad) -> Option<LoadSpec> {
         time_limit_s,
         seed,
         ice_profile,
+        peer,
         lab,
     })
 }
