@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::TryStreamExt;
+use ipnet::IpNet;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
@@ -110,13 +111,20 @@ impl Applier {
             }
             Step::AddAddress { ns, dev, address } => {
                 let i = self.index(ns, dev).await?;
-                self.get(ns)?.nl.address().add(i, IpAddr::V4(address.addr()), address.prefix_len()).execute().await?;
+                self.get(ns)?.nl.address().add(i, address.addr(), address.prefix_len()).execute().await?;
             }
             Step::AddRoute { ns, dst, via } | Step::ReplaceRoute { ns, dst, via } => {
-                let msg = RouteMessageBuilder::<Ipv4Addr>::new()
-                    .destination_prefix(dst.network(), dst.prefix_len())
-                    .gateway(*via)
-                    .build();
+                let msg = match (dst, via) {
+                    (IpNet::V4(d), IpAddr::V4(v)) => RouteMessageBuilder::<Ipv4Addr>::new()
+                        .destination_prefix(d.network(), d.prefix_len())
+                        .gateway(*v)
+                        .build(),
+                    (IpNet::V6(d), IpAddr::V6(v)) => RouteMessageBuilder::<Ipv6Addr>::new()
+                        .destination_prefix(d.network(), d.prefix_len())
+                        .gateway(*v)
+                        .build(),
+                    _ => bail!("route {dst} via {via}: mixed address families"),
+                };
                 let add = self.get(ns)?.nl.route().add(msg);
                 let add = if matches!(step, Step::ReplaceRoute { .. }) { add.replace() } else { add };
                 add.execute().await?;

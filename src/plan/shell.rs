@@ -132,8 +132,10 @@ impl Renderer<'_> {
             Step::AddRoute { ns: n, dst, via } | Step::ReplaceRoute { ns: n, dst, via } => {
                 let dst = if dst.prefix_len() == 0 { "default".to_string() } else { dst.to_string() };
                 let verb = if matches!(step, Step::AddRoute { .. }) { "add" } else { "replace" };
-                // `proto static`, as the netlink path sets it.
-                format!("ip -n {} route {verb} {dst} via {via} proto static", ns(n))
+                // `proto static`, as the netlink path sets it; `-6` names the family of a
+                // default route (`ip` would read `default` as IPv4).
+                let six = if via.is_ipv6() { " -6" } else { "" };
+                format!("ip{six} -n {} route {verb} {dst} via {via} proto static", ns(n))
             }
             Step::FlushConntrack { ns: n } => format!(
                 "# conntrack flush: conntrack-tools if installed, else icelab's own (ctnetlink)\nif command -v conntrack >/dev/null; then ip netns exec {0} conntrack -F; else ip netns exec {0} icelab conntrack-flush; fi",

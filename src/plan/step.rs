@@ -1,9 +1,9 @@
 //! The step vocabulary: every change a lab ever sees, at build time or mid-call.
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::impair::{Impairment, LinkDir};
@@ -67,32 +67,33 @@ pub enum Step {
         /// Device.
         dev: String,
     },
-    /// Add an IPv4 address with its prefix.
+    /// Add an IPv4 or IPv6 address with its prefix.
     AddAddress {
         /// Namespace name.
         ns: String,
         /// Device.
         dev: String,
         /// Address and prefix length.
-        address: Ipv4Net,
+        address: IpNet,
     },
-    /// Add a route (`0.0.0.0/0` is the default route).
+    /// Add a route (`0.0.0.0/0` and `::/0` are the default routes); `dst` and `via` are
+    /// of one family.
     AddRoute {
         /// Namespace name.
         ns: String,
         /// Destination.
-        dst: Ipv4Net,
+        dst: IpNet,
         /// Next hop.
-        via: Ipv4Addr,
+        via: IpAddr,
     },
     /// Add or replace a route (puts back a route a link-down removed).
     ReplaceRoute {
         /// Namespace name.
         ns: String,
         /// Destination.
-        dst: Ipv4Net,
+        dst: IpNet,
         /// Next hop.
-        via: Ipv4Addr,
+        via: IpAddr,
     },
     /// Delete every IPv4 conntrack entry of the namespace (ctnetlink, like `conntrack -F`).
     FlushConntrack {
