@@ -130,6 +130,7 @@ impl Applier {
                 add.execute().await?;
             }
             Step::FlushConntrack { ns } => super::conntrack::flush(&self.get(ns)?.fd)?,
+            Step::WaitCarrier { ns } => self.wait_carrier(ns).await?,
             Step::Nftables { ns, ruleset, .. } => {
                 let child = start_nft(&self.get(ns)?.fd, ruleset)?;
                 self.pending_nft.push((ns.clone(), child));
@@ -203,6 +204,29 @@ impl Applier {
 
     fn get(&self, ns: &str) -> Result<&Ns> {
         self.spaces.get(ns).ok_or_else(|| anyhow!("namespace {ns} was not created by this plan"))
+    }
+
+    /// Polls the namespace's links until every one that is up is running (has carrier).
+    async fn wait_carrier(&mut self, ns: &str) -> Result<()> {
+        use rtnetlink::packet_route::link::LinkFlags;
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            let mut waiting = Vec::new();
+            let mut links = self.get(ns)?.nl.link().get().execute();
+            while let Some(l) = links.try_next().await? {
+                let f = l.header.flags;
+                if f.contains(LinkFlags::Up) && !f.contains(LinkFlags::Loopback) && !f.contains(LinkFlags::Running) {
+                    waiting.push(l.header.index);
+                }
+            }
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("links {waiting:?} in {ns} have no carrier after 3 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn index(&mut self, ns: &str, dev: &str) -> Result<u32> {

@@ -179,6 +179,9 @@ pub fn plan_with(topo: &Topology, events: &[TimelineEvent], prefix: &str, opts: 
             b.steps.push(Step::Nftables { ns: b.ns(&h.name), purpose: "firewall".into(), ruleset });
         }
     }
+    for n in nodes.iter().filter(|n| !n.addresses6.is_empty()) {
+        b.steps.push(Step::WaitCarrier { ns: n.ns.clone() });
+    }
     let mut services = Vec::new();
     for s in &topo.servers {
         for svc in &s.services {

@@ -95,6 +95,14 @@ pub enum Step {
         /// Next hop.
         via: IpAddr,
     },
+    /// Wait (bounded) until every link that is up in the namespace has carrier. The kernel
+    /// reports carrier in batches up to a second late (linkwatch), and IPv6, unlike IPv4,
+    /// neither answers nor sends neighbour discovery on a link before it has: without the
+    /// wait an IPv6 lab's first second loses packets. Only IPv6 labs have the step.
+    WaitCarrier {
+        /// Namespace name.
+        ns: String,
+    },
     /// Delete every IPv4 conntrack entry of the namespace (ctnetlink, like `conntrack -F`).
     FlushConntrack {
         /// Namespace name.
@@ -217,6 +225,7 @@ impl Step {
             | Step::AddRoute { ns, .. }
             | Step::ReplaceRoute { ns, .. }
             | Step::FlushConntrack { ns }
+            | Step::WaitCarrier { ns }
             | Step::Nftables { ns, .. }
             | Step::WriteFile { ns, .. }
             | Step::TlsCert { ns, .. }
@@ -242,6 +251,7 @@ impl fmt::Display for Step {
             Step::AddRoute { ns, dst, via } => write!(f, "{ns}: route {dst} via {via}"),
             Step::ReplaceRoute { ns, dst, via } => write!(f, "{ns}: route replace {dst} via {via}"),
             Step::FlushConntrack { ns } => write!(f, "{ns}: conntrack flush"),
+            Step::WaitCarrier { ns } => write!(f, "{ns}: wait for carrier"),
             Step::Nftables { ns, purpose, ruleset } => {
                 write!(f, "{ns}: nftables {purpose} ({} lines)", ruleset.lines().count())
             }
