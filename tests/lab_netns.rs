@@ -8,14 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// The host's root namespace as seen by the tools the acceptance names.
-fn root_snapshot() -> String {
-    ["ip -d link", "ip route", "ip rule", "nft list ruleset", "sysctl -a 2>/dev/null | grep '^net\\.'"]
-        .iter()
-        .map(|c| format!("## {c}\n{}", sh(c)))
-        .collect()
-}
-
 fn up(file: &str, name: &str) -> LabGuard {
     let o = icelab(&["up", file, "--name", name]);
     assert!(o.status.success(), "up failed: {}", stderr(&o));
