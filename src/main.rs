@@ -96,8 +96,8 @@ fn main() -> ExitCode {
             Command::Verify { name, file, lifetime_max, json } => {
                 cli::verify::verify(&name, file, lifetime_max, json).await
             }
-            Command::StunServer { primary, alternate, port, alt_port } => {
-                cli::probe::stun_server(primary, alternate, port, alt_port).await
+            Command::StunServer { primary, alternate, primary6, alternate6, port, alt_port } => {
+                cli::probe::stun_server((primary, alternate), primary6.map(|p| (p, alternate6)), port, alt_port).await
             }
             Command::Run {
                 file,
@@ -121,8 +121,8 @@ fn main() -> ExitCode {
             Command::Load { file, args } => cli::load::load(&file, args).await,
             Command::Peer { config, test_silent } => cli::run::peer(config, test_silent).await,
             Command::BrowserPeer { browser } => cli::browser::browser_peer(browser),
-            Command::TurnServer { public_ip, realm, user, password, allow, stats } => {
-                cli::run::turn_server(public_ip, realm, user, password, allow, stats).await
+            Command::TurnServer { public_ip, public_ip6, realm, user, password, allow, stats } => {
+                cli::run::turn_server((public_ip, public_ip6), realm, user, password, allow, stats).await
             }
             Command::Down { name, json } => cli::labs::down(&name, json),
             Command::Ls { json } => cli::labs::ls(json),

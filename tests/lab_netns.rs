@@ -8,14 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// The host's root namespace as seen by the tools the acceptance names.
-fn root_snapshot() -> String {
-    ["ip -d link", "ip route", "ip rule", "nft list ruleset", "sysctl -a 2>/dev/null | grep '^net\\.'"]
-        .iter()
-        .map(|c| format!("## {c}\n{}", sh(c)))
-        .collect()
-}
-
 fn up(file: &str, name: &str) -> LabGuard {
     let o = icelab(&["up", file, "--name", name]);
     assert!(o.status.success(), "up failed: {}", stderr(&o));
@@ -204,7 +196,8 @@ fn exported_script_builds_the_same_lab() {
         return;
     }
     // The second file has impaired links: the script starts the userspace engine too.
-    for (tag, file) in [("xa", "cgnat-double-nat.toml"), ("xb", "lte-home.toml")] {
+    // The third is dual-stack: IPv6 addresses, routes and the ip6 firewall table too.
+    for (tag, file) in [("xa", "cgnat-double-nat.toml"), ("xb", "lte-home.toml"), ("xc", "call-ipv6-dual-stack.toml")] {
         export_matches(tag, &topology(file));
     }
 }
@@ -273,8 +266,17 @@ fn node_state(ns: &str) -> String {
         );
     }
     out += &sh(&format!("ip -n {ns} -4 -o addr show | awk '{{print $2, $4}}'"));
+    out += &sh(&format!("ip -n {ns} -6 -o addr show scope global | awk '{{print $2, $4}}'"));
     out += &sh(&format!("ip -n {ns} route show"));
-    out += &sh(&format!("ip netns exec {ns} nft list ruleset"));
+    out += &sh(&format!("ip -n {ns} -6 route show | grep -v '^fe80::'"));
+    // Table by table in sorted order: the applier loads a router's rulesets side by side,
+    // so the order tables appear in `nft list ruleset` is not the plan's.
+    let tables = sh(&format!("ip netns exec {ns} nft list tables"));
+    let mut tables: Vec<&str> = tables.lines().collect();
+    tables.sort();
+    for t in tables {
+        out += &sh(&format!("ip netns exec {ns} nft list {t}"));
+    }
     out += &sh(&format!(
         "ip netns exec {ns} sysctl net.ipv4.ip_forward net.ipv6.conf.all.disable_ipv6; ip netns exec {ns} sysctl -n net.bridge.bridge-nf-call-iptables 2>/dev/null"
     ));

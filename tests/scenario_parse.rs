@@ -215,3 +215,15 @@ fn several_calls_parse_and_are_checked() {
     let e = parse_str("t.toml", &events).unwrap_err();
     assert!(e.diagnostics[0].message.contains("events need a single call"), "{e}");
 }
+
+#[test]
+fn family_expectation_words() {
+    let tail = "[scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\n[expect]\nfamily = \"v6\"\n";
+    let e = errors(tail);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].0, line_of(tail, "family ="));
+    assert!(e[0].2.contains("unknown family `v6`"), "{e:?}");
+    let tail =
+        "[scenario]\nofferer = \"alice\"\nanswerer = \"bob\"\n[expect]\noutcome = \"failed\"\nfamily = \"ipv6\"\n";
+    assert!(errors(tail)[0].2.contains("a pair expectation with outcome = \"failed\""));
+}

@@ -209,3 +209,44 @@ fn calls_may_name_counted_hosts() {
     assert_eq!(parse_str("t.toml", src).unwrap().scenario.unwrap().calls.len(), 1);
     assert_one(&src.replace("\"a-2\"]", "\"a\"]"), "5:18", "unknown host `a`");
 }
+
+#[test]
+fn ipv6_words_are_checked() {
+    assert_one("[router.a]\nwan = \"internet\"\nipv6 = \"nptv6\"\n", "3:8", "unknown ipv6 mode `nptv6`");
+    assert_one("[host.a]\non = \"internet\"\nfamily = \"v5\"\n", "3:10", "unknown family `v5`");
+}
+
+#[test]
+fn ipv6_host_behind_an_ipv4_only_router_is_located() {
+    let src = "[router.home]\nwan = \"internet\"\n[host.a]\non = \"home\"\nfamily = \"v6\"\n[host.b]\non = \"internet\"\nfamily = \"dual\"\n";
+    assert_one(src, "5:10", "host `a` has family = \"v6\" but its router `home` has no IPv6");
+}
+
+#[test]
+fn ipv6_router_behind_an_ipv4_only_or_nat66_router_is_located() {
+    let src = "[router.isp]\nwan = \"internet\"\n[router.home]\nwan = \"isp\"\nipv6 = \"public\"\n";
+    assert_one(src, "5:8", "router `home` has ipv6 = \"public\" but its WAN router `isp` has no IPv6");
+    let src = "[router.isp]\nwan = \"internet\"\nipv6 = \"nat66\"\n[router.home]\nwan = \"isp\"\nipv6 = \"public\"\n";
+    assert_one(src, "6:8", "behind `isp`, which has ipv6 = \"nat66\"");
+}
+
+#[test]
+fn ipv6_addresses_are_derived_from_the_ipv4_ones() {
+    let src = "[router.home]\nwan = \"internet\"\nipv6 = \"public\"\n[router.ula]\nwan = \"internet\"\nipv6 = \"nat66\"\n\
+               [host.a]\non = \"home\"\n[host.b]\non = \"ula\"\nfamily = \"v6\"\n[host.c]\non = \"internet\"\nfamily = \"v4\"\n\
+               [server.stun]\nservices = [\"stun\"]\n";
+    let t = parse_str("t.toml", src).unwrap().topology;
+    assert!(t.is_ipv6());
+    let home = t.router("home").unwrap().ipv6.unwrap();
+    assert_eq!((home.lan.to_string(), home.wan.gateway.to_string()), ("2001:db8:1::/64".into(), "2001:db8::1".into()));
+    let a = t.host("a").unwrap();
+    assert_eq!(a.family, icelab::topology::ipv6::Family::Dual, "a host under an IPv6 router is dual by default");
+    assert_eq!(a.ipv6.unwrap().address.to_string(), "2001:db8:1:0:192:168:1:10");
+    let b = t.host("b").unwrap();
+    assert_eq!(b.ipv6.unwrap().subnet.network().to_string(), "fd00:2::");
+    assert!(t.host("c").unwrap().ipv6.is_none());
+    assert_eq!(t.servers[0].addresses6.len(), t.servers[0].addresses.len());
+    // A file that asks for no IPv6 gets none.
+    let v4 = parse_str("t.toml", "[host.a]\non = \"internet\"\n").unwrap().topology;
+    assert!(!v4.is_ipv6() && v4.hosts[0].ipv6.is_none());
+}

@@ -206,3 +206,40 @@ async fn the_servers_own_addresses_are_refused_even_when_anyone_is_allowed() {
     assert_granted(&c, "192.0.2.20:5000", 0x4101).await;
     turn.stop().await.unwrap();
 }
+
+/// RFC 6156: with an IPv6 address the server relays from it when the allocation asks
+/// for REQUESTED-ADDRESS-FAMILY IPv6, and from its IPv4 address when it asks nothing,
+/// whatever family the client came over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requested_address_family_picks_the_relay_family() {
+    use turn::proto::relayaddr::RelayedAddress;
+    use turn::proto::reqfamily::RequestedAddressFamily;
+    let turn = serve_turn(TurnServerConfig {
+        public_ip: "127.0.0.1".parse().unwrap(),
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        public_ip6: Some("::1".parse().unwrap()),
+        udp_port: Some(0),
+        tcp_port: None,
+        tls_port: None,
+        ..TurnServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let relayed = |m: &Message| {
+        let mut a = RelayedAddress::default();
+        a.get_from(m).unwrap_or_else(|e| panic!("no relayed address ({e}): {m}"));
+        a.ip
+    };
+    for (family, want) in [(None, "127.0.0.1"), (Some(2u8), "::1"), (Some(1u8), "127.0.0.1")] {
+        let c = Client::new(turn.udp_addr.unwrap()).await;
+        let mut req = allocate();
+        // RFC 6156 4.1.1: 0x01 IPv4, 0x02 IPv6.
+        if let Some(f) = family {
+            req.push(Box::new(RequestedAddressFamily(f)));
+        }
+        let ok = c.signed(req, "icelab", "icelab").await;
+        assert_eq!(ok.typ, MessageType::new(METHOD_ALLOCATE, CLASS_SUCCESS_RESPONSE), "{family:?}: {ok}");
+        assert_eq!(relayed(&ok).to_string(), want, "{family:?}");
+    }
+    turn.stop().await.unwrap();
+}

@@ -310,9 +310,14 @@ pub(super) async fn call(
     };
     let ns_of =
         |host: &str| plan.node(host).map(|n| n.ns.clone()).ok_or_else(|| anyhow!("host `{host}` is not in the plan"));
-    let answerer_cfg = PeerConfig { test_silent: scn.silent_answerer, ..config(Role::Answerer) };
+    let offerer_cfg = PeerConfig { udp_bind: udp_bind(plan, &pair.offerer), ..config(Role::Offerer) };
+    let answerer_cfg = PeerConfig {
+        test_silent: scn.silent_answerer,
+        udp_bind: udp_bind(plan, &pair.answerer),
+        ..config(Role::Answerer)
+    };
     let started = SystemTime::now();
-    let mut a = spawn_peer(&scn.offerer_peer, &ns_of(&pair.offerer)?, &config(Role::Offerer))?;
+    let mut a = spawn_peer(&scn.offerer_peer, &ns_of(&pair.offerer)?, &offerer_cfg)?;
     let mut b = spawn_peer(&scn.answerer_peer, &ns_of(&pair.answerer)?, &answerer_cfg)?;
     let a_err = tokio::spawn(tail(a.stderr.take().unwrap()));
     let b_err = tokio::spawn(tail(b.stderr.take().unwrap()));
@@ -333,6 +338,16 @@ pub(super) async fn call(
     let a_err = a_err.await.unwrap_or_default();
     let b_err = b_err.await.unwrap_or_default();
     Ok(CallRun { outcome, stderrs: (a_err, b_err), log, events: (a_ev, b_ev), started })
+}
+
+/// The wildcards a peer on `host` gathers host candidates from: one per address family
+/// the host has (webrtc-rs expands each into the interface addresses of its family; a
+/// wildcard of a family the host lacks would be bound as is, a useless candidate).
+fn udp_bind(plan: &Plan, host: &str) -> Vec<String> {
+    let Some(n) = plan.node(host) else { return PeerConfig::default().udp_bind };
+    let v4 = (!n.addresses.is_empty()).then(|| "0.0.0.0:0".to_string());
+    let v6 = (!n.addresses6.is_empty()).then(|| "[::]:0".to_string());
+    v4.into_iter().chain(v6).collect()
 }
 
 /// Starts the peer process of `kind` inside namespace `ns` with piped stdio.

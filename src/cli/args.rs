@@ -267,6 +267,9 @@ pub(crate) enum Command {
         /// Address to listen on and to advertise in relay candidates.
         #[arg(long)]
         public_ip: std::net::IpAddr,
+        /// IPv6 address to listen on too, and to give IPv6 relays (RFC 6156) from.
+        #[arg(long)]
+        public_ip6: Option<std::net::IpAddr>,
         /// Long-term credential realm.
         #[arg(long)]
         realm: String,
@@ -293,6 +296,12 @@ pub(crate) enum Command {
         /// Alternate address (RFC 5780).
         #[arg(long)]
         alternate: Option<std::net::IpAddr>,
+        /// Primary IPv6 address: a second server of the same kind listens there.
+        #[arg(long)]
+        primary6: Option<std::net::IpAddr>,
+        /// Alternate IPv6 address (RFC 5780 on IPv6).
+        #[arg(long)]
+        alternate6: Option<std::net::IpAddr>,
         /// Primary port.
         #[arg(long, default_value_t = 3478)]
         port: u16,

@@ -37,12 +37,22 @@ pub(crate) fn probe(
     Ok(Done::Ok)
 }
 
-pub(crate) async fn stun_server(primary: IpAddr, alternate: Option<IpAddr>, port: u16, alt_port: u16) -> CliResult {
-    let cfg = StunServerConfig { primary, alternate, port, alt_port, ..Default::default() };
-    let server = StunServer::start(cfg).await.or_kind(Kind::CouldNotRun)?;
+/// `icelab stun-server`: one server on the IPv4 addresses and, with `v6`, one more on the
+/// IPv6 addresses (same ports), so both families get RFC 5780 answers of their own.
+pub(crate) async fn stun_server(
+    (primary, alternate): (IpAddr, Option<IpAddr>),
+    v6: Option<(IpAddr, Option<IpAddr>)>,
+    port: u16,
+    alt_port: u16,
+) -> CliResult {
+    let mut servers = Vec::new();
+    for (primary, alternate) in std::iter::once((primary, alternate)).chain(v6) {
+        let cfg = StunServerConfig { primary, alternate, port, alt_port, ..Default::default() };
+        servers.push(StunServer::start(cfg).await.or_kind(Kind::CouldNotRun)?);
+    }
     outln!("ready");
     // Runs until the lab kills it.
     std::future::pending::<()>().await;
-    drop(server);
+    drop(servers);
     Ok(Done::Ok)
 }

@@ -230,7 +230,7 @@ pub(crate) async fn peer(config: Option<String>, silent: bool) -> CliResult {
 
 /// `icelab turn-server`: TURN on UDP 3478, TCP 3478 and TLS 443 of `public_ip`.
 pub(crate) async fn turn_server(
-    public_ip: IpAddr,
+    (public_ip, public_ip6): (IpAddr, Option<IpAddr>),
     realm: String,
     user: String,
     password: String,
@@ -243,6 +243,7 @@ pub(crate) async fn turn_server(
         password,
         public_ip,
         bind_ip: public_ip,
+        public_ip6,
         allowed_peer_subnets: allow,
         ..Default::default()
     };

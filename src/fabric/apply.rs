@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::TryStreamExt;
+use ipnet::IpNet;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
@@ -110,18 +111,26 @@ impl Applier {
             }
             Step::AddAddress { ns, dev, address } => {
                 let i = self.index(ns, dev).await?;
-                self.get(ns)?.nl.address().add(i, IpAddr::V4(address.addr()), address.prefix_len()).execute().await?;
+                self.get(ns)?.nl.address().add(i, address.addr(), address.prefix_len()).execute().await?;
             }
             Step::AddRoute { ns, dst, via } | Step::ReplaceRoute { ns, dst, via } => {
-                let msg = RouteMessageBuilder::<Ipv4Addr>::new()
-                    .destination_prefix(dst.network(), dst.prefix_len())
-                    .gateway(*via)
-                    .build();
+                let msg = match (dst, via) {
+                    (IpNet::V4(d), IpAddr::V4(v)) => RouteMessageBuilder::<Ipv4Addr>::new()
+                        .destination_prefix(d.network(), d.prefix_len())
+                        .gateway(*v)
+                        .build(),
+                    (IpNet::V6(d), IpAddr::V6(v)) => RouteMessageBuilder::<Ipv6Addr>::new()
+                        .destination_prefix(d.network(), d.prefix_len())
+                        .gateway(*v)
+                        .build(),
+                    _ => bail!("route {dst} via {via}: mixed address families"),
+                };
                 let add = self.get(ns)?.nl.route().add(msg);
                 let add = if matches!(step, Step::ReplaceRoute { .. }) { add.replace() } else { add };
                 add.execute().await?;
             }
             Step::FlushConntrack { ns } => super::conntrack::flush(&self.get(ns)?.fd)?,
+            Step::WaitCarrier { ns } => self.wait_carrier(ns).await?,
             Step::Nftables { ns, ruleset, .. } => {
                 let child = start_nft(&self.get(ns)?.fd, ruleset)?;
                 self.pending_nft.push((ns.clone(), child));
@@ -195,6 +204,29 @@ impl Applier {
 
     fn get(&self, ns: &str) -> Result<&Ns> {
         self.spaces.get(ns).ok_or_else(|| anyhow!("namespace {ns} was not created by this plan"))
+    }
+
+    /// Polls the namespace's links until every one that is up is running (has carrier).
+    async fn wait_carrier(&mut self, ns: &str) -> Result<()> {
+        use rtnetlink::packet_route::link::LinkFlags;
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            let mut waiting = Vec::new();
+            let mut links = self.get(ns)?.nl.link().get().execute();
+            while let Some(l) = links.try_next().await? {
+                let f = l.header.flags;
+                if f.contains(LinkFlags::Up) && !f.contains(LinkFlags::Loopback) && !f.contains(LinkFlags::Running) {
+                    waiting.push(l.header.index);
+                }
+            }
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("links {waiting:?} in {ns} have no carrier after 3 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn index(&mut self, ns: &str, dev: &str) -> Result<u32> {

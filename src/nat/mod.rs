@@ -5,11 +5,13 @@
 //! [`ruleset`] renders the `nft -f` input applied inside the router namespace.
 
 mod behaviour;
+mod ipv6;
 mod presets;
 mod ruleset;
 mod spec;
 
 pub use behaviour::{Filtering, Mapping, NatBehaviour, PortPreservation};
+pub use ipv6::{NAT6_TABLE, Nat6Mode, RouterNat6, ruleset6};
 pub use presets::{NatPreset, PRESETS, PresetInfo, presets_markdown};
 pub use ruleset::{HASH_SEED, NAT_TABLE, REBIND_HASH_SEED, RouterNat, ruleset, ruleset_seeded};
 pub use spec::{NatMode, NatOverrides, NatSpec, NatSpecError};

@@ -86,9 +86,23 @@ pub struct CandidateInfo {
 }
 
 impl CandidateInfo {
-    /// `address:port`, the key used to match prflx candidates to known ones.
+    /// `address:port` (`[address]:port` for IPv6), the key used to match prflx candidates
+    /// to known ones.
     pub fn endpoint(&self) -> String {
-        format!("{}:{}", self.address, self.port)
+        if self.address.contains(':') {
+            format!("[{}]:{}", self.address, self.port)
+        } else {
+            format!("{}:{}", self.address, self.port)
+        }
+    }
+
+    /// `ipv4` or `ipv6`, the family of the candidate's address (`None` for a name, such
+    /// as an mDNS `.local` candidate).
+    pub fn family(&self) -> Option<&'static str> {
+        match self.address.parse::<std::net::IpAddr>().ok()? {
+            std::net::IpAddr::V4(_) => Some("ipv4"),
+            std::net::IpAddr::V6(_) => Some("ipv6"),
+        }
     }
 }
 

@@ -36,6 +36,11 @@ pub(crate) async fn build_pc(
     let settings = SettingEngineBuilder::new()
         .with_include_loopback_candidate(loopback)
         .with_ice_connection_attempts(cfg.ice_check_interval_ms.map(Duration::from_millis), None);
+    // The stack's mDNS socket joins the IPv4 group 224.0.0.251, which fails (ENODEV) on a
+    // host without IPv4 and takes the whole connection down: an IPv6-only peer goes without.
+    let has_v4 = cfg.udp_bind.iter().any(|a| a.parse::<std::net::SocketAddr>().is_ok_and(|s| s.is_ipv4()));
+    let settings =
+        if has_v4 { settings } else { settings.with_multicast_dns_mode(rtc_ice::mdns::MulticastDnsMode::Disabled) };
     let settings = with_acceptance_waits(settings, cfg.ice_acceptance_ms.over(cfg.ice_profile.waits()));
     let settings = restart::with_timeouts(settings, &cfg.ice_timeouts).build();
     let pc = PeerConnectionBuilder::new()

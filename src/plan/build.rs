@@ -2,13 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use ipnet::Ipv4Net;
+use std::net::IpAddr;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{EnginePlan, NodeKind, NodePlan, Plan, ServiceEndpoint, Step, UplinkPlan, ns_name, routes, rulesets};
 use crate::impair::{LinkImpairment, TapLink};
 use crate::nat::NatMode;
 use crate::servers::ServiceKind;
 use crate::timeline::TimelineEvent;
+use crate::topology::ipv6::{Attachment6, internet_gateway_v6, internet_subnet_v6};
 use crate::topology::{Attachment, INTERNET, PUBLIC_RANGES, Router, Topology, Uplink};
 use serde::{Deserialize, Serialize};
 
@@ -59,58 +62,85 @@ pub fn plan_with(topo: &Topology, events: &[TimelineEvent], prefix: &str, opts: 
         engine_plan: None,
     };
     let inet = b.ns(INTERNET);
+    let v6_lab = topo.is_ipv6();
+    let inet6 = v6_lab.then(internet_gateway_v6_net);
     let mut nodes = vec![NodePlan {
         name: INTERNET.into(),
         ns: inet.clone(),
         kind: NodeKind::Internet,
         addresses: internet_gateways().iter().map(|n| n.addr()).collect(),
+        addresses6: inet6.iter().map(|n| n.addr()).collect(),
     }];
     nodes.extend(topo.routers.iter().map(|r| NodePlan {
         name: r.name.clone(),
         ns: b.ns(&r.name),
         kind: NodeKind::Router,
         addresses: vec![r.wan.address, r.lan_address],
+        addresses6: r.ipv6.iter().flat_map(|v| [v.wan.address, v.lan_address]).collect(),
     }));
     nodes.extend(topo.hosts.iter().map(|h| NodePlan {
         name: h.name.clone(),
         ns: b.ns(&h.name),
         kind: NodeKind::Host,
-        addresses: vec![h.uplink.address],
+        addresses: if h.family.has_v4() { vec![h.uplink.address] } else { Vec::new() },
+        addresses6: h.ipv6.iter().map(|a| a.address).collect(),
     }));
     nodes.extend(topo.servers.iter().map(|s| NodePlan {
         name: s.name.clone(),
         ns: b.ns(&s.name),
         kind: NodeKind::Server,
         addresses: s.addresses.clone(),
+        addresses6: s.addresses6.clone(),
     }));
 
     for n in &nodes {
         b.steps.push(Step::AddNamespace { ns: n.ns.clone() });
     }
     for n in &nodes {
-        // IPv6 off: link-local addresses would add host candidates the lab never meant.
-        b.sysctl(&n.ns, "net.ipv6.conf.all.disable_ipv6", "1");
-        b.sysctl(&n.ns, "net.ipv6.conf.default.disable_ipv6", "1");
-        if matches!(n.kind, NodeKind::Internet | NodeKind::Router) {
+        let forwards = matches!(n.kind, NodeKind::Internet | NodeKind::Router);
+        if n.addresses6.is_empty() {
+            // IPv6 off: link-local addresses would add host candidates the lab never meant.
+            b.sysctl(&n.ns, "net.ipv6.conf.all.disable_ipv6", "1");
+            b.sysctl(&n.ns, "net.ipv6.conf.default.disable_ipv6", "1");
+        } else {
+            // IPv6 on, and usable at once: no duplicate address detection (the plan hands
+            // out every address), no router advertisements (the plan sets every route).
+            for conf in ["all", "default"] {
+                b.sysctl(&n.ns, &format!("net.ipv6.conf.{conf}.disable_ipv6"), "0");
+                b.sysctl(&n.ns, &format!("net.ipv6.conf.{conf}.accept_dad"), "0");
+                b.sysctl(&n.ns, &format!("net.ipv6.conf.{conf}.accept_ra"), "0");
+            }
+            if forwards {
+                b.sysctl(&n.ns, "net.ipv6.conf.all.forwarding", "1");
+            }
+        }
+        if forwards {
             b.sysctl(&n.ns, "net.ipv4.ip_forward", "1");
             // A bridge here is a switch: switched frames must not cross IP
             // netfilter (br_netfilter, when loaded, defaults to doing so).
             b.sysctl(&n.ns, "net.bridge.bridge-nf-call-iptables", "0");
+            if !n.addresses6.is_empty() {
+                b.sysctl(&n.ns, "net.bridge.bridge-nf-call-ip6tables", "0");
+            }
         }
         b.steps.push(Step::LinkUp { ns: n.ns.clone(), dev: "lo".into() });
     }
 
-    b.bridge(&inet, "br0", &internet_gateways());
+    let mut inet_addrs: Vec<IpNet> = internet_gateways().into_iter().map(IpNet::V4).collect();
+    inet_addrs.extend(inet6.map(IpNet::V6));
+    b.bridge(&inet, "br0", &inet_addrs);
     for r in &topo.routers {
         let ns = b.ns(&r.name);
-        b.bridge(&ns, "lan", &[Ipv4Net::new(r.lan_address, r.lan.prefix_len()).unwrap()]);
+        let mut addrs = vec![IpNet::V4(Ipv4Net::new(r.lan_address, r.lan.prefix_len()).unwrap())];
+        addrs.extend(r.ipv6.map(|v| IpNet::V6(Ipv6Net::new(v.lan_address, v.lan.prefix_len()).unwrap())));
+        b.bridge(&ns, "lan", &addrs);
     }
     b.impair_engine();
     for r in &topo.routers {
-        b.uplink(&r.name, "wan", &r.wan);
+        b.uplink(&r.name, "wan", Some(&r.wan), r.ipv6.as_ref().map(|v| &v.wan));
     }
     for h in &topo.hosts {
-        b.uplink(&h.name, "eth0", &h.uplink);
+        b.uplink(&h.name, "eth0", h.family.has_v4().then_some(&h.uplink), h.ipv6.as_ref());
     }
     for s in &topo.servers {
         let ns = b.ns(&s.name);
@@ -121,12 +151,19 @@ pub fn plan_with(topo: &Topology, events: &[TimelineEvent], prefix: &str, opts: 
             b.steps.push(Step::AddAddress {
                 ns: ns.clone(),
                 dev: dev.into(),
-                address: Ipv4Net::new(*a, net.prefix_len()).unwrap(),
+                address: IpNet::V4(Ipv4Net::new(*a, net.prefix_len()).unwrap()),
             });
+        }
+        for a in &s.addresses6 {
+            let address = IpNet::V6(Ipv6Net::new(*a, internet_subnet_v6().prefix_len()).unwrap());
+            b.steps.push(Step::AddAddress { ns: ns.clone(), dev: dev.into(), address });
         }
         b.steps.push(Step::LinkUp { ns: ns.clone(), dev: dev.into() });
         b.netem(&ns);
-        b.default_route(&ns, s.gateway);
+        b.default_route(&ns, s.gateway.into());
+        if !s.addresses6.is_empty() {
+            b.default_route(&ns, internet_gateway_v6().into());
+        }
     }
     for route in routes::lan_routes(topo) {
         b.steps.push(Step::AddRoute { ns: b.ns(&route.at), dst: route.dst, via: route.via });
@@ -141,6 +178,9 @@ pub fn plan_with(topo: &Topology, events: &[TimelineEvent], prefix: &str, opts: 
             let ruleset = rulesets::firewall(fw, false);
             b.steps.push(Step::Nftables { ns: b.ns(&h.name), purpose: "firewall".into(), ruleset });
         }
+    }
+    for n in nodes.iter().filter(|n| !n.addresses6.is_empty()) {
+        b.steps.push(Step::WaitCarrier { ns: n.ns.clone() });
     }
     let mut services = Vec::new();
     for s in &topo.servers {
@@ -179,6 +219,11 @@ pub fn plan_with(topo: &Topology, events: &[TimelineEvent], prefix: &str, opts: 
     };
     plan.events = super::events::plan_events(topo, events, &plan);
     plan
+}
+
+/// The internet's own IPv6 address with its segment's prefix (`2001:db8::1/64`).
+fn internet_gateway_v6_net() -> Ipv6Net {
+    Ipv6Net::new(internet_gateway_v6(), internet_subnet_v6().prefix_len()).unwrap()
 }
 
 /// The internet's own addresses: `.1` of each documentation range.
@@ -262,7 +307,7 @@ impl Builder {
         self.steps.push(Step::Sysctl { ns: ns.into(), key: key.into(), value: value.into() });
     }
 
-    fn bridge(&mut self, ns: &str, name: &str, addresses: &[Ipv4Net]) {
+    fn bridge(&mut self, ns: &str, name: &str, addresses: &[IpNet]) {
         self.steps.push(Step::AddBridge { ns: ns.into(), name: name.into() });
         for a in addresses {
             self.steps.push(Step::AddAddress { ns: ns.into(), dev: name.into(), address: *a });
@@ -370,16 +415,31 @@ impl Builder {
         self.engine_plan = Some(EnginePlan { ns: self.ns(INTERNET), control, links: taps });
     }
 
-    fn uplink(&mut self, node: &str, dev: &str, a: &Attachment) {
+    /// A router's WAN or a host's uplink, with the addresses of its families.
+    fn uplink(&mut self, node: &str, dev: &str, a: Option<&Attachment>, a6: Option<&Attachment6>) {
         let ns = self.ns(node);
         self.attach(&ns);
-        self.steps.push(Step::AddAddress { ns: ns.clone(), dev: dev.into(), address: a.subnet });
+        if let Some(a) = a {
+            self.steps.push(Step::AddAddress { ns: ns.clone(), dev: dev.into(), address: IpNet::V4(a.subnet) });
+        }
+        if let Some(a6) = a6 {
+            self.steps.push(Step::AddAddress { ns: ns.clone(), dev: dev.into(), address: IpNet::V6(a6.subnet) });
+        }
         self.steps.push(Step::LinkUp { ns: ns.clone(), dev: dev.into() });
         self.netem(&ns);
-        self.default_route(&ns, a.gateway);
+        if let Some(a) = a {
+            self.default_route(&ns, a.gateway.into());
+        }
+        if let Some(a6) = a6 {
+            self.default_route(&ns, a6.gateway.into());
+        }
     }
 
-    fn default_route(&mut self, ns: &str, via: std::net::Ipv4Addr) {
-        self.steps.push(Step::AddRoute { ns: ns.into(), dst: "0.0.0.0/0".parse().unwrap(), via });
+    fn default_route(&mut self, ns: &str, via: IpAddr) {
+        let dst = match via {
+            IpAddr::V4(_) => "0.0.0.0/0".parse().unwrap(),
+            IpAddr::V6(_) => "::/0".parse().unwrap(),
+        };
+        self.steps.push(Step::AddRoute { ns: ns.into(), dst, via });
     }
 }

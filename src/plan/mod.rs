@@ -50,8 +50,11 @@ pub struct NodePlan {
     pub ns: String,
     /// Its kind.
     pub kind: NodeKind,
-    /// Its addresses, uplink first.
+    /// Its IPv4 addresses, uplink first (none on an IPv6-only host).
     pub addresses: Vec<Ipv4Addr>,
+    /// Its IPv6 addresses in an IPv6 lab, uplink first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses6: Vec<std::net::Ipv6Addr>,
 }
 
 /// A service the lab offers, for tools that need to find it (probe, peers).

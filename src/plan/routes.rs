@@ -5,12 +5,17 @@
 //! (`nat = "none"`) is different: its parent must route the LAN to it, and so on up
 //! the chain until the first NAT, which owns the route for what it translates.
 
-use std::net::Ipv4Addr;
+//!
+//! IPv6 alike: a router with `ipv6 = "public"` routes its /64, so every router above it
+//! routes that /64 down to it, up to the internet or the first `nat66` router.
 
-use ipnet::Ipv4Net;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
 
 use super::build::nat_disabled;
-use crate::topology::{INTERNET, Topology, Uplink};
+use crate::topology::ipv6::Ipv6Mode;
+use crate::topology::{INTERNET, Router, Topology, Uplink};
 
 /// A route to add: in node `at`, `dst` via `via`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,9 +23,9 @@ pub(super) struct LanRoute {
     /// Node (or `internet`) that gets the route.
     pub at: String,
     /// The LAN.
-    pub dst: Ipv4Net,
+    pub dst: IpNet,
     /// Next hop: the WAN address of the child router on the path.
-    pub via: Ipv4Addr,
+    pub via: IpAddr,
 }
 
 /// All routes needed so plain routers' LANs are reachable from above.
@@ -33,9 +38,26 @@ pub(super) fn lan_routes(topo: &Topology) -> Vec<LanRoute> {
                 Uplink::Internet => (INTERNET.to_string(), None),
                 Uplink::Router(p) => (p.clone(), topo.router(p)),
             };
-            out.push(LanRoute { at, dst: r.lan, via: child.wan.address });
+            out.push(LanRoute { at, dst: IpNet::V4(r.lan), via: child.wan.address.into() });
             match next {
                 Some(parent) if nat_disabled(parent) => child = parent,
+                _ => break,
+            }
+        }
+    }
+    let public = |r: &Router| r.ipv6.is_some_and(|v| v.mode == Ipv6Mode::Public);
+    for r in topo.routers.iter().filter(|r| public(r)) {
+        let lan = r.ipv6.expect("public").lan;
+        let mut child = r;
+        loop {
+            let (at, next) = match &child.wan.uplink {
+                Uplink::Internet => (INTERNET.to_string(), None),
+                Uplink::Router(p) => (p.clone(), topo.router(p)),
+            };
+            let Some(wan) = child.ipv6.map(|v| v.wan.address) else { break };
+            out.push(LanRoute { at, dst: IpNet::V6(lan), via: wan.into() });
+            match next {
+                Some(parent) if public(parent) => child = parent,
                 _ => break,
             }
         }

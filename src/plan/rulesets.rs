@@ -2,8 +2,9 @@
 //! events that change them.
 
 use crate::firewall::{FW_TABLE, FirewallCtx, FirewallSpec, FwRole};
-use crate::nat::{NatMode, RouterNat};
+use crate::nat::{Nat6Mode, NatMode, RouterNat, RouterNat6};
 use crate::topology::Router;
+use crate::topology::ipv6::Ipv6Mode;
 
 /// The router's NAT ruleset in `mode`, with port hashes seeded by `seed`.
 pub(crate) fn nat(r: &Router, mode: NatMode, seed: u32) -> String {
@@ -36,6 +37,23 @@ pub(crate) fn router(r: &Router) -> Vec<(String, String)> {
     let mut v = Vec::new();
     if r.nat != NatMode::None {
         v.push(("nat".into(), nat(r, r.nat, crate::nat::HASH_SEED)));
+    }
+    if let Some(v6) = &r.ipv6 {
+        let mode = match v6.mode {
+            Ipv6Mode::Nat66 => Some(Nat6Mode::Nat66),
+            Ipv6Mode::Public => Some(Nat6Mode::Public),
+            Ipv6Mode::None => None,
+        };
+        if let Some(mode) = mode {
+            let n = RouterNat6 {
+                wan_if: "wan".into(),
+                wan_addr: v6.wan.address,
+                lan_if: "lan".into(),
+                lan_subnet: v6.lan,
+                mode,
+            };
+            v.push(("ipv6".into(), crate::nat::ruleset6(&n)));
+        }
     }
     if let Some(fw) = &r.firewall {
         v.push(("firewall".into(), firewall(fw, true)));

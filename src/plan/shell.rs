@@ -37,6 +37,14 @@ pub fn render(plan: &Plan, source: &str) -> String {
             "wait_ready() {{ i=0; until grep -q '^ready$' \"$1\" 2>/dev/null; do i=$((i+1)); [ $i -lt 200 ] || {{ echo \"timeout: no ready line in $1\" >&2; exit 1; }}; sleep 0.05; done; }}"
         );
     }
+    if all_steps().any(|st| matches!(st, Step::WaitCarrier { .. })) {
+        let _ =
+            writeln!(s, "# Waits (bounded) until no link that is up in namespace $1 lacks carrier (IPv6 needs it).");
+        let _ = writeln!(
+            s,
+            "wait_carrier() {{ i=0; while ip -n \"$1\" link show up | grep -q NO-CARRIER; do i=$((i+1)); [ $i -lt 100 ] || {{ echo \"timeout: no carrier in $1\" >&2; exit 1; }}; sleep 0.02; done; }}"
+        );
+    }
     if plan.events.iter().flat_map(|e| &e.steps).any(|st| matches!(st, Step::StopService { .. })) {
         let _ = writeln!(s, "# SIGKILLs the service whose pid file is $1 and waits (bounded) until it is gone.");
         let _ = writeln!(
@@ -132,9 +140,12 @@ impl Renderer<'_> {
             Step::AddRoute { ns: n, dst, via } | Step::ReplaceRoute { ns: n, dst, via } => {
                 let dst = if dst.prefix_len() == 0 { "default".to_string() } else { dst.to_string() };
                 let verb = if matches!(step, Step::AddRoute { .. }) { "add" } else { "replace" };
-                // `proto static`, as the netlink path sets it.
-                format!("ip -n {} route {verb} {dst} via {via} proto static", ns(n))
+                // `proto static`, as the netlink path sets it; `-6` names the family of a
+                // default route (`ip` would read `default` as IPv4).
+                let six = if via.is_ipv6() { " -6" } else { "" };
+                format!("ip{six} -n {} route {verb} {dst} via {via} proto static", ns(n))
             }
+            Step::WaitCarrier { ns: n } => format!("wait_carrier {}", ns(n)),
             Step::FlushConntrack { ns: n } => format!(
                 "# conntrack flush: conntrack-tools if installed, else icelab's own (ctnetlink)\nif command -v conntrack >/dev/null; then ip netns exec {0} conntrack -F; else ip netns exec {0} icelab conntrack-flush; fi",
                 ns(n)

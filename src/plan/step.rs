@@ -1,9 +1,9 @@
 //! The step vocabulary: every change a lab ever sees, at build time or mid-call.
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::impair::{Impairment, LinkDir};
@@ -67,32 +67,41 @@ pub enum Step {
         /// Device.
         dev: String,
     },
-    /// Add an IPv4 address with its prefix.
+    /// Add an IPv4 or IPv6 address with its prefix.
     AddAddress {
         /// Namespace name.
         ns: String,
         /// Device.
         dev: String,
         /// Address and prefix length.
-        address: Ipv4Net,
+        address: IpNet,
     },
-    /// Add a route (`0.0.0.0/0` is the default route).
+    /// Add a route (`0.0.0.0/0` and `::/0` are the default routes); `dst` and `via` are
+    /// of one family.
     AddRoute {
         /// Namespace name.
         ns: String,
         /// Destination.
-        dst: Ipv4Net,
+        dst: IpNet,
         /// Next hop.
-        via: Ipv4Addr,
+        via: IpAddr,
     },
     /// Add or replace a route (puts back a route a link-down removed).
     ReplaceRoute {
         /// Namespace name.
         ns: String,
         /// Destination.
-        dst: Ipv4Net,
+        dst: IpNet,
         /// Next hop.
-        via: Ipv4Addr,
+        via: IpAddr,
+    },
+    /// Wait (bounded) until every link that is up in the namespace has carrier. The kernel
+    /// reports carrier in batches up to a second late (linkwatch), and IPv6, unlike IPv4,
+    /// neither answers nor sends neighbour discovery on a link before it has: without the
+    /// wait an IPv6 lab's first second loses packets. Only IPv6 labs have the step.
+    WaitCarrier {
+        /// Namespace name.
+        ns: String,
     },
     /// Delete every IPv4 conntrack entry of the namespace (ctnetlink, like `conntrack -F`).
     FlushConntrack {
@@ -216,6 +225,7 @@ impl Step {
             | Step::AddRoute { ns, .. }
             | Step::ReplaceRoute { ns, .. }
             | Step::FlushConntrack { ns }
+            | Step::WaitCarrier { ns }
             | Step::Nftables { ns, .. }
             | Step::WriteFile { ns, .. }
             | Step::TlsCert { ns, .. }
@@ -241,6 +251,7 @@ impl fmt::Display for Step {
             Step::AddRoute { ns, dst, via } => write!(f, "{ns}: route {dst} via {via}"),
             Step::ReplaceRoute { ns, dst, via } => write!(f, "{ns}: route replace {dst} via {via}"),
             Step::FlushConntrack { ns } => write!(f, "{ns}: conntrack flush"),
+            Step::WaitCarrier { ns } => write!(f, "{ns}: wait for carrier"),
             Step::Nftables { ns, purpose, ruleset } => {
                 write!(f, "{ns}: nftables {purpose} ({} lines)", ruleset.lines().count())
             }

@@ -32,7 +32,8 @@ fn candidate(c: &CandidateInfo) -> Candidate {
         kind: c.candidate_type.clone(),
         really: (c.base_type != c.candidate_type).then(|| c.base_type.clone()),
         protocol: c.protocol.clone(),
-        endpoint: format!("{}:{}", c.address, c.port),
+        endpoint: c.endpoint(),
+        family: c.family().map(str::to_string),
     }
 }
 

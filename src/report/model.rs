@@ -78,8 +78,11 @@ pub struct Candidate {
     pub really: Option<String>,
     /// `udp` or `tcp`.
     pub protocol: String,
-    /// `address:port`.
+    /// `address:port` (`[address]:port` for IPv6).
     pub endpoint: String,
+    /// `ipv4` or `ipv6` (absent for a name, as an mDNS candidate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
 }
 
 /// A selected candidate pair.

@@ -20,6 +20,8 @@ pub struct RawExpect {
     relay_transport: Option<Spanned<OneOrMany>>,
     /// `"direct"` or `"relayed"`: whichever end is the relay.
     path: Option<Spanned<String>>,
+    /// `"ipv4"` or `"ipv6"`: the address family of the selected pair.
+    family: Option<Spanned<String>>,
     max_ice_ms: Option<f64>,
     max_connect_ms: Option<f64>,
     literal_types: Option<bool>,
@@ -127,6 +129,9 @@ pub struct Expect {
     pub relay_transport: Option<Vec<String>>,
     /// Whether the selected path goes through a TURN relay (either end).
     pub path: Option<PathClass>,
+    /// Address family (`ipv4`, `ipv6`) of both candidates of the selected pair.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
     /// Upper bound on offer-to-ICE-connected, ms.
     pub max_ice_ms: Option<f64>,
     /// Upper bound on offer-to-data-channel-open, ms.
@@ -200,12 +205,14 @@ pub(crate) fn interpret_expect(rep: &mut Reporter, r: RawExpect) -> Expect {
         }
         words
     });
+    let family = word(rep, &r.family, &["ipv4", "ipv6"], "family");
     let path = word(rep, &r.path, &["direct", "relayed"], "path")
         .map(|w| if w == "relayed" { PathClass::Relayed } else { PathClass::Direct });
     if outcome == ExpectedOutcome::Failed {
         // Pair and timing expectations describe a connection that must not exist.
         let spans = [
             r.path.as_ref().map(|v| v.span()),
+            r.family.as_ref().map(|v| v.span()),
             r.local.as_ref().map(|v| v.span()),
             r.remote.as_ref().map(|v| v.span()),
             r.protocol.as_ref().map(|v| v.span()),
@@ -230,6 +237,7 @@ pub(crate) fn interpret_expect(rep: &mut Reporter, r: RawExpect) -> Expect {
         protocol,
         relay_transport,
         path,
+        family,
         max_ice_ms: r.max_ice_ms,
         max_connect_ms: r.max_connect_ms,
         literal_types: r.literal_types.unwrap_or(false),

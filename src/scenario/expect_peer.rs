@@ -62,6 +62,7 @@ impl Expect {
                 e.protocol = x.protocol.clone().or(e.protocol);
                 e.relay_transport = x.relay_transport.clone().or(e.relay_transport);
                 e.path = x.path.or(e.path);
+                e.family = x.family.clone().or(e.family);
                 e.max_ice_ms = x.max_ice_ms.or(e.max_ice_ms);
                 e.max_connect_ms = x.max_connect_ms.or(e.max_connect_ms);
             }

@@ -95,6 +95,11 @@ pub fn judge(outcome: &Outcome, timings: &Timings, expect: &Expect) -> Verdict {
         let got = pair.map(|_| if relay_transport(outcome).is_some() { PathClass::Relayed } else { PathClass::Direct });
         pair_check("path", want.as_str().into(), got.map(|g| g.as_str().into()), got == Some(want));
     }
+    if let Some(want) = &expect.family {
+        let got = pair.map(pair_family);
+        let ok = got.as_deref() == Some(want.as_str());
+        pair_check("family", want.clone(), got, ok);
+    }
     let mut bound = |name: &str, max: Option<f64>, got: Option<f64>| {
         if let Some(max) = max {
             checks.push(Check {
@@ -125,6 +130,14 @@ pub fn relay_transport(o: &Outcome) -> Option<String> {
         None if p.relay_based || p.remote.base_type == "relay" => Some("unknown".into()),
         None => None,
     }
+}
+
+/// `ipv6`, or `ipv4 -> ipv6` should the two ends ever differ (ICE pairs one family, so
+/// that would be a stack's bug worth seeing).
+fn pair_family(p: &crate::peer::SelectedPair) -> String {
+    let f = |c: &CandidateInfo| c.family().unwrap_or("unknown").to_string();
+    let (l, r) = (f(&p.local), f(&p.remote));
+    if l == r { l } else { format!("{l} -> {r}") }
 }
 
 fn one_of(types: &[CandidateType], literal: bool) -> String {
@@ -306,5 +319,19 @@ mod tests {
         let v =
             judge(&Outcome::default(), &Timings::default(), &expect(&[CandidateType::Host], &[CandidateType::Host]));
         assert_eq!(v.failures().len(), 4);
+    }
+
+    #[test]
+    fn family_is_judged_on_the_selected_pair() {
+        let v6 = |t: &str| CandidateInfo { address: "2001:db8:1::10".into(), ..cand(t, t) };
+        let want = |f: &str| Expect { family: Some(f.into()), ..Default::default() };
+        let check = |o: &Outcome, f: &str| judge(o, &Timings::default(), &want(f)).checks.last().cloned().unwrap();
+        let o = connected(v6("host"), v6("host"));
+        let c = check(&o, "ipv6");
+        assert!(c.ok && c.name == "family" && c.observed == "ipv6", "{c:?}");
+        let c = check(&connected(cand("host", "host"), cand("srflx", "srflx")), "ipv6");
+        assert!(!c.ok && c.observed == "ipv4", "{c:?}");
+        assert_eq!(check(&Outcome::default(), "ipv4").observed, "no selected pair");
+        assert_eq!(v6("host").endpoint(), "[2001:db8:1::10]:5000");
     }
 }

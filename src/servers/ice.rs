@@ -1,6 +1,6 @@
 //! What peers are told: the `RTCIceServer`s of a scenario, built from the lab's services.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use anyhow::anyhow;
 
@@ -11,8 +11,17 @@ use crate::scenario::Scenario;
 use crate::topology::Server;
 use crate::turn::TLS_PORT as TURN_TLS_PORT;
 
+/// `addr` as a URL host: IPv6 in brackets (RFC 7064 / RFC 3986).
+fn url_host(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    }
+}
+
 /// The `stun:` URL of a service that answers binding requests at `addr`.
-pub fn stun_url(svc: Service, addr: Ipv4Addr) -> String {
+pub fn stun_url(svc: Service, addr: IpAddr) -> String {
+    let addr = url_host(addr);
     match svc.implementation {
         // A TURN server answers STUN on its own port, which is the STUN port too.
         Implementation::BuiltIn | Implementation::Coturn => {
@@ -23,7 +32,8 @@ pub fn stun_url(svc: Service, addr: Ipv4Addr) -> String {
 
 /// The `turn:`/`turns:` URL of TURN service `svc` at `addr` over `transport`
 /// (`udp`, `tcp`; anything else is TLS).
-pub fn turn_url(svc: Service, addr: Ipv4Addr, transport: &str) -> String {
+pub fn turn_url(svc: Service, addr: IpAddr, transport: &str) -> String {
+    let addr = url_host(addr);
     match svc.implementation {
         // Both listen on UDP and TCP 3478 and TLS 443.
         Implementation::BuiltIn | Implementation::Coturn => {
@@ -38,12 +48,18 @@ pub fn turn_url(svc: Service, addr: Ipv4Addr, transport: &str) -> String {
 }
 
 /// ICE servers for the peers, from the scenario, the lab's servers and the plan's addresses.
+///
+/// In an IPv6 lab a server's URLs name its IPv6 address too, after the IPv4 one (a
+/// browser resolving a dual-stack name gets both): webrtc-rs asks each server only from
+/// local sockets of the URL's family, so a v6-only host uses the IPv6 URLs alone. TURN
+/// over IPv6 is offered on UDP only: the peer's TCP/TLS shim is reached over IPv4
+/// loopback, so it serves IPv4 sockets alone.
 pub fn ice_servers(plan: &Plan, servers: &[Server], scn: &Scenario) -> anyhow::Result<Vec<IceServer>> {
-    let addr = |node: &str| {
-        plan.node(node)
-            .and_then(|n| n.addresses.first().copied())
-            .ok_or_else(|| anyhow!("server `{node}` is not in the plan"))
+    let node = |name: &str| plan.node(name).ok_or_else(|| anyhow!("server `{name}` is not in the plan"));
+    let addr = |name: &str| {
+        node(name)?.addresses.first().copied().map(IpAddr::V4).ok_or_else(|| anyhow!("server `{name}` has no address"))
     };
+    let addr6 = |name: &str| node(name).map(|n| n.addresses6.first().copied().map(IpAddr::V6));
     // The server's first service that `wants` accepts (validation made sure there is one).
     let service = |node: &str, wants: fn(ServiceKind) -> bool| {
         servers
@@ -55,14 +71,20 @@ pub fn ice_servers(plan: &Plan, servers: &[Server], scn: &Scenario) -> anyhow::R
     let mut out = Vec::new();
     for s in &scn.stun {
         let svc = service(s, ServiceKind::answers_stun)?;
-        out.push(IceServer { urls: vec![stun_url(svc, addr(s)?)], ..Default::default() });
+        let mut urls = vec![stun_url(svc, addr(s)?)];
+        urls.extend(addr6(s)?.map(|a| stun_url(svc, a)));
+        out.push(IceServer { urls, ..Default::default() });
     }
     if let Some(t) = &scn.turn {
         // By default all three transports, as a browser would be configured: UDP, TCP on
         // the same port, TLS on 443. The peer carries TCP/TLS through its TURN shim.
         let (svc, a) = (service(t, |k| k == ServiceKind::Turn)?, addr(t)?);
+        let mut urls: Vec<String> = scn.turn_transports.iter().map(|tr| turn_url(svc, a, tr)).collect();
+        if scn.turn_transports.iter().any(|tr| tr == "udp") {
+            urls.extend(addr6(t)?.map(|a6| turn_url(svc, a6, "udp")));
+        }
         out.push(IceServer {
-            urls: scn.turn_transports.iter().map(|tr| turn_url(svc, a, tr)).collect(),
+            urls,
             username: LAB_CREDENTIALS.user.into(),
             credential: LAB_CREDENTIALS.password.into(),
         });

@@ -1,6 +1,6 @@
 //! How the plan starts, stops and reaches each service (pure: plan steps and ports).
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::{Implementation, LAB_CREDENTIALS, Service, ServiceKind};
 use crate::plan::{ECHO_PORT, ICELAB_PROGRAM, Readiness, STUN_PORTS, Step, TURN_PORT};
@@ -70,6 +70,21 @@ pub(super) fn lab_subnets(topo: &Topology) -> Vec<Ipv4Net> {
     public.chain(topo.routers.iter().map(|r| r.lan)).collect()
 }
 
+/// In an IPv6 lab, the IPv6 subnets a relay may reach: the documentation range (the
+/// internet and every public LAN) and every NAT66 LAN.
+pub(super) fn lab_subnets6(topo: &Topology) -> Vec<Ipv6Net> {
+    if !topo.is_ipv6() {
+        return Vec::new();
+    }
+    let public = std::iter::once(crate::topology::ipv6::PUBLIC_RANGE_V6.parse().expect("a valid range"));
+    let nat66 = topo.routers.iter().filter_map(|r| r.ipv6).filter(|v| !public_range6().contains(&v.lan)).map(|v| v.lan);
+    public.chain(nat66).collect()
+}
+
+fn public_range6() -> Ipv6Net {
+    crate::topology::ipv6::PUBLIC_RANGE_V6.parse().expect("a valid range")
+}
+
 /// Command line of a built-in service after the `icelab` program name.
 /// `stats` is the TURN server's stats file.
 fn built_in_args(kind: ServiceKind, s: &Server, topo: &Topology, stats: &str) -> Option<Vec<String>> {
@@ -77,11 +92,17 @@ fn built_in_args(kind: ServiceKind, s: &Server, topo: &Topology, stats: &str) ->
         ServiceKind::Turn => {
             let c = LAB_CREDENTIALS;
             let mut a = vec!["turn-server".to_string(), "--public-ip".into(), s.addresses[0].to_string()];
+            if let Some(ip6) = s.addresses6.first() {
+                a.extend(["--public-ip6".into(), ip6.to_string()]);
+            }
             for (flag, value) in [("--realm", c.realm), ("--user", c.user), ("--password", c.password)] {
                 a.extend([flag.to_string(), value.to_string()]);
             }
             // Relays reach the lab (public ranges and every LAN) and nothing else.
             for net in lab_subnets(topo) {
+                a.extend(["--allow".into(), net.to_string()]);
+            }
+            for net in lab_subnets6(topo) {
                 a.extend(["--allow".into(), net.to_string()]);
             }
             a.extend(["--stats".into(), stats.into()]);
@@ -91,6 +112,12 @@ fn built_in_args(kind: ServiceKind, s: &Server, topo: &Topology, stats: &str) ->
             let mut a = vec!["stun-server".to_string(), "--primary".into(), s.addresses[0].to_string()];
             if let Some(alt) = s.addresses.get(1) {
                 a.extend(["--alternate".into(), alt.to_string()]);
+            }
+            if let Some(p6) = s.addresses6.first() {
+                a.extend(["--primary6".into(), p6.to_string()]);
+            }
+            if let Some(alt6) = s.addresses6.get(1) {
+                a.extend(["--alternate6".into(), alt6.to_string()]);
             }
             a.extend(["--port".into(), STUN_PORTS.0.to_string(), "--alt-port".into(), STUN_PORTS.1.to_string()]);
             Some(a)

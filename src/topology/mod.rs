@@ -39,6 +39,7 @@
 
 mod addressing;
 mod count;
+pub mod ipv6;
 pub use count::MAX_COUNT;
 pub mod generate;
 mod lans;
@@ -108,6 +109,9 @@ pub struct Router {
     pub one_to_one_host: Option<Ipv4Addr>,
     /// Firewall on forwarded traffic.
     pub firewall: Option<FirewallSpec>,
+    /// Its IPv6 side, when `ipv6` is `public` or `nat66`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<ipv6::RouterV6>,
 }
 
 /// An end host (where peers run).
@@ -119,6 +123,12 @@ pub struct Host {
     pub uplink: Attachment,
     /// Firewall on the host's own traffic.
     pub firewall: Option<FirewallSpec>,
+    /// Its address families (with `V6` the IPv4 `uplink` is planned but never configured).
+    #[serde(skip_serializing_if = "ipv6::Family::is_v4")]
+    pub family: ipv6::Family,
+    /// Its IPv6 uplink, when its family has IPv6.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<ipv6::Attachment6>,
 }
 
 /// A server on the internet (STUN, TURN, echo).
@@ -134,6 +144,10 @@ pub struct Server {
     pub services: Vec<crate::servers::Service>,
     /// Impairment of its uplink.
     pub impair: Option<LinkImpairment>,
+    /// IPv6 addresses in an IPv6 lab, one per IPv4 address and in the same order
+    /// (gateway: the internet's `2001:db8::1`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses6: Vec<std::net::Ipv6Addr>,
 }
 
 /// A validated topology with every address assigned.
@@ -171,6 +185,16 @@ impl Topology {
     /// The server with this name.
     pub fn server(&self, name: &str) -> Option<&Server> {
         self.servers.iter().find(|s| s.name == name)
+    }
+
+    /// True in an IPv6 lab (its file asked for IPv6 somewhere).
+    pub fn is_ipv6(&self) -> bool {
+        self.routers.iter().any(|r| r.ipv6.is_some()) || self.hosts.iter().any(|h| h.ipv6.is_some())
+    }
+
+    /// The host with this name.
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
     }
 
     /// The router with this name.

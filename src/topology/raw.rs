@@ -38,6 +38,8 @@ pub(crate) struct RawRouter {
     pub firewall: Option<Spanned<toml::Value>>,
     /// Impairment of the WAN uplink (preset name or table).
     pub impair: Option<Spanned<toml::Value>>,
+    /// IPv6 on the LAN: `"public"`, `"nat66"` or `"none"` (see [`super::ipv6`]).
+    pub ipv6: Option<Spanned<String>>,
 }
 
 /// `[host.NAME]`
@@ -54,6 +56,8 @@ pub(crate) struct RawHost {
     pub firewall: Option<Spanned<toml::Value>>,
     /// Impairment of the uplink (preset name or table).
     pub impair: Option<Spanned<toml::Value>>,
+    /// Address families: `"v4"`, `"v6"` or `"dual"` (see [`super::ipv6`]).
+    pub family: Option<Spanned<String>>,
 }
 
 /// `[server.NAME]`

@@ -10,10 +10,11 @@ use std::net::Ipv4Addr;
 use toml::Spanned;
 
 use super::addressing::{PoolKind, Segments, first_host, public_gateway};
+use super::ipv6::{Family, Ipv6Mode, RouterV6};
 use super::lans::assign_lans;
 use super::names::{check_names, check_services};
 use super::order::router_order;
-use super::raw::RawTopology;
+use super::raw::{RawHost, RawRouter, RawTopology};
 use super::values::{interpret_firewall, interpret_impair, interpret_nat};
 use super::{Host, INTERNET, Router, Server, Topology, Uplink};
 use crate::diag::Reporter;
@@ -112,6 +113,7 @@ pub(crate) fn resolve(rep: &mut Reporter, file: &str, raw: RawTopology) -> Optio
             nat: nats[name.as_str()],
             one_to_one_host: None,
             firewall: firewalls[name.as_str()].clone(),
+            ipv6: None,
         });
     }
     let mut out_hosts = Vec::new();
@@ -126,6 +128,8 @@ pub(crate) fn resolve(rep: &mut Reporter, file: &str, raw: RawTopology) -> Optio
             name: name.clone(),
             uplink: segments.attachment(seg, address, impairs[name.as_str()].clone()),
             firewall: firewalls[name.as_str()].clone(),
+            family: Family::V4,
+            ipv6: None,
         });
     }
     // 1:1 NAT gives its WAN address to the first host on its LAN.
@@ -158,8 +162,12 @@ pub(crate) fn resolve(rep: &mut Reporter, file: &str, raw: RawTopology) -> Optio
             gateway,
             services: services.next().unwrap_or_default(),
             impair: impairs[name.as_str()].clone(),
+            addresses6: Vec::new(),
         });
     }
+    let raw_routers: Vec<&Spanned<RawRouter>> = order.iter().map(|i| &routers[*i].1).collect();
+    let raw_hosts: Vec<&Spanned<RawHost>> = hosts.iter().map(|(_, h)| h).collect();
+    assign_v6(rep, &raw_routers, &raw_hosts, &mut out_routers, &mut out_hosts, &mut out_servers);
     Some(Topology {
         file: file.to_string(),
         description: raw.description,
@@ -174,4 +182,124 @@ fn sorted<T>(m: BTreeMap<String, Spanned<T>>) -> Vec<(String, Spanned<T>)> {
     let mut v: Vec<_> = m.into_iter().collect();
     v.sort_by_key(|(_, s)| s.span().start);
     v
+}
+
+/// A written `ipv6` / `family` word, or a located error naming the allowed ones.
+fn word<T: Copy>(
+    rep: &mut Reporter,
+    v: Option<&Spanned<String>>,
+    what: &str,
+    parse: fn(&str) -> Option<T>,
+    names: &[&str],
+) -> Option<T> {
+    let v = v?;
+    let got = parse(v.get_ref());
+    if got.is_none() {
+        rep.error(
+            v.span(),
+            format!("unknown {what} `{}`", v.get_ref()),
+            Some(format!("use one of: {}", names.join(", "))),
+        );
+    }
+    got
+}
+
+/// IPv6: every router's mode and every host's family, and the addresses they give (see
+/// [`super::ipv6`]). Nothing changes unless the file asks for IPv6 somewhere. `raw_routers`
+/// is in the order of `routers` (parents first), `raw_hosts` in the order of `hosts`.
+fn assign_v6(
+    rep: &mut Reporter,
+    raw_routers: &[&Spanned<RawRouter>],
+    raw_hosts: &[&Spanned<RawHost>],
+    routers: &mut [Router],
+    hosts: &mut [Host],
+    servers: &mut [Server],
+) {
+    use super::ipv6::{attach, derive, internet_gateway_v6, internet_subnet_v6, lan_prefix};
+    let mode_names: Vec<&str> = Ipv6Mode::ALL.iter().map(|m| m.name()).collect();
+    let family_names: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
+    let modes: Vec<Ipv6Mode> = raw_routers
+        .iter()
+        .map(|r| {
+            word(rep, r.get_ref().ipv6.as_ref(), "ipv6 mode", Ipv6Mode::from_name, &mode_names).unwrap_or_default()
+        })
+        .collect();
+    let families: Vec<Option<Family>> = raw_hosts
+        .iter()
+        .map(|h| word(rep, h.get_ref().family.as_ref(), "family", Family::from_name, &family_names))
+        .collect();
+    let asked = modes.iter().any(|m| *m != Ipv6Mode::None) || families.iter().flatten().any(|f| f.has_v6());
+    if !asked {
+        return;
+    }
+    let mut k: u16 = 0;
+    for i in 0..routers.len() {
+        let mode = modes[i];
+        if mode == Ipv6Mode::None {
+            continue;
+        }
+        let r = &routers[i];
+        let wan = match &r.wan.uplink {
+            Uplink::Internet => Some(attach(internet_subnet_v6(), r.wan.address, internet_gateway_v6())),
+            Uplink::Router(p) => routers
+                .iter()
+                .find(|x| x.name == *p)
+                .and_then(|x| x.ipv6)
+                .map(|pv6| attach(pv6.lan, r.wan.address, pv6.lan_address)),
+        };
+        let Some(wan) = wan else {
+            let span = raw_routers[i].get_ref().ipv6.as_ref().map_or(raw_routers[i].span(), |v| v.span());
+            let Uplink::Router(p) = &r.wan.uplink else { unreachable!("the internet always has IPv6 here") };
+            rep.error(
+                span,
+                format!("router `{}` has ipv6 = \"{}\" but its WAN router `{p}` has no IPv6", r.name, mode.name()),
+                Some(format!("give `{p}` ipv6 = \"public\" or \"nat66\"")),
+            );
+            continue;
+        };
+        if let (Ipv6Mode::Public, Uplink::Router(p)) = (mode, &r.wan.uplink) {
+            let parent_mode = routers.iter().find(|x| x.name == *p).and_then(|x| x.ipv6).map(|v| v.mode);
+            if parent_mode == Some(Ipv6Mode::Nat66) {
+                // The NAT66 above translates only its own ULA: a routed /64 below it
+                // would leave unrewritten and never be routed back.
+                let span = raw_routers[i].get_ref().ipv6.as_ref().map_or(raw_routers[i].span(), |v| v.span());
+                rep.error(
+                    span,
+                    format!("router `{}` has ipv6 = \"public\" behind `{p}`, which has ipv6 = \"nat66\"", r.name),
+                    Some(format!("a public /64 needs public routers above it: give `{p}` ipv6 = \"public\", or this one \"nat66\"")),
+                );
+                continue;
+            }
+        }
+        k += 1;
+        let lan = lan_prefix(mode, k);
+        let lan_address = derive(lan, r.lan_address);
+        routers[i].ipv6 = Some(RouterV6 { mode, wan, lan, lan_address });
+    }
+    for (i, h) in hosts.iter_mut().enumerate() {
+        let parent_v6 = match &h.uplink.uplink {
+            Uplink::Internet => Some((internet_subnet_v6(), internet_gateway_v6())),
+            Uplink::Router(p) => {
+                routers.iter().find(|x| x.name == *p).and_then(|x| x.ipv6).map(|v| (v.lan, v.lan_address))
+            }
+        };
+        let family = families[i].unwrap_or(if parent_v6.is_some() { Family::Dual } else { Family::V4 });
+        if family.has_v6() && parent_v6.is_none() {
+            let Uplink::Router(p) = &h.uplink.uplink else { unreachable!("the internet always has IPv6 here") };
+            let span = raw_hosts[i].get_ref().family.as_ref().map_or(raw_hosts[i].span(), |v| v.span());
+            rep.error(
+                span,
+                format!("host `{}` has family = \"{}\" but its router `{p}` has no IPv6", h.name, family.name()),
+                Some(format!("give `{p}` ipv6 = \"public\" or \"nat66\", or use family = \"v4\"")),
+            );
+            continue;
+        }
+        h.family = family;
+        if let (true, Some((segment, gateway))) = (family.has_v6(), parent_v6) {
+            h.ipv6 = Some(attach(segment, h.uplink.address, gateway));
+        }
+    }
+    for s in servers {
+        s.addresses6 = s.addresses.iter().map(|a| derive(internet_subnet_v6(), *a)).collect();
+    }
 }

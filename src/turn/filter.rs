@@ -107,9 +107,15 @@ impl Conn for FilteredConn {
     }
 }
 
-/// Wraps a relay address generator so every relay socket it creates is filtered.
+/// Wraps a relay address generator so every relay socket it creates is filtered; with
+/// `inner6`, a client that asks for an IPv6 relay (RFC 6156 REQUESTED-ADDRESS-FAMILY,
+/// which the `turn` crate reads and passes on as `use_ipv4 = false`) gets one from it.
+/// Without the attribute the relay is IPv4, whatever family the client came over (RFC 6156
+/// §4.2); asking for IPv6 where the server has none fails the allocation (the crate answers
+/// 508 Insufficient Capacity for any generator error: it has no way to say 440).
 pub(crate) struct FilteredRelayGenerator<G> {
     pub(crate) inner: G,
+    pub(crate) inner6: Option<G>,
     pub(crate) filter: PeerFilter,
     pub(crate) stats: Arc<super::TurnStats>,
 }
@@ -124,7 +130,12 @@ impl<G: RelayAddressGenerator + Send + Sync> RelayAddressGenerator for FilteredR
         use_ipv4: bool,
         requested_port: u16,
     ) -> Result<(Arc<dyn Conn + Send + Sync>, SocketAddr), turn::Error> {
-        let (conn, addr) = self.inner.allocate_conn(use_ipv4, requested_port).await?;
+        let generator = match (use_ipv4, &self.inner6) {
+            (true, _) => &self.inner,
+            (false, Some(g)) => g,
+            (false, None) => return Err(turn::Error::Other("this server has no IPv6 relay address".into())),
+        };
+        let (conn, addr) = generator.allocate_conn(use_ipv4, requested_port).await?;
         // The static generator binds a plain tokio socket (webrtc-util's native `Net`).
         if let Some(sock) = conn.as_any().downcast_ref::<tokio::net::UdpSocket>() {
             super::sockets::enlarge(sock, super::sockets::RELAY_BUFFER);

@@ -59,6 +59,9 @@ pub struct TurnServerConfig {
     pub public_ip: IpAddr,
     /// Address the listeners and relay sockets bind to.
     pub bind_ip: IpAddr,
+    /// The server's IPv6 address, when it has one: every listener listens there too, and
+    /// allocations that ask for an IPv6 relay (RFC 6156) get one there.
+    pub public_ip6: Option<IpAddr>,
     /// UDP listener port; `None` disables it.
     pub udp_port: Option<u16>,
     /// TCP listener port; `None` disables it.
@@ -78,6 +81,7 @@ impl Default for TurnServerConfig {
             password: crate::servers::LAB_CREDENTIALS.password.into(),
             public_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            public_ip6: None,
             udp_port: Some(3478),
             tcp_port: Some(3478),
             tls_port: Some(TLS_PORT),
@@ -147,7 +151,10 @@ pub fn write_self_signed(names: Vec<String>, cert: &Path, key: &Path) -> anyhow:
 }
 
 fn tls_acceptor(cfg: &TurnServerConfig) -> anyhow::Result<(TlsAcceptor, Vec<u8>)> {
-    let ck = self_signed(vec![cfg.public_ip.to_string(), "localhost".into()])?;
+    let mut names = vec![cfg.public_ip.to_string()];
+    names.extend(cfg.public_ip6.map(|a| a.to_string()));
+    names.push("localhost".into());
+    let ck = self_signed(names)?;
     let cert = ck.cert.der().clone();
     let der = cert.to_vec();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
@@ -171,34 +178,44 @@ fn own_endpoints(cfg: &TurnServerConfig, listeners: &[SocketAddr]) -> (Vec<IpAdd
         })),
         Err(e) => tracing::warn!("TURN: cannot list own addresses: {e}"),
     }
-    ips.retain(|ip| !ip.is_unspecified() && *ip != cfg.public_ip);
-    let endpoints = listeners.iter().map(|l| SocketAddr::new(cfg.public_ip, l.port())).collect();
+    ips.retain(|ip| !ip.is_unspecified() && *ip != cfg.public_ip && Some(*ip) != cfg.public_ip6);
+    let relay_ips = std::iter::once(cfg.public_ip).chain(cfg.public_ip6);
+    let endpoints = relay_ips.flat_map(|ip| listeners.iter().map(move |l| SocketAddr::new(ip, l.port()))).collect();
     (ips, endpoints)
 }
 
-/// Starts the server with the configured listeners.
-pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
+/// The listeners of one address: UDP sockets (one per core), TCP, TLS.
+struct Listeners {
+    udp: Vec<tokio::net::UdpSocket>,
+    tcp: Option<TcpListener>,
+    tls: Option<TcpListener>,
+}
+
+async fn listen(cfg: &TurnServerConfig, ip: IpAddr) -> anyhow::Result<Listeners> {
     let (mut udp, mut tcp, mut tls) = (Vec::new(), None, None);
     if let Some(port) = cfg.udp_port {
         // One socket per core on the port, each read by its own task (see `sockets`).
-        udp = sockets::udp_listeners(cfg.bind_ip, port, sockets::listener_count())
-            .with_context(|| format!("TURN udp bind {}:{port}", cfg.bind_ip))?;
+        udp = sockets::udp_listeners(ip, port, sockets::listener_count())
+            .with_context(|| format!("TURN udp bind {ip}:{port}"))?;
     }
     if let Some(port) = cfg.tcp_port {
-        let l = TcpListener::bind((cfg.bind_ip, port))
-            .await
-            .with_context(|| format!("TURN tcp bind {}:{port}", cfg.bind_ip))?;
-        tcp = Some(l);
+        tcp = Some(TcpListener::bind((ip, port)).await.with_context(|| format!("TURN tcp bind {ip}:{port}"))?);
     }
     if let Some(port) = cfg.tls_port {
-        let l = TcpListener::bind((cfg.bind_ip, port))
-            .await
-            .with_context(|| format!("TURN tls bind {}:{port}", cfg.bind_ip))?;
-        tls = Some(l);
+        tls = Some(TcpListener::bind((ip, port)).await.with_context(|| format!("TURN tls bind {ip}:{port}"))?);
     }
-    let udp_addr = udp.first().map(|s| s.local_addr()).transpose()?;
-    let tcp_addr = tcp.as_ref().map(|l| l.local_addr()).transpose()?;
-    let tls_addr = tls.as_ref().map(|l| l.local_addr()).transpose()?;
+    Ok(Listeners { udp, tcp, tls })
+}
+
+/// Starts the server with the configured listeners (on `bind_ip`, and on `public_ip6`).
+pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
+    let mut all = vec![listen(&cfg, cfg.bind_ip).await?];
+    if let Some(ip6) = cfg.public_ip6 {
+        all.push(listen(&cfg, ip6).await?);
+    }
+    let udp_addr = all[0].udp.first().map(|s| s.local_addr()).transpose()?;
+    let tcp_addr = all[0].tcp.as_ref().map(|l| l.local_addr()).transpose()?;
+    let tls_addr = all[0].tls.as_ref().map(|l| l.local_addr()).transpose()?;
     let listeners: Vec<SocketAddr> = [udp_addr, tcp_addr, tls_addr].into_iter().flatten().collect();
 
     let (own_ips, own_listeners) = own_endpoints(&cfg, &listeners);
@@ -214,32 +231,41 @@ pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
     let guarded = |conn: Arc<dyn Conn + Send + Sync>| -> Arc<dyn Conn + Send + Sync> {
         Arc::new(guard::GuardedConn { inner: conn, guard: guard.clone() })
     };
+    let generator = |relay_address: IpAddr, address: String| RelayAddressGeneratorStatic {
+        relay_address,
+        address,
+        net: Arc::new(Net::new(None)),
+    };
     let relay = || filter::FilteredRelayGenerator {
-        inner: RelayAddressGeneratorStatic {
-            relay_address: cfg.public_ip,
-            address: cfg.bind_ip.to_string(),
-            net: Arc::new(Net::new(None)),
-        },
+        inner: generator(cfg.public_ip, cfg.bind_ip.to_string()),
+        // Bracketed: the crate appends `:port` and parses the result as a socket address.
+        inner6: cfg.public_ip6.map(|ip6| generator(ip6, format!("[{ip6}]"))),
         filter: filter.clone(),
         stats: stats.clone(),
     };
     let mut conn_configs = Vec::new();
     let mut tls_cert_der = None;
     let mut streams = Vec::new();
-    for sock in udp {
-        conn_configs.push(ConnConfig { conn: guarded(Arc::new(sock)), relay_addr_generator: Box::new(relay()) });
-    }
-    if let Some(l) = tcp {
-        let conn = stream::StreamListener::start(l, None)?;
-        streams.push(conn.clone());
-        conn_configs.push(ConnConfig { conn: guarded(conn), relay_addr_generator: Box::new(relay()) });
-    }
-    if let Some(l) = tls {
-        let (acceptor, der) = tls_acceptor(&cfg)?;
-        tls_cert_der = Some(der);
-        let conn = stream::StreamListener::start(l, Some(acceptor))?;
-        streams.push(conn.clone());
-        conn_configs.push(ConnConfig { conn: guarded(conn), relay_addr_generator: Box::new(relay()) });
+    let mut acceptor = None;
+    for l in all {
+        for sock in l.udp {
+            conn_configs.push(ConnConfig { conn: guarded(Arc::new(sock)), relay_addr_generator: Box::new(relay()) });
+        }
+        if let Some(l) = l.tcp {
+            let conn = stream::StreamListener::start(l, None)?;
+            streams.push(conn.clone());
+            conn_configs.push(ConnConfig { conn: guarded(conn), relay_addr_generator: Box::new(relay()) });
+        }
+        if let Some(l) = l.tls {
+            if acceptor.is_none() {
+                let (a, der) = tls_acceptor(&cfg)?;
+                tls_cert_der = Some(der);
+                acceptor = Some(a);
+            }
+            let conn = stream::StreamListener::start(l, acceptor.clone())?;
+            streams.push(conn.clone());
+            conn_configs.push(ConnConfig { conn: guarded(conn), relay_addr_generator: Box::new(relay()) });
+        }
     }
 
     let keys = HashMap::from([(cfg.username.clone(), generate_auth_key(&cfg.username, &cfg.realm, &cfg.password))]);

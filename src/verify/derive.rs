@@ -207,7 +207,9 @@ fn nat_plan(topo: &Topology, router: &str, expect: NatExpect, grids: &[Grid]) ->
         own_server: false,
         note: None,
     };
-    let members = nat::lan_members(topo, router);
+    let mut members = nat::lan_members(topo, router);
+    // The checks are IPv4 probes: an IPv6-only host has no IPv4 to send them from.
+    members.retain(|m| topo.host(m).is_none_or(|h| h.family.has_v4()));
     if members.is_empty() {
         p.note = Some("nothing on its LAN to probe from (add a host on it to check it)".into());
         return p;

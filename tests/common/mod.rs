@@ -56,6 +56,26 @@ pub(crate) fn sh(cmd: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The host's root namespace as seen by the tools the acceptance names, IPv6 included
+/// (addresses, routes and rules of both families; every `net.` sysctl). Lifetimes and
+/// expiry counters are left out: they tick on their own on a host with SLAAC or DHCP.
+pub(crate) fn root_snapshot() -> String {
+    [
+        "ip -d link",
+        "ip -o -4 addr show | awk '{print $2, $4}'",
+        "ip -o -6 addr show | awk '{print $2, $4}'",
+        "ip route",
+        "ip -6 route | sed 's/ expires [0-9]*sec//'",
+        "ip rule",
+        "ip -6 rule",
+        "nft list ruleset",
+        "sysctl -a 2>/dev/null | grep '^net\\.'",
+    ]
+    .iter()
+    .map(|c| format!("## {c}\n{}", sh(c)))
+    .collect()
+}
+
 /// Path of a bundled topology.
 pub(crate) fn topology(name: &str) -> String {
     format!("{}/topologies/{name}", env!("CARGO_MANIFEST_DIR"))
