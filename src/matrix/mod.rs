@@ -197,18 +197,17 @@ impl MatrixSpec {
             }
             v.iter().map(config).collect()
         };
-        // An axis's words, each checked by `valid` (None: fine; Some: the error).
+        // A word checked by `valid` (None: fine; Some: the error, located at the word).
+        let checked = |w: &toml::Spanned<String>, valid: &dyn Fn(&str) -> Option<String>| match valid(w.get_ref()) {
+            None => Ok(w.get_ref().clone()),
+            Some(e) => Err(at(w.span().start, e)),
+        };
         let axis = |v: Option<Vec<toml::Spanned<String>>>, fallback: &str, valid: &dyn Fn(&str) -> Option<String>| {
             let Some(v) = v else { return Ok(vec![fallback.to_string()]) };
             if v.is_empty() {
                 bail!("{file}: an axis lists nothing");
             }
-            v.iter()
-                .map(|w| match valid(w.get_ref()) {
-                    None => Ok(w.get_ref().clone()),
-                    Some(e) => Err(at(w.span().start, e)),
-                })
-                .collect::<Result<Vec<String>>>()
+            v.iter().map(|w| checked(w, valid)).collect::<Result<Vec<String>>>()
         };
         let presets: Vec<&str> = crate::impair::presets::ALL.iter().map(|p| p.name()).collect();
         let valid_impair = |w: &str| {
@@ -226,29 +225,17 @@ impl MatrixSpec {
         let peers = axis(raw.peers, "built-in", &valid_peer)?;
         // A selector's word, checked like the axis it selects on.
         let word = |w: &Option<toml::Spanned<String>>, valid: &dyn Fn(&str) -> Option<String>| {
-            w.as_ref()
-                .map(|w| match valid(w.get_ref()) {
-                    None => Ok(w.get_ref().clone()),
-                    Some(e) => Err(at(w.span().start, e)),
-                })
-                .transpose()
+            w.as_ref().map(|w| checked(w, valid)).transpose()
         };
-        let transports = ["udp", "tcp", "tls"];
+        let valid_transport = |t: &str| {
+            (!["udp", "tcp", "tls"].contains(&t)).then(|| format!("unknown relay transport `{t}` (use udp, tcp, tls)"))
+        };
         let mut overrides = Vec::new();
         for o in &raw.expect {
             let (span, r) = (o.span(), o.get_ref());
             let place = crate::diag::locate(file, src, span.start, String::new(), None);
-            let relay_transports = r
-                .relay_transport
-                .iter()
-                .map(|t| match transports.contains(&t.get_ref().as_str()) {
-                    true => Ok(t.get_ref().clone()),
-                    false => Err(at(
-                        t.span().start,
-                        format!("unknown relay transport `{}` (use udp, tcp, tls)", t.get_ref()),
-                    )),
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let relay_transports =
+                r.relay_transport.iter().map(|t| checked(t, &valid_transport)).collect::<Result<Vec<_>>>()?;
             overrides.push(ExpectOverride {
                 a: r.a.as_ref().map(config).transpose()?,
                 b: r.b.as_ref().map(config).transpose()?,

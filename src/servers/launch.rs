@@ -76,13 +76,9 @@ pub(super) fn lab_subnets6(topo: &Topology) -> Vec<Ipv6Net> {
     if !topo.is_ipv6() {
         return Vec::new();
     }
-    let public = std::iter::once(crate::topology::ipv6::PUBLIC_RANGE_V6.parse().expect("a valid range"));
-    let nat66 = topo.routers.iter().filter_map(|r| r.ipv6).filter(|v| !public_range6().contains(&v.lan)).map(|v| v.lan);
-    public.chain(nat66).collect()
-}
-
-fn public_range6() -> Ipv6Net {
-    crate::topology::ipv6::PUBLIC_RANGE_V6.parse().expect("a valid range")
+    let public: Ipv6Net = crate::topology::ipv6::PUBLIC_RANGE_V6.parse().expect("a valid range");
+    let nat66 = topo.routers.iter().filter_map(|r| r.ipv6).map(|v| v.lan).filter(|lan| !public.contains(lan));
+    std::iter::once(public).chain(nat66).collect()
 }
 
 /// Command line of a built-in service after the `icelab` program name.

@@ -226,8 +226,8 @@ impl ServerFigures {
         let over_time: Vec<ServerRate> =
             self.samples.windows(2).filter_map(|w| ServerRate::between(first, &w[0], &w[1])).collect();
         let busiest = over_time.iter().max_by(|a, b| a.answered_per_s.total_cmp(&b.answered_per_s)).cloned();
-        let mut refused = last.since(first).allocations_refused;
         let d = last.since(first);
+        let mut refused = d.allocations_refused.clone();
         add_refusals(&mut refused, &d.permissions_refused);
         add_refusals(&mut refused, &d.channel_binds_refused);
         Some(ServerRates { server: self.server.clone(), whole, over_time, busiest, refused })

@@ -204,6 +204,16 @@ fn word<T: Copy>(
     got
 }
 
+/// The IPv6 side of router `name`, once assigned.
+fn router_v6(routers: &[Router], name: &str) -> Option<RouterV6> {
+    routers.iter().find(|x| x.name == name).and_then(|x| x.ipv6)
+}
+
+/// Where a router's IPv6 mistake is shown: its `ipv6` value, else the router's table.
+fn ipv6_span(r: &Spanned<RawRouter>) -> std::ops::Range<usize> {
+    r.get_ref().ipv6.as_ref().map_or(r.span(), |v| v.span())
+}
+
 /// IPv6: every router's mode and every host's family, and the addresses they give (see
 /// [`super::ipv6`]). Nothing changes unless the file asks for IPv6 somewhere. `raw_routers`
 /// is in the order of `routers` (parents first), `raw_hosts` in the order of `hosts`.
@@ -241,14 +251,10 @@ fn assign_v6(
         let r = &routers[i];
         let wan = match &r.wan.uplink {
             Uplink::Internet => Some(attach(internet_subnet_v6(), r.wan.address, internet_gateway_v6())),
-            Uplink::Router(p) => routers
-                .iter()
-                .find(|x| x.name == *p)
-                .and_then(|x| x.ipv6)
-                .map(|pv6| attach(pv6.lan, r.wan.address, pv6.lan_address)),
+            Uplink::Router(p) => router_v6(routers, p).map(|pv6| attach(pv6.lan, r.wan.address, pv6.lan_address)),
         };
         let Some(wan) = wan else {
-            let span = raw_routers[i].get_ref().ipv6.as_ref().map_or(raw_routers[i].span(), |v| v.span());
+            let span = ipv6_span(raw_routers[i]);
             let Uplink::Router(p) = &r.wan.uplink else { unreachable!("the internet always has IPv6 here") };
             rep.error(
                 span,
@@ -258,11 +264,11 @@ fn assign_v6(
             continue;
         };
         if let (Ipv6Mode::Public, Uplink::Router(p)) = (mode, &r.wan.uplink) {
-            let parent_mode = routers.iter().find(|x| x.name == *p).and_then(|x| x.ipv6).map(|v| v.mode);
+            let parent_mode = router_v6(routers, p).map(|v| v.mode);
             if parent_mode == Some(Ipv6Mode::Nat66) {
                 // The NAT66 above translates only its own ULA: a routed /64 below it
                 // would leave unrewritten and never be routed back.
-                let span = raw_routers[i].get_ref().ipv6.as_ref().map_or(raw_routers[i].span(), |v| v.span());
+                let span = ipv6_span(raw_routers[i]);
                 rep.error(
                     span,
                     format!("router `{}` has ipv6 = \"public\" behind `{p}`, which has ipv6 = \"nat66\"", r.name),
@@ -279,9 +285,7 @@ fn assign_v6(
     for (i, h) in hosts.iter_mut().enumerate() {
         let parent_v6 = match &h.uplink.uplink {
             Uplink::Internet => Some((internet_subnet_v6(), internet_gateway_v6())),
-            Uplink::Router(p) => {
-                routers.iter().find(|x| x.name == *p).and_then(|x| x.ipv6).map(|v| (v.lan, v.lan_address))
-            }
+            Uplink::Router(p) => router_v6(routers, p).map(|v| (v.lan, v.lan_address)),
         };
         let family = families[i].unwrap_or(if parent_v6.is_some() { Family::Dual } else { Family::V4 });
         if family.has_v6() && parent_v6.is_none() {
