@@ -197,8 +197,22 @@ async function main() {
     }
     if (pc.iceConnectionState === "failed") fail("failed", "ice", "ICE failed");
   };
+  // DTLS is up when its transport says so; `connectionstatechange` is derived from it
+  // (and from ICE) and is dispatched later, sometimes after the channel's `open`.
+  let dtlsUp = false;
+  const dtlsConnected = () => {
+    if (!dtlsUp) emit({ event: "dtls_connected" });
+    dtlsUp = true;
+  };
+  const watchDtls = () => {
+    const t = pc.sctp && pc.sctp.transport;
+    if (!t || t.icelabWatched) return;
+    t.icelabWatched = true;
+    t.addEventListener("statechange", () => { if (t.state === "connected") dtlsConnected(); });
+    if (t.state === "connected") dtlsConnected();
+  };
   pc.onconnectionstatechange = () => {
-    if (pc.connectionState === "connected") emit({ event: "dtls_connected" });
+    if (pc.connectionState === "connected") dtlsConnected();
     if (pc.connectionState === "failed" && connected && !finished) fail("failed", "dtls", "peer connection failed");
   };
   const onChannel = (dc) => {
@@ -240,6 +254,7 @@ async function main() {
     for (const m of msgs) {
       if (m.type === "offer" || m.type === "answer") {
         await pc.setRemoteDescription({ type: m.type, sdp: m.sdp });
+        watchDtls();
         if (m.type === "offer") {
           await pc.setLocalDescription(await pc.createAnswer());
           signal({ type: "answer", sdp: pc.localDescription.sdp });
