@@ -129,6 +129,20 @@ impl Applier {
                 let add = if matches!(step, Step::ReplaceRoute { .. }) { add.replace() } else { add };
                 add.execute().await?;
             }
+            Step::AddDeviceRoute { ns, dst, dev } => {
+                let i = self.index(ns, dev).await?;
+                let msg = match dst {
+                    IpNet::V4(d) => RouteMessageBuilder::<Ipv4Addr>::new()
+                        .destination_prefix(d.network(), d.prefix_len())
+                        .output_interface(i)
+                        .build(),
+                    IpNet::V6(d) => RouteMessageBuilder::<Ipv6Addr>::new()
+                        .destination_prefix(d.network(), d.prefix_len())
+                        .output_interface(i)
+                        .build(),
+                };
+                self.get(ns)?.nl.route().add(msg).execute().await?;
+            }
             Step::FlushConntrack { ns } => super::conntrack::flush(&self.get(ns)?.fd)?,
             Step::WaitCarrier { ns } => self.wait_carrier(ns).await?,
             Step::Nftables { ns, ruleset, .. } => {
@@ -141,9 +155,10 @@ impl Applier {
             Step::TlsCert { names, cert, key, .. } => {
                 crate::turn::write_self_signed(names.clone(), cert.as_ref(), key.as_ref())?;
             }
-            Step::Spawn { ns, service, program, args, ready, .. } => {
+            Step::Spawn { ns, service, program, args, ready, creates } => {
                 let log = self.state.join(format!("{service}-{ns}.log"));
-                let pid = spawn_service(&self.get(ns)?.fd, program, args, *ready, &log).await?;
+                let devices: Vec<&str> = creates.iter().filter(|(c, _)| c == ns).map(|(_, d)| d.as_str()).collect();
+                let pid = spawn_service(&self.get(ns)?.fd, program, args, (*ready, &devices), &log).await?;
                 // The service's plan identity -> its pid, for a later StopService (and the script's).
                 std::fs::write(self.state.join(crate::plan::shell::pid_file(service, ns)), format!("{pid}\n"))?;
             }
@@ -288,13 +303,14 @@ pub fn icelab_exe() -> Result<std::path::PathBuf> {
 }
 
 /// Starts `program ARGS` (`icelab` is this program) detached inside the namespace, waits
-/// until it is `ready` and returns its pid. The log is appended to: a restarted service
-/// keeps its history.
+/// until it is `ready` (with [`Readiness::Devices`], until the named devices exist in the
+/// namespace) and returns its pid. The log is appended to: a restarted service keeps its
+/// history.
 async fn spawn_service(
     ns: &OwnedFd,
     program: &str,
     args: &[String],
-    ready: Readiness,
+    (ready, devices): (Readiness, &[&str]),
     log: &std::path::Path,
 ) -> Result<u32> {
     let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
@@ -302,7 +318,7 @@ async fn spawn_service(
     let mut cmd = Command::new(&exe);
     let stdout = match ready {
         Readiness::ReadyLine => Stdio::piped(),
-        Readiness::StunAnswers { .. } => Stdio::from(log_file.try_clone()?),
+        Readiness::StunAnswers { .. } | Readiness::Devices => Stdio::from(log_file.try_clone()?),
     };
     cmd.args(args).stdin(Stdio::null()).stdout(stdout).stderr(log_file);
     procs::enter_netns(&mut cmd, ns)?;
@@ -326,6 +342,13 @@ async fn spawn_service(
                 None => Ok(()),
             };
             ready::stun_answers(ns, addr, CHILD_DEADLINE, alive).await
+        }
+        Readiness::Devices => {
+            let alive = || match svc.try_wait()? {
+                Some(status) => bail!("{program} exited ({status}) before it created {}", devices.join(", ")),
+                None => Ok(()),
+            };
+            ready::devices_exist(ns, devices, CHILD_DEADLINE, alive).await
         }
     };
     match r {

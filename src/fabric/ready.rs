@@ -1,5 +1,6 @@
-//! Knowing that a started service that prints nothing (coturn) is ready: a STUN binding
-//! request to its UDP port, sent from inside its namespace, is answered.
+//! Knowing that a started service that prints nothing is ready: a STUN binding request
+//! to its UDP port, sent from inside its namespace, is answered (coturn); or the devices
+//! it creates exist (tayga's TUN device).
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
@@ -46,5 +47,31 @@ async fn wait(
         if start.elapsed() > deadline {
             bail!("no STUN answer from {addr} within {deadline:?}");
         }
+    }
+}
+
+/// Waits until every device in `devices` exists in namespace `ns`; `alive` says why not
+/// when the service has exited (checked between looks). Fails after `deadline`.
+pub async fn devices_exist(
+    ns: &OwnedFd,
+    devices: &[&str],
+    deadline: Duration,
+    mut alive: impl FnMut() -> Result<()>,
+) -> Result<()> {
+    let names: Vec<String> = devices.iter().map(|d| d.to_string()).collect();
+    let start = Instant::now();
+    loop {
+        alive()?;
+        let wanted = names.clone();
+        let missing: Vec<String> = super::netns::run_in(ns, move || {
+            wanted.into_iter().filter(|d| nix::net::if_::if_nametoindex(d.as_str()).is_err()).collect()
+        })?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > deadline {
+            bail!("device {} not created within {deadline:?}", missing.join(", "));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

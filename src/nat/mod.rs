@@ -6,6 +6,7 @@
 
 mod behaviour;
 mod ipv6;
+pub mod nat64;
 mod presets;
 mod ruleset;
 mod spec;

@@ -11,7 +11,7 @@ use crate::impair::{LinkImpairment, TapLink};
 use crate::nat::NatMode;
 use crate::servers::ServiceKind;
 use crate::timeline::TimelineEvent;
-use crate::topology::ipv6::{Attachment6, internet_gateway_v6, internet_subnet_v6};
+use crate::topology::ipv6::{Attachment6, Ipv6Mode, internet_gateway_v6, internet_subnet_v6};
 use crate::topology::{Attachment, INTERNET, PUBLIC_RANGES, Router, Topology, Uplink};
 use serde::{Deserialize, Serialize};
 
@@ -172,6 +172,9 @@ pub fn plan_with(topo: &Topology, events: &[TimelineEvent], prefix: &str, opts: 
         for (purpose, ruleset) in rulesets::router(r) {
             b.steps.push(Step::Nftables { ns: b.ns(&r.name), purpose, ruleset });
         }
+    }
+    for r in topo.routers.iter().filter(|r| r.ipv6.is_some_and(|v| v.mode == Ipv6Mode::Nat64)) {
+        b.nat64(&r.name);
     }
     for h in &topo.hosts {
         if let Some(fw) = &h.firewall {
@@ -432,6 +435,28 @@ impl Builder {
         }
         if let Some(a6) = a6 {
             self.default_route(&ns, a6.gateway.into());
+        }
+    }
+
+    /// NAT64 in `router`'s namespace: tayga with its configuration, its TUN device up,
+    /// and routes to it for the prefix (from the LAN) and the pool (replies the router's
+    /// NAT has translated back). See [`crate::nat::nat64`].
+    fn nat64(&mut self, router: &str) {
+        use crate::nat::nat64;
+        let ns = self.ns(router);
+        let conf = format!("{}/{ns}-tayga.conf", self.state_dir);
+        self.steps.push(Step::WriteFile { ns: ns.clone(), path: conf.clone(), text: nat64::tayga_config() });
+        self.steps.push(Step::Spawn {
+            ns: ns.clone(),
+            service: "nat64".into(),
+            program: nat64::PROGRAM.into(),
+            args: vec!["--nodetach".into(), "--config".into(), conf],
+            ready: super::Readiness::Devices,
+            creates: vec![(ns.clone(), nat64::DEVICE.into())],
+        });
+        self.steps.push(Step::LinkUp { ns: ns.clone(), dev: nat64::DEVICE.into() });
+        for dst in [IpNet::V4(nat64::pool()), IpNet::V6(nat64::prefix())] {
+            self.steps.push(Step::AddDeviceRoute { ns: ns.clone(), dst, dev: nat64::DEVICE.into() });
         }
     }
 

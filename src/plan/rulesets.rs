@@ -41,7 +41,8 @@ pub(crate) fn router(r: &Router) -> Vec<(String, String)> {
     if let Some(v6) = &r.ipv6 {
         let mode = match v6.mode {
             Ipv6Mode::Nat66 => Some(Nat6Mode::Nat66),
-            Ipv6Mode::Public => Some(Nat6Mode::Public),
+            // A NAT64 router's LAN is routed like a public one; tayga does the rest.
+            Ipv6Mode::Public | Ipv6Mode::Nat64 => Some(Nat6Mode::Public),
             Ipv6Mode::None => None,
         };
         if let Some(mode) = mode {

@@ -145,6 +145,10 @@ impl Renderer<'_> {
                 let six = if via.is_ipv6() { " -6" } else { "" };
                 format!("ip{six} -n {} route {verb} {dst} via {via} proto static", ns(n))
             }
+            Step::AddDeviceRoute { ns: n, dst, dev } => {
+                let six = if dst.addr().is_ipv6() { " -6" } else { "" };
+                format!("ip{six} -n {} route add {dst} dev {dev} proto static", ns(n))
+            }
             Step::WaitCarrier { ns: n } => format!("wait_carrier {}", ns(n)),
             Step::FlushConntrack { ns: n } => format!(
                 "# conntrack flush: conntrack-tools if installed, else icelab's own (ctnetlink)\nif command -v conntrack >/dev/null; then ip netns exec {0} conntrack -F; else ip netns exec {0} icelab conntrack-flush; fi",
@@ -167,7 +171,7 @@ impl Renderer<'_> {
                 // Like the applier, the script goes on only once the service is ready.
                 let stdout = match ready {
                     Readiness::ReadyLine => self.state_path(&pid_file(service, n).replace(".pid", ".out")),
-                    Readiness::StunAnswers { .. } => "/dev/null".into(),
+                    Readiness::StunAnswers { .. } | Readiness::Devices => "/dev/null".into(),
                 };
                 let mut out = format!(
                     "# {service}: needs `{program}` on PATH\nip netns exec {} setsid {program} {} >{stdout} 2>/dev/null </dev/null &\necho $! > {}",
@@ -181,6 +185,8 @@ impl Renderer<'_> {
                     Readiness::StunAnswers { addr } => {
                         out.push_str(&format!("\nip netns exec {} icelab wait-stun {addr}", ns(n)))
                     }
+                    // The `creates` waits below are the readiness.
+                    Readiness::Devices => {}
                 }
                 for (cns, dev) in creates {
                     out.push_str(&format!("\nwait_dev {} {dev}", ns(cns)));

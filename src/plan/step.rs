@@ -86,6 +86,16 @@ pub enum Step {
         /// Next hop.
         via: IpAddr,
     },
+    /// Add a route out of a device with no next hop (a point-to-point TUN's, like the
+    /// NAT64 translator's).
+    AddDeviceRoute {
+        /// Namespace name.
+        ns: String,
+        /// Destination.
+        dst: IpNet,
+        /// The device.
+        dev: String,
+    },
     /// Add or replace a route (puts back a route a link-down removed).
     ReplaceRoute {
         /// Namespace name.
@@ -208,6 +218,9 @@ pub enum Readiness {
         /// Where it listens (UDP).
         addr: SocketAddr,
     },
+    /// Every device of the step's `creates` exists (a program that prints nothing, such
+    /// as tayga, which creates its TUN device once it runs).
+    Devices,
 }
 
 impl Step {
@@ -223,6 +236,7 @@ impl Step {
             | Step::LinkDown { ns, .. }
             | Step::AddAddress { ns, .. }
             | Step::AddRoute { ns, .. }
+            | Step::AddDeviceRoute { ns, .. }
             | Step::ReplaceRoute { ns, .. }
             | Step::FlushConntrack { ns }
             | Step::WaitCarrier { ns }
@@ -250,6 +264,7 @@ impl fmt::Display for Step {
             Step::AddAddress { ns, dev, address } => write!(f, "{ns}: {dev} address {address}"),
             Step::AddRoute { ns, dst, via } => write!(f, "{ns}: route {dst} via {via}"),
             Step::ReplaceRoute { ns, dst, via } => write!(f, "{ns}: route replace {dst} via {via}"),
+            Step::AddDeviceRoute { ns, dst, dev } => write!(f, "{ns}: route {dst} dev {dev}"),
             Step::FlushConntrack { ns } => write!(f, "{ns}: conntrack flush"),
             Step::WaitCarrier { ns } => write!(f, "{ns}: wait for carrier"),
             Step::Nftables { ns, purpose, ruleset } => {
@@ -264,6 +279,7 @@ impl fmt::Display for Step {
                 match ready {
                     Readiness::ReadyLine => Ok(()),
                     Readiness::StunAnswers { addr } => write!(f, " (ready when STUN answers at {addr})"),
+                    Readiness::Devices => write!(f, " (ready when its devices exist)"),
                 }
             }
             Step::StopService { ns, service } => write!(f, "{ns}: stop {service}"),

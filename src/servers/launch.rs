@@ -46,8 +46,20 @@ pub fn port(svc: Service) -> u16 {
     }
 }
 
-/// Checks, before a lab is built, that every service's program is installed here.
+/// Checks, before a lab is built, that every service's program (and a NAT64 router's
+/// translator) is installed here.
 pub fn check_programs(topo: &Topology) -> Result<(), String> {
+    use crate::nat::nat64;
+    let nat64 = topo.routers.iter().find(|r| r.ipv6.is_some_and(|v| v.mode == crate::topology::ipv6::Ipv6Mode::Nat64));
+    if let Some(r) = nat64
+        && crate::peer::driver::find_program(nat64::PROGRAM).is_none()
+    {
+        return Err(format!(
+            "router `{}` does NAT64, but `{}` is not installed: install it with `apt-get install tayga`",
+            r.name,
+            nat64::PROGRAM
+        ));
+    }
     for s in &topo.servers {
         for svc in &s.services {
             if svc.implementation == Implementation::Coturn

@@ -13,7 +13,8 @@
 //! one node read alike. A router's LAN gets the /64 number k (its place among the IPv6
 //! routers, file order): `2001:db8:k::/64` when `public` (routed, globally reachable
 //! addresses behind a stateful firewall), `fd00:k::/64` (ULA) when `nat66` (masqueraded
-//! to the router's WAN address).
+//! to the router's WAN address). A `nat64` router's LAN is routed like a `public` one; its
+//! hosts reach IPv4 through the NAT64 prefix (see [`crate::nat::nat64`]).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -45,11 +46,15 @@ pub enum Ipv6Mode {
     Public,
     /// A ULA /64 masqueraded to the WAN address (NAT66).
     Nat66,
+    /// An IPv6-only access network (a mobile carrier's): a routed public /64 behind the
+    /// same stateful firewall as `public`, plus NAT64 (tayga) from
+    /// [`crate::nat::nat64::PREFIX`] to the router's IPv4 NAT.
+    Nat64,
 }
 
 impl Ipv6Mode {
     /// Every mode, in the order messages list them.
-    pub const ALL: [Ipv6Mode; 3] = [Ipv6Mode::Public, Ipv6Mode::Nat66, Ipv6Mode::None];
+    pub const ALL: [Ipv6Mode; 4] = [Ipv6Mode::Public, Ipv6Mode::Nat66, Ipv6Mode::Nat64, Ipv6Mode::None];
 
     /// The word used in files.
     pub fn name(self) -> &'static str {
@@ -57,6 +62,7 @@ impl Ipv6Mode {
             Ipv6Mode::None => "none",
             Ipv6Mode::Public => "public",
             Ipv6Mode::Nat66 => "nat66",
+            Ipv6Mode::Nat64 => "nat64",
         }
     }
 

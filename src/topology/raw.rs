@@ -72,4 +72,7 @@ pub(crate) struct RawServer {
     pub services: Vec<Spanned<toml::Value>>,
     /// Impairment of the uplink (preset name or table).
     pub impair: Option<Spanned<toml::Value>>,
+    /// Address families in an IPv6 lab: `"dual"` (the default) or `"v4"` (IPv4 only,
+    /// which IPv6-only hosts reach through NAT64 alone).
+    pub family: Option<Spanned<String>>,
 }

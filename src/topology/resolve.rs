@@ -14,7 +14,7 @@ use super::ipv6::{Family, Ipv6Mode, RouterV6};
 use super::lans::assign_lans;
 use super::names::{check_names, check_services};
 use super::order::router_order;
-use super::raw::{RawHost, RawRouter, RawTopology};
+use super::raw::{RawHost, RawRouter, RawServer, RawTopology};
 use super::values::{interpret_firewall, interpret_impair, interpret_nat};
 use super::{Host, INTERNET, Router, Server, Topology, Uplink};
 use crate::diag::Reporter;
@@ -167,7 +167,9 @@ pub(crate) fn resolve(rep: &mut Reporter, file: &str, raw: RawTopology) -> Optio
     }
     let raw_routers: Vec<&Spanned<RawRouter>> = order.iter().map(|i| &routers[*i].1).collect();
     let raw_hosts: Vec<&Spanned<RawHost>> = hosts.iter().map(|(_, h)| h).collect();
-    assign_v6(rep, &raw_routers, &raw_hosts, &mut out_routers, &mut out_hosts, &mut out_servers);
+    let raw_servers: Vec<&Spanned<RawServer>> = servers.iter().map(|(_, s)| s).collect();
+    let v6 = RawV6 { routers: &raw_routers, hosts: &raw_hosts, servers: &raw_servers };
+    assign_v6(rep, &v6, &mut out_routers, &mut out_hosts, &mut out_servers);
     Some(Topology {
         file: file.to_string(),
         description: raw.description,
@@ -214,17 +216,18 @@ fn ipv6_span(r: &Spanned<RawRouter>) -> std::ops::Range<usize> {
     r.get_ref().ipv6.as_ref().map_or(r.span(), |v| v.span())
 }
 
-/// IPv6: every router's mode and every host's family, and the addresses they give (see
-/// [`super::ipv6`]). Nothing changes unless the file asks for IPv6 somewhere. `raw_routers`
-/// is in the order of `routers` (parents first), `raw_hosts` in the order of `hosts`.
-fn assign_v6(
-    rep: &mut Reporter,
-    raw_routers: &[&Spanned<RawRouter>],
-    raw_hosts: &[&Spanned<RawHost>],
-    routers: &mut [Router],
-    hosts: &mut [Host],
-    servers: &mut [Server],
-) {
+/// The written tables IPv6 reads, each in the order of its resolved list (routers
+/// parents first).
+struct RawV6<'a> {
+    routers: &'a [&'a Spanned<RawRouter>],
+    hosts: &'a [&'a Spanned<RawHost>],
+    servers: &'a [&'a Spanned<RawServer>],
+}
+
+/// IPv6: every router's mode, every host's and server's family, and the addresses they
+/// give (see [`super::ipv6`]). Nothing changes unless the file asks for IPv6 somewhere.
+fn assign_v6(rep: &mut Reporter, raw: &RawV6, routers: &mut [Router], hosts: &mut [Host], servers: &mut [Server]) {
+    let (raw_routers, raw_hosts) = (raw.routers, raw.hosts);
     use super::ipv6::{attach, derive, internet_gateway_v6, internet_subnet_v6, lan_prefix};
     let mode_names: Vec<&str> = Ipv6Mode::ALL.iter().map(|m| m.name()).collect();
     let family_names: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
@@ -238,6 +241,7 @@ fn assign_v6(
         .iter()
         .map(|h| word(rep, h.get_ref().family.as_ref(), "family", Family::from_name, &family_names))
         .collect();
+    let server_families = server_families(rep, raw.servers);
     let asked = modes.iter().any(|m| *m != Ipv6Mode::None) || families.iter().flatten().any(|f| f.has_v6());
     if !asked {
         return;
@@ -277,6 +281,16 @@ fn assign_v6(
                 continue;
             }
         }
+        if mode == Ipv6Mode::Nat64 && !matches!(r.nat, NatMode::Napt(_)) {
+            // Tayga maps each IPv6 host to a private pool address; only the router's
+            // NAPT can share its one public IPv4 address among them.
+            rep.error(
+                ipv6_span(raw_routers[i]),
+                format!("router `{}` has ipv6 = \"nat64\" but its IPv4 NAT translates no ports", r.name),
+                Some("NAT64 shares the router's IPv4 address through its NAT: give it a NAT behaviour such as \"port-restricted-cone\"".into()),
+            );
+            continue;
+        }
         k += 1;
         let lan = lan_prefix(mode, k);
         let lan_address = derive(lan, r.lan_address);
@@ -294,7 +308,7 @@ fn assign_v6(
             rep.error(
                 span,
                 format!("host `{}` has family = \"{}\" but its router `{p}` has no IPv6", h.name, family.name()),
-                Some(format!("give `{p}` ipv6 = \"public\" or \"nat66\", or use family = \"v4\"")),
+                Some(format!("give `{p}` ipv6 = \"public\", \"nat66\" or \"nat64\", or use family = \"v4\"")),
             );
             continue;
         }
@@ -303,7 +317,29 @@ fn assign_v6(
             h.ipv6 = Some(attach(segment, h.uplink.address, gateway));
         }
     }
-    for s in servers {
-        s.addresses6 = s.addresses.iter().map(|a| derive(internet_subnet_v6(), *a)).collect();
+    for (s, family) in servers.iter_mut().zip(server_families) {
+        if family != Some(Family::V4) {
+            s.addresses6 = s.addresses.iter().map(|a| derive(internet_subnet_v6(), *a)).collect();
+        }
     }
+}
+
+/// Each server's written family: `v4` or `dual` (a server keeps its IPv4 addresses).
+fn server_families(rep: &mut Reporter, raw_servers: &[&Spanned<RawServer>]) -> Vec<Option<Family>> {
+    let names = [Family::Dual.name(), Family::V4.name()];
+    raw_servers
+        .iter()
+        .map(|s| {
+            let v = s.get_ref().family.as_ref()?;
+            let f = Family::from_name(v.get_ref()).filter(|f| f.has_v4());
+            if f.is_none() {
+                rep.error(
+                    v.span(),
+                    format!("unknown server family `{}`", v.get_ref()),
+                    Some(format!("use one of: {} (a server keeps its IPv4 addresses)", names.join(", "))),
+                );
+            }
+            f
+        })
+        .collect()
 }
