@@ -31,6 +31,7 @@ pub mod browser;
 pub mod call;
 pub mod check;
 pub mod diag;
+pub mod dns;
 pub mod echo;
 pub mod fabric;
 pub mod firewall;

@@ -96,6 +96,10 @@ fn main() -> ExitCode {
             Command::Verify { name, file, lifetime_max, json } => {
                 cli::verify::verify(&name, file, lifetime_max, json).await
             }
+            Command::DnsServer { listen, record, dns64_prefix, dns64_client } => {
+                let zone = icelab::dns::Zone { records: record, dns64: dns64_client, prefix: dns64_prefix };
+                cli::probe::dns_server(zone, &listen).await
+            }
             Command::StunServer { primary, alternate, primary6, alternate6, port, alt_port } => {
                 cli::probe::stun_server((primary, alternate), primary6.map(|p| (p, alternate6)), port, alt_port).await
             }

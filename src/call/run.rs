@@ -317,8 +317,9 @@ pub(super) async fn call(
         ..config(Role::Answerer)
     };
     let started = SystemTime::now();
-    let mut a = spawn_peer(&scn.offerer_peer, &ns_of(&pair.offerer)?, &offerer_cfg)?;
-    let mut b = spawn_peer(&scn.answerer_peer, &ns_of(&pair.answerer)?, &answerer_cfg)?;
+    let (a_ns, b_ns) = (ns_of(&pair.offerer)?, ns_of(&pair.answerer)?);
+    let mut a = spawn_peer(&scn.offerer_peer, (&a_ns, plan.resolv_conf(&a_ns)), &offerer_cfg)?;
+    let mut b = spawn_peer(&scn.answerer_peer, (&b_ns, plan.resolv_conf(&b_ns)), &answerer_cfg)?;
     let a_err = tokio::spawn(tail(a.stderr.take().unwrap()));
     let b_err = tokio::spawn(tail(b.stderr.take().unwrap()));
     let (a_out, a_in) = (BufReader::new(a.stdout.take().unwrap()), a.stdin.take().unwrap());
@@ -350,12 +351,13 @@ fn udp_bind(plan: &Plan, host: &str) -> Vec<String> {
     v4.into_iter().chain(v6).collect()
 }
 
-/// Starts the peer process of `kind` inside namespace `ns` with piped stdio.
-fn spawn_peer(kind: &PeerKind, ns: &str, cfg: &PeerConfig) -> anyhow::Result<Child> {
+/// Starts the peer process of `kind` inside namespace `ns` (resolving names with
+/// `resolv_conf` when the lab has a DNS) with piped stdio.
+fn spawn_peer(kind: &PeerKind, (ns, resolv_conf): (&str, Option<String>), cfg: &PeerConfig) -> anyhow::Result<Child> {
     let fd = netns::open(ns)?;
     let mut cmd = kind.command(cfg)?;
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    procs::enter_netns(&mut cmd, &fd)?;
+    procs::enter_netns_resolving(&mut cmd, &fd, resolv_conf.as_deref())?;
     let mut cmd = Command::from(cmd);
     // Killed with us whatever happens; the lab teardown would also find it.
     cmd.kill_on_drop(true);

@@ -287,6 +287,22 @@ pub(crate) enum Command {
         #[arg(long)]
         stats: Option<PathBuf>,
     },
+    /// (internal) Run the lab's DNS server (its names, DNS64) in this namespace.
+    #[command(hide = true)]
+    DnsServer {
+        /// UDP address to answer on (repeatable).
+        #[arg(long, required = true)]
+        listen: Vec<std::net::SocketAddr>,
+        /// A name and one of its addresses, NAME=ADDRESS (repeatable).
+        #[arg(long, value_parser = icelab::dns::parse_record)]
+        record: Vec<(String, std::net::IpAddr)>,
+        /// The NAT64 prefix DNS64 synthesizes AAAA records into.
+        #[arg(long)]
+        dns64_prefix: Option<ipnet::Ipv6Net>,
+        /// A network whose clients get DNS64 answers (repeatable).
+        #[arg(long)]
+        dns64_client: Vec<ipnet::IpNet>,
+    },
     /// (internal) Run the built-in STUN server (RFC 5389 + RFC 5780) in this namespace.
     #[command(hide = true)]
     StunServer {

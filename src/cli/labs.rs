@@ -122,7 +122,7 @@ pub(crate) fn exec(name: &str, node: &str, command: &[String]) -> CliResult {
     let fd = netns::open(ns).or_kind(Kind::CouldNotRun)?;
     let mut cmd = std::process::Command::new(&command[0]);
     cmd.args(&command[1..]);
-    procs::enter_netns(&mut cmd, &fd).or_kind(Kind::CouldNotRun)?;
+    procs::enter_netns_resolving(&mut cmd, &fd, rec.plan.resolv_conf(ns).as_deref()).or_kind(Kind::CouldNotRun)?;
     let st = cmd.status().map_err(|e| CliError::could_not_run(format!("cannot run `{}`: {e}", command[0])))?;
     use std::os::unix::process::ExitStatusExt;
     let code = st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0));

@@ -37,6 +37,12 @@ pub(crate) fn probe(
     Ok(Done::Ok)
 }
 
+/// `icelab dns-server`: the lab's DNS, until the lab kills it.
+pub(crate) async fn dns_server(zone: icelab::dns::Zone, listen: &[std::net::SocketAddr]) -> CliResult {
+    icelab::dns::serve(zone, listen, || outln!("ready")).await.or_kind(Kind::CouldNotRun)?;
+    Ok(Done::Ok)
+}
+
 /// `icelab stun-server`: one server on the IPv4 addresses and, with `v6`, one more on the
 /// IPv6 addresses (same ports), so both families get RFC 5780 answers of their own.
 pub(crate) async fn stun_server(

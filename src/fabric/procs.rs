@@ -30,6 +30,35 @@ pub fn enter_netns(cmd: &mut Command, ns: &OwnedFd) -> std::io::Result<()> {
     Ok(())
 }
 
+/// [`enter_netns`], and with `resolv_conf`, a mount namespace of its own in which that
+/// file is bound over `/etc/resolv.conf` (what `ip netns exec` does with
+/// `/etc/netns/NAME/resolv.conf`, without writing to the host's `/etc`): the process and
+/// its children resolve names with the lab's DNS. The host's mounts are untouched.
+pub fn enter_netns_resolving(cmd: &mut Command, ns: &OwnedFd, resolv_conf: Option<&str>) -> std::io::Result<()> {
+    enter_netns(cmd, ns)?;
+    let Some(file) = resolv_conf else { return Ok(()) };
+    let to_c =
+        |s: &str| std::ffi::CString::new(s).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e));
+    let (src, dst, root) = (to_c(file)?, to_c("/etc/resolv.conf")?, to_c("/")?);
+    // SAFETY: unshare and mount are system calls; the strings were made before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Private first, so the bind below never propagates back to the host.
+            let none = std::ptr::null();
+            if libc::mount(none, root.as_ptr(), none, libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0
+                || libc::mount(src.as_ptr(), dst.as_ptr(), none, libc::MS_BIND, std::ptr::null()) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
 /// PIDs of processes whose network namespace has one of these inodes.
 pub fn pids_in(inodes: &BTreeSet<u64>) -> Vec<i32> {
     let me = std::process::id() as i32;

@@ -185,6 +185,7 @@ pub fn plan_with(topo: &Topology, events: &[TimelineEvent], prefix: &str, opts: 
     for n in nodes.iter().filter(|n| !n.addresses6.is_empty()) {
         b.steps.push(Step::WaitCarrier { ns: n.ns.clone() });
     }
+    b.resolvers(topo, &nodes);
     let mut services = Vec::new();
     for s in &topo.servers {
         for svc in &s.services {
@@ -435,6 +436,25 @@ impl Builder {
         }
         if let Some(a6) = a6 {
             self.default_route(&ns, a6.gateway.into());
+        }
+    }
+
+    /// With a DNS service in the lab, every host's resolver configuration: the DNS
+    /// server's address of each family the host has (its IPv6 one first on an IPv6-only
+    /// host), and short timeouts (glibc's default waits 5 s per try).
+    fn resolvers(&mut self, topo: &Topology, nodes: &[NodePlan]) {
+        let dns = topo.servers.iter().find(|s| s.services.iter().any(|v| v.kind == ServiceKind::Dns));
+        let Some(dns) = dns else { return };
+        for n in nodes.iter().filter(|n| n.kind == NodeKind::Host) {
+            let mut text = format!("# icelab: the lab's DNS (server `{}`)\n", dns.name);
+            let v6 = dns.addresses6.first().filter(|_| !n.addresses6.is_empty()).map(|a| IpAddr::V6(*a));
+            let v4 = dns.addresses.first().filter(|_| !n.addresses.is_empty()).map(|a| IpAddr::V4(*a));
+            for a in v6.into_iter().chain(v4) {
+                text.push_str(&format!("nameserver {a}\n"));
+            }
+            text.push_str(&format!("search {}\noptions timeout:1 attempts:2\n", crate::dns::DOMAIN));
+            let path = super::resolv_conf_path(&self.state_dir, &n.ns);
+            self.steps.push(Step::WriteFile { ns: n.ns.clone(), path, text });
         }
     }
 

@@ -140,6 +140,11 @@ pub struct Plan {
     pub events: Vec<PlannedEvent>,
 }
 
+/// Where the plan writes the resolver configuration of namespace `ns`.
+pub(crate) fn resolv_conf_path(state_dir: &str, ns: &str) -> String {
+    format!("{state_dir}/{ns}.resolv.conf")
+}
+
 impl Plan {
     /// The namespaces the plan creates.
     pub fn namespaces(&self) -> Vec<&str> {
@@ -154,6 +159,15 @@ impl Plan {
     /// The first server offering `service`.
     pub fn service(&self, service: &str) -> Option<&ServiceEndpoint> {
         self.services.iter().find(|s| s.service == service)
+    }
+
+    /// The resolver configuration of the node in namespace `ns`: a file the plan writes
+    /// when the lab has a DNS service (see [`crate::dns`]), bound over `/etc/resolv.conf`
+    /// for the processes started there.
+    pub fn resolv_conf(&self, ns: &str) -> Option<String> {
+        let dns = crate::servers::ServiceKind::Dns.name();
+        let host = self.nodes.iter().any(|n| n.ns == ns && n.kind == NodeKind::Host);
+        (host && self.service(dns).is_some()).then(|| resolv_conf_path(&self.state_dir, ns))
     }
 
     /// The uplink of the node in namespace `ns`.

@@ -14,7 +14,6 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::build::nat_disabled;
-use crate::topology::ipv6::Ipv6Mode;
 use crate::topology::{INTERNET, Router, Topology, Uplink};
 
 /// A route to add: in node `at`, `dst` via `via`.
@@ -45,7 +44,7 @@ pub(super) fn lan_routes(topo: &Topology) -> Vec<LanRoute> {
             }
         }
     }
-    let public = |r: &Router| r.ipv6.is_some_and(|v| v.mode == Ipv6Mode::Public);
+    let public = |r: &Router| r.ipv6.is_some_and(|v| v.mode.is_routed());
     for r in topo.routers.iter().filter(|r| public(r)) {
         let lan = r.ipv6.expect("public").lan;
         let mut child = r;

@@ -11,37 +11,49 @@ use crate::scenario::Scenario;
 use crate::topology::Server;
 use crate::turn::TLS_PORT as TURN_TLS_PORT;
 
-/// `addr` as a URL host: IPv6 in brackets (RFC 7064 / RFC 3986).
-fn url_host(addr: IpAddr) -> String {
-    match addr {
-        IpAddr::V4(a) => a.to_string(),
-        IpAddr::V6(a) => format!("[{a}]"),
-    }
+/// Where a URL points: an address, or a name the lab's DNS answers for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlHost {
+    /// A literal address.
+    Addr(IpAddr),
+    /// A DNS name.
+    Name(String),
 }
 
-/// The `stun:` URL of a service that answers binding requests at `addr`.
-pub fn stun_url(svc: Service, addr: IpAddr) -> String {
-    let addr = url_host(addr);
-    match svc.implementation {
-        // A TURN server answers STUN on its own port, which is the STUN port too.
-        Implementation::BuiltIn | Implementation::Coturn => {
-            format!("stun:{addr}:{}", port(Service::built_in(ServiceKind::Stun)))
+impl UrlHost {
+    /// As written in a URL: IPv6 in brackets (RFC 7064 / RFC 3986).
+    fn text(&self) -> String {
+        match self {
+            UrlHost::Addr(IpAddr::V4(a)) => a.to_string(),
+            UrlHost::Addr(IpAddr::V6(a)) => format!("[{a}]"),
+            UrlHost::Name(n) => n.clone(),
         }
     }
 }
 
-/// The `turn:`/`turns:` URL of TURN service `svc` at `addr` over `transport`
+/// The `stun:` URL of a service that answers binding requests at `host`.
+pub fn stun_url(svc: Service, host: &UrlHost) -> String {
+    let host = host.text();
+    match svc.implementation {
+        // A TURN server answers STUN on its own port, which is the STUN port too.
+        Implementation::BuiltIn | Implementation::Coturn => {
+            format!("stun:{host}:{}", port(Service::built_in(ServiceKind::Stun)))
+        }
+    }
+}
+
+/// The `turn:`/`turns:` URL of TURN service `svc` at `host` over `transport`
 /// (`udp`, `tcp`; anything else is TLS).
-pub fn turn_url(svc: Service, addr: IpAddr, transport: &str) -> String {
-    let addr = url_host(addr);
+pub fn turn_url(svc: Service, host: &UrlHost, transport: &str) -> String {
+    let host = host.text();
     match svc.implementation {
         // Both listen on UDP and TCP 3478 and TLS 443.
         Implementation::BuiltIn | Implementation::Coturn => {
             let p = port(svc);
             match transport {
-                "udp" => format!("turn:{addr}:{p}?transport=udp"),
-                "tcp" => format!("turn:{addr}:{p}?transport=tcp"),
-                _ => format!("turns:{addr}:{TURN_TLS_PORT}"),
+                "udp" => format!("turn:{host}:{p}?transport=udp"),
+                "tcp" => format!("turn:{host}:{p}?transport=tcp"),
+                _ => format!("turns:{host}:{TURN_TLS_PORT}"),
             }
         }
     }
@@ -49,17 +61,26 @@ pub fn turn_url(svc: Service, addr: IpAddr, transport: &str) -> String {
 
 /// ICE servers for the peers, from the scenario, the lab's servers and the plan's addresses.
 ///
-/// In an IPv6 lab a server's URLs name its IPv6 address too, after the IPv4 one (a
-/// browser resolving a dual-stack name gets both): webrtc-rs asks each server only from
-/// local sockets of the URL's family, so a v6-only host uses the IPv6 URLs alone. TURN
-/// over IPv6 is offered on UDP only: the peer's TCP/TLS shim is reached over IPv4
-/// loopback, so it serves IPv4 sockets alone.
+/// With a DNS service in the lab, URLs name the server (`relay.icelab.test`), as in
+/// production: each peer resolves it with the lab's DNS (DNS64 on a NAT64 carrier).
+/// Without one, they are literal addresses. In an IPv6 lab a server's literal URLs name
+/// its IPv6 address too, after the IPv4 one (a browser resolving a dual-stack name gets
+/// both): webrtc-rs asks each server only from local sockets of the address's family, so
+/// a v6-only host uses the IPv6 URLs alone. TURN over IPv6 is offered on UDP only: the
+/// peer's TCP/TLS shim is reached over IPv4 loopback, so it serves IPv4 sockets alone.
 pub fn ice_servers(plan: &Plan, servers: &[Server], scn: &Scenario) -> anyhow::Result<Vec<IceServer>> {
     let node = |name: &str| plan.node(name).ok_or_else(|| anyhow!("server `{name}` is not in the plan"));
-    let addr = |name: &str| {
-        node(name)?.addresses.first().copied().map(IpAddr::V4).ok_or_else(|| anyhow!("server `{name}` has no address"))
+    let by_name = plan.service(ServiceKind::Dns.name()).is_some();
+    // The server's hosts for URLs: its name, or its first IPv4 address then its IPv6 one.
+    let hosts = |name: &str| -> anyhow::Result<Vec<UrlHost>> {
+        let n = node(name)?;
+        let v4 = n.addresses.first().copied().ok_or_else(|| anyhow!("server `{name}` has no address"))?;
+        if by_name {
+            return Ok(vec![UrlHost::Name(crate::dns::fqdn(name))]);
+        }
+        let v6 = n.addresses6.first().map(|a| UrlHost::Addr(IpAddr::V6(*a)));
+        Ok(std::iter::once(UrlHost::Addr(IpAddr::V4(v4))).chain(v6).collect())
     };
-    let addr6 = |name: &str| node(name).map(|n| n.addresses6.first().copied().map(IpAddr::V6));
     // The server's first service that `wants` accepts (validation made sure there is one).
     let service = |node: &str, wants: fn(ServiceKind) -> bool| {
         servers
@@ -71,17 +92,16 @@ pub fn ice_servers(plan: &Plan, servers: &[Server], scn: &Scenario) -> anyhow::R
     let mut out = Vec::new();
     for s in &scn.stun {
         let svc = service(s, ServiceKind::answers_stun)?;
-        let mut urls = vec![stun_url(svc, addr(s)?)];
-        urls.extend(addr6(s)?.map(|a| stun_url(svc, a)));
+        let urls = hosts(s)?.iter().map(|h| stun_url(svc, h)).collect();
         out.push(IceServer { urls, ..Default::default() });
     }
     if let Some(t) = &scn.turn {
         // By default all three transports, as a browser would be configured: UDP, TCP on
         // the same port, TLS on 443. The peer carries TCP/TLS through its TURN shim.
-        let (svc, a) = (service(t, |k| k == ServiceKind::Turn)?, addr(t)?);
-        let mut urls: Vec<String> = scn.turn_transports.iter().map(|tr| turn_url(svc, a, tr)).collect();
+        let (svc, hosts) = (service(t, |k| k == ServiceKind::Turn)?, hosts(t)?);
+        let mut urls: Vec<String> = scn.turn_transports.iter().map(|tr| turn_url(svc, &hosts[0], tr)).collect();
         if scn.turn_transports.iter().any(|tr| tr == "udp") {
-            urls.extend(addr6(t)?.map(|a6| turn_url(svc, a6, "udp")));
+            urls.extend(hosts[1..].iter().map(|h| turn_url(svc, h, "udp")));
         }
         out.push(IceServer {
             urls,

@@ -43,6 +43,7 @@ pub fn port(svc: Service) -> u16 {
         (_, ServiceKind::Stun) => STUN_PORTS.0,
         (_, ServiceKind::Turn) => TURN_PORT,
         (_, ServiceKind::Echo) => ECHO_PORT,
+        (_, ServiceKind::Dns) => crate::dns::PORT,
     }
 }
 
@@ -131,7 +132,37 @@ fn built_in_args(kind: ServiceKind, s: &Server, topo: &Topology, stats: &str) ->
             Some(a)
         }
         ServiceKind::Echo => None,
+        ServiceKind::Dns => Some(dns_args(s, topo)),
     }
+}
+
+/// `icelab dns-server`: it listens on the server's first address of each family and knows
+/// every server of the lab by name; DNS64 for the LANs of NAT64 routers.
+fn dns_args(s: &Server, topo: &Topology) -> Vec<String> {
+    use crate::dns::{PORT, fqdn};
+    use crate::topology::ipv6::Ipv6Mode;
+    let mut a = vec!["dns-server".to_string()];
+    let first = |s: &Server| {
+        let v4 = s.addresses.first().map(|x| std::net::IpAddr::V4(*x));
+        v4.into_iter().chain(s.addresses6.first().map(|x| std::net::IpAddr::V6(*x)))
+    };
+    for ip in first(s) {
+        a.extend(["--listen".into(), std::net::SocketAddr::new(ip, PORT).to_string()]);
+    }
+    for other in &topo.servers {
+        for ip in first(other) {
+            a.extend(["--record".into(), format!("{}={ip}", fqdn(&other.name))]);
+        }
+    }
+    let carriers: Vec<Ipv6Net> =
+        topo.routers.iter().filter_map(|r| r.ipv6).filter(|v| v.mode == Ipv6Mode::Nat64).map(|v| v.lan).collect();
+    if !carriers.is_empty() {
+        a.extend(["--dns64-prefix".into(), crate::nat::nat64::PREFIX.into()]);
+        for lan in carriers {
+            a.extend(["--dns64-client".into(), lan.to_string()]);
+        }
+    }
+    a
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use coturn::{COTURN_PROGRAM, coturn_config, coturn_log};
-pub use ice::{ice_servers, stun_url, turn_url};
+pub use ice::{UrlHost, ice_servers, stun_url, turn_url};
 pub use launch::{check_programs, launch, port, stop};
 pub(crate) use parse::parse_service;
 
@@ -31,11 +31,14 @@ pub enum ServiceKind {
     Turn,
     /// UDP/TCP echo.
     Echo,
+    /// The lab's DNS: its servers' names under [`crate::dns::DOMAIN`], with DNS64 for
+    /// NAT64 routers' LANs. With one in the lab, peers get ICE server URLs by name.
+    Dns,
 }
 
 impl ServiceKind {
     /// Every kind, in the order they are listed in messages.
-    pub const ALL: [ServiceKind; 3] = [ServiceKind::Stun, ServiceKind::Turn, ServiceKind::Echo];
+    pub const ALL: [ServiceKind; 4] = [ServiceKind::Stun, ServiceKind::Turn, ServiceKind::Echo, ServiceKind::Dns];
 
     /// The name used in files, plan steps and log files.
     pub fn name(self) -> &'static str {
@@ -43,6 +46,7 @@ impl ServiceKind {
             ServiceKind::Stun => "stun",
             ServiceKind::Turn => "turn",
             ServiceKind::Echo => "echo",
+            ServiceKind::Dns => "dns",
         }
     }
 
@@ -91,7 +95,7 @@ impl Implementation {
         Self::ALL.into_iter().find(|i| i.name() == name)
     }
 
-    /// Whether it provides `kind` (coturn does STUN and TURN, not echo).
+    /// Whether it provides `kind` (coturn does STUN and TURN, not echo or DNS).
     pub fn provides(self, kind: ServiceKind) -> bool {
         match self {
             Implementation::BuiltIn => true,

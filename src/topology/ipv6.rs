@@ -70,6 +70,12 @@ impl Ipv6Mode {
     pub fn from_name(s: &str) -> Option<Ipv6Mode> {
         Self::ALL.into_iter().find(|m| m.name() == s)
     }
+
+    /// True when the LAN's /64 is public and routed to the router (the internet needs a
+    /// route to it): `public` and `nat64`.
+    pub fn is_routed(self) -> bool {
+        matches!(self, Ipv6Mode::Public | Ipv6Mode::Nat64)
+    }
 }
 
 /// Which address families a host has.

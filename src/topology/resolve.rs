@@ -267,7 +267,7 @@ fn assign_v6(rep: &mut Reporter, raw: &RawV6, routers: &mut [Router], hosts: &mu
             );
             continue;
         };
-        if let (Ipv6Mode::Public, Uplink::Router(p)) = (mode, &r.wan.uplink) {
+        if let (true, Uplink::Router(p)) = (mode.is_routed(), &r.wan.uplink) {
             let parent_mode = router_v6(routers, p).map(|v| v.mode);
             if parent_mode == Some(Ipv6Mode::Nat66) {
                 // The NAT66 above translates only its own ULA: a routed /64 below it
@@ -275,7 +275,7 @@ fn assign_v6(rep: &mut Reporter, raw: &RawV6, routers: &mut [Router], hosts: &mu
                 let span = ipv6_span(raw_routers[i]);
                 rep.error(
                     span,
-                    format!("router `{}` has ipv6 = \"public\" behind `{p}`, which has ipv6 = \"nat66\"", r.name),
+                    format!("router `{}` has ipv6 = \"{}\" behind `{p}`, which has ipv6 = \"nat66\"", r.name, mode.name()),
                     Some(format!("a public /64 needs public routers above it: give `{p}` ipv6 = \"public\", or this one \"nat66\"")),
                 );
                 continue;
