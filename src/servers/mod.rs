@@ -9,6 +9,7 @@
 mod coturn;
 mod ice;
 mod launch;
+pub mod latency;
 mod parse;
 pub mod stats;
 
