@@ -121,7 +121,8 @@ fn server(o: &mut String, r: &ServerRow) {
         let _ = writeln!(o, "  answer latency not measured (coturn)");
     } else {
         let methods = crate::servers::latency::summarize(&s.answer_latency_us);
-        let _ = writeln!(o, "  answer latency (server's own, network excluded): {}", crate::servers::latency::compact(&methods));
+        let compact = crate::servers::latency::compact(&methods);
+        let _ = writeln!(o, "  answer latency p50/p95/p99 ms (the server's own, network excluded): {compact}");
     }
     if s.unreported_allocations > 0 {
         let _ = writeln!(o, "  {} allocation(s) not in the byte counts (still open)", s.unreported_allocations);

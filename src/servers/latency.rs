@@ -134,16 +134,17 @@ pub fn summarize(by: &ByMethod) -> Vec<MethodLatency> {
 /// What sets the figures, for labels: it is not what a client waits.
 pub const LABEL: &str = "the server's own time from reading a request to sending its answer, network excluded";
 
-/// `Allocate x60 p50/p95/p99 0.210/0.450/0.800 ms; Binding x4 ...` (empty: `none timed`).
+/// `Allocate x60 0.210/0.450/0.800, Binding x4 ...`: count and p50/p95/p99 ms of each
+/// method (empty: `no answer timed`).
 pub fn compact(methods: &[MethodLatency]) -> String {
     if methods.is_empty() {
         return "no answer timed".into();
     }
     let parts: Vec<String> = methods
         .iter()
-        .map(|m| format!("{} x{} p50/p95/p99 {:.3}/{:.3}/{:.3} ms", m.method, m.count, m.p50_ms, m.p95_ms, m.p99_ms))
+        .map(|m| format!("{} x{} {:.3}/{:.3}/{:.3}", m.method, m.count, m.p50_ms, m.p95_ms, m.p99_ms))
         .collect();
-    parts.join("; ")
+    parts.join(", ")
 }
 
 #[cfg(test)]
