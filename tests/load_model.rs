@@ -250,6 +250,9 @@ fn server_latencies_are_reported_by_method() {
     assert!(text.contains("Allocate") && text.contains("relay2: latency not measured (coturn)"), "{text}");
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["server_side"]["latencies"][0]["methods"][0]["count"], 4);
+    let html = icelab::load::html::render(&r);
+    assert!(html.contains("server relay: answer latency p50/p95/p99 ms") && html.contains("Allocate x4"), "{html}");
+    assert!(html.contains("server relay2: latency not measured (coturn)"));
 }
 
 fn icelab(args: &[&str]) -> std::process::Output {

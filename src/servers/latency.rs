@@ -126,7 +126,13 @@ pub fn summarize(by: &ByMethod) -> Vec<MethodLatency> {
     by.iter()
         .filter_map(|(m, h)| {
             let ms = |p| h.quantile(p).map(|us| us / 1000.0);
-            Some(MethodLatency { method: m.clone(), count: h.count(), p50_ms: ms(0.5)?, p95_ms: ms(0.95)?, p99_ms: ms(0.99)? })
+            Some(MethodLatency {
+                method: m.clone(),
+                count: h.count(),
+                p50_ms: ms(0.5)?,
+                p95_ms: ms(0.95)?,
+                p99_ms: ms(0.99)?,
+            })
         })
         .collect()
 }
@@ -202,7 +208,10 @@ mod tests {
         assert_eq!(methods_since(&a, &b), ByMethod::from([("Allocate".to_string(), d)]));
         assert_eq!(methods_since(&a, &ByMethod::new()), a);
         let s = summarize(&a);
-        assert_eq!(s.iter().map(|m| (m.method.as_str(), m.count)).collect::<Vec<_>>(), [("Allocate", 4), ("Binding", 2)]);
+        assert_eq!(
+            s.iter().map(|m| (m.method.as_str(), m.count)).collect::<Vec<_>>(),
+            [("Allocate", 4), ("Binding", 2)]
+        );
         assert!(s[0].p50_ms > 0.0 && s[0].p50_ms <= s[0].p95_ms && s[0].p95_ms <= s[0].p99_ms);
     }
 }

@@ -8,8 +8,8 @@
 
 mod coturn;
 mod ice;
-mod launch;
 pub mod latency;
+mod launch;
 mod parse;
 pub mod stats;
 
