@@ -209,6 +209,52 @@ fn the_report_figures_are_consistent() {
     assert!(!r.resources.measured, "the pure report reads no processes");
 }
 
+/// The servers' own figures in the report: the built-in server's answer latencies by
+/// method, whole-run and per span (histograms differenced); coturn's said unmeasured.
+#[test]
+fn server_latencies_are_reported_by_method() {
+    use icelab::servers::latency::{ByMethod, Histogram};
+    use icelab::servers::stats::{ServerFigures, ServerStats};
+    use icelab::servers::{Implementation, ServiceKind};
+    let sample = |at: u64, allocate_us: &[u64]| {
+        let mut h = Histogram::default();
+        allocate_us.iter().for_each(|us| h.record(*us));
+        ServerStats {
+            at_unix_ms: at,
+            allocations: allocate_us.len() as u64,
+            answer_latency_us: ByMethod::from([("Allocate".to_string(), h)]),
+            ..Default::default()
+        }
+    };
+    let samples = vec![sample(1_000, &[]), sample(2_000, &[200, 200, 300]), sample(3_000, &[200, 200, 300, 40_000])];
+    let built_in = ServerFigures {
+        server: "relay".into(),
+        service: ServiceKind::Turn,
+        implementation: Implementation::BuiltIn,
+        stats: samples[2].clone(),
+        samples: samples.clone(),
+        note: None,
+    };
+    let last_span = samples[2].since(&samples[1]).answer_latency_us;
+    assert_eq!(last_span["Allocate"].count(), 1, "the span holds the one answer timed in it");
+    let coturn = ServerFigures { server: "relay2".into(), implementation: Implementation::Coturn, ..built_in.clone() };
+    let mut r = synthetic();
+    r.server_side = report::ServerSide::from_figures(vec![built_in, coturn]);
+    let l = &r.server_side.latencies;
+    assert_eq!((l[0].measured, l[1].measured), (true, false));
+    let a = &l[0].methods[0];
+    assert_eq!((a.method.as_str(), a.count), ("Allocate", 4));
+    assert!((a.p50_ms - 0.2).abs() < 0.01 && (a.p99_ms - 40.0).abs() < 2.0, "{a:?}");
+    let text = report::render(&r);
+    assert!(text.contains("relay answer latency (the server's own time"), "{text}");
+    assert!(text.contains("Allocate") && text.contains("relay2: latency not measured (coturn)"), "{text}");
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["server_side"]["latencies"][0]["methods"][0]["count"], 4);
+    let html = icelab::load::html::render(&r);
+    assert!(html.contains("server relay: answer latency p50/p95/p99 ms") && html.contains("Allocate x4"), "{html}");
+    assert!(html.contains("server relay2: latency not measured (coturn)"));
+}
+
 fn icelab(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_icelab")).args(args).output().expect("run icelab")
 }

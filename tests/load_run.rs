@@ -99,6 +99,18 @@ fn check_consistent(r: &serde_json::Value, calls: u64, turn: bool) {
             let through = stats["to_peers"]["bytes"].as_u64().unwrap() + stats["from_peers"]["bytes"].as_u64().unwrap();
             assert!(through >= relayed, "the relay carried {through} B, the relayed calls received {relayed} B");
         }
+        // The built-in server times its answers: every call allocated, so Allocate is there.
+        let lat = &side["latencies"][0];
+        if lat["implementation"] == "built-in" {
+            assert_eq!(lat["measured"], true, "{lat}");
+            let methods = lat["methods"].as_array().unwrap_or_else(|| panic!("no methods: {lat}"));
+            let alloc = methods.iter().find(|m| m["method"] == "Allocate").unwrap_or_else(|| panic!("{lat}"));
+            assert!(alloc["count"].as_u64().unwrap() > 0, "{alloc}");
+            for m in methods {
+                let (p50, p95, p99) = (f(&m["p50_ms"]), f(&m["p95_ms"]), f(&m["p99_ms"]));
+                assert!(0.0 < p50 && p50 <= p95 && p95 <= p99, "{m}");
+            }
+        }
     }
 }
 

@@ -60,6 +60,14 @@ fn check(file: &str, implementation: &str, tag: &str) {
     assert_eq!(n(&s["unreported_allocations"]), 0, "{s:#}");
     assert!(n(&s["allocations"]) >= 2 && n(&s["permissions"]) >= 1 && n(&s["channel_binds"]) >= 1, "{s:#}");
     assert!(fig["samples"].as_array().is_some_and(|v| !v.is_empty()) && n(&s["at_unix_ms"]) > 1_700_000_000_000);
+    // Answer latencies: timed by the built-in server (log buckets of µs), not by coturn.
+    let allocate = &s["answer_latency_us"]["Allocate"];
+    if implementation == "built-in" {
+        let timed: u64 = allocate.as_object().map_or(0, |b| b.values().map(n).sum());
+        assert!(timed >= 2, "both peers' Allocates timed: {s:#}");
+    } else {
+        assert!(allocate.is_null(), "{s:#}");
+    }
 
     let (mut sent, mut received, mut sent_pkts, mut received_pkts, mut app) = (0, 0, 0, 0, 0);
     for role in ["offerer", "answerer"] {

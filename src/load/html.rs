@@ -259,6 +259,18 @@ pub fn render(r: &LoadReport) -> String {
         }
         o.push_str("</table>\n");
     }
+    for l in &r.server_side.latencies {
+        let what = if l.measured {
+            format!(
+                "answer latency p50/p95/p99 ms ({}): {}",
+                crate::servers::latency::LABEL,
+                crate::servers::latency::compact(&l.methods)
+            )
+        } else {
+            format!("latency not measured ({})", l.implementation.name())
+        };
+        let _ = writeln!(o, "<p class=\"server-latency\">server {}: {}</p>", e(&l.server), e(&what));
+    }
     o.push_str("</body>\n</html>\n");
     o
 }

@@ -312,9 +312,10 @@ pub struct Throughput {
 
 /// Server-side figures: the lab's TURN servers' own counters over the whole load
 /// (bindings, allocations and refusals, permissions, datagrams and bytes relayed), as
-/// every run reads them ([`crate::servers::stats`]), and the request and relay rates
-/// their samples give over time. Latencies are the clients' (`srflx`/`relay` gathering
-/// in [`LoadReport::setup`]): the servers do not time their answers.
+/// every run reads them ([`crate::servers::stats`]), the request and relay rates
+/// their samples give over time, and the built-in server's answer latencies by method.
+/// Those are its own read-to-send time; what clients wait, network included, is in
+/// [`LoadReport::setup`] (`srflx`/`relay` gathering). coturn does not time its answers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServerSide {
     /// Whether the servers' counters were read.
@@ -327,6 +328,37 @@ pub struct ServerSide {
     /// Each server's request and relay rates, whole and over time.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rates: Vec<crate::servers::stats::ServerRates>,
+    /// Each server's answer latencies over the whole load, by method.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latencies: Vec<ServerLatency>,
+}
+
+/// One server's answer latencies over the load: the server's own time from reading a
+/// request off its socket to sending the answer (the network and the kernel's queues
+/// excluded), so a rise is the server's doing, not the path's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerLatency {
+    /// The server's name in the file.
+    pub server: String,
+    /// The program that ran it.
+    pub implementation: crate::servers::Implementation,
+    /// Whether it times its answers (the built-in server does, coturn does not).
+    pub measured: bool,
+    /// By request method: count and p50/p95/p99, ms.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<crate::servers::latency::MethodLatency>,
+}
+
+impl ServerLatency {
+    fn of(f: &crate::servers::stats::ServerFigures) -> ServerLatency {
+        let measured = f.implementation == crate::servers::Implementation::BuiltIn;
+        ServerLatency {
+            server: f.server.clone(),
+            implementation: f.implementation,
+            measured,
+            methods: crate::servers::latency::summarize(&f.stats.answer_latency_us),
+        }
+    }
 }
 
 impl ServerSide {
@@ -334,9 +366,10 @@ impl ServerSide {
     pub fn from_figures(servers: Vec<crate::servers::stats::ServerFigures>) -> ServerSide {
         if servers.is_empty() {
             let note = "the lab has no TURN server to read".into();
-            return ServerSide { measured: false, note, servers, rates: Vec::new() };
+            return ServerSide { measured: false, note, servers, rates: Vec::new(), latencies: Vec::new() };
         }
         let rates = servers.iter().filter_map(|f| f.rates()).collect();
+        let latencies = servers.iter().map(ServerLatency::of).collect();
         let parts: Vec<String> = servers
             .iter()
             .map(|f| {
@@ -353,7 +386,7 @@ impl ServerSide {
                 )
             })
             .collect();
-        ServerSide { measured: true, note: parts.join("; "), servers, rates }
+        ServerSide { measured: true, note: parts.join("; "), servers, rates, latencies }
     }
 }
 
@@ -537,6 +570,7 @@ pub fn build(
             note: "not read (the driver fills it from the servers' own figures)".into(),
             servers: Vec::new(),
             rates: Vec::new(),
+            latencies: Vec::new(),
         },
         resources: crate::report::resources::Resources::unmeasured(),
         per_second,
@@ -683,6 +717,25 @@ pub fn render(r: &LoadReport) -> String {
     line(&mut s, format!("  server side: {}", r.server_side.note));
     for rt in &r.server_side.rates {
         line(&mut s, format!("    {}", rates_line(rt)));
+    }
+    for l in &r.server_side.latencies {
+        if !l.measured {
+            line(&mut s, format!("    {}: latency not measured ({})", l.server, l.implementation.name()));
+            continue;
+        }
+        line(&mut s, format!("    {} answer latency ({}):", l.server, crate::servers::latency::LABEL));
+        if l.methods.is_empty() {
+            line(&mut s, "      no answer timed".into());
+        }
+        for m in &l.methods {
+            line(
+                &mut s,
+                format!(
+                    "      {:<24} {:>6} answers  p50 {:>8.3}  p95 {:>8.3}  p99 {:>8.3} ms",
+                    m.method, m.count, m.p50_ms, m.p95_ms, m.p99_ms
+                ),
+            );
+        }
     }
     line(&mut s, format!("  CPU and memory: {}", r.resources.note()));
     s

@@ -117,6 +117,13 @@ fn server(o: &mut String, r: &ServerRow) {
     for (way, f) in [("relayed to peers", s.to_peers), ("relayed from peers", s.from_peers)] {
         let _ = writeln!(o, "  {way:<20} {:>12} B in {} packets", f.bytes, f.packets);
     }
+    if r.implementation == crate::servers::Implementation::Coturn.name() {
+        let _ = writeln!(o, "  answer latency not measured (coturn)");
+    } else {
+        let methods = crate::servers::latency::summarize(&s.answer_latency_us);
+        let compact = crate::servers::latency::compact(&methods);
+        let _ = writeln!(o, "  answer latency p50/p95/p99 ms (the server's own, network excluded): {compact}");
+    }
     if s.unreported_allocations > 0 {
         let _ = writeln!(o, "  {} allocation(s) not in the byte counts (still open)", s.unreported_allocations);
     }

@@ -8,6 +8,7 @@
 
 mod coturn;
 mod ice;
+pub mod latency;
 mod launch;
 mod parse;
 pub mod stats;

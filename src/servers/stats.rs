@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::latency;
 use super::{Implementation, ServiceKind};
 
 /// Packets and bytes one way. Bytes are UDP payload bytes on the relay sockets: the
@@ -75,6 +76,12 @@ pub struct ServerStats {
     /// Allocations whose relayed traffic is not in `to_peers`/`from_peers` yet (coturn
     /// logs a session's usage when it closes).
     pub unreported_allocations: u64,
+    /// How long the server took to answer each request, by method: the built-in
+    /// server's own time from reading the request off its socket to handing the answer
+    /// to it (the network and the kernel's queues are outside). coturn's log has no
+    /// such figure: empty.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub answer_latency_us: latency::ByMethod,
 }
 
 fn add_refusals(a: &mut Refusals, b: &Refusals) {
@@ -106,6 +113,7 @@ impl ServerStats {
         self.to_peers.add(o.to_peers);
         self.from_peers.add(o.from_peers);
         self.unreported_allocations += o.unreported_allocations;
+        latency::add_methods(&mut self.answer_latency_us, &o.answer_latency_us);
     }
 
     /// What happened between `earlier` and this sample (same server); keeps this
@@ -124,6 +132,7 @@ impl ServerStats {
             to_peers: self.to_peers.since(earlier.to_peers),
             from_peers: self.from_peers.since(earlier.from_peers),
             unreported_allocations: self.unreported_allocations,
+            answer_latency_us: latency::methods_since(&self.answer_latency_us, &earlier.answer_latency_us),
         }
     }
 
@@ -450,6 +459,7 @@ mod tests {
             allocations: 2,
             allocations_refused: Refusals::from([(401, 2)]),
             to_peers: Flow { packets: 3, bytes: 300 },
+            answer_latency_us: latency::ByMethod::from([("Allocate".into(), latency::Histogram([(50, 2)].into()))]),
             ..Default::default()
         };
         let mut b =
@@ -459,6 +469,9 @@ mod tests {
         assert_eq!(b.to_peers, Flow { packets: 6, bytes: 600 });
         let d = b.since(&a);
         assert_eq!((d.allocations, d.allocations_refused.clone()), (2, Refusals::from([(401, 1), (403, 1)])));
+        assert_eq!(b.answer_latency_us["Allocate"].0, [(50, 4)].into(), "histograms add bucket-wise");
+        assert_eq!(d.answer_latency_us["Allocate"].0, [(50, 2)].into(), "and subtract bucket-wise");
+        assert!(a.since(&a).answer_latency_us.is_empty(), "nothing new: no method");
         let line = serde_json::to_string(&b).unwrap();
         assert_eq!(parse_stats_lines(&format!("{line}\n{line}\n{{\"at_un")), vec![b.clone(), b]);
     }

@@ -151,6 +151,8 @@ impl Conn for GuardedConn {
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
         loop {
             let (n, from) = self.inner.recv_from(buf).await?;
+            // Timed from here: the server's own time, queues before this read excluded.
+            self.guard.stats.on_request(&buf[..n]);
             match self.guard.inspect(&buf[..n]) {
                 Verdict::Pass => return Ok((n, from)),
                 // Stripping only shortens the message, so it fits where it came from.

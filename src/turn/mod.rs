@@ -19,6 +19,7 @@ mod guard;
 mod sockets;
 mod stats;
 mod stream;
+mod timing;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

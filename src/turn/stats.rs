@@ -1,13 +1,14 @@
 //! The built-in server's figures ([`ServerStats`]): counted where the listener guard
 //! sends answers (bindings, allocations, permissions, channel binds and their refusals,
-//! read from the answer's type and ERROR-CODE) and where the filtered relay sockets
+//! read from the answer's type and ERROR-CODE; each answer timed from its request's
+//! read, see [`timing`]) and where the filtered relay sockets
 //! exchange datagrams with peers; written as JSON lines to a stats file, periodically
 //! and on request (SIGUSR1), so the run reads them when the call ends.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use stun::error_code::ErrorCodeAttribute;
 use stun::message::{
@@ -15,6 +16,7 @@ use stun::message::{
     METHOD_CREATE_PERMISSION, Message,
 };
 
+use super::timing::{self, Class, Pending};
 use crate::servers::stats::{Flow, ServerStats};
 
 /// Live counters of one server (shared by its listeners and relay sockets).
@@ -22,6 +24,8 @@ pub struct TurnStats {
     started_unix_ms: u64,
     /// Answers: rare, counted under a lock.
     answers: Mutex<ServerStats>,
+    /// Requests read and not answered yet, to time their answers.
+    pending: Mutex<Pending>,
     /// Relayed datagrams (packets, bytes) to and from peers: per packet, atomics.
     to_peers: [AtomicU64; 2],
     from_peers: [AtomicU64; 2],
@@ -32,6 +36,7 @@ impl Default for TurnStats {
         TurnStats {
             started_unix_ms: unix_ms(),
             answers: Mutex::default(),
+            pending: Mutex::default(),
             to_peers: Default::default(),
             from_peers: Default::default(),
         }
@@ -43,15 +48,31 @@ fn unix_ms() -> u64 {
 }
 
 impl TurnStats {
-    /// Counts an answer the server (or its guard) sends a client; ChannelData and
-    /// indications (relayed data) are not answers and cost one byte test.
-    pub(crate) fn on_answer(&self, pkt: &[u8]) {
-        // STUN messages start with two zero bits; the class is in bits 4 and 8.
-        if pkt.len() < 20 || pkt[0] & 0xC0 != 0 || pkt[0] & 0x01 == 0 {
-            return;
+    /// Notes a request read off a listener (now), to time its answer; anything else
+    /// (ChannelData, indications) costs a few byte tests.
+    pub(crate) fn on_request(&self, pkt: &[u8]) {
+        if let Some((Class::Request, method, id)) = timing::header(pkt)
+            && let Ok(mut p) = self.pending.lock()
+        {
+            p.note(id, method, Instant::now());
         }
+    }
+
+    /// Counts an answer the server (or its guard) sends a client, and times it when its
+    /// request was noted; ChannelData and indications (relayed data) are not answers and
+    /// cost a few byte tests.
+    pub(crate) fn on_answer(&self, pkt: &[u8]) {
+        let Some((Class::Success | Class::Error, _, id)) = timing::header(pkt) else {
+            return;
+        };
+        let sent = Instant::now();
+        let asked = self.pending.lock().ok().and_then(|mut p| p.answer(&id));
         if let Ok(mut s) = self.answers.lock() {
             count_answer(&mut s, pkt);
+            if let Some((method, read)) = asked {
+                let us = sent.saturating_duration_since(read).as_micros().min(u64::MAX as u128) as u64;
+                s.answer_latency_us.entry(timing::method_name(method).into()).or_default().record(us);
+            }
         }
     }
 
@@ -195,5 +216,30 @@ mod tests {
         assert_eq!((s.permissions_refused.get(&403), s.channel_binds_refused.get(&403)), (Some(&1), Some(&1)));
         assert_eq!((s.to_peers, s.from_peers), (Flow { packets: 2, bytes: 120 }, Flow { packets: 1, bytes: 7 }));
         assert!(s.at_unix_ms > 1_700_000_000_000);
+    }
+
+    /// A message of `class` with transaction id `id`, as the header test reads it.
+    fn with_id(method: stun::message::Method, class: stun::message::MessageClass, id: u8) -> Vec<u8> {
+        let mut m = Message::new();
+        m.build(&[Box::new(TransactionId([id; 12])), Box::new(MessageType::new(method, class))]).unwrap();
+        m.raw
+    }
+
+    #[test]
+    fn answers_are_timed_from_their_request() {
+        let t = TurnStats::default();
+        t.on_request(&with_id(METHOD_ALLOCATE, stun::message::CLASS_REQUEST, 1));
+        t.on_request(&with_id(stun::message::METHOD_REFRESH, stun::message::CLASS_REQUEST, 2));
+        t.on_request(&[0x40, 0x00, 0x00, 0x04, 1, 2, 3, 4]);
+        std::thread::sleep(Duration::from_millis(2));
+        t.on_answer(&with_id(METHOD_ALLOCATE, CLASS_ERROR_RESPONSE, 1));
+        t.on_answer(&with_id(METHOD_ALLOCATE, CLASS_SUCCESS_RESPONSE, 1)); // no request: not timed
+        t.on_answer(&with_id(stun::message::METHOD_REFRESH, CLASS_SUCCESS_RESPONSE, 2));
+        t.on_answer(&with_id(METHOD_BINDING, CLASS_SUCCESS_RESPONSE, 3)); // never asked
+        let s = t.snapshot();
+        let counts: Vec<(&str, u64)> = s.answer_latency_us.iter().map(|(m, h)| (m.as_str(), h.count())).collect();
+        assert_eq!(counts, [("Allocate", 1), ("Refresh", 1)]);
+        let p50 = s.answer_latency_us["Allocate"].quantile(0.5).unwrap();
+        assert!(p50 >= 1_900.0, "slept 2 ms: {p50} us");
     }
 }
