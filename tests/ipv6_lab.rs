@@ -66,3 +66,70 @@ fn ipv6_is_on_only_where_the_lab_asks() {
     let fw = sh(&format!("ip netns exec icelab-{v6}-home1 nft list table ip6 icelab6"));
     assert!(fw.contains("iifname \"wan\" oifname \"lan\" drop"), "{fw}");
 }
+
+/// The v6-only carrier: DNS64 answers its hosts with addresses inside the NAT64 prefix
+/// (and everyone else with the plain records), tayga carries a STUN request to the
+/// IPv4-only relay, the host's own resolver file is bound only inside the lab, and the
+/// bundled scenario passes with the root namespace untouched.
+#[test]
+fn a_v6_only_carrier_reaches_an_ipv4_relay_through_nat64_and_dns64() {
+    if !require_root() {
+        return;
+    }
+    let resolv_before = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let before = root_snapshot();
+    let name = lab_name("v6n");
+    let o = icelab(&["up", &topology("call-ipv6-nat64.toml"), "--name", &name]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let guard = LabGuard(name.clone());
+    let exec = |node: &str, cmd: &[&str]| {
+        let mut args = vec!["exec", &name, node, "--"];
+        args.extend(cmd);
+        icelab(&args)
+    };
+    let alice = stdout(&exec("alice", &["getent", "ahosts", "relay.icelab.test"]));
+    assert!(alice.starts_with("2001:db8:ffff:64::c633:640a"), "DNS64 answer: {alice}");
+    assert!(!alice.contains("198.51.100.10"), "a v6-only host gets no A answer it could use: {alice}");
+    let bob = stdout(&exec("bob", &["getent", "ahosts", "relay.icelab.test"]));
+    assert!(bob.starts_with("198.51.100.10"), "plain answer: {bob}");
+    // A binding request over NAT64 is answered by the IPv4-only relay.
+    let o = exec("alice", &[env!("CARGO_BIN_EXE_icelab"), "wait-stun", "[2001:db8:ffff:64::c633:640a]:3478"]);
+    assert!(o.status.success(), "STUN through NAT64: {}{}", stdout(&o), stderr(&o));
+    let tayga = sh(&format!("ip -n icelab-{name}-carrier route show dev nat64"));
+    assert!(tayga.contains("198.18.64.0/24"), "{tayga}");
+    drop(guard);
+    assert!(lab_namespaces(&name).is_empty());
+    run_passes("call-ipv6-nat64.toml", "v6n");
+    assert_eq!(resolv_before, std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    assert_eq!(before, root_snapshot(), "a NAT64 lab changed the root namespace");
+}
+
+/// The field bug NAT64 labs exist for: without names (no DNS in the lab) the peers get
+/// the relay's IPv4 literal, which a v6-only host cannot reach, so the call fails.
+#[test]
+fn a_v6_only_host_cannot_use_an_ipv4_literal_turn_url() {
+    if !require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(topology("call-ipv6-nat64.toml")).unwrap();
+    let edited =
+        src.replace("[server.dns]\nservices = [\"dns\"]\n", "").replace("deadline-ms = 12000", "deadline-ms = 4000");
+    assert_ne!(src, edited);
+    let file = dir.path().join("literal.toml");
+    std::fs::write(&file, edited).unwrap();
+    let name = lab_name("v6l");
+    let o = icelab(&["run", file.to_str().unwrap(), "--name", &name, "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["outcome"]["offerer"]["ok"], false, "{v:#}");
+    // alice gathered her IPv6 host candidate and nothing from the IPv4-only relay.
+    let types: Vec<&str> = v["outcome"]["offerer"]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["candidate"]["candidate_type"].as_str())
+        .collect();
+    assert!(types.iter().all(|t| *t == "host") && !types.is_empty(), "{types:?}");
+    assert!(lab_namespaces(&name).is_empty());
+}

@@ -196,8 +196,15 @@ fn exported_script_builds_the_same_lab() {
         return;
     }
     // The second file has impaired links: the script starts the userspace engine too.
-    // The third is dual-stack: IPv6 addresses, routes and the ip6 firewall table too.
-    for (tag, file) in [("xa", "cgnat-double-nat.toml"), ("xb", "lte-home.toml"), ("xc", "call-ipv6-dual-stack.toml")] {
+    // The third is dual-stack: IPv6 addresses, routes and the ip6 firewall table too; the
+    // fourth has NAT64 (tayga's TUN device and its routes) and the lab's DNS.
+    let files = [
+        ("xa", "cgnat-double-nat.toml"),
+        ("xb", "lte-home.toml"),
+        ("xc", "call-ipv6-dual-stack.toml"),
+        ("xd", "call-ipv6-nat64.toml"),
+    ];
+    for (tag, file) in files {
         export_matches(tag, &topology(file));
     }
 }
@@ -241,7 +248,7 @@ fn export_matches(tag: &str, file: &str) {
         );
     }
     // The script's lab works too: a host reaches the STUN server through its NAT(s).
-    let host = &topo.hosts[0].name;
+    let host = &topo.hosts.iter().find(|h| h.family.has_v4()).expect("an IPv4 host").name;
     let o = Command::new("ip")
         .args(["netns", "exec", &format!("{sh_prefix}-{host}"), env!("CARGO_BIN_EXE_icelab"), "echo", "198.51.100.10"])
         .output()

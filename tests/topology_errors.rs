@@ -129,7 +129,7 @@ fn duplicate_name_across_kinds() {
 
 #[test]
 fn unknown_service() {
-    assert_one("[server.s]\nservices = [\"stun\", \"dns\"]\n", "2:21", "unknown service `dns`");
+    assert_one("[server.s]\nservices = [\"stun\", \"dhcp\"]\n", "2:21", "unknown service `dhcp`");
 }
 
 #[test]

@@ -132,9 +132,11 @@ impl Applier {
             Step::AddDeviceRoute { ns, dst, dev } => {
                 let i = self.index(ns, dev).await?;
                 let msg = match dst {
+                    // Link scope, as `ip route add ... dev` gives an IPv4 route with no gateway.
                     IpNet::V4(d) => RouteMessageBuilder::<Ipv4Addr>::new()
                         .destination_prefix(d.network(), d.prefix_len())
                         .output_interface(i)
+                        .scope(rtnetlink::packet_route::route::RouteScope::Link)
                         .build(),
                     IpNet::V6(d) => RouteMessageBuilder::<Ipv6Addr>::new()
                         .destination_prefix(d.network(), d.prefix_len())

@@ -123,9 +123,9 @@ mod tests {
 
     #[test]
     fn unknown_kind_is_located_at_its_entry() {
-        let (s, e) = parse(r#"["stun", "dns"]"#);
+        let (s, e) = parse(r#"["stun", "dhcp"]"#);
         assert_eq!(s, vec![Service::built_in(ServiceKind::Stun)]);
-        assert_eq!(e, vec!["1:21 server `s` has unknown service `dns`".to_string()]);
+        assert_eq!(e, vec!["1:21 server `s` has unknown service `dhcp`".to_string()]);
         let (_, e) = parse(r#"[{ kind = "ntp" }]"#);
         assert_eq!(e, vec!["1:13 server `s` has unknown service `ntp`".to_string()]);
     }
