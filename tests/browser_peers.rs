@@ -17,31 +17,27 @@ const PAIRS: [&str; 4] = ["chromium,chromium", "firefox,firefox", "chromium,fire
 /// Labs at once: each holds up to two browsers, and CI machines are small.
 const PARALLEL: usize = 2;
 
-#[test]
-fn browser_pairs_hold_on_the_call_scenarios() {
-    if !require_root() {
-        return;
-    }
-    let jobs: Vec<(usize, usize)> = (0..SCENARIOS.len()).flat_map(|s| (0..PAIRS.len()).map(move |p| (s, p))).collect();
-    let queue = Arc::new(Mutex::new(jobs));
+/// Runs every (scenario, peers) job, [`PARALLEL`] labs at once; the failures, each with
+/// its report.
+fn run_jobs(jobs: Vec<(&'static str, &'static str)>) -> Vec<String> {
+    let queue = Arc::new(Mutex::new(jobs.into_iter().enumerate().collect::<Vec<_>>()));
     let failed = Arc::new(Mutex::new(Vec::new()));
     let workers: Vec<_> = (0..PARALLEL)
         .map(|_| {
             let (queue, failed) = (queue.clone(), failed.clone());
             std::thread::spawn(move || {
-                while let Some((s, p)) = queue.lock().unwrap().pop() {
-                    let (file, peers) = (topology(SCENARIOS[s]), PAIRS[p]);
-                    let name = lab_name(&format!("b{s}{p}"));
-                    let o = icelab(&["run", &file, "--peers", peers, "--name", &name]);
-                    eprintln!("{} --peers {peers}: exit {:?}\n{}", SCENARIOS[s], o.status.code(), stdout(&o));
+                while let Some((i, (scenario, peers))) = queue.lock().unwrap().pop() {
+                    let name = lab_name(&format!("b{i}"));
+                    let o = icelab(&["run", &topology(scenario), "--peers", peers, "--name", &name]);
+                    eprintln!("{scenario} --peers {peers}: exit {:?}", o.status.code());
                     let out = stdout(&o);
                     // Selected pairs come from the browsers' getStats(): the report names them.
                     let ok = o.status.code() == Some(0) && out.contains("selected pair");
                     if !ok {
-                        failed.lock().unwrap().push(format!("{} --peers {peers}:\n{out}{}", SCENARIOS[s], stderr(&o)));
+                        failed.lock().unwrap().push(format!("{scenario} --peers {peers}:\n{out}{}", stderr(&o)));
                     }
                     if !lab_namespaces(&name).is_empty() {
-                        failed.lock().unwrap().push(format!("{} --peers {peers} left namespaces", SCENARIOS[s]));
+                        failed.lock().unwrap().push(format!("{scenario} --peers {peers} left namespaces"));
                     }
                 }
             })
@@ -50,7 +46,16 @@ fn browser_pairs_hold_on_the_call_scenarios() {
     for w in workers {
         w.join().unwrap();
     }
-    let failed = failed.lock().unwrap();
+    Arc::try_unwrap(failed).unwrap().into_inner().unwrap()
+}
+
+#[test]
+fn browser_pairs_hold_on_the_call_scenarios() {
+    if !require_root() {
+        return;
+    }
+    let jobs = SCENARIOS.iter().flat_map(|s| PAIRS.iter().map(move |p| (*s, *p))).collect();
+    let failed = run_jobs(jobs);
     // Each adapter removed its browser profile before saying `done`.
     let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
         .unwrap()
@@ -61,6 +66,21 @@ fn browser_pairs_hold_on_the_call_scenarios() {
         .collect();
     assert!(left.is_empty(), "browser profiles left behind: {left:?}");
     assert!(failed.is_empty(), "{} of 16 failed:\n{}", failed.len(), failed.join("\n"));
+}
+
+/// Chromium passes every bundled IPv6 scenario (NAT64 and DNS64 included: it resolves
+/// the TURN server's name with the lab's DNS); Firefox ESR the dual-stack one. (Firefox
+/// ESR gathers no candidate at all on an IPv6-only host here: see README.)
+#[test]
+fn browsers_hold_on_the_ipv6_scenarios() {
+    if !require_root() {
+        return;
+    }
+    let v6 = ["call-ipv6-dual-stack.toml", "call-ipv6-firewalls.toml", "call-ipv6-relay.toml", "call-ipv6-nat64.toml"];
+    let mut jobs: Vec<_> = v6.iter().map(|s| (*s, "chromium,chromium")).collect();
+    jobs.push(("call-ipv6-dual-stack.toml", "firefox,chromium"));
+    let failed = run_jobs(jobs);
+    assert!(failed.is_empty(), "{} of 5 failed:\n{}", failed.len(), failed.join("\n"));
 }
 
 #[test]
