@@ -111,6 +111,10 @@ pub(crate) fn pad_frame(frame: &mut Vec<u8>) {
     }
 }
 
+/// Frames queued per stream towards its client; beyond this the stream is too slow and
+/// frames are dropped (see `send_to`).
+const OUT_QUEUE: usize = 1024;
+
 async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     stream: S,
     peer: SocketAddr,
@@ -119,9 +123,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     mut stop: watch::Receiver<bool>,
 ) {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(256);
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(OUT_QUEUE);
     writers.lock().await.insert(peer, out_tx);
-    let writer = tokio::spawn(async move {
+    let mut writer = tokio::spawn(async move {
         while let Some(mut frame) = out_rx.recv().await {
             pad_frame(&mut frame);
             if wr.write_all(&frame).await.is_err() {
@@ -138,8 +142,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             }
         }
     };
+    // A writer that failed ends the connection too, so no dead queue stays in `writers`.
     tokio::select! {
         r = reader => if let Err(e) = r { tracing::debug!(%peer, %e, "turn stream closed") },
+        _ = &mut writer => tracing::debug!(%peer, "turn stream write failed"),
         _ = stop.changed() => {}
     }
     writers.lock().await.remove(&peer);
@@ -177,9 +183,19 @@ impl Conn for StreamListener {
     }
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
         let tx = self.writers.lock().await.get(&target).cloned();
-        match tx {
-            Some(tx) if tx.send(buf.to_vec()).await.is_ok() => Ok(buf.len()),
-            _ => Err(webrtc_util::Error::Other(format!("no stream to {target}"))),
+        let Some(tx) = tx else { return Err(webrtc_util::Error::Other(format!("no stream to {target}"))) };
+        // Never wait here: the TURN server answers every client from one read loop, so one
+        // slow stream must not stall the rest. A full queue drops the frame, as a full UDP
+        // socket buffer would.
+        match tx.try_send(buf.to_vec()) {
+            Ok(()) => Ok(buf.len()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::debug!(%target, "turn stream queue full: frame dropped");
+                Ok(buf.len())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(webrtc_util::Error::Other(format!("stream to {target} closed")))
+            }
         }
     }
     fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
