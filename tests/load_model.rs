@@ -315,3 +315,54 @@ fn the_html_report_charts_setup_against_the_offered_rate() {
     assert!(dom.contains("id=\"setup-chart\""), "the page did not load: {dom:.300}");
     assert_eq!(dom.matches("class=\"call ok\"").count(), with_setup);
 }
+
+/// Phases cut the calls at each applied event by arrival time; an event that never
+/// applied is shown with no calls of its own.
+#[test]
+fn phases_cut_the_calls_at_each_applied_event() {
+    use icelab::load::report::{Sample, phases};
+    let arrival = |i: usize, at: f64| icelab::load::Arrival {
+        index: i,
+        at_ms: at,
+        pair: icelab::scenario::CallPair { offerer: "a".into(), answerer: "b".into() },
+        kinds: None,
+        expected_path: None,
+    };
+    let samples: Vec<Sample> = [0.0, 500.0, 1000.0, 1500.0]
+        .iter()
+        .enumerate()
+        .map(|(i, at)| Sample::not_started(&arrival(i, *at), "x"))
+        .collect();
+    assert!(phases(&samples, &[]).is_empty());
+    let events = vec![
+        ("impair relay".to_string(), Some(900.0), None),
+        ("turn restart".to_string(), None, Some("boom".to_string())),
+    ];
+    let p = phases(&samples, &events);
+    let got: Vec<(&str, usize)> = p.iter().map(|x| (x.cause.as_str(), x.calls)).collect();
+    assert_eq!(got, [("start", 2), ("impair relay", 2), ("turn restart", 0)]);
+    assert_eq!(p[2].error.as_deref(), Some("boom"));
+}
+
+/// A load file's `[[event]]`s are the timeline's actions against the load's lab, with
+/// located errors; asking to judge one is an error (a load only changes the lab).
+#[test]
+fn load_events_are_checked_against_the_lab() {
+    let lab = icelab::spec::parse_str(
+        "lab.toml",
+        "[host.a]\non = \"internet\"\n[host.b]\non = \"internet\"\n[server.relay]\nservices = [\"turn\"]\nimpair = \"wifi\"\n[scenario]\nofferer = \"a\"\nanswerer = \"b\"\n",
+    )
+    .unwrap();
+    let ok = "calls = 4\nlab = \"lab.toml\"\n[[event]]\nat-ms = 100\nimpair = { node = \"relay\", impair = \"lte\" }\n";
+    let events = icelab::spec::load_events("l.toml", ok, &lab.topology).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].at_ms, 100);
+    let judged = format!("{ok}expect = \"recovers\"\n");
+    let e = icelab::spec::load_events("l.toml", &judged, &lab.topology).unwrap_err().to_string();
+    assert!(e.contains("l.toml:6:10") && e.contains("a load's [[event]] is not judged"), "{e}");
+    let unknown = ok.replace("\"relay\"", "\"nobody\"");
+    let e = icelab::spec::load_events("l.toml", &unknown, &lab.topology).unwrap_err().to_string();
+    assert!(e.contains("l.toml:5:") && e.contains("nobody"), "{e}");
+    // The load file itself accepts the table.
+    assert!(icelab::load::spec::LoadSpec::parse("l.toml", ok).is_ok());
+}

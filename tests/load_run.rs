@@ -232,6 +232,36 @@ fn a_load_in_a_lab_file_uses_its_pairs_in_turn() {
     assert!(lab_namespaces(&name).is_empty(), "the load left its lab behind");
 }
 
+/// A lab change mid-load (loads/slowdown.toml, shortened): the event is applied near its
+/// time from the first arrival, and the report cuts the calls into a phase before it and
+/// one after it, which together hold every call. Whether the later calls are slower is
+/// the benchmark's question, not a test's.
+#[test]
+fn an_event_during_a_load_cuts_the_report_into_phases() {
+    if !require_root() {
+        return;
+    }
+    let name = lab_name("ldev");
+    let o = icelab(&["load", &load_file("slowdown.toml"), "--name", &name, "--calls", "32", "--json"]);
+    let r: serde_json::Value =
+        serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+    check_consistent(&r, 32, true);
+    let phases = r["phases"].as_array().unwrap_or_else(|| panic!("no phases: {r}"));
+    assert_eq!(phases.len(), 2, "{phases:?}");
+    assert_eq!(phases[0]["cause"], "start");
+    assert!(phases[1]["cause"].as_str().unwrap().contains("relay"), "{}", phases[1]);
+    assert!(phases[1].get("error").is_none(), "the event failed: {}", phases[1]);
+    let at = f(&phases[1]["from_ms"]);
+    assert!((3000.0..3500.0).contains(&at), "applied at {at} ms, planned at 3000");
+    let calls: u64 = phases.iter().map(|p| p["calls"].as_u64().unwrap()).sum();
+    assert_eq!(calls, 32, "every call is in one phase: {phases:?}");
+    // At 8 calls/s the first 24 arrive before 3 s, the last 8 after the change.
+    let before = r["samples"].as_array().unwrap().iter().filter(|s| f(&s["scheduled_ms"]) < at).count() as u64;
+    assert_eq!(phases[0]["calls"].as_u64(), Some(before));
+    assert!((24..32).contains(&before), "{before} calls before the change");
+    assert!(lab_namespaces(&name).is_empty(), "the load left its lab behind");
+}
+
 /// Browser peers under load (loads/browsers.toml: 8 calls at 1/s, two headless Chromiums
 /// each, 4 at once): every call connects, and the peers' memory is a browser's.
 #[test]

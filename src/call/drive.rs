@@ -150,7 +150,7 @@ impl RelayWatch for Watch {
 /// Fires on a thread of its own with its own runtime: the applier's blocking work
 /// (nft, service starts) must not stall the relay's sampling, and its netlink
 /// connections live on the runtime that made them.
-fn spawn_firing(
+pub(crate) fn spawn_firing(
     lab: String,
     firings: Vec<PlannedEvent>,
     t0: tokio::sync::oneshot::Receiver<Instant>,

@@ -78,6 +78,8 @@ pub struct LoadRun {
     pub servers: Vec<crate::servers::stats::ServerFigures>,
     /// CPU and memory of the lab's processes and of the peers.
     pub resources: crate::report::resources::Resources,
+    /// The load's `[[event]]`s as applied (times: ms after the first arrival).
+    pub events: Vec<crate::timeline::Applied>,
 }
 
 /// Builds the lab of `spec` as `name` and places `calls` (sorted by `at_ms`) with the
@@ -94,13 +96,12 @@ pub async fn run_load(
 ) -> anyhow::Result<LoadRun> {
     let topo = &spec.topology;
     let scn = spec.scenario.clone().ok_or_else(|| anyhow!("{} has no [scenario]", topo.file))?;
-    if !spec.events.is_empty() {
-        anyhow::bail!("{}: a load does not play [[event]]s (they act on a single call)", topo.file);
-    }
     let expect = spec.expect.clone().unwrap_or_default();
     let expect = expect.for_peers(&scn.offerer_peer.to_string(), &scn.answerer_peer.to_string());
     let fabric = crate::fabric::default_options(topo);
-    let (lab, build) = Lab::up_with(topo, &[], name, &fabric, build_progress).await?;
+    // The load's events (`crate::spec::load_events`) change the lab at times from the
+    // first arrival, played like a call's timeline on a thread of their own.
+    let (lab, build) = Lab::up_with(topo, &spec.events, name, &fabric, build_progress).await?;
     // Every call is a task of its own on the runtime's threads: signaling, process
     // start-up and judging of many calls do not queue behind one another on one task.
     // The set aborts every task when dropped, and an aborted call kills its peers.
@@ -116,6 +117,15 @@ pub async fn run_load(
         lab_up_ms: build.elapsed_ms,
     });
     let t0 = Instant::now();
+    let applied = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (t0_tx, t0_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let firings = lab.plan().events.clone();
+    let has_events = !firings.is_empty();
+    if has_events {
+        super::drive::spawn_firing(name.to_string(), firings, t0_rx, stop_rx, applied.clone());
+        let _ = t0_tx.send(t0);
+    }
     let children_before = children_usage();
     let bound = t0 + opts.time_limit;
     let place = |i: usize, pair: CallPair| {
@@ -152,6 +162,8 @@ pub async fn run_load(
         }
     }
     drop(running);
+    let _ = stop_tx.send(());
+    let events = std::mem::take(&mut *applied.lock().map_err(|_| anyhow!("the timeline thread panicked"))?);
     let resources = resources(lab.plan(), &placed, children_before, t0, build.elapsed_ms);
     let servers = super::figures::collect(topo, lab.plan()).await;
     let t = Instant::now();
@@ -163,6 +175,7 @@ pub async fn run_load(
         teardown_ms,
         servers,
         resources,
+        events,
     })
 }
 

@@ -96,7 +96,8 @@ pub(crate) async fn load(file: &Path, args: LoadArgs) -> CliResult {
         .map_err(|e| CliError::bad_input(format!("{}: cannot read file: {e}", file.display())))?;
     let spec = LoadSpec::parse(&file.display().to_string(), &text)?;
     let spec = overridden(spec, &args)?;
-    let (lab, arrivals) = lab_and_schedule(file, &spec)?;
+    let (mut lab, arrivals) = lab_and_schedule(file, &spec)?;
+    lab.events = icelab::spec::load_events(&file.display().to_string(), &text, &lab.topology)?;
     if args.dry_run {
         return dry_run(&spec, &lab, &arrivals, args.json);
     }
@@ -144,6 +145,8 @@ pub(crate) async fn load(file: &Path, args: LoadArgs) -> CliResult {
     let mut report = load::report::build(&file.display().to_string(), &name, &spec, (run.lab_up_ms, &profile), samples);
     report.server_side = load::report::ServerSide::from_figures(run.servers);
     report.resources = run.resources;
+    let applied: Vec<_> = run.events.iter().map(|a| (a.what.clone(), a.applied_ms, a.error.clone())).collect();
+    report.phases = load::report::phases(&report.samples, &applied);
     if let Some(path) = &args.html {
         std::fs::write(path, load::html::render(&report))
             .map_err(|e| CliError::could_not_run(format!("writing {}: {e}", path.display())))?;

@@ -37,6 +37,10 @@ pub struct Population {
     /// An impairment preset on every host's uplink (a slowdown over the whole load).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub impair: Option<String>,
+    /// An impairment preset on the TURN server's uplink (so an `[[event]]` can change it
+    /// mid-load: the userspace engine carries only links impaired from the start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_impair: Option<String>,
 }
 
 impl Population {
@@ -45,7 +49,7 @@ impl Population {
         mix.sort_by_key(|(c, _)| *c);
         let total: f64 = mix.iter().map(|(_, w)| w).sum();
         let kinds = mix.into_iter().map(|(config, weight)| Kind { config, weight, share: weight / total }).collect();
-        Population { kinds, hosts_per_kind, ice_profile: None, impair: None }
+        Population { kinds, hosts_per_kind, ice_profile: None, impair: None, relay_impair: None }
     }
 
     /// The hosts of one kind on one side (`'a'` offers, `'b'` answers): `port-a-1` ..
@@ -100,7 +104,9 @@ impl Population {
                 s += &k.config.tables_with(&format!("{site}-r"), &site, self.hosts_per_kind, &extra);
             }
         }
-        s += "[server.stun]\nservices = [\"stun\"]\n\n[server.relay]\nservices = [\"turn\"]\n\n";
+        let relay_impair = self.relay_impair.as_ref().map_or(String::new(), |p| format!("impair = \"{p}\"\n"));
+        s +=
+            &format!("[server.stun]\nservices = [\"stun\"]\n\n[server.relay]\nservices = [\"turn\"]\n{relay_impair}\n");
         let first = self.kinds.first().map_or(Config::Open, |k| k.config);
         s += &format!(
             "[scenario]\nofferer = \"{}\"\nanswerer = \"{}\"\nstun = \"stun\"\nturn = \"relay\"\ndeadline-ms = 12000\n",

@@ -390,6 +390,63 @@ impl ServerSide {
     }
 }
 
+/// The calls that arrived between one lab change and the next: where setup degrades.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Phase {
+    /// What began it: `start`, or the event in words.
+    pub cause: String,
+    /// When it began, ms after the first arrival (an event's applied time).
+    pub from_ms: f64,
+    /// Why the event failed to apply, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Calls that arrived in it.
+    pub calls: usize,
+    /// Of them, passed.
+    pub passed: usize,
+    /// Setup from arrival and channel open of its connected calls.
+    pub stats: Vec<Stat>,
+}
+
+/// The load cut at each applied event (`(what, applied ms, error)`, in time order):
+/// one phase before the first, one after each.
+pub fn phases(samples: &[Sample], events: &[(String, Option<f64>, Option<String>)]) -> Vec<Phase> {
+    if events.is_empty() {
+        return Vec::new();
+    }
+    let mut starts = vec![("start".to_string(), 0.0, None)];
+    // An event that never applied begins no phase of its own, but is shown.
+    starts.extend(events.iter().map(|(what, at, err)| (what.clone(), at.unwrap_or(f64::NAN), err.clone())));
+    let bounds: Vec<f64> = starts.iter().map(|s| s.1).collect();
+    starts
+        .into_iter()
+        .enumerate()
+        .map(|(i, (cause, from_ms, error))| {
+            let to = bounds[i + 1..].iter().copied().find(|b| !b.is_nan()).unwrap_or(f64::INFINITY);
+            let inside: Vec<&Sample> = if from_ms.is_nan() {
+                Vec::new()
+            } else {
+                samples.iter().filter(|s| s.scheduled_ms >= from_ms && s.scheduled_ms < to).collect()
+            };
+            let ok = || inside.iter().filter(|s| s.ok);
+            Phase {
+                cause,
+                from_ms,
+                error,
+                calls: inside.len(),
+                passed: ok().count(),
+                stats: [
+                    stat("setup from arrival", ok().filter_map(|s| s.setup_from_arrival_ms())),
+                    stat("channel open", ok().filter_map(|s| s.open_ms)),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
+            }
+        })
+        .collect()
+}
+
 /// A whole load.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LoadReport {
@@ -439,6 +496,9 @@ pub struct LoadReport {
     pub resources: crate::report::resources::Resources,
     /// Offered vs achieved per second, and the p95 setup of each second's arrivals.
     pub per_second: Vec<Second>,
+    /// With `[[event]]`s: the load cut at each lab change (see [`phases`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<Phase>,
     /// Every call.
     pub samples: Vec<Sample>,
 }
@@ -574,6 +634,7 @@ pub fn build(
         },
         resources: crate::report::resources::Resources::unmeasured(),
         per_second,
+        phases: Vec::new(),
         samples,
     }
 }
@@ -676,6 +737,17 @@ pub fn render(r: &LoadReport) -> String {
         line(&mut s, format!("  selected pair {} ({path}), {} calls:", g.pair_type, g.calls));
         for st in &g.stats {
             line(&mut s, row(st));
+        }
+    }
+    if !r.phases.is_empty() {
+        line(&mut s, "  phases (calls by arrival, cut where an event changed the lab):".into());
+        for p in &r.phases {
+            let at = if p.from_ms.is_nan() { "never".to_string() } else { format!("{:.1} s", p.from_ms / 1e3) };
+            let err = p.error.as_ref().map_or(String::new(), |e| format!(" (failed: {e})"));
+            line(&mut s, format!("   from {at}: {}{err}: {} calls, {} passed", p.cause, p.calls, p.passed));
+            for st in &p.stats {
+                line(&mut s, row(st));
+            }
         }
     }
     if let Some(rs) = &r.relay_share {

@@ -98,6 +98,10 @@ struct RawLoad {
     peer: Option<Spanned<String>>,
     lab: Option<Spanned<String>>,
     population: Option<Spanned<RawPopulation>>,
+    /// `[[event]]`s: read against the lab once it is known (`crate::spec::load_events`).
+    #[serde(default)]
+    #[allow(dead_code)]
+    event: Vec<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +110,7 @@ struct RawPopulation {
     hosts_per_kind: Option<Spanned<i64>>,
     mix: Spanned<BTreeMap<String, Spanned<f64>>>,
     impair: Option<Spanned<String>>,
+    relay_impair: Option<Spanned<String>>,
 }
 
 /// Defaults: a short, gentle load.
@@ -260,17 +265,21 @@ fn population(rep: &mut Reporter, p: Spanned<RawPopulation>) -> Option<Populatio
     }
     // A slowdown over the whole load: a preset on every host's uplink.
     let presets: Vec<&str> = crate::impair::presets::ALL.iter().map(|p| p.name()).collect();
-    if let Some(w) = &p.impair
-        && !presets.contains(&w.get_ref().as_str())
-    {
-        rep.error(
-            w.span(),
-            format!("unknown impairment preset `{}`", w.get_ref()),
-            Some(format!("presets: {}", presets.join(", "))),
-        );
+    for w in [&p.impair, &p.relay_impair].into_iter().flatten() {
+        if !presets.contains(&w.get_ref().as_str()) {
+            rep.error(
+                w.span(),
+                format!("unknown impairment preset `{}`", w.get_ref()),
+                Some(format!("presets: {}", presets.join(", "))),
+            );
+        }
     }
     if !rep.is_empty() {
         return None;
     }
-    Some(Population { impair: p.impair.map(Spanned::into_inner), ..Population::new(mix, hosts_per_kind) })
+    Some(Population {
+        impair: p.impair.map(Spanned::into_inner),
+        relay_impair: p.relay_impair.map(Spanned::into_inner),
+        ..Population::new(mix, hosts_per_kind)
+    })
 }

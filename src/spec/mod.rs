@@ -81,28 +81,59 @@ fn call(
         let hint = Some("give events a scenario of one call (offerer and answerer)".into());
         rep.error(at, format!("[[event]] with {} calls: events need a single call", scn.calls.len()), hint);
     }
+    let events = interpret_events(rep, topo, rest.event, scenario.is_some(), &written.explicit());
+    if let Some(scn) = scenario.as_mut() {
+        times::stretch(rep, scn, &written, &events);
+    }
+    (scenario, expect, events)
+}
+
+/// The timeline's interpretation of `raw` events against the lab `topo`.
+fn interpret_events(
+    rep: &mut Reporter,
+    topo: &Topology,
+    raw: Vec<toml::Spanned<crate::timeline::spec::RawEvent>>,
+    has_scenario: bool,
+    times: &crate::timeline::spec::ExplicitTimes,
+) -> Vec<TimelineEvent> {
     let kinds = crate::timeline::spec::NodeKinds {
         routers: topo.routers.iter().map(|r| (r.name.as_str(), r.nat)).collect(),
-        hosts: nodes.hosts.clone(),
-        servers: nodes.servers.clone(),
+        hosts: topo.hosts.iter().map(|h| h.name.as_str()).collect(),
+        servers: topo.servers.iter().map(|s| (s.name.as_str(), s.services.iter().map(|x| x.kind).collect())).collect(),
     };
     let interpreters = crate::timeline::spec::Interpreters {
         nat: &|rep, name, v| crate::topology::interpret_nat_value(rep, name, v),
         firewall: &|rep, v| crate::topology::interpret_firewall(rep, Some(v)),
         impair: &|rep, v| crate::topology::interpret_impair(rep, Some(v)),
     };
-    let events = crate::timeline::spec::interpret(
-        rep,
-        &kinds,
-        &interpreters,
-        rest.event,
-        scenario.is_some(),
-        &written.explicit(),
-    );
-    if let Some(scn) = scenario.as_mut() {
-        times::stretch(rep, scn, &written, &events);
+    crate::timeline::spec::interpret(rep, &kinds, &interpreters, raw, has_scenario, times)
+}
+
+/// The `[[event]]`s of a load file (`src`, shown as `file`) against the load's lab
+/// `topo`: the same actions as a call's events, at `at-ms` after the load's first
+/// arrival, and never judged (no `expect`, `max-recovery-ms` or `pair`: a load reads
+/// their effect from its setup times). The file's other keys are the load's.
+pub fn load_events(file: &str, src: &str, topo: &Topology) -> Result<Vec<TimelineEvent>, FileError> {
+    #[derive(serde::Deserialize)]
+    struct Events {
+        #[serde(default)]
+        event: Vec<toml::Spanned<crate::timeline::spec::RawEvent>>,
     }
-    (scenario, expect, events)
+    let raw: Events = toml::from_str(src).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        FileError { diagnostics: vec![locate(file, src, offset, e.message().trim().to_string(), None)] }
+    })?;
+    let mut rep = Reporter::new(file, src);
+    for ev in &raw.event {
+        if let Some(span) = ev.get_ref().judged_span() {
+            let hint = Some("a load's events change the lab; their effect shows in the setup times per phase".into());
+            rep.error(span, "a load's [[event]] is not judged", hint);
+        }
+    }
+    let none = crate::timeline::spec::ExplicitTimes { data_ms: None, deadline_ms: None };
+    let events = interpret_events(&mut rep, topo, raw.event, true, &none);
+    rep.finish()?;
+    Ok(events)
 }
 
 /// Parses and validates a file's raw bytes; text that is not UTF-8 is reported at the

@@ -36,6 +36,15 @@ pub struct RawEvent {
     pair: Option<Spanned<String>>,
 }
 
+impl RawEvent {
+    /// Where the event asks to be judged against one call (`expect`, `max-recovery-ms`,
+    /// `pair`), if it does: a load's events only change the lab.
+    pub(crate) fn judged_span(&self) -> Option<std::ops::Range<usize>> {
+        let e = self.expect.as_ref().map(|v| v.span());
+        e.or_else(|| self.max_recovery_ms.as_ref().map(|v| v.span())).or_else(|| self.pair.as_ref().map(|v| v.span()))
+    }
+}
+
 /// `nat = { router = "home", nat = "symmetric" }`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
