@@ -28,6 +28,8 @@ pub enum Nat6Mode {
     Public,
     /// Masquerade to the WAN address.
     Nat66,
+    /// 1:1 prefix translation of the LAN to this public /64 (NPTv6).
+    Nptv6(Ipv6Net),
 }
 
 /// Everything needed to render one router's IPv6 ruleset.
@@ -51,6 +53,7 @@ pub fn ruleset6(n: &RouterNat6) -> String {
     let what = match n.mode {
         Nat6Mode::Public => format!("public {lan}, inbound new connections dropped (RFC 6092)"),
         Nat6Mode::Nat66 => format!("nat66 {lan} -> {wan}"),
+        Nat6Mode::Nptv6(ext) => format!("nptv6 {lan} <-> {ext}, inbound new connections dropped"),
     };
     let mut out = format!(
         "# icelab IPv6: {what}\ntable ip6 {NAT6_TABLE} {{}}\ndelete table ip6 {NAT6_TABLE}\ntable ip6 {NAT6_TABLE} {{\n"
@@ -59,6 +62,18 @@ pub fn ruleset6(n: &RouterNat6) -> String {
         let _ = writeln!(
             out,
             "\tchain srcnat {{\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\toifname \"{wan_if}\" ip6 saddr {lan} snat ip6 to {wan}\n\t}}"
+        );
+    }
+    if let Nat6Mode::Nptv6(ext) = n.mode {
+        // The prefix is swapped and the host part kept, both ways (nftables' prefix NAT:
+        // 1:1 like RFC 6296, though not its checksum-neutral rewrite).
+        let _ = writeln!(
+            out,
+            "\tchain srcnat {{\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\toifname \"{wan_if}\" ip6 saddr {lan} snat ip6 prefix to {ext}\n\t}}"
+        );
+        let _ = writeln!(
+            out,
+            "\tchain dstnat {{\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tiifname \"{wan_if}\" ip6 daddr {ext} dnat ip6 prefix to {lan}\n\t}}"
         );
     }
     // Unsolicited WAN traffic never enters the LAN: only replies to what the LAN sent.
@@ -96,6 +111,14 @@ mod tests {
         let r = ruleset6(&router(Nat6Mode::Public));
         assert!(r.contains("iifname \"wan\" oifname \"lan\" ct state established,related accept\n\t\tiifname \"wan\" oifname \"lan\" drop"), "{r}");
         assert!(!r.contains("snat") && !r.contains("chain input"), "{r}");
+    }
+
+    #[test]
+    fn nptv6_swaps_the_prefix_both_ways_and_still_filters() {
+        let r = ruleset6(&router(Nat6Mode::Nptv6("2001:db8:1::/64".parse().unwrap())));
+        assert!(r.contains("oifname \"wan\" ip6 saddr fd00:1::/64 snat ip6 prefix to 2001:db8:1::/64"), "{r}");
+        assert!(r.contains("iifname \"wan\" ip6 daddr 2001:db8:1::/64 dnat ip6 prefix to fd00:1::/64"), "{r}");
+        assert!(r.contains("iifname \"wan\" oifname \"lan\" drop"), "{r}");
     }
 
     #[test]

@@ -44,9 +44,9 @@ pub(super) fn lan_routes(topo: &Topology) -> Vec<LanRoute> {
             }
         }
     }
-    let public = |r: &Router| r.ipv6.is_some_and(|v| v.mode.is_routed());
+    let public = |r: &Router| r.ipv6.is_some_and(|v| v.routed.is_some());
     for r in topo.routers.iter().filter(|r| public(r)) {
-        let lan = r.ipv6.expect("public").lan;
+        let lan = r.ipv6.and_then(|v| v.routed).expect("routed");
         let mut child = r;
         loop {
             let (at, next) = match &child.wan.uplink {

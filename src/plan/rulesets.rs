@@ -43,6 +43,7 @@ pub(crate) fn router(r: &Router) -> Vec<(String, String)> {
             Ipv6Mode::Nat66 => Some(Nat6Mode::Nat66),
             // A NAT64 router's LAN is routed like a public one; tayga does the rest.
             Ipv6Mode::Public | Ipv6Mode::Nat64 => Some(Nat6Mode::Public),
+            Ipv6Mode::Nptv6 => v6.routed.map(Nat6Mode::Nptv6),
             Ipv6Mode::None => None,
         };
         if let Some(mode) = mode {

@@ -50,11 +50,15 @@ pub enum Ipv6Mode {
     /// same stateful firewall as `public`, plus NAT64 (tayga) from
     /// [`crate::nat::nat64::PREFIX`] to the router's IPv4 NAT.
     Nat64,
+    /// A ULA /64 translated 1:1 to the public /64 `2001:db8:k::/64` (NPTv6, RFC 6296's
+    /// prefix translation: the host part is kept), behind the same stateful firewall.
+    Nptv6,
 }
 
 impl Ipv6Mode {
     /// Every mode, in the order messages list them.
-    pub const ALL: [Ipv6Mode; 4] = [Ipv6Mode::Public, Ipv6Mode::Nat66, Ipv6Mode::Nat64, Ipv6Mode::None];
+    pub const ALL: [Ipv6Mode; 5] =
+        [Ipv6Mode::Public, Ipv6Mode::Nat66, Ipv6Mode::Nptv6, Ipv6Mode::Nat64, Ipv6Mode::None];
 
     /// The word used in files.
     pub fn name(self) -> &'static str {
@@ -63,6 +67,7 @@ impl Ipv6Mode {
             Ipv6Mode::Public => "public",
             Ipv6Mode::Nat66 => "nat66",
             Ipv6Mode::Nat64 => "nat64",
+            Ipv6Mode::Nptv6 => "nptv6",
         }
     }
 
@@ -75,6 +80,11 @@ impl Ipv6Mode {
     /// route to it): `public` and `nat64`.
     pub fn is_routed(self) -> bool {
         matches!(self, Ipv6Mode::Public | Ipv6Mode::Nat64)
+    }
+
+    /// True when the LAN has private (ULA) addresses that the router translates.
+    pub fn translates(self) -> bool {
+        matches!(self, Ipv6Mode::Nat66 | Ipv6Mode::Nptv6)
     }
 }
 
@@ -147,15 +157,27 @@ pub struct RouterV6 {
     pub lan: Ipv6Net,
     /// Its own LAN address (the LAN hosts' gateway).
     pub lan_address: Ipv6Addr,
+    /// The public /64 the internet routes to this router: the LAN itself (`public`,
+    /// `nat64`), the LAN's translation (`nptv6`), none (`nat66`: the WAN address).
+    pub routed: Option<Ipv6Net>,
 }
 
 /// The /64 of a router's LAN: number `k` (1-based) among the lab's IPv6 routers.
 pub fn lan_prefix(mode: Ipv6Mode, k: u16) -> Ipv6Net {
     let first = match mode {
-        Ipv6Mode::Nat66 => Ipv6Addr::new(0xfd00, k, 0, 0, 0, 0, 0, 0),
+        Ipv6Mode::Nat66 | Ipv6Mode::Nptv6 => Ipv6Addr::new(0xfd00, k, 0, 0, 0, 0, 0, 0),
         _ => Ipv6Addr::new(0x2001, 0xdb8, k, 0, 0, 0, 0, 0),
     };
     Ipv6Net::new(first, 64).expect("a /64")
+}
+
+/// The public /64 that the internet routes to a router in `mode` with LAN number `k`.
+pub fn routed_prefix(mode: Ipv6Mode, k: u16) -> Option<Ipv6Net> {
+    match mode {
+        Ipv6Mode::Public | Ipv6Mode::Nat64 => Some(lan_prefix(mode, k)),
+        Ipv6Mode::Nptv6 => Some(lan_prefix(Ipv6Mode::Public, k)),
+        Ipv6Mode::Nat66 | Ipv6Mode::None => None,
+    }
 }
 
 /// A node's IPv6 address on `segment`: its IPv4 address written in the last four groups,

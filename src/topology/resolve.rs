@@ -269,13 +269,13 @@ fn assign_v6(rep: &mut Reporter, raw: &RawV6, routers: &mut [Router], hosts: &mu
         };
         if let (true, Uplink::Router(p)) = (mode.is_routed(), &r.wan.uplink) {
             let parent_mode = router_v6(routers, p).map(|v| v.mode);
-            if parent_mode == Some(Ipv6Mode::Nat66) {
+            if let Some(parent_mode) = parent_mode.filter(|m| m.translates()) {
                 // The NAT66 above translates only its own ULA: a routed /64 below it
                 // would leave unrewritten and never be routed back.
                 let span = ipv6_span(raw_routers[i]);
                 rep.error(
                     span,
-                    format!("router `{}` has ipv6 = \"{}\" behind `{p}`, which has ipv6 = \"nat66\"", r.name, mode.name()),
+                    format!("router `{}` has ipv6 = \"{}\" behind `{p}`, which has ipv6 = \"{}\"", r.name, mode.name(), parent_mode.name()),
                     Some(format!("a public /64 needs public routers above it: give `{p}` ipv6 = \"public\", or this one \"nat66\"")),
                 );
                 continue;
@@ -294,7 +294,8 @@ fn assign_v6(rep: &mut Reporter, raw: &RawV6, routers: &mut [Router], hosts: &mu
         k += 1;
         let lan = lan_prefix(mode, k);
         let lan_address = derive(lan, r.lan_address);
-        routers[i].ipv6 = Some(RouterV6 { mode, wan, lan, lan_address });
+        let routed = super::ipv6::routed_prefix(mode, k);
+        routers[i].ipv6 = Some(RouterV6 { mode, wan, lan, lan_address, routed });
     }
     for (i, h) in hosts.iter_mut().enumerate() {
         let parent_v6 = match &h.uplink.uplink {
