@@ -64,6 +64,29 @@ fn relay_only_call_goes_through_coturn() {
     assert!(status.is_empty() || status.contains("State:\tZ"), "coturn outlived its lab:\n{status}");
 }
 
+/// coturn in an IPv6 lab (the bundled IPv6 relay scenario with coturn as the relay):
+/// the IPv6-only peers allocate over IPv6 and get IPv4 relays (RFC 6156 default family).
+#[test]
+fn ipv6_only_peers_allocate_on_coturn_over_ipv6() {
+    if !require_root() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(topology("call-ipv6-relay.toml")).unwrap();
+    let edited = src.replace("services = [\"turn\"]", "services = [{ kind = \"turn\", implementation = \"coturn\" }]");
+    assert_ne!(src, edited);
+    let file = dir.path().join("v6-coturn.toml");
+    std::fs::write(&file, edited).unwrap();
+    let (code, rep) = run_json(file.to_str().unwrap(), &lab_name("ct6"), &[]);
+    assert_eq!(code, Some(0), "{rep:#}");
+    let local = &rep["outcome"]["offerer"]["selected_pair"]["local"];
+    assert_eq!(local["candidate_type"], "relay", "{local}");
+    assert!(local["url"].as_str().unwrap().starts_with("turn:[2001:db8::"), "allocated over IPv6: {local}");
+    assert!(local["related_address"].as_str().unwrap().starts_with("2001:db8:1:"), "{local}");
+    assert!(local["address"].as_str().unwrap().starts_with("198.51.100."), "an IPv4 relay: {local}");
+}
+
 #[test]
 fn turn_stop_and_start_work_on_coturn() {
     if !require_root() {

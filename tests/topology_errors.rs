@@ -213,11 +213,23 @@ fn calls_may_name_counted_hosts() {
 #[test]
 fn ipv6_words_are_checked() {
     assert_one("[router.a]\nwan = \"internet\"\nipv6 = \"nat46\"\n", "3:8", "unknown ipv6 mode `nat46`");
-    assert_one("[server.s]\nservices = [\"stun\"]\nfamily = \"v6\"\n[router.a]\nwan = \"internet\"\nipv6 = \"public\"\n", "3:10", "unknown server family `v6`");
+    assert_one(
+        "[server.s]\nservices = [\"stun\"]\nfamily = \"v6\"\n[router.a]\nwan = \"internet\"\nipv6 = \"public\"\n",
+        "3:10",
+        "unknown server family `v6`",
+    );
     // NAT64 shares the router's IPv4 address through its NAPT.
-    assert_one("[router.a]\nwan = \"internet\"\nipv6 = \"nat64\"\nnat = \"none\"\n", "3:8", "its IPv4 NAT translates no ports");
+    assert_one(
+        "[router.a]\nwan = \"internet\"\nipv6 = \"nat64\"\nnat = \"none\"\n",
+        "3:8",
+        "its IPv4 NAT translates no ports",
+    );
     // A routed /64 cannot sit behind a translated one.
-    assert_one("[router.a]\nwan = \"internet\"\nipv6 = \"nptv6\"\n[router.b]\nwan = \"a\"\nipv6 = \"public\"\n", "6:8", "which has ipv6 = \"nptv6\"");
+    assert_one(
+        "[router.a]\nwan = \"internet\"\nipv6 = \"nptv6\"\n[router.b]\nwan = \"a\"\nipv6 = \"public\"\n",
+        "6:8",
+        "which has ipv6 = \"nptv6\"",
+    );
     assert_one("[host.a]\non = \"internet\"\nfamily = \"v5\"\n", "3:10", "unknown family `v5`");
 }
 

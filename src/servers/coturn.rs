@@ -3,7 +3,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 use super::{LAB_CREDENTIALS, ServiceKind};
 use crate::plan::{Readiness, STUN_PORTS, Step, TURN_PORT};
@@ -36,10 +36,12 @@ fn files(state: &str, ns: &str) -> Files {
     Files { conf: f("conf"), log: f("log"), pid: f("pid"), db: f("db"), cert: f("pem"), key: f("key") }
 }
 
-/// coturn's config for `kind` on `server`: relays may reach `lab_subnets` and nothing
-/// else. Paths (log, pid, database, certificate) are on the command line, so the text
-/// depends only on the topology.
-pub fn coturn_config(kind: ServiceKind, server: &Server, lab_subnets: &[Ipv4Net]) -> String {
+/// coturn's config for `kind` on `server`: relays may reach `lab_subnets` (either
+/// family) and nothing else. In an IPv6 lab it listens and relays on the server's IPv6
+/// address too (RFC 6156: a client that asks for no family gets an IPv4 relay). Paths
+/// (log, pid, database, certificate) are on the command line, so the text depends only
+/// on the topology.
+pub fn coturn_config(kind: ServiceKind, server: &Server, lab_subnets: &[IpNet]) -> String {
     let mut c = format!("# coturn for `{}` ({kind}), written by icelab's plan\n", server.name);
     let mut line = |l: &str| {
         c.push_str(l);
@@ -49,6 +51,10 @@ pub fn coturn_config(kind: ServiceKind, server: &Server, lab_subnets: &[Ipv4Net]
         ServiceKind::Turn => {
             let ip = server.addresses[0];
             let lc = LAB_CREDENTIALS;
+            if let Some(ip6) = server.addresses6.first() {
+                line(&format!("listening-ip={ip6}"));
+                line(&format!("relay-ip={ip6}"));
+            }
             for l in [
                 format!("listening-ip={ip}"),
                 format!("relay-ip={ip}"),
@@ -82,6 +88,9 @@ pub fn coturn_config(kind: ServiceKind, server: &Server, lab_subnets: &[Ipv4Net]
             for a in &server.addresses {
                 line(&format!("listening-ip={a}"));
             }
+            for a in &server.addresses6 {
+                line(&format!("listening-ip={a}"));
+            }
             line(&format!("listening-port={}", STUN_PORTS.0));
             line("stun-only");
             line("no-tls");
@@ -111,7 +120,7 @@ pub fn coturn_config(kind: ServiceKind, server: &Server, lab_subnets: &[Ipv4Net]
 
 /// The steps that start coturn for `kind` of `server` in `ns`: its certificate (TURN
 /// only), its config, then the server, ready once it answers STUN on its UDP port.
-pub(super) fn launch(kind: ServiceKind, server: &Server, lab_subnets: &[Ipv4Net], ns: &str, state: &str) -> Vec<Step> {
+pub(super) fn launch(kind: ServiceKind, server: &Server, lab_subnets: &[IpNet], ns: &str, state: &str) -> Vec<Step> {
     let f = files(state, ns);
     let ip: Ipv4Addr = server.addresses[0];
     let mut steps = Vec::new();
@@ -156,7 +165,7 @@ mod tests {
     #[test]
     fn turn_config() {
         let t = topo(r#"[{ kind = "turn", implementation = "coturn" }]"#);
-        let conf = coturn_config(ServiceKind::Turn, &t.servers[0], &super::super::launch::lab_subnets(&t));
+        let conf = coturn_config(ServiceKind::Turn, &t.servers[0], &super::super::launch::relay_subnets(&t));
         insta::assert_snapshot!(conf);
         let l = lines(&conf);
         assert!(l.contains(&"user=icelab:icelab") && l.contains(&"realm=icelab") && l.contains(&"no-cli"));

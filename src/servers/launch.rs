@@ -23,7 +23,7 @@ pub fn launch(svc: Service, server: &Server, topo: &Topology, ns: &str, state: &
             })
             .into_iter()
             .collect(),
-        Implementation::Coturn => super::coturn::launch(svc.kind, server, &lab_subnets(topo), ns, state),
+        Implementation::Coturn => super::coturn::launch(svc.kind, server, &relay_subnets(topo), ns, state),
     }
 }
 
@@ -83,6 +83,12 @@ pub(super) fn lab_subnets(topo: &Topology) -> Vec<Ipv4Net> {
     public.chain(topo.routers.iter().map(|r| r.lan)).collect()
 }
 
+/// Every subnet a relay may reach, both families.
+pub(super) fn relay_subnets(topo: &Topology) -> Vec<ipnet::IpNet> {
+    let v4 = lab_subnets(topo).into_iter().map(ipnet::IpNet::V4);
+    v4.chain(lab_subnets6(topo).into_iter().map(ipnet::IpNet::V6)).collect()
+}
+
 /// In an IPv6 lab, the IPv6 subnets a relay may reach: the documentation range (the
 /// internet and every public LAN) and every NAT66 LAN.
 pub(super) fn lab_subnets6(topo: &Topology) -> Vec<Ipv6Net> {
@@ -108,10 +114,7 @@ fn built_in_args(kind: ServiceKind, s: &Server, topo: &Topology, stats: &str) ->
                 a.extend([flag.to_string(), value.to_string()]);
             }
             // Relays reach the lab (public ranges and every LAN) and nothing else.
-            for net in lab_subnets(topo) {
-                a.extend(["--allow".into(), net.to_string()]);
-            }
-            for net in lab_subnets6(topo) {
+            for net in relay_subnets(topo) {
                 a.extend(["--allow".into(), net.to_string()]);
             }
             a.extend(["--stats".into(), stats.into()]);
