@@ -226,9 +226,13 @@ pub fn analyze(events: &[TimelineEvent], log: &TimelineLog, data_ms: u64) -> Vec
                 }
             }
             o.ice_reconnected_ms = ice_back.filter(|_| ice_broke).map(|t| t - a);
+            // Likewise a stall seen to end within two samples of the next event: the sample
+            // that shows data flowing again may begin just before that event fired, so the
+            // flow may be the next event's doing (a link coming back up).
+            let ends_by = if next.is_some() { window_end - late } else { window_end };
             let data_back = match stall {
                 None => Some(a),
-                Some(s) if !s.open && s.end < window_end => Some(s.end),
+                Some(s) if !s.open && s.end < ends_by => Some(s.end),
                 Some(_) => None,
             };
             o.data_resumed_ms = data_back.filter(|_| stall.is_some()).map(|t| t - a);

@@ -79,6 +79,16 @@ fn stall_starting_at_the_next_event_belongs_to_it() {
 }
 
 #[test]
+fn stall_ending_just_before_the_next_event_is_not_a_recovery() {
+    // Data is seen flowing in the sample from 2950 ms, while the link came back at 3001.
+    let l = log(flow(8000.0, &[(1000.0, 2990.0)]), &[(1000, 1000.0), (3000, 3001.0)]);
+    let evs = [ev(1000, Some(EventExpect::Breaks)), ev(3000, Some(EventExpect::Recovers { max_recovery_ms: None }))];
+    let o = analyze(&evs, &l, 8000);
+    assert_eq!(o[0].recovery, Recovery::Broke, "{o:?}");
+    assert!(o[0].check().unwrap().ok, "{o:?}");
+}
+
+#[test]
 fn untouched_call_never_broke() {
     let l = log(flow(8000.0, &[]), &[(1000, 1000.0)]);
     let o = analyze(&[ev(1000, Some(EventExpect::Breaks))], &l, 8000);

@@ -57,6 +57,14 @@ pub enum Action {
         /// The call-back service (primary address).
         via: SocketAddr,
     },
+    /// A STUN Binding request; it passes when answered with `mapped` as the mapped
+    /// address (the port is not compared): what a translation or its absence shows.
+    StunMapped {
+        /// Server address.
+        to: SocketAddr,
+        /// The address the server must see.
+        mapped: std::net::IpAddr,
+    },
     /// One UDP echo.
     UdpEcho {
         /// Echo responder.
@@ -285,6 +293,8 @@ pub fn derive(topo: &Topology) -> Result<VerifyPlan, String> {
         spec.tcp.dedup();
         vp.probe_server = Some(spec);
     }
+    // IPv6 probes use the lab's own STUN server: they never need the probe server.
+    vp.firewalls.extend(super::v6plan::ipv6_plans(topo));
     if vp.nats.is_empty() && vp.firewalls.is_empty() {
         vp.notes.push("no NAT and no firewall: nothing to verify".into());
     }

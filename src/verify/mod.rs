@@ -19,6 +19,7 @@ pub mod report;
 pub mod rules;
 pub mod run;
 pub mod server;
+mod v6plan;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -41,10 +41,15 @@ fn ms(t: Instant) -> String {
     format!("{:.1} ms", t.elapsed().as_secs_f64() * 1e3)
 }
 
+/// A UDP socket of `to`'s family.
+async fn udp_towards(to: SocketAddr) -> std::io::Result<UdpSocket> {
+    UdpSocket::bind(if to.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }).await
+}
+
 async fn stun_once(to: SocketAddr, req: Request) -> Result<Option<(SocketAddr, Instant)>> {
-    let sock = UdpSocket::bind("0.0.0.0:0").await?;
+    let sock = udp_towards(to).await?;
     let t0 = Instant::now();
-    Ok(binding(&sock, to, req, timing()).await?.map(|r| (r.source, t0)))
+    Ok(binding(&sock, to, req, timing()).await?.map(|r| (r.mapped, t0)))
 }
 
 async fn tcp(to: SocketAddr) -> FwObservation {
@@ -155,11 +160,19 @@ async fn fw(action: Action) -> FwObservation {
                 // An error response still crossed the firewall both ways.
                 Err(e) => FwObservation { pass: true, detail: format!("answered: {e}") },
             },
+            Action::StunMapped { to, mapped } => match stun_once(to, Request::default()).await {
+                Ok(Some((seen, t0))) if seen.ip() == mapped => {
+                    FwObservation { pass: true, detail: format!("answered in {}, seen as {seen}", ms(t0)) }
+                }
+                Ok(Some((seen, _))) => FwObservation { pass: false, detail: format!("answered, but seen as {seen}") },
+                Ok(None) => FwObservation { pass: false, detail: format!("no answer within {secs:.1} s") },
+                Err(e) => FwObservation { pass: false, detail: format!("probe error: {e:#}") },
+            },
             Action::Tcp { to } => tcp(to).await,
             Action::UdpEcho { to } => udp_echo(to).await?,
             Action::UnsolicitedTcp { via } => tcp_unsolicited(via).await?,
             Action::Unsolicited { via } => {
-                let sock = UdpSocket::bind("0.0.0.0:0").await?;
+                let sock = udp_towards(via).await?;
                 if binding(&sock, via, Request::default(), timing()).await?.is_none() {
                     return Ok(FwObservation { pass: false, detail: format!("no mapping: {via} did not answer") });
                 }
