@@ -154,6 +154,31 @@ fn a_nat_changed_behind_icelabs_back_is_caught() {
     assert!(icelab(&["down", &name]).status.success());
 }
 
+/// IPv6 is verified too: the stateful firewall's drop and the NPTv6 translation are
+/// proved, and each goes wrong in the report when the router's ip6 table is removed.
+#[test]
+fn an_ipv6_firewall_or_translation_changed_behind_icelabs_back_is_caught() {
+    if !require_root() {
+        return;
+    }
+    let name = lab_name("bv6");
+    let _g = LabGuard(name.clone());
+    let o = icelab(&["up", &topology("call-ipv6-nptv6.toml"), "--name", &name]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (code, r) = verify(&name);
+    assert_eq!(code, Some(0), "{r}");
+    let v6 = lines(&r, "home1", "firewall");
+    assert_eq!(v6.len(), 2, "{v6:?}");
+    assert!(v6.iter().all(|l| l["status"] == "as-declared"), "{v6:?}");
+    sh(&format!("ip netns exec icelab-{name}-home1 nft delete table ip6 icelab6"));
+    let (code, r) = verify(&name);
+    assert_eq!(code, Some(1), "{r}");
+    // Without the table: no translation (the ULA goes out as it is and no answer comes
+    // back), and nothing filters.
+    let bad = mismatched(&r);
+    assert!(bad.iter().any(|l| l.starts_with("home1 firewall udp 3478 out over IPv6")), "{bad:?}");
+}
+
 #[test]
 fn a_firewall_changed_behind_icelabs_back_is_caught() {
     if !require_root() {
