@@ -17,9 +17,17 @@ pub async fn serve(namespaces: &[String], port: u16) -> Result<()> {
     for name in namespaces {
         let fd = netns::open(name)?;
         // Sockets keep the namespace they were created in, whichever thread uses them later.
+        // One dual-stack socket of each kind (`[::]` takes IPv4 too, as IPv4-mapped
+        // addresses), so IPv6 labs are echoed as well; IPv4 alone where `[::]` cannot bind.
         let (udp, tcp) = netns::run_in(&fd, move || -> std::io::Result<(UdpSocket, TcpListener)> {
-            let any = SocketAddr::from(([0, 0, 0, 0], port));
-            Ok((UdpSocket::bind(any)?, TcpListener::bind(any)?))
+            let dual = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+            match (UdpSocket::bind(dual), TcpListener::bind(dual)) {
+                (Ok(u), Ok(t)) => Ok((u, t)),
+                _ => {
+                    let any = SocketAddr::from(([0, 0, 0, 0], port));
+                    Ok((UdpSocket::bind(any)?, TcpListener::bind(any)?))
+                }
+            }
         })?
         .with_context(|| format!("binding echo port {port} in {name}"))?;
         udp.set_nonblocking(true)?;
@@ -78,7 +86,7 @@ pub struct EchoReport {
 
 /// Sends `count` UDP probes, each waiting up to `timeout` for its echo.
 pub async fn udp_probe(target: SocketAddr, count: u32, timeout: Duration) -> Result<EchoReport> {
-    let sock = tokio::net::UdpSocket::bind("0.0.0.0:0").await?;
+    let sock = tokio::net::UdpSocket::bind(if target.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }).await?;
     let mut report =
         EchoReport { target, protocol: "udp", sent: 0, received: 0, rtt_ms: Vec::new(), local: sock.local_addr().ok() };
     let mut buf = [0u8; 2048];

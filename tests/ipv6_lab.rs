@@ -163,6 +163,19 @@ fn nptv6_translates_the_prefix_and_webrtc_rs_still_splits_the_answer() {
     let addr: Vec<u8> = xored.iter().zip(&key).map(|(x, k)| x ^ k).collect();
     let addr = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(addr).unwrap());
     assert_eq!(addr.to_string(), "2001:db8:1:0:192:168:1:10");
+    // `icelab probe` from the IPv6-only host uses the STUN server's IPv6 address and
+    // classifies the translation and the firewall (RFC 5780 over IPv6).
+    let o = icelab(&["probe", &name, "alice", "--json"]);
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+    assert_eq!(p["server"], "[2001:db8::198:51:100:10]:3478", "{p}");
+    assert!(p["mapped"].as_str().unwrap().starts_with("[2001:db8:1:0:192:168:1:10]:"), "{p}");
+    assert_eq!(
+        (&p["mapping"], &p["filtering"]),
+        (&"endpoint-independent".into(), &"address-and-port-dependent".into())
+    );
+    // The echo responder answers over IPv6 too.
+    let o = icelab(&["exec", &name, "alice", "--", env!("CARGO_BIN_EXE_icelab"), "echo", "2001:db8::1"]);
+    assert!(o.status.success() && stdout(&o).contains("3/3 replies"), "{}{}", stdout(&o), stderr(&o));
     drop(guard);
     let o = icelab(&["run", &topology("call-ipv6-nptv6.toml"), "--peers", "built-in", "--name", &name]);
     let all = format!("{}{}", stdout(&o), stderr(&o));

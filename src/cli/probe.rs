@@ -23,7 +23,23 @@ pub(crate) fn probe(
         let known: Vec<&str> = rec.plan.nodes.iter().map(|n| n.name.as_str()).collect();
         return Err(CliError::bad_input(format!("lab {name} has no node `{node}`; nodes: {}", known.join(", "))));
     };
-    let server = server.map_or_else(|| verify::stun_server(&rec.plan), Ok).or_kind(Kind::BadInput)?;
+    // An IPv6-only node probes the STUN server's IPv6 address.
+    let default = || {
+        let v4 = verify::stun_server(&rec.plan)?;
+        if !n.addresses.is_empty() {
+            return Ok(v4);
+        }
+        let stun = icelab::servers::ServiceKind::Stun.name();
+        let node = rec.plan.service(stun).and_then(|s| rec.plan.node(&s.node));
+        let v6 = node.and_then(|s| s.addresses6.first()).copied();
+        v6.map(|a| SocketAddr::new(IpAddr::V6(a), v4.port())).ok_or_else(|| {
+            anyhow::anyhow!(
+                "node `{node_name}` has IPv6 alone, and the STUN server no IPv6 address",
+                node_name = n.name
+            )
+        })
+    };
+    let server = server.map_or_else(default, Ok).or_kind(Kind::BadInput)?;
     let opts = ProbeOptions { lifetime_max: lifetime_max.map(Duration::from_secs_f64), ..Default::default() };
     if lifetime_max.is_some() && !json {
         errln!("measuring the mapping lifetime: this takes up to about {:.0} s", lifetime_max.unwrap_or(0.0) * 2.0);
