@@ -183,3 +183,31 @@ fn nptv6_translates_the_prefix_and_webrtc_rs_still_splits_the_answer() {
     assert!(all.contains("buffer length 120 is less than 128"), "{all}");
     assert!(lab_namespaces(&name).is_empty());
 }
+
+/// TURN over TCP and TLS from IPv6-only hosts: the built-in peer's stream shim listens on
+/// IPv6 loopback there and carries the allocation over an IPv6 stream to the relay.
+#[test]
+fn ipv6_only_hosts_relay_over_turn_tcp_and_tls() {
+    if !require_root() {
+        return;
+    }
+    let src = std::fs::read_to_string(topology("call-ipv6-relay.toml")).unwrap();
+    for transport in ["tcp", "tls"] {
+        let dir = tempfile::tempdir().unwrap();
+        let edited = src
+            .replace("turn-transports = [\"udp\"]", &format!("turn-transports = [\"{transport}\"]"))
+            .replace("relay-transport = \"udp\"", &format!("relay-transport = \"{transport}\""));
+        assert_ne!(src, edited);
+        let file = dir.path().join(format!("v6-{transport}.toml"));
+        std::fs::write(&file, edited).unwrap();
+        let name = lab_name(&format!("v6{transport}"));
+        let o = icelab(&["run", file.to_str().unwrap(), "--name", &name, "--json"]);
+        assert_eq!(o.status.code(), Some(0), "{transport}: {}{}", stdout(&o), stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let local = &v["outcome"]["offerer"]["selected_pair"]["local"];
+        assert_eq!(local["relay_protocol"], transport, "{local}");
+        let url = local["url"].as_str().unwrap();
+        assert!(url.contains("[2001:db8::198:51:100:10]"), "allocated over IPv6: {url}");
+        assert!(lab_namespaces(&name).is_empty());
+    }
+}

@@ -46,7 +46,8 @@ pub async fn run_peer(
     // as the handler (owned by the peer connection), and at most a little past our deadline.
     let mut servers = cfg.ice_servers.clone();
     let built = async {
-        let shims = turn_shim::install(&mut servers, Duration::from_millis(cfg.deadline_ms + 1000)).await?;
+        let lifetime = Duration::from_millis(cfg.deadline_ms + 1000);
+        let shims = turn_shim::install(&mut servers, &cfg.udp_bind, lifetime).await?;
         let pc = build_pc(&cfg, &servers, Handler { tx: tx.clone(), clock, shims: shims.clone() }).await?;
         anyhow::Ok((pc, shims))
     };

@@ -140,10 +140,15 @@ impl Drop for TurnShim {
 }
 
 impl TurnShim {
-    /// Binds 127.0.0.1:0 and starts forwarding to `target`; the shim stops by itself
+    /// Binds `loopback`:0 and starts forwarding to `target`; the shim stops by itself
     /// after `lifetime` (the peer's own deadline bounds it anyway).
-    pub(crate) async fn start(url: &str, target: StreamTarget, lifetime: Duration) -> anyhow::Result<Self> {
-        let sock = Arc::new(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.context("binding TURN shim")?);
+    pub(crate) async fn start(
+        url: &str,
+        target: StreamTarget,
+        loopback: IpAddr,
+        lifetime: Duration,
+    ) -> anyhow::Result<Self> {
+        let sock = Arc::new(UdpSocket::bind((loopback, 0)).await.context("binding TURN shim")?);
         let local = sock.local_addr()?;
         let tls = match target.transport {
             StreamTransport::Tls => Some(tls_connector()?),
@@ -341,15 +346,22 @@ impl rustls::client::danger::ServerCertVerifier for AnyServerCert {
 }
 
 /// Shims for every stream URL of `servers`, which are rewritten to point at them.
+///
+/// webrtc-rs's TURN client speaks to a URL only from local sockets of its family, so the
+/// shim listens on IPv4 loopback when the peer has IPv4 sockets (`udp_bind`), else on
+/// IPv6 loopback (an IPv6-only host).
 pub(crate) async fn install(
     servers: &mut [super::config::IceServer],
+    udp_bind: &[String],
     lifetime: Duration,
 ) -> anyhow::Result<Vec<Arc<TurnShim>>> {
+    let v4 = udp_bind.iter().any(|b| b.parse::<SocketAddr>().map_or(true, |a| a.is_ipv4()));
+    let loopback = if v4 { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { IpAddr::V6(std::net::Ipv6Addr::LOCALHOST) };
     let mut shims = Vec::new();
     for s in servers {
         for url in &mut s.urls {
             if let Some(target) = stream_target(url) {
-                let shim = TurnShim::start(url, target, lifetime).await?;
+                let shim = TurnShim::start(url, target, loopback, lifetime).await?;
                 *url = shim.local_url.clone();
                 shims.push(Arc::new(shim));
             }

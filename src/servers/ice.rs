@@ -66,8 +66,8 @@ pub fn turn_url(svc: Service, host: &UrlHost, transport: &str) -> String {
 /// Without one, they are literal addresses. In an IPv6 lab a server's literal URLs name
 /// its IPv6 address too, after the IPv4 one (a browser resolving a dual-stack name gets
 /// both): webrtc-rs asks each server only from local sockets of the address's family, so
-/// a v6-only host uses the IPv6 URLs alone. TURN over IPv6 is offered on UDP only: the
-/// peer's TCP/TLS shim is reached over IPv4 loopback, so it serves IPv4 sockets alone.
+/// a v6-only host uses the IPv6 URLs alone, on every transport (the peer's TCP/TLS shim
+/// listens on IPv6 loopback there).
 pub fn ice_servers(plan: &Plan, servers: &[Server], scn: &Scenario) -> anyhow::Result<Vec<IceServer>> {
     let node = |name: &str| plan.node(name).ok_or_else(|| anyhow!("server `{name}` is not in the plan"));
     let by_name = plan.service(ServiceKind::Dns.name()).is_some();
@@ -99,10 +99,8 @@ pub fn ice_servers(plan: &Plan, servers: &[Server], scn: &Scenario) -> anyhow::R
         // By default all three transports, as a browser would be configured: UDP, TCP on
         // the same port, TLS on 443. The peer carries TCP/TLS through its TURN shim.
         let (svc, hosts) = (service(t, |k| k == ServiceKind::Turn)?, hosts(t)?);
-        let mut urls: Vec<String> = scn.turn_transports.iter().map(|tr| turn_url(svc, &hosts[0], tr)).collect();
-        if scn.turn_transports.iter().any(|tr| tr == "udp") {
-            urls.extend(hosts[1..].iter().map(|h| turn_url(svc, h, "udp")));
-        }
+        let urls: Vec<String> =
+            hosts.iter().flat_map(|h| scn.turn_transports.iter().map(move |tr| turn_url(svc, h, tr))).collect();
         out.push(IceServer {
             urls,
             username: LAB_CREDENTIALS.user.into(),
