@@ -86,7 +86,7 @@ pub struct EchoReport {
 
 /// Sends `count` UDP probes, each waiting up to `timeout` for its echo.
 pub async fn udp_probe(target: SocketAddr, count: u32, timeout: Duration) -> Result<EchoReport> {
-    let sock = tokio::net::UdpSocket::bind(if target.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }).await?;
+    let sock = tokio::net::UdpSocket::bind(netns::wildcard_for(target)).await?;
     let mut report =
         EchoReport { target, protocol: "udp", sent: 0, received: 0, rtt_ms: Vec::new(), local: sock.local_addr().ok() };
     let mut buf = [0u8; 2048];

@@ -334,10 +334,16 @@ fn phases_cut_the_calls_at_each_applied_event() {
         .map(|(i, at)| Sample::not_started(&arrival(i, *at), "x"))
         .collect();
     assert!(phases(&samples, &[]).is_empty());
-    let events = vec![
-        ("impair relay".to_string(), Some(900.0), None),
-        ("turn restart".to_string(), None, Some("boom".to_string())),
-    ];
+    let applied = |index: usize, what: &str, applied_ms: Option<f64>, error: Option<&str>| icelab::timeline::Applied {
+        index,
+        at_ms: 900,
+        what: what.into(),
+        applied_ms,
+        took_ms: None,
+        ops: Vec::new(),
+        error: error.map(str::to_string),
+    };
+    let events = vec![applied(1, "impair relay", Some(900.0), None), applied(2, "turn restart", None, Some("boom"))];
     let p = phases(&samples, &events);
     let got: Vec<(&str, usize)> = p.iter().map(|x| (x.cause.as_str(), x.calls)).collect();
     assert_eq!(got, [("start", 2), ("impair relay", 2), ("turn restart", 0)]);

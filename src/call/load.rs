@@ -121,8 +121,7 @@ pub async fn run_load(
     let (t0_tx, t0_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let firings = lab.plan().events.clone();
-    let has_events = !firings.is_empty();
-    if has_events {
+    if !firings.is_empty() {
         super::drive::spawn_firing(name.to_string(), firings, t0_rx, stop_rx, applied.clone());
         let _ = t0_tx.send(t0);
     }

@@ -145,8 +145,7 @@ pub(crate) async fn load(file: &Path, args: LoadArgs) -> CliResult {
     let mut report = load::report::build(&file.display().to_string(), &name, &spec, (run.lab_up_ms, &profile), samples);
     report.server_side = load::report::ServerSide::from_figures(run.servers);
     report.resources = run.resources;
-    let applied: Vec<_> = run.events.iter().map(|a| (a.what.clone(), a.applied_ms, a.error.clone())).collect();
-    report.phases = load::report::phases(&report.samples, &applied);
+    report.phases = load::report::phases(&report.samples, &run.events);
     if let Some(path) = &args.html {
         std::fs::write(path, load::html::render(&report))
             .map_err(|e| CliError::could_not_run(format!("writing {}: {e}", path.display())))?;

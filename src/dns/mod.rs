@@ -122,7 +122,7 @@ impl Zone {
 }
 
 /// `v4` written into the /96 `prefix` (RFC 6052).
-fn synthesize(prefix: Ipv6Net, v4: Ipv4Addr) -> Ipv6Addr {
+pub fn synthesize(prefix: Ipv6Net, v4: Ipv4Addr) -> Ipv6Addr {
     let mut o = prefix.network().octets();
     o[12..].copy_from_slice(&v4.octets());
     Ipv6Addr::from(o)

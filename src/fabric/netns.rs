@@ -133,3 +133,11 @@ pub fn sysctl(ns: &OwnedFd, key: &str, value: &str) -> Result<()> {
 pub fn is_optional_sysctl(key: &str) -> bool {
     key.starts_with("net.bridge.")
 }
+
+/// The unspecified address of `addr`'s family, port 0: what a socket that talks to `addr`
+/// binds (an IPv4 socket cannot reach an IPv6 address, nor the reverse).
+pub fn wildcard_for(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    let ip: std::net::IpAddr =
+        if addr.is_ipv6() { std::net::Ipv6Addr::UNSPECIFIED.into() } else { std::net::Ipv4Addr::UNSPECIFIED.into() };
+    std::net::SocketAddr::new(ip, 0)
+}

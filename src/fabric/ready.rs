@@ -21,21 +21,14 @@ pub async fn stun_answers(
     deadline: Duration,
     alive: impl FnMut() -> Result<()>,
 ) -> Result<()> {
-    let any = wildcard(addr);
+    let any = super::netns::wildcard_for(addr);
     let sock = super::netns::run_in(ns, move || std::net::UdpSocket::bind(any))??;
     wait(sock, addr, deadline, alive).await
 }
 
 /// [`stun_answers`] from this process's own namespace (`icelab wait-stun`, for scripts).
 pub async fn stun_answers_here(addr: SocketAddr, deadline: Duration) -> Result<()> {
-    wait(std::net::UdpSocket::bind(wildcard(addr))?, addr, deadline, || Ok(())).await
-}
-
-/// The wildcard address of `addr`'s family (an IPv4 socket cannot reach an IPv6 server).
-fn wildcard(addr: SocketAddr) -> SocketAddr {
-    let ip: std::net::IpAddr =
-        if addr.is_ipv6() { std::net::Ipv6Addr::UNSPECIFIED.into() } else { std::net::Ipv4Addr::UNSPECIFIED.into() };
-    SocketAddr::new(ip, 0)
+    wait(std::net::UdpSocket::bind(super::netns::wildcard_for(addr))?, addr, deadline, || Ok(())).await
 }
 
 async fn wait(

@@ -408,15 +408,15 @@ pub struct Phase {
     pub stats: Vec<Stat>,
 }
 
-/// The load cut at each applied event (`(what, applied ms, error)`, in time order):
-/// one phase before the first, one after each.
-pub fn phases(samples: &[Sample], events: &[(String, Option<f64>, Option<String>)]) -> Vec<Phase> {
+/// The load cut at each applied event (in time order): one phase before the first, one
+/// after each.
+pub fn phases(samples: &[Sample], events: &[crate::timeline::Applied]) -> Vec<Phase> {
     if events.is_empty() {
         return Vec::new();
     }
     let mut starts = vec![("start".to_string(), 0.0, None)];
     // An event that never applied begins no phase of its own, but is shown.
-    starts.extend(events.iter().map(|(what, at, err)| (what.clone(), at.unwrap_or(f64::NAN), err.clone())));
+    starts.extend(events.iter().map(|a| (a.what.clone(), a.applied_ms.unwrap_or(f64::NAN), a.error.clone())));
     let bounds: Vec<f64> = starts.iter().map(|s| s.1).collect();
     starts
         .into_iter()

@@ -43,11 +43,7 @@ pub fn pool() -> Ipv4Net {
 /// The IPv6 address an IPv6-only host uses for IPv4 address `v4` (RFC 6052 /96 form),
 /// as DNS64 synthesizes it.
 pub fn synthesize(v4: Ipv4Addr) -> Ipv6Addr {
-    let p = prefix().network().octets();
-    let mut o = [0u8; 16];
-    o[..12].copy_from_slice(&p[..12]);
-    o[12..].copy_from_slice(&v4.octets());
-    Ipv6Addr::from(o)
+    crate::dns::synthesize(prefix(), v4)
 }
 
 /// Tayga's configuration: its TUN device, its own IPv4 address (the pool's first), the

@@ -11,7 +11,7 @@ use crate::impair::{LinkImpairment, TapLink};
 use crate::nat::NatMode;
 use crate::servers::ServiceKind;
 use crate::timeline::TimelineEvent;
-use crate::topology::ipv6::{Attachment6, Ipv6Mode, internet_gateway_v6, internet_subnet_v6};
+use crate::topology::ipv6::{Attachment6, internet_gateway_v6, internet_subnet_v6};
 use crate::topology::{Attachment, INTERNET, PUBLIC_RANGES, Router, Topology, Uplink};
 use serde::{Deserialize, Serialize};
 
@@ -173,7 +173,7 @@ pub fn plan_with(topo: &Topology, events: &[TimelineEvent], prefix: &str, opts: 
             b.steps.push(Step::Nftables { ns: b.ns(&r.name), purpose, ruleset });
         }
     }
-    for r in topo.routers.iter().filter(|r| r.ipv6.is_some_and(|v| v.mode == Ipv6Mode::Nat64)) {
+    for r in topo.routers.iter().filter(|r| r.does_nat64()) {
         b.nat64(&r.name);
     }
     for h in &topo.hosts {

@@ -51,8 +51,7 @@ pub fn port(svc: Service) -> u16 {
 /// translator) is installed here.
 pub fn check_programs(topo: &Topology) -> Result<(), String> {
     use crate::nat::nat64;
-    let nat64 = topo.routers.iter().find(|r| r.ipv6.is_some_and(|v| v.mode == crate::topology::ipv6::Ipv6Mode::Nat64));
-    if let Some(r) = nat64
+    if let Some(r) = topo.routers.iter().find(|r| r.does_nat64())
         && crate::peer::driver::find_program(nat64::PROGRAM).is_none()
     {
         return Err(format!(
@@ -143,7 +142,6 @@ fn built_in_args(kind: ServiceKind, s: &Server, topo: &Topology, stats: &str) ->
 /// every server of the lab by name; DNS64 for the LANs of NAT64 routers.
 fn dns_args(s: &Server, topo: &Topology) -> Vec<String> {
     use crate::dns::{PORT, fqdn};
-    use crate::topology::ipv6::Ipv6Mode;
     let mut a = vec!["dns-server".to_string()];
     let first = |s: &Server| {
         let v4 = s.addresses.first().map(|x| std::net::IpAddr::V4(*x));
@@ -158,7 +156,7 @@ fn dns_args(s: &Server, topo: &Topology) -> Vec<String> {
         }
     }
     let carriers: Vec<Ipv6Net> =
-        topo.routers.iter().filter_map(|r| r.ipv6).filter(|v| v.mode == Ipv6Mode::Nat64).map(|v| v.lan).collect();
+        topo.routers.iter().filter(|r| r.does_nat64()).filter_map(|r| r.ipv6).map(|v| v.lan).collect();
     if !carriers.is_empty() {
         a.extend(["--dns64-prefix".into(), crate::nat::nat64::PREFIX.into()]);
         for lan in carriers {

@@ -44,8 +44,7 @@ impl Default for ProbeOptions {
 
 /// The local IP used to reach `server` (a connected UDP socket sends nothing).
 fn route_ip(server: SocketAddr) -> Result<IpAddr> {
-    let unspec: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse()?;
-    let s = std::net::UdpSocket::bind(unspec)?;
+    let s = std::net::UdpSocket::bind(crate::fabric::netns::wildcard_for(server))?;
     s.connect(server).with_context(|| format!("no route to {server}"))?;
     Ok(s.local_addr()?.ip())
 }

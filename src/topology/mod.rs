@@ -165,6 +165,13 @@ pub struct Topology {
     pub servers: Vec<Server>,
 }
 
+impl Router {
+    /// True when the router translates its IPv6-only LAN to IPv4 (`ipv6 = "nat64"`).
+    pub fn does_nat64(&self) -> bool {
+        self.ipv6.is_some_and(|v| v.mode == ipv6::Ipv6Mode::Nat64)
+    }
+}
+
 impl Topology {
     /// Names of all nodes, internet first.
     pub fn node_names(&self) -> Vec<&str> {

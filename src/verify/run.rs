@@ -43,7 +43,7 @@ fn ms(t: Instant) -> String {
 
 /// A UDP socket of `to`'s family.
 async fn udp_towards(to: SocketAddr) -> std::io::Result<UdpSocket> {
-    UdpSocket::bind(if to.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }).await
+    UdpSocket::bind(netns::wildcard_for(to)).await
 }
 
 async fn stun_once(to: SocketAddr, req: Request) -> Result<Option<(SocketAddr, Instant)>> {
@@ -77,7 +77,7 @@ async fn tcp(to: SocketAddr) -> FwObservation {
 }
 
 async fn udp_echo(to: SocketAddr) -> Result<FwObservation> {
-    let sock = UdpSocket::bind("0.0.0.0:0").await?;
+    let sock = udp_towards(to).await?;
     let payload = format!("icelab-verify {}", std::process::id());
     let t0 = Instant::now();
     let deadline = tokio::time::Instant::now() + UDP_DEADLINE;

@@ -9,6 +9,7 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use super::derive::{Action, Expectation, FirewallPlan, FwProbe, Place};
+use super::model::Verdict;
 use crate::plan::STUN_PORTS;
 use crate::servers::{Implementation, ServiceKind};
 use crate::topology::ipv6::{Ipv6Mode, RouterV6};
@@ -77,7 +78,7 @@ pub(super) fn ipv6_plans(topo: &Topology) -> Vec<FirewallPlan> {
                         what,
                         from: Place::Node(h.name.clone()),
                         action: Action::Unsolicited { via },
-                        expected: Expectation { pass: Some(false), why },
+                        expected: Expectation::from(Verdict::Drop(why)),
                     });
                 }
                 None => {
