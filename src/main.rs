@@ -123,7 +123,8 @@ fn main() -> ExitCode {
             }
             Command::Bench { what } => cli::bench::bench(what).await,
             Command::Load { file, args } => cli::load::load(&file, args).await,
-            Command::Peer { config, test_silent } => cli::run::peer(config, test_silent).await,
+            Command::Peer { pool: true, .. } => cli::run::peer_pool().await,
+            Command::Peer { config, test_silent, .. } => cli::run::peer(config, test_silent).await,
             Command::BrowserPeer { browser } => cli::browser::browser_peer(browser),
             Command::TurnServer { public_ip, public_ip6, realm, user, password, allow, stats } => {
                 cli::run::turn_server((public_ip, public_ip6), realm, user, password, allow, stats).await

@@ -3,6 +3,7 @@
 //! (snapshots of the summary and the JSON, and its figures' consistency).
 
 use icelab::load::report::{self, Sample};
+use icelab::load::spec::PeerProcesses;
 use icelab::load::{LabSource, LoadSpec, schedule};
 use icelab::matrix::Config;
 use icelab::scenario::PathClass;
@@ -31,6 +32,7 @@ fn a_load_file_reads_with_defaults() {
     let s = parse("lab = \"x.toml\"\n");
     assert_eq!((s.calls, s.rate, s.concurrency, s.seed), (20, 5.0, 16, 1));
     assert_eq!(s.lab, LabSource::File("x.toml".into()));
+    assert_eq!(s.peer_processes, PeerProcesses::PerHost, "built-in peers are pooled by default");
     let s = parse(POP);
     let LabSource::Population(p) = &s.lab else { panic!("a population") };
     let shares: Vec<(Config, f64)> = p.kinds.iter().map(|k| (k.config, k.share)).collect();
@@ -123,6 +125,8 @@ fn a_population_slowdown_impairs_every_host() {
 fn a_load_may_choose_both_ends_peer() {
     assert_eq!(parse(&format!("peer = \"chromium\"\n{POP}")).peer.as_deref(), Some("chromium"));
     assert_one(&format!("peer = \"netscape\"\n{POP}"), "1:8", "unknown peer `netscape`");
+    assert_eq!(parse(&format!("peer-processes = \"per-call\"\n{POP}")).peer_processes, PeerProcesses::PerCall);
+    assert_one(&format!("peer-processes = \"shared\"\n{POP}"), "1:18", "unknown peer-processes `shared`");
 }
 
 #[test]

@@ -139,3 +139,67 @@ async fn ice_restart_mid_call_keeps_the_call() {
         assert!(p.selected_pair.is_some());
     }
 }
+
+/// One pool process's worth of peers (`icelab peer --pool`, here in-process): three
+/// calls at once, both sides of each in the same pool, signaling routed by call number;
+/// every call connects and exits cleanly, a bad config fails its call alone, and an
+/// aborted call is answered at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_plays_many_calls_at_once() {
+    use icelab::peer::pool_wire::{PoolIn, PoolOut};
+    use icelab::peer::{PeerEvent, SignalMsg};
+    use std::collections::HashMap;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, duplex};
+
+    let (mut to_pool, pool_in) = duplex(1 << 20);
+    let (pool_out, from_pool) = duplex(1 << 20);
+    let pool = tokio::spawn(icelab::peer::run_pool(BufReader::new(pool_in), pool_out));
+    let mut send = async |line: String| {
+        to_pool.write_all(format!("{line}\n").as_bytes()).await.unwrap();
+    };
+    // Calls 0/1, 2/3, 4/5: offerer and answerer; 6: a bad config; 7: silent, aborted.
+    for pair in 0..3u64 {
+        for (call, role) in [(2 * pair, Role::Offerer), (2 * pair + 1, Role::Answerer)] {
+            let config = serde_json::to_string(&loopback_cfg(role)).unwrap();
+            send(PoolIn::Start { call, config: &config }.encode()).await;
+        }
+    }
+    send(PoolIn::Start { call: 6, config: "{\"role\":" }.encode()).await;
+    let silent = PeerConfig { test_silent: true, ..loopback_cfg(Role::Answerer) };
+    send(PoolIn::Start { call: 7, config: &serde_json::to_string(&silent).unwrap() }.encode()).await;
+    send(PoolIn::Abort { call: 7 }.encode()).await;
+
+    let mut events: HashMap<u64, Vec<PeerEvent>> = HashMap::new();
+    let mut exits: HashMap<u64, Option<String>> = HashMap::new();
+    let mut lines = BufReader::new(from_pool).lines();
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    while exits.len() < 8 {
+        let line = tokio::time::timeout_at(until, lines.next_line()).await.expect("pool output in time");
+        let line = line.unwrap().expect("the pool is still running");
+        match PoolOut::decode(&line).unwrap() {
+            PoolOut::Event { call, event } => {
+                let ev: PeerEvent = serde_json::from_str(event).unwrap();
+                if let PeerEvent::Signal { signal, .. } = &ev {
+                    let msg = serde_json::to_string::<SignalMsg>(signal).unwrap();
+                    send(PoolIn::Signal { call: call ^ 1, msg: &msg }.encode()).await;
+                }
+                events.entry(call).or_default().push(ev);
+            }
+            PoolOut::Exit { call, error } => {
+                assert!(exits.insert(call, error.map(str::to_string)).is_none(), "one exit per call");
+            }
+        }
+    }
+    for pair in 0..3u64 {
+        let o = Outcome::from_events(&events[&(2 * pair)], &events[&(2 * pair + 1)]);
+        assert!(o.ok(), "call pair {pair}: {}", serde_json::to_string_pretty(&o).unwrap());
+        assert_ordered(&o.offerer);
+        assert_eq!(exits[&(2 * pair)], None);
+        assert_eq!(exits[&(2 * pair + 1)], None);
+    }
+    assert!(exits[&6].as_deref().unwrap().contains("bad peer config"), "{:?}", exits[&6]);
+    assert!(exits[&7].as_deref().unwrap().contains("aborted"), "{:?}", exits[&7]);
+    // Input closed: the pool ends once its calls have.
+    drop(to_pool);
+    tokio::time::timeout(Duration::from_secs(10), pool).await.expect("the pool ended").unwrap().unwrap();
+}

@@ -15,7 +15,8 @@ use anyhow::anyhow;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::run::{CallRun, RunReport, call, relay_implementation};
+use super::pool::PeerPools;
+use super::run::{CallRun, Peers, RunReport, call, relay_implementation};
 use crate::fabric::Lab;
 use crate::plan::{Plan, Step};
 use crate::report::resources::{ChildrenUsage, Resources, parse_proc, peers as peers_usage, servers as servers_usage};
@@ -38,6 +39,9 @@ pub struct LoadOptions {
     pub concurrency: usize,
     /// No call starts after this, from the first arrival.
     pub time_limit: Duration,
+    /// Built-in peers of every call on one process per host ([`super::pool`]) rather
+    /// than a process per side per call.
+    pub pooled: bool,
 }
 
 /// What became of one call. Times are ms after the first arrival (the driver's clock).
@@ -115,6 +119,7 @@ pub async fn run_load(
         slots: Semaphore::new(opts.concurrency.max(1)),
         lab: name.to_string(),
         lab_up_ms: build.elapsed_ms,
+        pools: opts.pooled.then(PeerPools::default),
     });
     let t0 = Instant::now();
     let applied = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -162,8 +167,16 @@ pub async fn run_load(
     }
     drop(running);
     let _ = stop_tx.send(());
+    // Ended before the figures are read: their CPU counts once they are reaped.
+    let pooled_processes = match &shared.pools {
+        Some(p) => {
+            p.close().await;
+            Some(p.processes().await)
+        }
+        None => None,
+    };
     let events = std::mem::take(&mut *applied.lock().map_err(|_| anyhow!("the timeline thread panicked"))?);
-    let resources = resources(lab.plan(), &placed, children_before, t0, build.elapsed_ms);
+    let resources = resources(lab.plan(), &placed, pooled_processes, children_before, t0, build.elapsed_ms);
     let servers = super::figures::collect(topo, lab.plan()).await;
     let t = Instant::now();
     lab.down()?;
@@ -185,7 +198,14 @@ fn children_usage() -> ChildrenUsage {
 
 /// Read when every call has ended: what is still in the lab are its servers (since the
 /// lab came up); the peers are reaped children of this process (over the calls).
-fn resources(plan: &Plan, placed: &[Option<Placed>], before: ChildrenUsage, t0: Instant, lab_up_ms: f64) -> Resources {
+fn resources(
+    plan: &Plan,
+    placed: &[Option<Placed>],
+    pooled_processes: Option<usize>,
+    before: ChildrenUsage,
+    t0: Instant,
+    lab_up_ms: f64,
+) -> Resources {
     use crate::fabric::{netns, procs};
     let calls_s = t0.elapsed().as_secs_f64();
     let inodes = plan.namespaces().iter().filter_map(|n| netns::inode(n).ok()).collect();
@@ -195,10 +215,11 @@ fn resources(plan: &Plan, placed: &[Option<Placed>], before: ChildrenUsage, t0: 
         .filter_map(|(stat, status)| parse_proc(&stat, &status))
         .collect();
     let ran = placed.iter().filter(|p| matches!(p, Some(Placed::Ran { .. }))).count();
+    let processes = pooled_processes.unwrap_or(2 * ran);
     Resources {
         measured: true,
         servers: Some(servers_usage(&samples, procs::clock_ticks_per_s(), calls_s + lab_up_ms / 1e3)),
-        peers: Some(peers_usage(before, children_usage(), 2 * ran, calls_s)),
+        peers: Some(peers_usage(before, children_usage(), processes, calls_s)),
     }
 }
 
@@ -212,6 +233,8 @@ struct Shared {
     slots: Semaphore,
     lab: String,
     lab_up_ms: f64,
+    /// The hosts' peer pools, when the load's peers are pooled.
+    pools: Option<PeerPools>,
 }
 
 /// One call: wait for a slot (unless the bound has passed), place it, judge it.
@@ -224,7 +247,8 @@ async fn place_one(sh: &Shared, pair: CallPair, t0: Instant, bound: Instant) -> 
         return Placed::NotStarted;
     }
     let started_ms = ms(start);
-    let r = call(&sh.plan, &sh.servers, &sh.scn, &pair, &sh.lab, Vec::new()).await;
+    let peers = sh.pools.as_ref().map_or(Peers::Processes, Peers::Pooled);
+    let r = call(&sh.plan, &sh.servers, &sh.scn, &pair, &sh.lab, Vec::new(), peers).await;
     let ended_ms = ms(Instant::now());
     let CallRun { outcome, stderrs: stderr, .. } = match r {
         Ok(x) => x,

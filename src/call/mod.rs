@@ -8,6 +8,7 @@
 mod drive;
 mod figures;
 mod load;
+mod pool;
 mod run;
 
 pub use load::{LoadCall, LoadOptions, LoadRun, Placed, run_load};

@@ -126,7 +126,7 @@ pub async fn run_scenario(
         let firings = if scn_ref.calls.len() == 1 { firings.clone() } else { Vec::new() };
         async move {
             let t = Instant::now();
-            call(plan, &topo.servers, scn_ref, pair, name, firings).await.map(|r| (r, ms(t)))
+            call(plan, &topo.servers, scn_ref, pair, name, firings, Peers::Processes).await.map(|r| (r, ms(t)))
         }
     });
     // Every call ends by its own deadline, so this wait is bounded; the first that could
@@ -290,6 +290,7 @@ pub(super) async fn call(
     pair: &CallPair,
     lab: &str,
     firings: Vec<PlannedEvent>,
+    peers: Peers<'_>,
 ) -> anyhow::Result<CallRun> {
     let servers = crate::servers::ice_servers(plan, servers, scn)?;
     // Browser start-up is not the call's time: browser peers get it on top of the deadline.
@@ -318,13 +319,29 @@ pub(super) async fn call(
     };
     let started = SystemTime::now();
     let (a_ns, b_ns) = (ns_of(&pair.offerer)?, ns_of(&pair.answerer)?);
+    let until = Duration::from_millis(scn.deadline_ms + startup) + EXIT_GRACE;
+    if let Some(pools) = peers.pools(scn)
+        && firings.is_empty()
+    {
+        let mut a = pools.open(&a_ns, plan.resolv_conf(&a_ns), &offerer_cfg).await?;
+        let mut b = pools.open(&b_ns, plan.resolv_conf(&b_ns), &answerer_cfg).await?;
+        let (a_ev, b_ev) = {
+            let (a_out, a_in, b_out, b_in) = (&mut a.events, &mut a.input, &mut b.events, &mut b.input);
+            relay_signaling(a_out, a_in, b_out, b_in, until).await
+        };
+        let mut outcome = Outcome::from_events(&a_ev, &b_ev);
+        a.finish(&mut outcome.offerer, HANG_UP, EXIT_GRACE).await;
+        b.finish(&mut outcome.answerer, HANG_UP, EXIT_GRACE).await;
+        // A pool's stderr is the host's, not one call's: it is logged when the pool fails.
+        let stderrs = (String::new(), String::new());
+        return Ok(CallRun { outcome, stderrs, log: None, events: (a_ev, b_ev), started });
+    }
     let mut a = spawn_peer(&scn.offerer_peer, (&a_ns, plan.resolv_conf(&a_ns)), &offerer_cfg)?;
     let mut b = spawn_peer(&scn.answerer_peer, (&b_ns, plan.resolv_conf(&b_ns)), &answerer_cfg)?;
     let a_err = tokio::spawn(tail(a.stderr.take().unwrap()));
     let b_err = tokio::spawn(tail(b.stderr.take().unwrap()));
     let (a_out, a_in) = (BufReader::new(a.stdout.take().unwrap()), a.stdin.take().unwrap());
     let (b_out, b_in) = (BufReader::new(b.stdout.take().unwrap()), b.stdin.take().unwrap());
-    let until = Duration::from_millis(scn.deadline_ms + startup) + EXIT_GRACE;
     let (a_ev, b_ev, log) = if firings.is_empty() {
         let (a_ev, b_ev) = relay_signaling(a_out, a_in, b_out, b_in, until).await;
         (a_ev, b_ev, None)
@@ -339,6 +356,27 @@ pub(super) async fn call(
     let a_err = a_err.await.unwrap_or_default();
     let b_err = b_err.await.unwrap_or_default();
     Ok(CallRun { outcome, stderrs: (a_err, b_err), log, events: (a_ev, b_ev), started })
+}
+
+/// How a call's peers are run.
+#[derive(Clone, Copy)]
+pub(super) enum Peers<'a> {
+    /// A process per side per call, of the scenario's peer kinds.
+    Processes,
+    /// Built-in sides on their host's pool ([`super::pool`]); other kinds as processes.
+    Pooled(&'a super::pool::PeerPools),
+}
+
+impl<'a> Peers<'a> {
+    /// The pools, when both of the scenario's sides can be pooled.
+    fn pools(self, scn: &Scenario) -> Option<&'a super::pool::PeerPools> {
+        match self {
+            Peers::Pooled(p) if scn.offerer_peer == PeerKind::BuiltIn && scn.answerer_peer == PeerKind::BuiltIn => {
+                Some(p)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The wildcards a peer on `host` gathers host candidates from: one per address family
@@ -394,7 +432,7 @@ async fn reap(child: &mut Child, o: &mut PeerOutcome) {
 }
 
 /// The last [`STDERR_TAIL`] bytes of a stream.
-async fn tail(mut r: impl tokio::io::AsyncRead + Unpin) -> String {
+pub(super) async fn tail(mut r: impl tokio::io::AsyncRead + Unpin) -> String {
     let mut keep = Vec::new();
     let mut buf = [0u8; 4096];
     while let Ok(n) = r.read(&mut buf).await {

@@ -253,6 +253,9 @@ pub(crate) enum Command {
         /// Test hook: never answer (read and ignore signaling until killed).
         #[arg(long)]
         test_silent: bool,
+        /// Play many calls' peers in this one process (the pooled wire, `icelab::peer::pool_wire`).
+        #[arg(long, conflicts_with_all = ["config", "test_silent"])]
+        pool: bool,
     },
     /// (internal) A browser peer (Chromium or Firefox, headless) speaking the peer contract.
     #[command(hide = true)]
@@ -448,6 +451,10 @@ pub(crate) struct LoadArgs {
     /// Seed of the pairs (and of poisson arrivals).
     #[arg(long)]
     pub(crate) seed: Option<u64>,
+    /// Built-in peers: `per-host` (one process per host plays all its calls) or
+    /// `per-call` (two processes per call).
+    #[arg(long, value_name = "per-host|per-call")]
+    pub(crate) peer_processes: Option<String>,
     /// Lab name (1-12 of a-z0-9); random when absent.
     #[arg(long)]
     pub(crate) name: Option<String>,

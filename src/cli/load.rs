@@ -42,6 +42,10 @@ fn overridden(mut s: LoadSpec, a: &LoadArgs) -> Result<LoadSpec, CliError> {
     s.duration_ms = a.duration_ms.or(s.duration_ms);
     s.data_rate_kbps = a.data_rate_kbps.or(s.data_rate_kbps);
     s.seed = a.seed.unwrap_or(s.seed);
+    if let Some(w) = &a.peer_processes {
+        s.peer_processes = load::spec::PeerProcesses::from_name(w)
+            .ok_or_else(|| CliError::bad_input(format!("--peer-processes `{w}`: use per-host or per-call")))?;
+    }
     Ok(s)
 }
 
@@ -95,8 +99,15 @@ pub(crate) async fn load(file: &Path, args: LoadArgs) -> CliResult {
     let text = std::fs::read_to_string(file)
         .map_err(|e| CliError::bad_input(format!("{}: cannot read file: {e}", file.display())))?;
     let spec = LoadSpec::parse(&file.display().to_string(), &text)?;
-    let spec = overridden(spec, &args)?;
+    let mut spec = overridden(spec, &args)?;
     let (mut lab, arrivals) = lab_and_schedule(file, &spec)?;
+    // Only the built-in peer pools; browsers and commands are a process per side per call,
+    // and the report says what ran.
+    if let Some(scn) = &lab.scenario
+        && [&scn.offerer_peer, &scn.answerer_peer].iter().any(|p| **p != icelab::peer::PeerKind::BuiltIn)
+    {
+        spec.peer_processes = load::spec::PeerProcesses::PerCall;
+    }
     lab.events = icelab::spec::load_events(&file.display().to_string(), &text, &lab.topology)?;
     if args.dry_run {
         return dry_run(&spec, &lab, &arrivals, args.json);
@@ -112,7 +123,11 @@ pub(crate) async fn load(file: &Path, args: LoadArgs) -> CliResult {
     tokio::pin!(interrupted);
 
     let calls: Vec<LoadCall> = arrivals.iter().map(|a| LoadCall { at_ms: a.at_ms, pair: a.pair.clone() }).collect();
-    let opts = LoadOptions { concurrency: spec.concurrency, time_limit: Duration::from_secs_f64(spec.time_limit_s) };
+    let opts = LoadOptions {
+        concurrency: spec.concurrency,
+        time_limit: Duration::from_secs_f64(spec.time_limit_s),
+        pooled: spec.peer_processes == load::spec::PeerProcesses::PerHost,
+    };
     let bar = super::progress_bar(calls.len() as u64, "calls");
     let mut live = Live::default();
     let (bar_ref, arrivals_ref) = (&bar, &arrivals);
@@ -144,6 +159,7 @@ pub(crate) async fn load(file: &Path, args: LoadArgs) -> CliResult {
     });
     let mut report = load::report::build(&file.display().to_string(), &name, &spec, (run.lab_up_ms, &profile), samples);
     report.server_side = load::report::ServerSide::from_figures(run.servers);
+    report.relay_accounting = load::report::RelayAccounting::new(&report.samples, &report.server_side);
     report.resources = run.resources;
     report.phases = load::report::phases(&report.samples, &run.events);
     if let Some(path) = &args.html {

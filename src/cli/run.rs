@@ -228,6 +228,29 @@ pub(crate) async fn peer(config: Option<String>, silent: bool) -> CliResult {
     Ok(Done::Ok)
 }
 
+/// `icelab peer --pool`: the built-in peer for many calls at once (`icelab::peer::pool_wire`).
+pub(crate) async fn peer_pool() -> CliResult {
+    raise_open_files();
+    let input = BufReader::new(tokio::io::stdin());
+    icelab::peer::run_pool(input, tokio::io::stdout()).await.or_kind(Kind::Failed)?;
+    Ok(Done::Ok)
+}
+
+/// A pool holds a few sockets per call for hundreds of calls at once: the soft limit on
+/// open files goes up to the hard one (often 1024 against 524288).
+fn raise_open_files() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit write and read the struct passed; no other memory.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                tracing::warn!("could not raise the open-file limit: {}", std::io::Error::last_os_error());
+            }
+        }
+    }
+}
+
 /// `icelab turn-server`: TURN on UDP 3478, TCP 3478 and TLS 443 of `public_ip`.
 pub(crate) async fn turn_server(
     (public_ip, public_ip6): (IpAddr, Option<IpAddr>),

@@ -74,6 +74,10 @@ pub struct Sample {
     /// Received payload rate, both directions summed, bytes/s (absent when no direction
     /// got two messages to time).
     pub recv_bytes_per_sec: Option<f64>,
+    /// What the call's relayed ends (selected local candidate a relay) handed their TURN
+    /// clients and got from them: their transports' datagrams, summed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via_relay: Option<crate::peer::TransportStats>,
     /// The call's row of the run report (absent when it never ran).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call: Option<crate::report::Call>,
@@ -105,6 +109,7 @@ impl Sample {
             bytes_sent: 0,
             bytes_received: 0,
             recv_bytes_per_sec: None,
+            via_relay: None,
             call: None,
         }
     }
@@ -157,6 +162,7 @@ impl Sample {
             bytes_sent: sum(|d| d.bytes_sent),
             bytes_received: sum(|d| d.bytes_received),
             recv_bytes_per_sec: (!rates.is_empty()).then(|| rates.iter().sum()),
+            via_relay: via_relay(o),
             call: Some(call),
             ..Sample::not_started(a, "")
         }
@@ -175,6 +181,85 @@ impl Sample {
     /// When its channel opened on the driver's clock (start + setup from start).
     pub fn opened_at_ms(&self) -> Option<f64> {
         Some(self.started_ms? + self.setup_from_start_ms?)
+    }
+}
+
+/// The relayed ends' transport figures, summed; `None` when no end relays or one that
+/// does reported none.
+fn via_relay(o: &crate::peer::Outcome) -> Option<crate::peer::TransportStats> {
+    let relayed: Vec<_> = [&o.offerer, &o.answerer]
+        .into_iter()
+        .filter(|p| p.selected_pair.as_ref().is_some_and(|sp| sp.local.base_type == "relay"))
+        .collect();
+    if relayed.is_empty() {
+        return None;
+    }
+    relayed.iter().try_fold(crate::peer::TransportStats::default(), |mut sum, p| {
+        let t = p.data.as_ref()?.transport?;
+        sum.packets_sent += t.packets_sent;
+        sum.bytes_sent += t.bytes_sent;
+        sum.packets_received += t.packets_received;
+        sum.bytes_received += t.bytes_received;
+        Some(sum)
+    })
+}
+
+/// What the relays carried against what the relayed ends of the calls sent and got.
+/// Every datagram a relayed end sends leaves through its relay socket (`to_peers`), and
+/// every one it gets came in through it (`from_peers`), whether the other end is direct
+/// or relayed on the same server; so the sums match up to what no call's figures hold:
+/// the last datagrams after each peer read its figures, relay checks of calls that went
+/// direct, and calls that failed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RelayAccounting {
+    /// Calls with a relayed end and its figures.
+    pub calls: usize,
+    /// Calls with a relayed end that reported no transport figures (left out).
+    pub calls_without_figures: usize,
+    /// Bytes the relayed ends sent.
+    pub peers_sent_bytes: u64,
+    /// Bytes the relays sent to peers.
+    pub relay_to_peers_bytes: u64,
+    /// Bytes the relayed ends received.
+    pub peers_received_bytes: u64,
+    /// Bytes the relays received from peers.
+    pub relay_from_peers_bytes: u64,
+    /// |relay - peers| / peers, sent side, %.
+    pub sent_diff_pct: f64,
+    /// |relay - peers| / peers, received side, %.
+    pub received_diff_pct: f64,
+}
+
+impl RelayAccounting {
+    /// From the calls and the servers' figures; `None` without measured relay figures or
+    /// without a relayed call.
+    pub fn new(samples: &[Sample], side: &ServerSide) -> Option<RelayAccounting> {
+        let turn: Vec<_> = side.servers.iter().filter(|f| f.service == crate::servers::ServiceKind::Turn).collect();
+        if !side.measured || turn.is_empty() || turn.iter().any(|f| f.stats.unreported_allocations > 0) {
+            return None;
+        }
+        let relayed = samples.iter().filter(|s| s.path == Some(PathClass::Relayed));
+        let (with, without): (Vec<&Sample>, Vec<&Sample>) = relayed.partition(|s| s.via_relay.is_some());
+        if with.is_empty() {
+            return None;
+        }
+        let sum =
+            |f: fn(&crate::peer::TransportStats) -> u64| with.iter().filter_map(|s| s.via_relay.as_ref()).map(f).sum();
+        let (sent, received) = (sum(|t| t.bytes_sent), sum(|t| t.bytes_received));
+        let to: u64 = turn.iter().map(|f| f.stats.to_peers.bytes).sum();
+        let from: u64 = turn.iter().map(|f| f.stats.from_peers.bytes).sum();
+        let pct =
+            |relay: u64, peers: u64| if peers == 0 { 0.0 } else { relay.abs_diff(peers) as f64 * 100.0 / peers as f64 };
+        Some(RelayAccounting {
+            calls: with.len(),
+            calls_without_figures: without.len(),
+            peers_sent_bytes: sent,
+            relay_to_peers_bytes: to,
+            peers_received_bytes: received,
+            relay_from_peers_bytes: from,
+            sent_diff_pct: pct(to, sent),
+            received_diff_pct: pct(from, received),
+        })
     }
 }
 
@@ -492,6 +577,9 @@ pub struct LoadReport {
     pub throughput: Throughput,
     /// The servers' own figures.
     pub server_side: ServerSide,
+    /// The relays' bytes against the relayed ends' (set with `server_side`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_accounting: Option<RelayAccounting>,
     /// CPU and memory of the lab's servers and of the peers.
     pub resources: crate::report::resources::Resources,
     /// Offered vs achieved per second, and the p95 setup of each second's arrivals.
@@ -632,6 +720,7 @@ pub fn build(
             rates: Vec::new(),
             latencies: Vec::new(),
         },
+        relay_accounting: None,
         resources: crate::report::resources::Resources::unmeasured(),
         per_second,
         phases: Vec::new(),
@@ -697,7 +786,17 @@ pub fn render(r: &LoadReport) -> String {
     };
     line(
         &mut s,
-        format!("load {} in lab {} (lab up {:.0} ms, ice profile {})", r.source, r.lab, r.lab_up_ms, r.ice_profile),
+        format!(
+            "load {} in lab {} (lab up {:.0} ms, ice profile {}, peers {})",
+            r.source,
+            r.lab,
+            r.lab_up_ms,
+            r.ice_profile,
+            match r.spec.peer_processes {
+                super::spec::PeerProcesses::PerHost => "pooled per host",
+                super::spec::PeerProcesses::PerCall => "a process per side per call",
+            }
+        ),
     );
     line(
         &mut s,
@@ -789,6 +888,26 @@ pub fn render(r: &LoadReport) -> String {
     line(&mut s, format!("  server side: {}", r.server_side.note));
     for rt in &r.server_side.rates {
         line(&mut s, format!("    {}", rates_line(rt)));
+    }
+    if let Some(a) = &r.relay_accounting {
+        line(
+            &mut s,
+            format!(
+                "    relay vs the {} relayed calls' ends: to peers {} B vs {} B sent ({:.2} %), from peers {} B vs {} B received ({:.2} %){}",
+                a.calls,
+                a.relay_to_peers_bytes,
+                a.peers_sent_bytes,
+                a.sent_diff_pct,
+                a.relay_from_peers_bytes,
+                a.peers_received_bytes,
+                a.received_diff_pct,
+                if a.calls_without_figures > 0 {
+                    format!("; {} relayed calls without figures", a.calls_without_figures)
+                } else {
+                    String::new()
+                }
+            ),
+        );
     }
     for l in &r.server_side.latencies {
         if !l.measured {

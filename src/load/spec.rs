@@ -13,6 +13,8 @@
 //! seed = 1              # pairs and poisson gaps
 //! ice-profile = "browser-like"  # the built-in peers' (default: the lab's)
 //! peer = "chromium"     # both ends' peer (default: the lab's), as a scenario's `peer`
+//! peer-processes = "per-host"  # built-in peers: one process per host for all its
+//!                       # calls (default), or "per-call": two processes per call
 //!
 //! [population]          # instead of lab = "FILE"
 //! hosts-per-kind = 3    # hosts of each kind on each side (offering, answering)
@@ -41,6 +43,30 @@ pub enum Arrivals {
     Uniform,
     /// Exponential gaps of mean 1/rate (seeded).
     Poisson,
+}
+
+/// How the peers of a load's calls are run. Only the built-in peer pools: with any other
+/// peer the load runs [`PeerProcesses::PerCall`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerProcesses {
+    /// One pool process per host plays its side of every call: a call costs a peer
+    /// connection, not a process.
+    #[default]
+    PerHost,
+    /// Two processes per call, as `icelab run` starts them.
+    PerCall,
+}
+
+impl PeerProcesses {
+    /// As written in a file or on the command line.
+    pub fn from_name(word: &str) -> Option<Self> {
+        match word {
+            "per-host" => Some(PeerProcesses::PerHost),
+            "per-call" => Some(PeerProcesses::PerCall),
+            _ => None,
+        }
+    }
 }
 
 /// Where the calls run.
@@ -79,6 +105,8 @@ pub struct LoadSpec {
     /// Both ends' peer (`built-in`, `chromium`, `firefox`, a command); absent: the lab's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
+    /// How the built-in peers are run.
+    pub peer_processes: PeerProcesses,
     /// The lab.
     pub lab: LabSource,
 }
@@ -96,6 +124,7 @@ struct RawLoad {
     seed: Option<Spanned<i64>>,
     ice_profile: Option<Spanned<String>>,
     peer: Option<Spanned<String>>,
+    peer_processes: Option<Spanned<String>>,
     lab: Option<Spanned<String>>,
     population: Option<Spanned<RawPopulation>>,
     /// `[[event]]`s: read against the lab once it is known (`crate::spec::load_events`).
@@ -206,6 +235,14 @@ fn interpret(rep: &mut Reporter, raw: RawLoad) -> Option<LoadSpec> {
             None
         }
     });
+    let peer_processes = match &raw.peer_processes {
+        None => PeerProcesses::default(),
+        Some(p) => PeerProcesses::from_name(p.get_ref()).unwrap_or_else(|| {
+            let hint = Some("use \"per-host\" (one process per host, the default) or \"per-call\"".into());
+            rep.error(p.span(), format!("unknown peer-processes `{}`", p.get_ref()), hint);
+            PeerProcesses::default()
+        }),
+    };
     let lab = match (raw.lab, raw.population) {
         (Some(f), None) => LabSource::File(f.into_inner()),
         (None, Some(p)) => {
@@ -233,6 +270,7 @@ fn interpret(rep: &mut Reporter, raw: RawLoad) -> Option<LoadSpec> {
         seed,
         ice_profile,
         peer,
+        peer_processes,
         lab,
     })
 }

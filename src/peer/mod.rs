@@ -39,6 +39,8 @@ mod handler;
 mod harness;
 mod outcome;
 mod output;
+mod pool;
+pub mod pool_wire;
 pub mod protocol;
 mod relay;
 mod restart;
@@ -52,6 +54,7 @@ pub use config::{AcceptanceWaits, IceProfile, IceRestart, IceServer, IceTimeouts
 pub use driver::PeerKind;
 pub use harness::call_pair;
 pub use outcome::{GatheredCandidate, Outcome, PeerError, PeerOutcome};
+pub use pool::run_pool;
 pub use protocol::{
     CandidateInfo, CandidateInit, DataStats, ErrorKind, PeerEvent, Phase, SelectedPair, SignalMsg, TransportStats,
 };

@@ -205,7 +205,7 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
     /// connected it is looked for once more, so it is never missed.
     pub(crate) async fn poll_checks(&mut self) -> anyhow::Result<()> {
         if self.first_success_ms.is_none()
-            && let Some(at) = super::checks_log::first_valid_pair()
+            && let Some(at) = super::checks_log::first_valid_pair(self.local_known.keys().map(String::as_str))
         {
             let t_ms = self.clock.ms_at(at);
             self.first_success_ms = Some(t_ms);
