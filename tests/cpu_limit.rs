@@ -103,3 +103,82 @@ fn cleanup_removes_a_dead_labs_cgroup_and_what_is_in_it() {
     };
     assert!(!status.success());
 }
+
+/// A `cpu` event mid-load (loads/slowdown-cpu-event.toml, shortened): the unlimited relay
+/// gets its cgroup at the event's time, holding the TURN process, the report's second
+/// phase names the change, and the cgroup goes with the lab.
+#[test]
+fn a_cpu_event_during_a_load_limits_the_relay_and_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    let h = Hierarchy::find().expect("this machine has a cpu controller");
+    let name = lab_name("cpuev");
+    let file = format!("{}/loads/slowdown-cpu-event.toml", env!("CARGO_MANIFEST_DIR"));
+    let mut load = std::process::Command::new(env!("CARGO_BIN_EXE_icelab"))
+        .args(["load", &file, "--name", &name, "--calls", "32", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _guard = LabGuard(name.clone());
+    let g = format!("icelab-{name}-relay");
+    // The event fires 3 s after the first arrival; the lab takes well under a second.
+    let until = Instant::now() + Duration::from_secs(20);
+    let pid = loop {
+        let members = cgroup::pids(&g);
+        if !members.is_empty() {
+            break members;
+        }
+        assert!(load.try_wait().unwrap().is_none(), "the load ended before its relay was limited");
+        assert!(Instant::now() < until, "no cgroup {g} 20 s into the load");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(pid, vec![recorded_pid(&name, "turn", &g)], "{g} holds the TURN process");
+    assert_eq!(h.quota(&g).unwrap(), (Some(10_000), 100_000));
+    let out = load.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let r: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let phases = r["phases"].as_array().unwrap_or_else(|| panic!("no phases: {r}"));
+    assert_eq!(phases.len(), 2, "{phases:?}");
+    assert_eq!(phases[1]["cause"], "cpu relay = 0.1 cores");
+    assert!(phases[1].get("error").is_none(), "the event failed: {}", phases[1]);
+    assert!(!h.dir(&g).exists(), "the load left {g} behind");
+    assert!(common::lab_namespaces(&name).is_empty(), "the load left its lab behind");
+}
+
+/// `kill -9` of a run whose relay is CPU-limited, then `icelab cleanup`: the dead run's
+/// lab goes, its cgroup with it.
+#[test]
+fn cleanup_after_kill_removes_the_killed_runs_cgroup() {
+    if !require_root() {
+        return;
+    }
+    let h = Hierarchy::find().expect("this machine has a cpu controller");
+    let name = lab_name("cpukill");
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_icelab"))
+        .args(["run", &common::topology("call-relay-cpu.toml"), "--name", &name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = LabGuard(name.clone());
+    let g = format!("icelab-{name}-relay");
+    let until = Instant::now() + Duration::from_secs(10);
+    while cgroup::pids(&g).is_empty() {
+        assert!(run.try_wait().unwrap().is_none(), "the run ended before its relay was limited");
+        assert!(Instant::now() < until, "no cgroup {g} 10 s into the run");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    assert!(h.dir(&g).exists(), "SIGKILL leaves the cgroup for cleanup");
+    let o = icelab(&["cleanup", "--json"]);
+    assert!(o.status.success(), "cleanup failed: {}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let removed = r["removed"].as_array().unwrap().iter().find(|t| t["name"] == name.as_str());
+    assert_eq!(removed.map(|t| &t["cgroups"]), Some(&serde_json::json!(1)), "{r}");
+    assert!(!h.dir(&g).exists(), "cleanup left {g}");
+    assert!(common::lab_namespaces(&name).is_empty());
+}

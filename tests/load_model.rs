@@ -293,7 +293,7 @@ fn the_cli_reads_load_files() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bad.toml:2:8") && err.contains("rate = 0 is out of range"), "{err}");
-    for file in ["ci.toml", "mixed.toml", "homes.toml"] {
+    for file in ["ci.toml", "mixed.toml", "homes.toml", "slowdown-cpu.toml", "slowdown-cpu-event.toml"] {
         let path = format!("{}/loads/{file}", env!("CARGO_MANIFEST_DIR"));
         let o = icelab(&["load", &path, "--dry-run", "--json", "--calls", "7"]);
         assert_eq!(o.status.code(), Some(0), "{file}: {}", String::from_utf8_lossy(&o.stderr));
