@@ -44,7 +44,7 @@ impl Hierarchy {
             return Ok(Hierarchy::V2(V2_ROOT.into()));
         }
         bail!(
-            "a server's cpu limit needs the cgroup cpu controller, and this machine has neither cgroup v1's \
+            "a cpu limit needs the cgroup cpu controller, and this machine has neither cgroup v1's \
              ({V1_ROOT}/cpu.cfs_quota_us) nor cgroup v2's (`cpu` in {V2_ROOT}/cgroup.controllers); \
              mount one (e.g. `mount -t cgroup -o cpu cgroup {V1_ROOT}`) or leave `cpu` out"
         )
