@@ -50,6 +50,14 @@ impl Hierarchy {
         )
     }
 
+    /// `cgroup v1 cpu.cfs_quota_us` or `cgroup v2 cpu.max`: what limits CPU here.
+    pub fn version_name(&self) -> &'static str {
+        match self {
+            Hierarchy::V1(_) => "cgroup v1, cpu.cfs_quota_us",
+            Hierarchy::V2(_) => "cgroup v2, cpu.max",
+        }
+    }
+
     /// The controller's root directory.
     pub fn root(&self) -> &Path {
         match self {
