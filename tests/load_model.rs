@@ -122,6 +122,29 @@ fn a_population_slowdown_impairs_every_host() {
 }
 
 #[test]
+fn a_starved_relay_is_the_relay_servers_cpu_limit() {
+    let s = parse(&format!("{POP}relay-cpu = 0.1\n"));
+    let LabSource::Population(p) = &s.lab else { panic!() };
+    assert_eq!(p.relay_cpu, Some(0.1));
+    let text = p.lab_file(None, None);
+    let spec = icelab::spec::parse_str("population", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let cpu = |name: &str| spec.topology.server(name).unwrap().cpu;
+    assert_eq!((cpu("relay"), cpu("stun")), (Some(0.1), None), "only the relay is limited");
+    // Whole cores are numbers too.
+    let LabSource::Population(p) = parse(&format!("{POP}relay-cpu = 2\n")).lab else { panic!() };
+    assert_eq!(p.relay_cpu, Some(2.0));
+    assert_one(&format!("{POP}relay-cpu = 0.01\n"), "6:13", "relay-cpu = 0.01 is outside 0.05..=64 cores");
+    assert_one(&format!("{POP}relay-cpu = 65.0\n"), "6:13", "relay-cpu = 65 is outside");
+    assert_one(&format!("{POP}relay-cpu = \"fast\"\n"), "6:13", "");
+    // The bundled starved-relay load reads, and so does its lab.
+    let path = format!("{}/loads/slowdown-cpu.toml", env!("CARGO_MANIFEST_DIR"));
+    let s = LoadSpec::parse(&path, &std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{e}"));
+    let LabSource::Population(p) = &s.lab else { panic!("a population") };
+    assert!(p.relay_cpu.is_some_and(|c| c < 0.5), "{p:?}");
+    icelab::spec::parse_str("population", &p.lab_file(None, None)).unwrap();
+}
+
+#[test]
 fn a_load_may_choose_both_ends_peer() {
     assert_eq!(parse(&format!("peer = \"chromium\"\n{POP}")).peer.as_deref(), Some("chromium"));
     assert_one(&format!("peer = \"netscape\"\n{POP}"), "1:8", "unknown peer `netscape`");
@@ -274,7 +297,7 @@ fn the_cli_reads_load_files() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bad.toml:2:8") && err.contains("rate = 0 is out of range"), "{err}");
-    for file in ["ci.toml", "mixed.toml", "homes.toml"] {
+    for file in ["ci.toml", "mixed.toml", "homes.toml", "slowdown-cpu.toml", "slowdown-cpu-event.toml"] {
         let path = format!("{}/loads/{file}", env!("CARGO_MANIFEST_DIR"));
         let o = icelab(&["load", &path, "--dry-run", "--json", "--calls", "7"]);
         assert_eq!(o.status.code(), Some(0), "{file}: {}", String::from_utf8_lossy(&o.stderr));

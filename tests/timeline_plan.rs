@@ -186,3 +186,44 @@ fn event_operations_match_snapshots() {
         insta::assert_snapshot!(name, render(&p));
     }
 }
+
+#[test]
+fn a_cpu_event_sets_the_servers_limit_and_a_restart_rejoins_it() {
+    let events = "[[event]]\nat-ms = 1000\ncpu = { server = \"relay\", cpu = 0.1 }\n\
+                  [[event]]\nat-ms = 2000\nturn = \"stop\"\nserver = \"relay\"\n\
+                  [[event]]\nat-ms = 3000\nturn = \"start\"\nserver = \"relay\"\n";
+    // Unlimited at the build: the event makes the cgroup, the restart's process joins it.
+    let spec = parse_str("t.toml", &format!("{BASE}{events}")).unwrap_or_else(|e| panic!("{e}"));
+    let plan = plan_with(&spec.topology, &spec.events, "icelab-t", &PlanOptions::default());
+    assert!(!plan.steps.iter().any(|s| matches!(s, Step::CpuLimit { .. })));
+    let limit = Step::CpuLimit {
+        ns: "icelab-t-relay".into(),
+        cgroup: "icelab-t-relay".into(),
+        cores: 0.1,
+        services: vec!["turn".into()],
+    };
+    assert_eq!(plan.events[0].what, "cpu relay = 0.1 cores");
+    assert_eq!(plan.events[0].steps, vec![limit.clone()]);
+    assert!(matches!(plan.events[2].steps.as_slice(), [Step::Spawn { .. }, l] if *l == limit), "{:?}", plan.events[2]);
+    // Limited at the build: a restart rejoins the build's limit.
+    let limited = BASE.replace("services = [\"turn\"]", "services = [\"turn\"]\ncpu = 0.5");
+    let restart = "[[event]]\nat-ms = 2000\nturn = \"start\"\nserver = \"relay\"\n";
+    let spec = parse_str("t.toml", &format!("{limited}{restart}")).unwrap_or_else(|e| panic!("{e}"));
+    let plan = plan_with(&spec.topology, &spec.events, "icelab-t", &PlanOptions::default());
+    let built: Vec<&Step> = plan.steps.iter().filter(|s| matches!(s, Step::CpuLimit { .. })).collect();
+    let half = Step::CpuLimit {
+        ns: "icelab-t-relay".into(),
+        cgroup: "icelab-t-relay".into(),
+        cores: 0.5,
+        services: vec!["turn".into()],
+    };
+    assert_eq!(built, [&half]);
+    assert_eq!(plan.events[0].steps.last(), Some(built[0]));
+}
+
+#[test]
+fn cpu_event_mistakes_are_located() {
+    assert_one("[[event]]\nat-ms = 1\ncpu = { server = \"relay\", cpu = 0.0 }\n", "16:33", "cpu = 0 is outside");
+    assert_one("[[event]]\nat-ms = 1\ncpu = { server = \"bob\", cpu = 1.0 }\n", "16:18", "unknown server `bob`");
+    assert_one("[[event]]\nat-ms = 1\ncpu = { server = \"relay\" }\n", "16:", "missing field `cpu`");
+}

@@ -267,3 +267,21 @@ fn ipv6_addresses_are_derived_from_the_ipv4_ones() {
     let v4 = parse_str("t.toml", "[host.a]\non = \"internet\"\n").unwrap().topology;
     assert!(!v4.is_ipv6() && v4.hosts[0].ipv6.is_none());
 }
+
+#[test]
+fn a_servers_cpu_limit_is_checked_and_located() {
+    let server = |cpu: &str| format!("[server.relay]\nservices = [\"turn\"]\ncpu = {cpu}\n");
+    let t = parse_str("t.toml", &server("0.25")).unwrap().topology;
+    assert_eq!(t.server("relay").unwrap().cpu, Some(0.25));
+    assert_eq!(parse_str("t.toml", &server("2")).unwrap().topology.servers[0].cpu, Some(2.0));
+    assert_eq!(parse_str("t.toml", "[server.relay]\nservices = [\"turn\"]\n").unwrap().topology.servers[0].cpu, None);
+    assert_one(&server("0.01"), "3:7", "server `relay`: cpu = 0.01 is outside 0.05..=64 cores");
+    assert_one(&server("65"), "3:7", "cpu = 65 is outside");
+    assert_one(&server("-1.0"), "3:7", "cpu = -1 is outside");
+    assert_one(&server("nan"), "3:7", "cpu = NaN is outside");
+    assert_one(&server("\"half\""), "3:7", "cpu must be a number of cores, not string");
+    let hint = parse_str("t.toml", &server("0")).unwrap_err().diagnostics[0].hint.clone().unwrap();
+    assert!(hint.contains("cpu = 0.25"), "{hint}");
+    // Echo runs lab-wide, outside the server's namespace: nothing would be limited.
+    assert_one("[server.e]\nservices = [\"echo\"]\ncpu = 1\n", "3:7", "runs no service of its own");
+}

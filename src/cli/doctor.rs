@@ -75,6 +75,16 @@ fn checks() -> Vec<Line> {
             "absent: impaired links use icelab's userspace engine (modprobe sch_netem to use the kernel's)".into()
         },
     });
+    let cpu = icelab::fabric::cgroup::Hierarchy::find();
+    v.push(Line {
+        what: "cgroup cpu controller (server cpu limits)",
+        required: false,
+        ok: cpu.is_ok(),
+        detail: match cpu {
+            Ok(h) => format!("{} ({})", h.root().display(), h.version_name()),
+            Err(e) => format!("{e:#}"),
+        },
+    });
     v.push(program("coturn (relay implementation)", false, "turnserver", "coturn", "--version"));
     v.push(program("Chromium (browser peers)", false, "chromium", "chromium", "--version"));
     v.push(program("Firefox (browser peers)", false, "firefox-esr", "firefox-esr", "--version"));

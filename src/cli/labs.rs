@@ -8,7 +8,13 @@ use super::out::{self, outln};
 
 /// True when a lab of this name has a record or namespaces.
 fn exists(name: &str) -> bool {
-    registry::lab_dir(name).exists() || !netns::list(&format!("{}-", registry::prefix_of(name))).is_empty()
+    let prefix = format!("{}-", registry::prefix_of(name));
+    registry::lab_dir(name).exists() || !netns::list(&prefix).is_empty() || !fabric::cgroup::list(&prefix).is_empty()
+}
+
+/// `, N cpu cgroups` when a teardown removed any.
+fn cgroups(n: usize) -> String {
+    if n == 0 { String::new() } else { format!(", {n} cpu cgroups") }
 }
 
 fn unknown_lab(name: &str) -> CliError {
@@ -30,7 +36,8 @@ pub(crate) fn down(name: &str, json: bool) -> CliResult {
     if json {
         out::json(&r);
     } else {
-        outln!("lab {name} is down ({} namespaces, {} processes, {:.0} ms)", r.namespaces, r.processes, r.elapsed_ms);
+        let (ns, p, cg) = (r.namespaces, r.processes, cgroups(r.cgroups));
+        outln!("lab {name} is down ({ns} namespaces, {p} processes{cg}, {:.0} ms)", r.elapsed_ms);
     }
     Ok(Done::Ok)
 }
@@ -88,7 +95,12 @@ pub(crate) fn cleanup(name: Option<&str>, all: bool, json: bool) -> CliResult {
         if json {
             out::json(&r);
         } else {
-            outln!("removed lab {name}: {} namespaces, killed {} processes", r.namespaces, r.processes);
+            outln!(
+                "removed lab {name}: {} namespaces, killed {} processes{}",
+                r.namespaces,
+                r.processes,
+                cgroups(r.cgroups)
+            );
         }
         return Ok(Done::Ok);
     }
@@ -100,9 +112,10 @@ pub(crate) fn cleanup(name: Option<&str>, all: bool, json: bool) -> CliResult {
     } else {
         let labs: Vec<&str> = r.removed.iter().map(|t| t.name.as_str()).collect();
         outln!(
-            "removed {} namespaces, killed {} processes{}",
+            "removed {} namespaces, killed {} processes{}{}",
             r.namespaces,
             r.processes,
+            cgroups(r.cgroups),
             if labs.is_empty() { String::new() } else { format!(" (labs: {})", labs.join(", ")) }
         );
         if !r.kept.is_empty() {

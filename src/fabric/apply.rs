@@ -172,6 +172,14 @@ impl Applier {
                     other => bail!("impair engine refused: {other:?}"),
                 }
             }
+            Step::CpuLimit { ns, cgroup, cores, services } => {
+                let pids = services
+                    .iter()
+                    .map(|svc| self.service_pid(ns, svc).map(|(pid, _)| pid as u32))
+                    .collect::<Result<Vec<u32>>>()?;
+                let (quota, period) = (crate::plan::cpu_quota_us(*cores), crate::plan::CPU_PERIOD_US);
+                super::cgroup::limit(cgroup, quota, period, &pids)?;
+            }
             Step::Netem { ns, dev, impairment, seed } => {
                 crate::impair::netem::apply_seeded(ns, dev, impairment, Some(*seed))?;
             }
@@ -206,6 +214,15 @@ impl Applier {
     /// Kills the service whose pid its `Spawn` recorded, after checking that the pid
     /// still lives in `ns` (pids are reused).
     fn stop_service(&self, ns: &str, service: &str) -> Result<()> {
+        let (pid, file) = self.service_pid(ns, service)?;
+        child::kill_and_wait(pid, KILL_DEADLINE)?;
+        let _ = std::fs::remove_file(&file);
+        Ok(())
+    }
+
+    /// The pid its `Spawn` recorded for the service, and the pid file, after checking
+    /// that the pid still lives in `ns` (pids are reused).
+    fn service_pid(&self, ns: &str, service: &str) -> Result<(i32, PathBuf)> {
         let file = self.state.join(crate::plan::shell::pid_file(service, ns));
         let text = std::fs::read_to_string(&file).with_context(|| format!("{service} in {ns} has no pid file"))?;
         let pid: i32 = text.trim().parse().with_context(|| format!("bad pid in {}", file.display()))?;
@@ -214,9 +231,7 @@ impl Applier {
         if !here || procs::is_zombie(pid) {
             bail!("{service} in {ns} is not running (pid {pid})");
         }
-        child::kill_and_wait(pid, KILL_DEADLINE)?;
-        let _ = std::fs::remove_file(&file);
-        Ok(())
+        Ok((pid, file))
     }
 
     fn get(&self, ns: &str) -> Result<&Ns> {

@@ -6,9 +6,12 @@
 //! [`cleanup`] work from the kernel's view (namespaces named `icelab-*` and the
 //! processes inside them), so they also clean up after a `kill -9`; [`cleanup`] reads
 //! the records' owners to remove only what a dead process left (see [`registry`]).
+//! A CPU-limited server's cgroup is named like its namespace ([`cgroup`]) and goes
+//! the same way, once the processes in it are gone.
 
 mod apply;
 pub mod capture;
+pub mod cgroup;
 pub mod child;
 pub mod conntrack;
 pub mod netns;
@@ -167,13 +170,22 @@ pub struct TeardownReport {
     pub namespaces: usize,
     /// Processes killed.
     pub processes: usize,
+    /// CPU-limit cgroups removed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cgroups: usize,
     /// Wall time.
     pub elapsed_ms: f64,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// Removes every namespace of lab `name`, the processes inside them and its record.
 pub fn teardown(name: &str) -> Result<TeardownReport> {
-    let mut r = remove_namespaces(&netns::list(&format!("{}-", registry::prefix_of(name))))?;
+    let prefix = format!("{}-", registry::prefix_of(name));
+    let mut r = remove_namespaces(&netns::list(&prefix))?;
+    r.cgroups = cgroup::remove_all(&prefix, KILL_DEADLINE)?;
     registry::remove(name);
     r.name = name.to_string();
     Ok(r)
@@ -200,6 +212,9 @@ pub struct CleanupReport {
     pub namespaces: usize,
     /// Processes killed in all.
     pub processes: usize,
+    /// CPU-limit cgroups removed in all.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cgroups: usize,
     /// Wall time.
     pub elapsed_ms: f64,
 }
@@ -215,6 +230,12 @@ pub fn cleanup(scope: CleanupScope) -> Result<CleanupReport> {
         let lab = registry::lab_of_namespace(&ns).unwrap_or_default().to_string();
         groups.entry(lab).or_default().push(ns);
     }
+    // A cgroup outlives its namespace when a teardown was cut short: its lab is a
+    // leftover too when nothing records it.
+    let mut cgroup_labs: BTreeSet<String> = BTreeSet::new();
+    for g in cgroup::list(registry::NS_PREFIX) {
+        cgroup_labs.insert(registry::lab_of_namespace(&g).unwrap_or_default().to_string());
+    }
     let entries = registry::entries();
     let mut doomed: Vec<String> = Vec::new();
     let mut kept = Vec::new();
@@ -225,18 +246,23 @@ pub fn cleanup(scope: CleanupScope) -> Result<CleanupReport> {
             kept.push(e.name.clone());
         }
     }
-    doomed.extend(groups.keys().filter(|lab| !entries.iter().any(|e| &e.name == *lab)).cloned());
+    doomed.extend(groups.keys().chain(&cgroup_labs).filter(|lab| !entries.iter().any(|e| &e.name == *lab)).cloned());
     doomed.sort();
     doomed.dedup();
     let mut report = CleanupReport { kept, ..Default::default() };
     let mut errors = Vec::new();
     for lab in doomed {
-        match remove_namespaces(groups.get(&lab).map_or(&[][..], Vec::as_slice)) {
+        let removed = remove_namespaces(groups.get(&lab).map_or(&[][..], Vec::as_slice)).and_then(|mut r| {
+            r.cgroups = cgroup::remove_all(&format!("{}-", registry::prefix_of(&lab)), KILL_DEADLINE)?;
+            Ok(r)
+        });
+        match removed {
             Ok(mut r) => {
                 registry::remove(&lab);
                 r.name = lab;
                 report.namespaces += r.namespaces;
                 report.processes += r.processes;
+                report.cgroups += r.cgroups;
                 report.removed.push(r);
             }
             Err(e) => errors.push(format!("lab {lab}: {e:#}")),
@@ -269,6 +295,7 @@ fn remove_namespaces(names: &[String]) -> Result<TeardownReport> {
         name: String::new(),
         namespaces: names.len(),
         processes,
+        cgroups: 0,
         elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
     })
 }

@@ -41,6 +41,10 @@ pub struct Population {
     /// mid-load: the userspace engine carries only links impaired from the start).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay_impair: Option<String>,
+    /// A CPU limit on the TURN server, in cores (`relay-cpu = 0.1`: its `cpu`), to show
+    /// where setup time degrades when the relay is starved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_cpu: Option<f64>,
 }
 
 impl Population {
@@ -49,7 +53,7 @@ impl Population {
         mix.sort_by_key(|(c, _)| *c);
         let total: f64 = mix.iter().map(|(_, w)| w).sum();
         let kinds = mix.into_iter().map(|(config, weight)| Kind { config, weight, share: weight / total }).collect();
-        Population { kinds, hosts_per_kind, ice_profile: None, impair: None, relay_impair: None }
+        Population { kinds, hosts_per_kind, ice_profile: None, impair: None, relay_impair: None, relay_cpu: None }
     }
 
     /// The hosts of one kind on one side (`'a'` offers, `'b'` answers): `port-a-1` ..
@@ -104,9 +108,11 @@ impl Population {
                 s += &k.config.tables_with(&format!("{site}-r"), &site, self.hosts_per_kind, &extra);
             }
         }
-        let relay_impair = self.relay_impair.as_ref().map_or(String::new(), |p| format!("impair = \"{p}\"\n"));
-        s +=
-            &format!("[server.stun]\nservices = [\"stun\"]\n\n[server.relay]\nservices = [\"turn\"]\n{relay_impair}\n");
+        let mut relay = self.relay_impair.as_ref().map_or(String::new(), |p| format!("impair = \"{p}\"\n"));
+        if let Some(c) = self.relay_cpu {
+            relay += &format!("cpu = {c:?}\n");
+        }
+        s += &format!("[server.stun]\nservices = [\"stun\"]\n\n[server.relay]\nservices = [\"turn\"]\n{relay}\n");
         let first = self.kinds.first().map_or(Config::Open, |k| k.config);
         s += &format!(
             "[scenario]\nofferer = \"{}\"\nanswerer = \"{}\"\nstun = \"stun\"\nturn = \"relay\"\ndeadline-ms = 12000\n",

@@ -20,6 +20,8 @@
 //! hosts-per-kind = 3    # hosts of each kind on each side (offering, answering)
 //! mix = { PORT = 55, SYMM = 10, "!UDP" = 5, HTTP = 5, OPEN = 10, CONE = 15 }
 //! impair = "lte"        # optional: a slowdown, this preset on every host's uplink
+//! relay-impair = "wifi" # optional: this preset on the TURN server's uplink
+//! relay-cpu = 0.1       # optional: the TURN server gets a tenth of a core (a cpu cgroup)
 //! ```
 
 use std::collections::BTreeMap;
@@ -140,6 +142,7 @@ struct RawPopulation {
     mix: Spanned<BTreeMap<String, Spanned<f64>>>,
     impair: Option<Spanned<String>>,
     relay_impair: Option<Spanned<String>>,
+    relay_cpu: Option<Spanned<f64>>,
 }
 
 /// Defaults: a short, gentle load.
@@ -312,12 +315,26 @@ fn population(rep: &mut Reporter, p: Spanned<RawPopulation>) -> Option<Populatio
             );
         }
     }
+    // A starved relay: the TURN server's own `cpu`.
+    let relay_cpu = p.relay_cpu.as_ref().and_then(|c| match crate::topology::cpu_limit(*c.get_ref()) {
+        Ok(x) => Some(x),
+        Err(e) => {
+            let hint = format!(
+                "cores the TURN server may use, from {} to {}, e.g. relay-cpu = 0.1",
+                crate::topology::CPU_MIN,
+                crate::topology::CPU_MAX
+            );
+            rep.error(c.span(), format!("relay-{e}"), Some(hint));
+            None
+        }
+    });
     if !rep.is_empty() {
         return None;
     }
     Some(Population {
         impair: p.impair.map(Spanned::into_inner),
         relay_impair: p.relay_impair.map(Spanned::into_inner),
+        relay_cpu,
         ..Population::new(mix, hosts_per_kind)
     })
 }

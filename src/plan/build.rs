@@ -188,13 +188,24 @@ pub fn plan_with(topo: &Topology, events: &[TimelineEvent], prefix: &str, opts: 
     b.resolvers(topo, &nodes);
     let mut services = Vec::new();
     for s in &topo.servers {
+        let ns = b.ns(&s.name);
+        let mut started = Vec::new();
         for svc in &s.services {
-            b.steps.extend(crate::servers::launch(*svc, s, topo, &b.ns(&s.name), &b.state_dir));
+            let steps = crate::servers::launch(*svc, s, topo, &ns, &b.state_dir);
+            started.extend(steps.iter().filter_map(|st| match st {
+                Step::Spawn { service, .. } => Some(service.clone()),
+                _ => None,
+            }));
+            b.steps.extend(steps);
             services.push(ServiceEndpoint {
                 node: s.name.clone(),
                 service: svc.kind.name().into(),
                 address: (s.addresses[0], crate::servers::port(*svc)).into(),
             });
+        }
+        if let (Some(cores), false) = (s.cpu, started.is_empty()) {
+            // The cgroup is named like the namespace: `icelab-<lab>-<server>`.
+            b.steps.push(Step::CpuLimit { ns: ns.clone(), cgroup: ns, cores, services: started });
         }
     }
     // One responder process serves UDP/TCP echo in every namespace of the lab.

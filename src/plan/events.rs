@@ -12,11 +12,21 @@ use crate::topology::Topology;
 
 /// Plans every event against the lab's `plan` for `topo`.
 pub(crate) fn plan_events(topo: &Topology, events: &[TimelineEvent], plan: &Plan) -> Vec<PlannedEvent> {
+    // Each CPU-limited namespace's limit as it stands when an event fires (a `cpu` event
+    // changes it; a restarted service joins it).
+    let mut limits: Limits = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::CpuLimit { ns, .. } => Some((ns.clone(), s.clone())),
+            _ => None,
+        })
+        .collect();
     events
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let (steps, problem) = match steps(topo, plan, &e.action) {
+            let (steps, problem) = match steps(topo, plan, &mut limits, &e.action) {
                 Ok(s) => (s, None),
                 Err(p) => (Vec::new(), Some(p)),
             };
@@ -33,7 +43,10 @@ fn uplink<'p>(plan: &'p Plan, node: &str) -> Result<&'p UplinkPlan, String> {
     plan.uplink(&ns_of(plan, node)?).ok_or_else(|| format!("`{node}` has no uplink"))
 }
 
-fn steps(topo: &Topology, plan: &Plan, action: &Action) -> Result<Vec<Step>, String> {
+/// The latest [`Step::CpuLimit`] by namespace.
+type Limits = std::collections::BTreeMap<String, Step>;
+
+fn steps(topo: &Topology, plan: &Plan, limits: &mut Limits, action: &Action) -> Result<Vec<Step>, String> {
     let router = |name: &str| topo.router(name).ok_or_else(|| format!("no router `{name}`"));
     Ok(match action {
         Action::Link { node, up } => link(plan, uplink(plan, node)?, *up),
@@ -82,9 +95,32 @@ fn steps(topo: &Topology, plan: &Plan, action: &Action) -> Result<Vec<Step>, Str
                 .iter()
                 .find(|s| matches!(s, Step::Spawn { ns: n, service, .. } if *n == ns && service == svc.kind.name()))
                 .ok_or_else(|| format!("the plan starts no TURN service on `{server}`"))?;
-            if *start { vec![spawn.clone()] } else { crate::servers::stop(svc, &ns) }
+            if !*start {
+                return Ok(crate::servers::stop(svc, &ns));
+            }
+            // A CPU-limited server's new process joins its cgroup as at the build.
+            std::iter::once(spawn).chain(limits.get(&ns)).cloned().collect()
         }
         Action::Impair { node, impair } => impair_steps(plan, uplink(plan, node)?, &impair.up, &impair.down),
+        Action::Cpu { server, cores } => {
+            // The build's services of the server, in the cgroup named like its namespace
+            // (made here if the build had no limit).
+            let ns = ns_of(plan, server)?;
+            let services: Vec<String> = plan
+                .steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Spawn { ns: n, service, .. } if *n == ns => Some(service.clone()),
+                    _ => None,
+                })
+                .collect();
+            if services.is_empty() {
+                return Err(format!("the plan starts no service on `{server}`"));
+            }
+            let step = Step::CpuLimit { ns: ns.clone(), cgroup: ns.clone(), cores: *cores, services };
+            limits.insert(ns, step.clone());
+            vec![step]
+        }
     })
 }
 

@@ -23,7 +23,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-pub use step::{ICELAB_PROGRAM, Readiness, Step};
+pub use step::{CPU_PERIOD_US, ICELAB_PROGRAM, Readiness, Step, cpu_quota_us};
 
 pub use build::{ECHO_PORT, ImpairEngine, PlanOptions, STUN_PORTS, TURN_PORT, plan, plan_with};
 

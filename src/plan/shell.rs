@@ -52,6 +52,17 @@ pub fn render(plan: &Plan, source: &str) -> String {
             "stop_service() {{ p=$(cat \"$1\"); kill -9 \"$p\" 2>/dev/null || true; i=0; while [ -d /proc/\"$p\" ] && ! grep -q '^State:.Z' /proc/\"$p\"/status 2>/dev/null; do i=$((i+1)); [ $i -lt {STOP_WAIT_TICKS} ] || {{ echo \"timeout: $p survived SIGKILL\" >&2; exit 1; }}; sleep 0.02; done; rm -f \"$1\"; }}"
         );
     }
+    let cgroups = cpu_cgroups(plan);
+    if !cgroups.is_empty() {
+        let _ = writeln!(
+            s,
+            "# Puts the services of pid files $4.. in cpu cgroup $1, $2 us of CPU per $3 us (cgroup v1's cpu controller, else v2's cpu.max)."
+        );
+        let _ = writeln!(
+            s,
+            "cpu_limit() {{ g=$1; q=$2; t=$3; shift 3; if [ -f /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then d=/sys/fs/cgroup/cpu/$g; mkdir -p \"$d\"; echo \"$t\" > \"$d/cpu.cfs_period_us\"; echo \"$q\" > \"$d/cpu.cfs_quota_us\"; elif grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then d=/sys/fs/cgroup/$g; grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control || echo +cpu > /sys/fs/cgroup/cgroup.subtree_control; mkdir -p \"$d\"; echo \"$q $t\" > \"$d/cpu.max\"; else echo \"no cgroup cpu controller (v1 /sys/fs/cgroup/cpu, v2 cpu.max)\" >&2; exit 1; fi; for f in \"$@\"; do cat \"$f\" > \"$d/cgroup.procs\"; done; }}"
+        );
+    }
     let _ = writeln!(s, "P=\"${{ICELAB_PREFIX:-{}}}\"", plan.prefix);
     let _ = writeln!(s, "S=\"${{ICELAB_STATE:-/run/icelab/${{P#icelab-}}}}\"");
     let _ = writeln!(s, "\nup() {{\n  mkdir -p \"$S\"");
@@ -66,6 +77,12 @@ pub fn render(plan: &Plan, source: &str) -> String {
             "  if ip netns pids {0} >/dev/null 2>&1; then ip netns pids {0} | xargs -r kill -9; ip netns del {0}; fi",
             r.ns(n)
         );
+    }
+    for g in &cgroups {
+        // Empty once the namespaces' processes are gone.
+        let g = r.ns(g);
+        let _ =
+            writeln!(s, "  rmdir /sys/fs/cgroup/cpu/{g} 2>/dev/null || rmdir /sys/fs/cgroup/{g} 2>/dev/null || true");
     }
     let _ = writeln!(s, "}}");
     for e in &plan.events {
@@ -209,6 +226,16 @@ impl Renderer<'_> {
                     quote(&serde_json::to_string(&req).expect("serializable"))
                 )
             }
+            Step::CpuLimit { ns: n, cgroup, cores, services } => {
+                let files: Vec<String> = services.iter().map(|v| self.state_path(&pid_file(v, n))).collect();
+                format!(
+                    "# cpu limit: {cores} cores\ncpu_limit {} {} {} {}",
+                    self.ns(cgroup),
+                    super::cpu_quota_us(*cores),
+                    super::CPU_PERIOD_US,
+                    files.join(" ")
+                )
+            }
             Step::Netem { ns: n, dev, impairment, seed } => {
                 crate::impair::netem::commands_seeded(dev, impairment, Some(*seed))
                     .iter()
@@ -231,6 +258,22 @@ impl Renderer<'_> {
         let escaped = if has_state { escaped.replace(state, "$S") } else { escaped };
         format!("\"{}\"", escaped.replace(prefix, "$P"))
     }
+}
+
+/// The cpu cgroups of the plan's steps and events, each once.
+fn cpu_cgroups(plan: &Plan) -> Vec<&str> {
+    let mut v: Vec<&str> = plan
+        .steps
+        .iter()
+        .chain(plan.events.iter().flat_map(|e| &e.steps))
+        .filter_map(|st| match st {
+            Step::CpuLimit { cgroup, .. } => Some(cgroup.as_str()),
+            _ => None,
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// Where a service's pid is recorded in the lab's state directory (the applier and

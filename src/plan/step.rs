@@ -186,6 +186,21 @@ pub enum Step {
         /// The new impairment.
         impairment: Impairment,
     },
+    /// Limit the CPU of services already started in `ns` (found by their recorded pids):
+    /// create the cpu cgroup `cgroup` (or update it), give it a quota of `cores` times
+    /// [`CPU_PERIOD_US`] per period ([`cpu_quota_us`]) and move the services' processes
+    /// (every thread) into it. The cgroup is named like the namespace, so teardown and
+    /// `icelab cleanup` find it by the lab's prefix.
+    CpuLimit {
+        /// Namespace of the services.
+        ns: String,
+        /// The cgroup's name (`icelab-<lab>-<server>`), under the cpu controller's root.
+        cgroup: String,
+        /// Cores the services share.
+        cores: f64,
+        /// The services (as in their [`Step::Spawn`]) whose processes it holds.
+        services: Vec<String>,
+    },
     /// Impair a device's egress with netem (+ tbf) qdiscs.
     Netem {
         /// Namespace name.
@@ -197,6 +212,15 @@ pub enum Step {
         /// Seed for netem's randomness.
         seed: u64,
     },
+}
+
+/// The CFS period of a [`Step::CpuLimit`]'s cgroup (the kernel's default, 100 ms).
+pub const CPU_PERIOD_US: u64 = 100_000;
+
+/// The CFS quota per [`CPU_PERIOD_US`] that gives `cores` cores (at least the kernel's
+/// smallest, 1 ms).
+pub fn cpu_quota_us(cores: f64) -> u64 {
+    ((cores * CPU_PERIOD_US as f64).round() as u64).max(1_000)
 }
 
 /// The program name of icelab's own services (run as this very program).
@@ -246,6 +270,7 @@ impl Step {
             | Step::Spawn { ns, .. }
             | Step::StopService { ns, .. }
             | Step::EngineSet { ns, .. }
+            | Step::CpuLimit { ns, .. }
             | Step::Netem { ns, .. } => ns,
         }
     }
@@ -294,6 +319,12 @@ impl fmt::Display for Step {
                     serde_json::to_string(impairment).unwrap_or_default()
                 )
             }
+            Step::CpuLimit { ns, cgroup, cores, services } => write!(
+                f,
+                "{ns}: cpu limit {cores} cores ({} us per {CPU_PERIOD_US} us) for {} in cgroup {cgroup}",
+                cpu_quota_us(*cores),
+                services.join(", ")
+            ),
             Step::Netem { ns, dev, impairment, seed } => {
                 write!(f, "{ns}: netem {dev} {} (seed {seed})", crate::impair::netem::netem_args(impairment).join(" "))
             }

@@ -48,9 +48,14 @@ pub fn port(svc: Service) -> u16 {
 }
 
 /// Checks, before a lab is built, that every service's program (and a NAT64 router's
-/// translator) is installed here.
+/// translator) is installed here, and that a CPU-limited server can have its cgroup.
 pub fn check_programs(topo: &Topology) -> Result<(), String> {
     use crate::nat::nat64;
+    if let Some((s, cores)) = topo.servers.iter().find_map(|s| Some((s, s.cpu?)))
+        && let Err(e) = crate::fabric::cgroup::Hierarchy::find()
+    {
+        return Err(format!("server `{}` has cpu = {cores}, but {e:#}", s.name));
+    }
     if let Some(r) = topo.routers.iter().find(|r| r.does_nat64())
         && crate::peer::driver::find_program(nat64::PROGRAM).is_none()
     {

@@ -55,6 +55,13 @@ pub enum Action {
         /// Start (true) or stop.
         start: bool,
     },
+    /// The server's CPU limit changes (or starts): its services' cgroup gets a new quota.
+    Cpu {
+        /// The server.
+        server: String,
+        /// Cores its services may use from now on.
+        cores: f64,
+    },
     /// The node's uplink impairment changes.
     Impair {
         /// Node whose uplink it is.
@@ -81,6 +88,7 @@ impl fmt::Display for Action {
             Action::FirewallClear { node } => write!(f, "firewall-clear {node}"),
             Action::Turn { server, start } => write!(f, "turn {server} {}", if *start { "start" } else { "stop" }),
             Action::Impair { node, .. } => write!(f, "impair {node}"),
+            Action::Cpu { server, cores } => write!(f, "cpu {server} = {cores} cores"),
         }
     }
 }

@@ -31,6 +31,7 @@ pub struct RawEvent {
     turn: Option<Spanned<String>>,
     server: Option<Spanned<String>>,
     impair: Option<Spanned<RawImpairChange>>,
+    cpu: Option<Spanned<RawCpuChange>>,
     expect: Option<Spanned<String>>,
     max_recovery_ms: Option<Spanned<u64>>,
     pair: Option<Spanned<String>>,
@@ -67,6 +68,14 @@ pub struct RawFirewallChange {
 pub struct RawImpairChange {
     node: Spanned<String>,
     impair: Spanned<toml::Value>,
+}
+
+/// `cpu = { server = "relay", cpu = 0.1 }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCpuChange {
+    server: Spanned<String>,
+    cpu: Spanned<f64>,
 }
 
 /// What validation needs to know about the nodes.
@@ -259,6 +268,7 @@ fn interpret_action(
         r.firewall_clear.as_ref().map(|_| "firewall-clear"),
         r.turn.as_ref().map(|_| "turn"),
         r.impair.as_ref().map(|_| "impair"),
+        r.cpu.as_ref().map(|_| "cpu"),
     ];
     let given: Vec<&str> = given.into_iter().flatten().collect();
     if given.len() != 1 {
@@ -270,7 +280,7 @@ fn interpret_action(
         rep.error(
             span,
             msg,
-            Some("give exactly one of: link, nat-flush, nat, firewall, firewall-clear, turn, impair".into()),
+            Some("give exactly one of: link, nat-flush, nat, firewall, firewall-clear, turn, impair, cpu".into()),
         );
         return None;
     }
@@ -362,6 +372,33 @@ fn interpret_action(
         let node = check_node(rep, nodes, &c.node, Kind::Any);
         let impair = (f.impair)(rep, &c.impair)?;
         return Some(Action::Impair { node, impair });
+    }
+    if let Some(c) = r.cpu {
+        let c = c.into_inner();
+        let name = c.server.get_ref().as_str();
+        match nodes.servers.get(name) {
+            None => rep.error(
+                c.server.span(),
+                format!("unknown server `{name}`"),
+                Some(format!("servers: {}", nodes.servers.keys().copied().collect::<Vec<_>>().join(", "))),
+            ),
+            // Echo is one lab-wide process outside the server's namespace.
+            Some(svc) if svc.iter().all(|k| *k == crate::servers::ServiceKind::Echo) => rep.error(
+                c.server.span(),
+                format!("server `{name}` runs no service of its own to limit"),
+                Some("limit a server with services = [\"turn\"] (or stun, dns)".into()),
+            ),
+            Some(_) => {}
+        }
+        let cores = match crate::topology::cpu_limit(*c.cpu.get_ref()) {
+            Ok(x) => x,
+            Err(e) => {
+                let hint = format!("cores from {} to {}", crate::topology::CPU_MIN, crate::topology::CPU_MAX);
+                rep.error(c.cpu.span(), e, Some(hint));
+                return None;
+            }
+        };
+        return Some(Action::Cpu { server: name.to_string(), cores });
     }
     None
 }

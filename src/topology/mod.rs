@@ -26,6 +26,7 @@
 //!
 //! [server.coturn]
 //! services = [{ kind = "turn", implementation = "coturn" }]     # coturn's turnserver
+//! cpu = 0.25                       # optional: its services share a quarter of a core
 //!
 //! [host.caller]
 //! on = "home1"
@@ -59,6 +60,7 @@ use crate::impair::LinkImpairment;
 use crate::nat::NatMode;
 
 pub(crate) use resolve::resolve;
+pub use values::{CPU_MAX, CPU_MIN, cpu_limit};
 pub(crate) use values::{interpret_firewall, interpret_impair, interpret_nat_value};
 
 /// The name of the simulated public internet, usable in `wan` and `on`.
@@ -148,6 +150,10 @@ pub struct Server {
     /// (gateway: the internet's `2001:db8::1`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub addresses6: Vec<std::net::Ipv6Addr>,
+    /// CPU limit of its services in cores (`cpu = 0.25`): a cpu cgroup the plan puts
+    /// them in ([`crate::plan::Step::CpuLimit`]). Absent: unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
 }
 
 /// A validated topology with every address assigned.

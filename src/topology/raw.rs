@@ -75,4 +75,6 @@ pub(crate) struct RawServer {
     /// Address families in an IPv6 lab: `"dual"` (the default) or `"v4"` (IPv4 only,
     /// which IPv6-only hosts reach through NAT64 alone).
     pub family: Option<Spanned<String>>,
+    /// CPU limit of its services, in cores (`cpu = 0.25`; see [`super::cpu_limit`]).
+    pub cpu: Option<Spanned<toml::Value>>,
 }

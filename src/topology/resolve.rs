@@ -15,7 +15,7 @@ use super::lans::assign_lans;
 use super::names::{check_names, check_services};
 use super::order::router_order;
 use super::raw::{RawHost, RawRouter, RawServer, RawTopology};
-use super::values::{interpret_firewall, interpret_impair, interpret_nat};
+use super::values::{interpret_cpu, interpret_firewall, interpret_impair, interpret_nat};
 use super::{Host, INTERNET, Router, Server, Topology, Uplink};
 use crate::diag::Reporter;
 use crate::firewall::FirewallSpec;
@@ -91,6 +91,8 @@ pub(crate) fn resolve(rep: &mut Reporter, file: &str, raw: RawTopology) -> Optio
     for (n, sv) in &servers {
         impairs.insert(n, interpret_impair(rep, sv.get_ref().impair.as_ref()));
     }
+    let cpus: Vec<Option<f64>> =
+        servers.iter().map(|(n, sv)| interpret_cpu(rep, n, sv.get_ref().cpu.as_ref())).collect();
     if !rep.is_empty() {
         return None;
     }
@@ -148,7 +150,7 @@ pub(crate) fn resolve(rep: &mut Reporter, file: &str, raw: RawTopology) -> Optio
         }
     }
     let mut out_servers = Vec::new();
-    for (name, s) in &servers {
+    for ((name, s), cpu) in servers.iter().zip(cpus) {
         let sp = s.span();
         let s = s.get_ref();
         let addresses: Vec<Ipv4Addr> = match &s.addresses {
@@ -156,13 +158,25 @@ pub(crate) fn resolve(rep: &mut Reporter, file: &str, raw: RawTopology) -> Optio
             None => (0..2).map(|_| segments.next_free(rep, INTERNET, PoolKind::Server, sp.clone())).collect(),
         };
         let gateway = addresses.first().map_or(Ipv4Addr::UNSPECIFIED, |a| public_gateway(*a));
+        let services = services.next().unwrap_or_default();
+        if let (Some(_), Some(v)) = (cpu, &s.cpu)
+            && services.iter().all(|v| v.kind == crate::servers::ServiceKind::Echo)
+        {
+            // Echo is served by one lab-wide process outside the server's namespace.
+            rep.error(
+                v.span(),
+                format!("server `{name}` has a cpu limit but runs no service of its own"),
+                Some("give it services = [\"turn\"] (or stun, dns), or leave cpu out".into()),
+            );
+        }
         out_servers.push(Server {
             name: name.clone(),
             addresses,
             gateway,
-            services: services.next().unwrap_or_default(),
+            services,
             impair: impairs[name.as_str()].clone(),
             addresses6: Vec::new(),
+            cpu,
         });
     }
     let raw_routers: Vec<&Spanned<RawRouter>> = order.iter().map(|i| &routers[*i].1).collect();

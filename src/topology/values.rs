@@ -99,3 +99,42 @@ pub(crate) fn interpret_impair(rep: &mut Reporter, v: Option<&Spanned<toml::Valu
         }
     }
 }
+
+/// Smallest CPU limit a server may have, in cores.
+pub const CPU_MIN: f64 = 0.05;
+/// Largest CPU limit a server may have, in cores.
+pub const CPU_MAX: f64 = 64.0;
+
+/// A CPU limit in cores, checked: [`CPU_MIN`]..=[`CPU_MAX`]; the error says why not.
+pub fn cpu_limit(cores: f64) -> Result<f64, String> {
+    if cores.is_finite() && (CPU_MIN..=CPU_MAX).contains(&cores) {
+        Ok(cores)
+    } else {
+        Err(format!("cpu = {cores} is outside {CPU_MIN}..={CPU_MAX} cores"))
+    }
+}
+
+/// `cpu = ...` on server `name` -> cores, with the file position of any mistake.
+pub(super) fn interpret_cpu(rep: &mut Reporter, name: &str, v: Option<&Spanned<toml::Value>>) -> Option<f64> {
+    let v = v?;
+    let hint = || Some(format!("a number of cores from {CPU_MIN} to {CPU_MAX}, e.g. cpu = 0.25"));
+    let cores = match v.get_ref() {
+        toml::Value::Float(x) => *x,
+        toml::Value::Integer(n) => *n as f64,
+        other => {
+            rep.error(
+                v.span(),
+                format!("server `{name}`: cpu must be a number of cores, not {}", other.type_str()),
+                hint(),
+            );
+            return None;
+        }
+    };
+    match cpu_limit(cores) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            rep.error(v.span(), format!("server `{name}`: {e}"), hint());
+            None
+        }
+    }
+}
