@@ -399,3 +399,50 @@ fn load_events_are_checked_against_the_lab() {
     // The load file itself accepts the table.
     assert!(icelab::load::spec::LoadSpec::parse("l.toml", ok).is_ok());
 }
+
+/// The relay's bytes against the relayed calls' ends: its STUN (the peers' checks) left
+/// out when it counts them apart, everything compared when it does not (coturn).
+#[test]
+fn relay_bytes_are_set_against_the_relayed_ends() {
+    use icelab::peer::TransportStats;
+    use icelab::servers::stats::{Flow, ServerFigures, ServerStats};
+    use icelab::servers::{Implementation, ServiceKind};
+    let mut r = synthetic();
+    let ends = TransportStats { packets_sent: 100, bytes_sent: 100_000, packets_received: 90, bytes_received: 90_000 };
+    for s in r.samples.iter_mut().filter(|s| s.path == Some(PathClass::Relayed)) {
+        s.via_relay = Some(ends);
+    }
+    let relayed = r.samples.iter().filter(|s| s.via_relay.is_some()).count() as u64;
+    assert!(relayed > 0);
+    let stats = ServerStats {
+        to_peers: Flow { packets: 0, bytes: relayed * 100_000 + 5_000 + 400 },
+        from_peers: Flow { packets: 0, bytes: relayed * 90_000 + 3_000 },
+        to_peers_stun: Some(Flow { packets: 50, bytes: 5_000 }),
+        from_peers_stun: Some(Flow { packets: 30, bytes: 3_000 }),
+        ..Default::default()
+    };
+    let fig = ServerFigures {
+        server: "relay".into(),
+        service: ServiceKind::Turn,
+        implementation: Implementation::BuiltIn,
+        stats: stats.clone(),
+        samples: vec![stats.clone()],
+        note: None,
+    };
+    r.server_side = report::ServerSide::from_figures(vec![fig.clone()]);
+    let a = report::RelayAccounting::new(&r.samples, &r.server_side).expect("relayed calls and relay figures");
+    assert_eq!((a.calls, a.counted.as_str()), (relayed as usize, "DTLS datagrams"));
+    assert_eq!((a.relay_to_peers_bytes, a.peers_sent_bytes), (relayed * 100_000 + 400, relayed * 100_000));
+    assert_eq!(a.received_diff_pct, 0.0);
+    assert!((a.sent_diff_pct - 400.0 * 100.0 / (relayed as f64 * 100_000.0)).abs() < 1e-9, "{a:?}");
+    r.relay_accounting = Some(a);
+    assert!(report::render(&r).contains("relay vs the"), "{}", report::render(&r));
+    // Without the STUN split, the checks stay in the relay's figures.
+    let plain = ServerStats { to_peers_stun: None, from_peers_stun: None, ..stats };
+    let coturn = ServerFigures { implementation: Implementation::Coturn, stats: plain, ..fig };
+    let side = report::ServerSide::from_figures(vec![coturn]);
+    let a = report::RelayAccounting::new(&r.samples, &side).unwrap();
+    assert_eq!((a.counted.as_str(), a.relay_to_peers_bytes), ("all datagrams", relayed * 100_000 + 5_400));
+    // No relay figures: nothing to set against.
+    assert!(report::RelayAccounting::new(&r.samples, &synthetic().server_side).is_none());
+}

@@ -202,6 +202,13 @@ fn a_short_mixed_load_connects_every_call_and_relays_what_the_matrix_predicts() 
         let spans: f64 =
             rates["over_time"].as_array().unwrap().iter().map(|x| f(&x["allocations_per_s"]) * f(&x["span_s"])).sum();
         assert!((spans - allocations).abs() < 0.5, "{spans} allocations over time, {allocations} counted");
+        // What the relay carried for the relayed calls (its ICE checks left out) is what
+        // their relayed ends sent and got over their selected pairs, within 1 %.
+        let acc = &r["relay_accounting"];
+        assert_eq!(acc["counted"], "DTLS datagrams", "{acc}");
+        assert!(acc["calls"].as_u64().unwrap() > 0 && acc["calls_without_figures"] == 0, "{acc}");
+        assert!(acc["peers_sent_bytes"].as_u64().unwrap() > 100_000, "the relayed calls carried data: {acc}");
+        assert!(f(&acc["sent_diff_pct"]) <= 1.0 && f(&acc["received_diff_pct"]) <= 1.0, "{acc}");
         let rs = &r["relay_share"];
         assert!(f(&rs["predicted_by_pairs"]) > 0.2, "the population must relay some calls: {rs}");
         assert!(f(&rs["predicted_by_mix"]) > 0.0);
@@ -209,8 +216,10 @@ fn a_short_mixed_load_connects_every_call_and_relays_what_the_matrix_predicts() 
             None => {
                 assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
                 eprintln!(
-                    "ci load, attempt {attempt}: 30/30 connected, {:.1} % relayed as predicted; achieved {:.2} setups/s of {:.2}; p95 setup from arrival {:.0} ms; earlier attempts: {misses:?}",
+                    "ci load, attempt {attempt}: 30/30 connected, {:.1} % relayed as predicted; relay vs relayed ends {:.3} % / {:.3} %; achieved {:.2} setups/s of {:.2}; p95 setup from arrival {:.0} ms; earlier attempts: {misses:?}",
                     f(&rs["observed"]) * 100.0,
+                    f(&acc["sent_diff_pct"]),
+                    f(&acc["received_diff_pct"]),
                     f(&r["achieved_per_s"]),
                     f(&r["offered_per_s"]),
                     f(&stat(&r["setup"], "setup from arrival")["p95"])

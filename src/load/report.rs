@@ -74,8 +74,8 @@ pub struct Sample {
     /// Received payload rate, both directions summed, bytes/s (absent when no direction
     /// got two messages to time).
     pub recv_bytes_per_sec: Option<f64>,
-    /// What the call's relayed ends (selected local candidate a relay) handed their TURN
-    /// clients and got from them: their transports' datagrams, summed.
+    /// What the call's relayed ends (selected local candidate a relay) sent and got over
+    /// their selected pairs, i.e. through their relays: DTLS datagrams, without ICE checks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via_relay: Option<crate::peer::TransportStats>,
     /// The call's row of the run report (absent when it never ran).
@@ -184,8 +184,8 @@ impl Sample {
     }
 }
 
-/// The relayed ends' transport figures, summed; `None` when no end relays or one that
-/// does reported none.
+/// What the relayed ends' selected pairs carried (their DTLS datagrams), summed; `None`
+/// when no end relays or one that does reported none.
 fn via_relay(o: &crate::peer::Outcome) -> Option<crate::peer::TransportStats> {
     let relayed: Vec<_> = [&o.offerer, &o.answerer]
         .into_iter()
@@ -195,7 +195,7 @@ fn via_relay(o: &crate::peer::Outcome) -> Option<crate::peer::TransportStats> {
         return None;
     }
     relayed.iter().try_fold(crate::peer::TransportStats::default(), |mut sum, p| {
-        let t = p.data.as_ref()?.transport?;
+        let t = p.data.as_ref()?.selected_pairs?;
         sum.packets_sent += t.packets_sent;
         sum.bytes_sent += t.bytes_sent;
         sum.packets_received += t.packets_received;
@@ -205,25 +205,35 @@ fn via_relay(o: &crate::peer::Outcome) -> Option<crate::peer::TransportStats> {
 }
 
 /// What the relays carried against what the relayed ends of the calls sent and got.
-/// Every datagram a relayed end sends leaves through its relay socket (`to_peers`), and
-/// every one it gets came in through it (`from_peers`), whether the other end is direct
-/// or relayed on the same server; so the sums match up to what no call's figures hold:
-/// the last datagrams after each peer read its figures, relay checks of calls that went
-/// direct, and calls that failed.
+///
+/// A relayed end's selected pairs carry its DTLS datagrams, all of them through its
+/// relay; the ICE agent's checks (on every pair, all call long) are not in them. The
+/// built-in relay counts its STUN datagrams (those checks) apart, so the two are set
+/// side by side without them: what relayed ends sent against what the relays sent to
+/// peers (`to_peers`), and what they got against what the relays got from peers
+/// (`from_peers`), whether the other end is direct or relayed on the same server. What
+/// no call's figures hold is the difference: datagrams after a peer read its figures,
+/// and calls that failed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RelayAccounting {
     /// Calls with a relayed end and its figures.
     pub calls: usize,
     /// Calls with a relayed end that reported no transport figures (left out).
     pub calls_without_figures: usize,
-    /// Bytes the relayed ends sent.
+    /// What is compared: `DTLS datagrams` (the relay's STUN left out) or `all datagrams`
+    /// (a relay that does not split them, coturn: its checks are in the difference).
+    pub counted: String,
+    /// Bytes the relayed ends sent over their selected pairs.
     pub peers_sent_bytes: u64,
-    /// Bytes the relays sent to peers.
+    /// Bytes the relays sent to peers, as counted.
     pub relay_to_peers_bytes: u64,
-    /// Bytes the relayed ends received.
+    /// Bytes the relayed ends received over their selected pairs.
     pub peers_received_bytes: u64,
-    /// Bytes the relays received from peers.
+    /// Bytes the relays received from peers, as counted.
     pub relay_from_peers_bytes: u64,
+    /// The relays' STUN bytes left out (to peers, from peers), when split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_stun_bytes: Option<(u64, u64)>,
     /// |relay - peers| / peers, sent side, %.
     pub sent_diff_pct: f64,
     /// |relay - peers| / peers, received side, %.
@@ -243,20 +253,32 @@ impl RelayAccounting {
         if with.is_empty() {
             return None;
         }
-        let sum =
-            |f: fn(&crate::peer::TransportStats) -> u64| with.iter().filter_map(|s| s.via_relay.as_ref()).map(f).sum();
-        let (sent, received) = (sum(|t| t.bytes_sent), sum(|t| t.bytes_received));
-        let to: u64 = turn.iter().map(|f| f.stats.to_peers.bytes).sum();
-        let from: u64 = turn.iter().map(|f| f.stats.from_peers.bytes).sum();
-        let pct =
-            |relay: u64, peers: u64| if peers == 0 { 0.0 } else { relay.abs_diff(peers) as f64 * 100.0 / peers as f64 };
+        let peers = |f: fn(&crate::peer::TransportStats) -> u64| -> u64 {
+            with.iter().filter_map(|s| s.via_relay.as_ref()).map(f).sum()
+        };
+        let (sent, received) = (peers(|t| t.bytes_sent), peers(|t| t.bytes_received));
+        let relay =
+            |f: fn(&crate::servers::stats::ServerStats) -> u64| -> u64 { turn.iter().map(|t| f(&t.stats)).sum() };
+        let (to, from) = (relay(|s| s.to_peers.bytes), relay(|s| s.from_peers.bytes));
+        let split: Option<Vec<(u64, u64)>> =
+            turn.iter().map(|t| Some((t.stats.to_peers_stun?.bytes, t.stats.from_peers_stun?.bytes))).collect();
+        let stun = split.map(|v| v.iter().fold((0, 0), |(a, b), (x, y)| (a + x, b + y)));
+        let (to, from, counted) = match stun {
+            Some((ts, fs)) => (to.saturating_sub(ts), from.saturating_sub(fs), "DTLS datagrams"),
+            None => (to, from, "all datagrams"),
+        };
+        let pct = |relay: u64, peers: u64| {
+            if peers == 0 { 0.0 } else { relay.abs_diff(peers) as f64 * 100.0 / peers as f64 }
+        };
         Some(RelayAccounting {
             calls: with.len(),
             calls_without_figures: without.len(),
+            counted: counted.into(),
             peers_sent_bytes: sent,
             relay_to_peers_bytes: to,
             peers_received_bytes: received,
             relay_from_peers_bytes: from,
+            relay_stun_bytes: stun,
             sent_diff_pct: pct(to, sent),
             received_diff_pct: pct(from, received),
         })
@@ -893,8 +915,9 @@ pub fn render(r: &LoadReport) -> String {
         line(
             &mut s,
             format!(
-                "    relay vs the {} relayed calls' ends: to peers {} B vs {} B sent ({:.2} %), from peers {} B vs {} B received ({:.2} %){}",
+                "    relay vs the {} relayed calls' ends ({}): to peers {} B vs {} B sent ({:.2} %), from peers {} B vs {} B received ({:.2} %){}",
                 a.calls,
+                a.counted,
                 a.relay_to_peers_bytes,
                 a.peers_sent_bytes,
                 a.sent_diff_pct,

@@ -138,6 +138,7 @@ pub(crate) async fn drive_channel(
                 send_bytes_per_sec: rate(s.bytes, s.duration),
                 recv_bytes_per_sec: rate(rx_bytes, recv_d),
                 transport: None,
+                selected_pairs: None,
             };
             let _ = tx.send(Internal::DataDone(stats));
             return;

@@ -148,6 +148,12 @@ pub struct DataStats {
     /// WebRTC stack's transport stats, when it has them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transport: Option<TransportStats>,
+    /// Of those, what went over the selected candidate pairs once ICE had selected one:
+    /// the DTLS records, without the ICE agent's checks (`getStats()` candidate-pair
+    /// `bytesSent`/`bytesReceived`, summed over every pair that was selected). For a
+    /// relayed end, what its relay carried for it apart from checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selected_pairs: Option<TransportStats>,
 }
 
 /// Datagrams and their payload bytes a connection's transport sent and received.

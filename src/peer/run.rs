@@ -123,9 +123,8 @@ pub async fn run_peer(
     let result = match step {
         Step::Finished => {
             let t_ms = clock.ms();
+            // The linger before teardown came before the data's figures (Session::on_internal).
             s.out.emit(PeerEvent::Done { t_ms }).await?;
-            // Let the last SCTP messages (our ack) reach the other side before teardown.
-            tokio::time::sleep(Duration::from_millis(s.cfg.linger_ms)).await;
             Ok(())
         }
         Step::Fail(kind, message) => {

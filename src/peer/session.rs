@@ -299,6 +299,11 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
             Internal::DataDone(mut stats) => {
                 // Re-read the pair now that all trickled candidates are known.
                 self.emit_selected_pair().await?;
+                // Let the last SCTP messages (our ack) reach the other side before teardown,
+                // and only then read the transport's totals: what it sends while lingering
+                // (checks, consent, SACKs) still passes any relay, whose counts are set
+                // against these.
+                tokio::time::sleep(Duration::from_millis(self.cfg.linger_ms)).await;
                 let report =
                     self.pc.get_stats(std::time::Instant::now(), webrtc::peer_connection::StatsSelector::None).await;
                 stats.transport = report.transport().map(|t| super::protocol::TransportStats {
@@ -307,6 +312,14 @@ impl<P: PeerConnection, W: AsyncWrite + Unpin> Session<P, W> {
                     packets_received: t.packets_received,
                     bytes_received: t.bytes_received,
                 });
+                let pairs = report.candidate_pairs().fold(super::protocol::TransportStats::default(), |mut sum, p| {
+                    sum.packets_sent += p.packets_sent;
+                    sum.bytes_sent += p.bytes_sent;
+                    sum.packets_received += p.packets_received;
+                    sum.bytes_received += p.bytes_received;
+                    sum
+                });
+                stats.selected_pairs = Some(pairs);
                 let t_ms = self.clock.ms();
                 self.out.emit(PeerEvent::DataStats { t_ms, stats }).await?;
                 self.phase = Phase::Done;

@@ -73,6 +73,14 @@ pub struct ServerStats {
     pub to_peers: Flow,
     /// Relayed from peers to clients: datagrams the relay sockets received from peers.
     pub from_peers: Flow,
+    /// Of `to_peers`, the STUN messages (RFC 7983's first byte 0-3): the peers' ICE
+    /// checks with each other. The rest is what their WebRTC transports carried (DTLS).
+    /// Counted by the built-in server; coturn's log does not tell them apart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_peers_stun: Option<Flow>,
+    /// Of `from_peers`, the STUN messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_peers_stun: Option<Flow>,
     /// Allocations whose relayed traffic is not in `to_peers`/`from_peers` yet (coturn
     /// logs a session's usage when it closes).
     pub unreported_allocations: u64,
@@ -82,6 +90,13 @@ pub struct ServerStats {
     /// such figure: empty.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub answer_latency_us: latency::ByMethod,
+}
+
+/// A STUN share is known for a sum only when it is for every part.
+fn add_split(a: Option<Flow>, b: Option<Flow>) -> Option<Flow> {
+    let (mut a, b) = (a?, b?);
+    a.add(b);
+    Some(a)
 }
 
 fn add_refusals(a: &mut Refusals, b: &Refusals) {
@@ -112,6 +127,8 @@ impl ServerStats {
         add_refusals(&mut self.channel_binds_refused, &o.channel_binds_refused);
         self.to_peers.add(o.to_peers);
         self.from_peers.add(o.from_peers);
+        self.to_peers_stun = add_split(self.to_peers_stun, o.to_peers_stun);
+        self.from_peers_stun = add_split(self.from_peers_stun, o.from_peers_stun);
         self.unreported_allocations += o.unreported_allocations;
         latency::add_methods(&mut self.answer_latency_us, &o.answer_latency_us);
     }
@@ -131,6 +148,8 @@ impl ServerStats {
             channel_binds_refused: refusals_since(&self.channel_binds_refused, &earlier.channel_binds_refused),
             to_peers: self.to_peers.since(earlier.to_peers),
             from_peers: self.from_peers.since(earlier.from_peers),
+            to_peers_stun: self.to_peers_stun.map(|f| f.since(earlier.to_peers_stun.unwrap_or_default())),
+            from_peers_stun: self.from_peers_stun.map(|f| f.since(earlier.from_peers_stun.unwrap_or_default())),
             unreported_allocations: self.unreported_allocations,
             answer_latency_us: latency::methods_since(&self.answer_latency_us, &earlier.answer_latency_us),
         }
@@ -254,15 +273,23 @@ pub fn stats_file(state: &str, ns: &str) -> String {
 /// samples get the earlier instances' last figures added. A line that does not parse
 /// (the last one while it is being written) is skipped.
 pub fn parse_stats_lines(text: &str) -> Vec<ServerStats> {
-    let mut base = ServerStats::default();
+    // Earlier instances' last figures; none before the first restart, so what only some
+    // samples say (the STUN share of the relayed flows) stays known.
+    let mut base: Option<ServerStats> = None;
     let mut last: Option<ServerStats> = None;
     let mut out = Vec::new();
     for s in text.lines().filter_map(|l| serde_json::from_str::<ServerStats>(l).ok()) {
         if let Some(l) = last.as_ref().filter(|l| l.started_unix_ms != s.started_unix_ms) {
-            base.add(l);
+            match base.as_mut() {
+                Some(b) => b.add(l),
+                None => base = Some(l.clone()),
+            }
         }
-        let mut total = base.clone();
-        total.add(&s);
+        let mut total = base.clone().unwrap_or_default();
+        match &base {
+            Some(_) => total.add(&s),
+            None => total = s.clone(),
+        }
         total.started_unix_ms = s.started_unix_ms;
         out.push(total);
         last = Some(s);

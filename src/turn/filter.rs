@@ -75,7 +75,7 @@ impl Conn for FilteredConn {
         loop {
             let (n, from) = self.inner.recv_from(buf).await?;
             if self.filter.allows_endpoint(from) {
-                self.stats.received_from_peer(n);
+                self.stats.received_from_peer(&buf[..n]);
                 return Ok((n, from));
             }
             tracing::debug!(%from, "relay: dropped datagram from outside the lab");
@@ -90,7 +90,7 @@ impl Conn for FilteredConn {
             return Ok(buf.len());
         }
         let n = self.inner.send_to(buf, target).await?;
-        self.stats.sent_to_peer(n);
+        self.stats.sent_to_peer(&buf[..n]);
         Ok(n)
     }
     fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {

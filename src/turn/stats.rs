@@ -29,6 +29,9 @@ pub struct TurnStats {
     /// Relayed datagrams (packets, bytes) to and from peers: per packet, atomics.
     to_peers: [AtomicU64; 2],
     from_peers: [AtomicU64; 2],
+    /// Of those, STUN messages (the peers' ICE checks).
+    to_peers_stun: [AtomicU64; 2],
+    from_peers_stun: [AtomicU64; 2],
 }
 
 impl Default for TurnStats {
@@ -39,6 +42,8 @@ impl Default for TurnStats {
             pending: Mutex::default(),
             to_peers: Default::default(),
             from_peers: Default::default(),
+            to_peers_stun: Default::default(),
+            from_peers_stun: Default::default(),
         }
     }
 }
@@ -77,15 +82,13 @@ impl TurnStats {
     }
 
     /// Counts a datagram a relay socket sent to a peer.
-    pub(crate) fn sent_to_peer(&self, bytes: usize) {
-        self.to_peers[0].fetch_add(1, Ordering::Relaxed);
-        self.to_peers[1].fetch_add(bytes as u64, Ordering::Relaxed);
+    pub(crate) fn sent_to_peer(&self, datagram: &[u8]) {
+        count(&self.to_peers, &self.to_peers_stun, datagram);
     }
 
     /// Counts a datagram a relay socket received from a peer.
-    pub(crate) fn received_from_peer(&self, bytes: usize) {
-        self.from_peers[0].fetch_add(1, Ordering::Relaxed);
-        self.from_peers[1].fetch_add(bytes as u64, Ordering::Relaxed);
+    pub(crate) fn received_from_peer(&self, datagram: &[u8]) {
+        count(&self.from_peers, &self.from_peers_stun, datagram);
     }
 
     /// The figures now.
@@ -95,9 +98,23 @@ impl TurnStats {
             |f: &[AtomicU64; 2]| Flow { packets: f[0].load(Ordering::Relaxed), bytes: f[1].load(Ordering::Relaxed) };
         s.to_peers = flow(&self.to_peers);
         s.from_peers = flow(&self.from_peers);
+        s.to_peers_stun = Some(flow(&self.to_peers_stun));
+        s.from_peers_stun = Some(flow(&self.from_peers_stun));
         s.at_unix_ms = unix_ms();
         s.started_unix_ms = self.started_unix_ms;
         s
+    }
+}
+
+/// Counts a relayed datagram, and apart the STUN ones: RFC 7983 demultiplexes by the
+/// first byte, 0-3 for STUN (DTLS is 20-63).
+fn count(all: &[AtomicU64; 2], stun: &[AtomicU64; 2], datagram: &[u8]) {
+    let n = datagram.len() as u64;
+    all[0].fetch_add(1, Ordering::Relaxed);
+    all[1].fetch_add(n, Ordering::Relaxed);
+    if datagram.first().is_some_and(|b| *b < 4) {
+        stun[0].fetch_add(1, Ordering::Relaxed);
+        stun[1].fetch_add(n, Ordering::Relaxed);
     }
 }
 
@@ -207,14 +224,16 @@ mod tests {
         ] {
             t.on_answer(&pkt);
         }
-        t.sent_to_peer(100);
-        t.sent_to_peer(20);
-        t.received_from_peer(7);
+        // A DTLS record (first byte 22) and a STUN check (0x00 0x01) relayed out, one in.
+        t.sent_to_peer(&[22; 100]);
+        t.sent_to_peer(&[0x00, 0x01].repeat(10));
+        t.received_from_peer(&[23; 7]);
         let s = t.snapshot();
         assert_eq!((s.stun_bindings, s.allocations, s.permissions, s.channel_binds), (1, 1, 1, 1));
         assert_eq!(s.allocations_refused, [(401, 1)].into());
         assert_eq!((s.permissions_refused.get(&403), s.channel_binds_refused.get(&403)), (Some(&1), Some(&1)));
         assert_eq!((s.to_peers, s.from_peers), (Flow { packets: 2, bytes: 120 }, Flow { packets: 1, bytes: 7 }));
+        assert_eq!((s.to_peers_stun, s.from_peers_stun), (Some(Flow { packets: 1, bytes: 20 }), Some(Flow::default())));
         assert!(s.at_unix_ms > 1_700_000_000_000);
     }
 
