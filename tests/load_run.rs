@@ -1,7 +1,8 @@
-//! Root tests: a short load over a small mixed population (loads/ci.toml: 30 calls at
-//! 6/s, 32 at once at most, bounded), every figure of its report present and consistent, every
-//! call connected, and the relayed share what the matrix expects of the drawn pairs;
-//! a load in a lab file's lab (count = N hosts); browser peers under load; and Ctrl-C
+//! Root tests: a short load over a small mixed population (loads/ci.toml: 60 calls at
+//! 10/s, 64 at once at most, bounded, pooled peers), every figure of its report present and
+//! consistent, every call connected, the relayed share what the matrix expects of the drawn
+//! pairs and the relay's bytes the relayed ends'; a load in a lab file's lab (count = N
+//! hosts, a process per call); browser peers under load; a killed peer pool; and Ctrl-C
 //! during a load.
 
 mod common;
@@ -193,7 +194,7 @@ fn a_short_mixed_load_connects_every_call_and_relays_what_the_matrix_predicts() 
             dots as u64,
             r["samples"].as_array().unwrap().iter().filter(|s| !s["setup_from_start_ms"].is_null()).count() as u64
         );
-        check_consistent(&r, 30, true);
+        check_consistent(&r, 60, true);
         // The relay's rates, whole and over time, add up to its counters.
         let rates = &r["server_side"]["rates"][0];
         let allocations = f(&r["server_side"]["servers"][0]["stats"]["allocations"]);
@@ -216,7 +217,7 @@ fn a_short_mixed_load_connects_every_call_and_relays_what_the_matrix_predicts() 
             None => {
                 assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
                 eprintln!(
-                    "ci load, attempt {attempt}: 30/30 connected, {:.1} % relayed as predicted; relay vs relayed ends {:.3} % / {:.3} %; achieved {:.2} setups/s of {:.2}; p95 setup from arrival {:.0} ms; earlier attempts: {misses:?}",
+                    "ci load, attempt {attempt}: 60/60 connected, {:.1} % relayed as predicted; relay vs relayed ends {:.3} % / {:.3} %; achieved {:.2} setups/s of {:.2}; p95 setup from arrival {:.0} ms; earlier attempts: {misses:?}",
                     f(&rs["observed"]) * 100.0,
                     f(&acc["sent_diff_pct"]),
                     f(&acc["received_diff_pct"]),
@@ -362,4 +363,44 @@ fn ctrl_c_during_a_load_tears_everything_down() {
             "peer {pid} still running"
         );
     }
+}
+
+/// A pooled peer process killed mid-load (SIGKILL to the answering host's pool): the
+/// calls it held fail, the next call on that host starts a new pool, the load
+/// goes on to its end, and the report counts both processes.
+#[test]
+fn a_killed_peer_pool_costs_only_its_calls() {
+    if !require_root() {
+        return;
+    }
+    let name = lab_name("ldkill");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_icelab"))
+        .args(["load", &load_file("homes.toml"), "--name", &name, "--calls", "40", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until dave's pool is up and holding calls, then kill it.
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut pids = Vec::new();
+    while Instant::now() < until && pids.is_empty() {
+        pids = lab_pids(&name);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(pids.len(), 1, "one pooled peer in dave's namespace: {pids:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    sh(&format!("kill -9 {}", pids[0]));
+    let o = child.wait_with_output().unwrap();
+    let r: serde_json::Value =
+        serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+    assert!(lab_namespaces(&name).is_empty(), "the load left its lab behind");
+    let (passed, calls) = (r["passed"].as_u64().unwrap(), r["calls"].as_u64().unwrap());
+    let failed: Vec<&serde_json::Value> = r["samples"].as_array().unwrap().iter().filter(|s| s["ok"] != true).collect();
+    assert!(!failed.is_empty() && passed >= calls / 2, "{passed}/{calls} passed: {failed:#?}");
+    // The calls after the kill ran on a new pool: the last arrivals all connected.
+    let samples = r["samples"].as_array().unwrap();
+    assert!(samples[samples.len() - 10..].iter().all(|s| s["ok"] == true), "{:#}", r["failures"]);
+    // Four callers' pools, dave's first and its replacement.
+    assert_eq!(r["resources"]["peers"]["processes"], 6, "{}", r["resources"]);
+    assert_eq!(o.status.code(), Some(1), "a load with failed calls exits 1");
 }

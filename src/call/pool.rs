@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +39,8 @@ type Routes = Arc<Mutex<HashMap<u64, Route>>>;
 /// One host's pool process.
 struct Pool {
     ns: String,
+    /// Its output has not ended (cleared when the process is gone).
+    alive: Arc<AtomicBool>,
     /// Lines to the process's stdin.
     lines: mpsc::UnboundedSender<String>,
     routes: Routes,
@@ -52,6 +54,8 @@ struct Pool {
 #[derive(Default)]
 pub(crate) struct PeerPools {
     pools: tokio::sync::Mutex<HashMap<String, Arc<Pool>>>,
+    /// Pools that died and were replaced (kept to be reaped and counted).
+    retired: Mutex<Vec<Arc<Pool>>>,
     next_call: AtomicU64,
 }
 
@@ -77,10 +81,15 @@ impl PeerPools {
         let pool = {
             let mut pools = self.pools.lock().await;
             match pools.get(ns) {
-                Some(p) => p.clone(),
-                None => {
+                Some(p) if p.alive.load(Ordering::Acquire) => p.clone(),
+                _ => {
+                    // A pool that died (its calls were ended with it) is replaced, so
+                    // one crash costs the calls it held, not the rest of the load.
                     let p = Arc::new(Pool::start(ns, resolv_conf.as_deref())?);
-                    pools.insert(ns.to_string(), p.clone());
+                    if let Some(dead) = pools.insert(ns.to_string(), p.clone()) {
+                        tracing::warn!(%ns, "the pooled peer had ended; started a new one");
+                        lock(&self.retired).push(dead);
+                    }
                     p
                 }
             }
@@ -91,13 +100,14 @@ impl PeerPools {
 
     /// Pool processes started.
     pub(crate) async fn processes(&self) -> usize {
-        self.pools.lock().await.len()
+        self.pools.lock().await.len() + lock(&self.retired).len()
     }
 
     /// Closes every pool's input and waits (bounded) for the processes to end, so their
     /// CPU and memory count among this process's reaped children.
     pub(crate) async fn close(&self) {
-        let pools: Vec<_> = self.pools.lock().await.values().cloned().collect();
+        let mut pools: Vec<_> = self.pools.lock().await.values().cloned().collect();
+        pools.extend(lock(&self.retired).iter().cloned());
         futures::future::join_all(pools.iter().map(|p| p.close())).await;
     }
 }
@@ -114,13 +124,15 @@ impl Pool {
         let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
         let (stdin, stdout, stderr) = (stdin.expect("piped"), stdout.expect("piped"), stderr.expect("piped"));
         let routes: Routes = Arc::default();
+        let alive = Arc::new(AtomicBool::new(true));
         let (lines, rx) = mpsc::unbounded_channel();
         let (close, closed) = oneshot::channel();
         tokio::spawn(write_lines(stdin, rx, closed));
-        tokio::spawn(read_lines(BufReader::new(stdout), routes.clone(), ns.to_string()));
+        tokio::spawn(read_lines(BufReader::new(stdout), routes.clone(), ns.to_string(), alive.clone()));
         let stderr = tokio::spawn(super::run::tail(stderr));
         Ok(Pool {
             ns: ns.to_string(),
+            alive,
             lines,
             routes,
             close: Mutex::new(Some(close)),
@@ -134,6 +146,11 @@ impl Pool {
         let (exit_tx, exit) = oneshot::channel();
         // Routed before the start line, so no event can arrive unrouted.
         lock(&self.routes).insert(call, Route { events: events_tx, exit: exit_tx });
+        // Checked after routing: a pool that ends from here on ends this call too.
+        if !self.alive.load(Ordering::Acquire) {
+            lock(&self.routes).remove(&call);
+            anyhow::bail!("the pooled peer in {} has ended", self.ns);
+        }
         let config = serde_json::to_string(cfg)?;
         self.send(PoolIn::Start { call, config: &config })?;
         // The call's view: events become its "stdout" (closed when the peer exits) ...
@@ -246,7 +263,12 @@ async fn write_lines(
 }
 
 /// Routes the pool's output to its calls; when it ends, every call still routed ends too.
-async fn read_lines(stdout: BufReader<tokio::process::ChildStdout>, routes: Routes, ns: String) {
+async fn read_lines(
+    stdout: BufReader<tokio::process::ChildStdout>,
+    routes: Routes,
+    ns: String,
+    alive: Arc<AtomicBool>,
+) {
     let mut lines = stdout.lines();
     while let Ok(Some(line)) = lines.next_line().await {
         match PoolOut::decode(&line) {
@@ -264,6 +286,7 @@ async fn read_lines(stdout: BufReader<tokio::process::ChildStdout>, routes: Rout
             Err(e) => tracing::warn!(%ns, "{e}"),
         }
     }
+    alive.store(false, Ordering::Release);
     let orphans: Vec<_> = lock(&routes).drain().collect();
     for (_, r) in orphans {
         let _ = r.exit.send(Some(format!("the pooled peer in {ns} exited")));

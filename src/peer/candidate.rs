@@ -75,7 +75,7 @@ pub(crate) fn from_rtc_candidate(c: &RTCIceCandidate, url: &str) -> CandidateInf
         address: c.address.clone(),
         port: c.port,
         relay_protocol,
-        related_address: non_empty(&c.related_address).map(|a| format!("{a}:{}", c.related_port)),
+        related_address: non_empty(&c.related_address).map(|a| super::protocol::endpoint(&a, c.related_port)),
         url,
     }
 }
@@ -94,7 +94,7 @@ pub(crate) fn parse_candidate_line(line: &str) -> Option<CandidateInfo> {
     while i + 1 < f.len() {
         if f[i] == "raddr" {
             let port = f.get(i + 3).copied().unwrap_or("0");
-            related = Some(format!("{}:{port}", f[i + 1]));
+            related = Some(super::protocol::endpoint(f[i + 1], port));
         }
         i += 2;
     }
@@ -192,6 +192,10 @@ mod tests {
         assert_eq!(c.candidate_type, "relay");
         assert_eq!(c.endpoint(), "10.0.0.9:50000");
         assert_eq!(c.related_address.as_deref(), Some("1.2.3.4:4000"));
+        let v6 = "candidate:9 1 udp 16777215 198.51.100.10 5000 typ relay raddr 2001:db8:1::10 rport 4000";
+        let c = parse_candidate_line(v6).unwrap();
+        assert_eq!(c.related_address.as_deref(), Some("[2001:db8:1::10]:4000"));
+        assert!(c.related_address.unwrap().parse::<std::net::SocketAddr>().is_ok(), "a relay's base parses");
         assert!(parse_candidate_line("garbage").is_none());
     }
 

@@ -59,6 +59,11 @@ pub enum SignalMsg {
     },
 }
 
+/// `address:port`, `[address]:port` for IPv6: what `SocketAddr` prints and parses.
+pub fn endpoint(address: &str, port: impl std::fmt::Display) -> String {
+    if address.contains(':') { format!("[{address}]:{port}") } else { format!("{address}:{port}") }
+}
+
 /// One candidate as reported in events and in the outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CandidateInfo {
@@ -89,11 +94,7 @@ impl CandidateInfo {
     /// `address:port` (`[address]:port` for IPv6), the key used to match prflx candidates
     /// to known ones.
     pub fn endpoint(&self) -> String {
-        if self.address.contains(':') {
-            format!("[{}]:{}", self.address, self.port)
-        } else {
-            format!("{}:{}", self.address, self.port)
-        }
+        endpoint(&self.address, self.port)
     }
 
     /// `ipv4` or `ipv6`, the family of the candidate's address (`None` for a name, such
