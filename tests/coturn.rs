@@ -83,7 +83,7 @@ fn ipv6_only_peers_allocate_on_coturn_over_ipv6() {
     let local = &rep["outcome"]["offerer"]["selected_pair"]["local"];
     assert_eq!(local["candidate_type"], "relay", "{local}");
     assert!(local["url"].as_str().unwrap().starts_with("turn:[2001:db8::"), "allocated over IPv6: {local}");
-    assert!(local["related_address"].as_str().unwrap().starts_with("2001:db8:1:"), "{local}");
+    assert!(local["related_address"].as_str().unwrap().starts_with("[2001:db8:1:"), "{local}");
     assert!(local["address"].as_str().unwrap().starts_with("198.51.100."), "an IPv4 relay: {local}");
 }
 
