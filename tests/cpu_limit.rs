@@ -157,30 +157,16 @@ fn cleanup_after_kill_removes_the_killed_runs_cgroup() {
     }
     let h = Hierarchy::find().expect("this machine has a cpu controller");
     let name = lab_name("cpukill");
-    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_icelab"))
-        .args(["run", &common::topology("call-relay-cpu.toml"), "--name", &name])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut run, g) = start_limited_run(&name);
     let _guard = LabGuard(name.clone());
-    let g = format!("icelab-{name}-relay");
-    let until = Instant::now() + Duration::from_secs(10);
-    while cgroup::pids(&g).is_empty() {
-        assert!(run.try_wait().unwrap().is_none(), "the run ended before its relay was limited");
-        assert!(Instant::now() < until, "no cgroup {g} 10 s into the run");
-        std::thread::sleep(Duration::from_millis(10));
-    }
     run.kill().unwrap();
     run.wait().unwrap();
     assert!(h.dir(&g).exists(), "SIGKILL leaves the cgroup for cleanup");
-    let o = icelab(&["cleanup", "--json"]);
+    // By name: the parallel tests' global cleanups must not be what removed it.
+    let o = icelab(&["cleanup", &name, "--json"]);
     assert!(o.status.success(), "cleanup failed: {}", stderr(&o));
     let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    // Another test's cleanup (they run in parallel) may have removed it first.
-    if let Some(t) = r["removed"].as_array().unwrap().iter().find(|t| t["name"] == name.as_str()) {
-        assert_eq!(t["cgroups"], 1, "{r}");
-    }
+    assert_eq!(r["cgroups"], 1, "{r}");
     assert!(!h.dir(&g).exists(), "cleanup left {g}");
     assert!(common::lab_namespaces(&name).is_empty());
 }
@@ -193,13 +179,23 @@ fn ctrl_c_removes_the_runs_cgroup() {
     }
     let h = Hierarchy::find().expect("this machine has a cpu controller");
     let name = lab_name("cpuint");
+    let (mut run, g) = start_limited_run(&name);
+    let _guard = LabGuard(name.clone());
+    let status = common::signal_and_wait(&mut run, nix::sys::signal::Signal::SIGINT, "icelab run");
+    assert!(!status.success(), "an interrupted run does not pass");
+    assert!(!h.dir(&g).exists(), "Ctrl-C left {g}");
+    assert!(common::lab_namespaces(&name).is_empty(), "Ctrl-C left the lab's namespaces");
+}
+
+/// Starts `icelab run` of topologies/call-relay-cpu.toml as lab `name` and waits (bounded)
+/// until its relay's cgroup holds a process; returns the run and the cgroup's name.
+fn start_limited_run(name: &str) -> (std::process::Child, String) {
     let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_icelab"))
-        .args(["run", &common::topology("call-relay-cpu.toml"), "--name", &name])
+        .args(["run", &common::topology("call-relay-cpu.toml"), "--name", name])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let _guard = LabGuard(name.clone());
     let g = format!("icelab-{name}-relay");
     let until = Instant::now() + Duration::from_secs(10);
     while cgroup::pids(&g).is_empty() {
@@ -207,8 +203,5 @@ fn ctrl_c_removes_the_runs_cgroup() {
         assert!(Instant::now() < until, "no cgroup {g} 10 s into the run");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let status = common::signal_and_wait(&mut run, nix::sys::signal::Signal::SIGINT, "icelab run");
-    assert!(!status.success(), "an interrupted run does not pass");
-    assert!(!h.dir(&g).exists(), "Ctrl-C left {g}");
-    assert!(common::lab_namespaces(&name).is_empty(), "Ctrl-C left the lab's namespaces");
+    (run, g)
 }

@@ -9,17 +9,14 @@
 //! dropped, as a peer process is).
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, duplex};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::fabric::{netns, procs};
 use crate::peer::pool_wire::{PoolIn, PoolOut};
 use crate::peer::{PeerConfig, PeerOutcome};
 
@@ -114,13 +111,9 @@ impl PeerPools {
 
 impl Pool {
     fn start(ns: &str, resolv_conf: Option<&str>) -> anyhow::Result<Pool> {
-        let fd = netns::open(ns)?;
         let mut cmd = std::process::Command::new(crate::fabric::icelab_exe()?);
-        cmd.args(["peer", "--pool"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        procs::enter_netns_resolving(&mut cmd, &fd, resolv_conf)?;
-        let mut cmd = Command::from(cmd);
-        cmd.kill_on_drop(true);
-        let mut child = cmd.spawn().with_context(|| format!("starting the pooled peer in {ns}"))?;
+        cmd.args(["peer", "--pool"]);
+        let mut child = super::run::spawn_on_host(cmd, ns, resolv_conf, "the pooled peer")?;
         let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
         let (stdin, stdout, stderr) = (stdin.expect("piped"), stdout.expect("piped"), stderr.expect("piped"));
         let routes: Routes = Arc::default();

@@ -392,14 +392,24 @@ fn udp_bind(plan: &Plan, host: &str) -> Vec<String> {
 /// Starts the peer process of `kind` inside namespace `ns` (resolving names with
 /// `resolv_conf` when the lab has a DNS) with piped stdio.
 fn spawn_peer(kind: &PeerKind, (ns, resolv_conf): (&str, Option<String>), cfg: &PeerConfig) -> anyhow::Result<Child> {
+    spawn_on_host(kind.command(cfg)?, ns, resolv_conf.as_deref(), &format!("the {kind} peer"))
+}
+
+/// Starts `cmd` inside namespace `ns` (resolving with `resolv_conf`), stdio piped, killed
+/// with us whatever happens (the lab teardown would also find it). `what` names it in
+/// the error.
+pub(super) fn spawn_on_host(
+    mut cmd: std::process::Command,
+    ns: &str,
+    resolv_conf: Option<&str>,
+    what: &str,
+) -> anyhow::Result<Child> {
     let fd = netns::open(ns)?;
-    let mut cmd = kind.command(cfg)?;
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    procs::enter_netns_resolving(&mut cmd, &fd, resolv_conf.as_deref())?;
+    procs::enter_netns_resolving(&mut cmd, &fd, resolv_conf)?;
     let mut cmd = Command::from(cmd);
-    // Killed with us whatever happens; the lab teardown would also find it.
     cmd.kill_on_drop(true);
-    cmd.spawn().with_context(|| format!("starting the {kind} peer in {ns}"))
+    cmd.spawn().with_context(|| format!("starting {what} in {ns}"))
 }
 
 /// Waits (bounded) for a peer to exit, kills it if it does not, and records why it

@@ -239,15 +239,12 @@ pub(crate) async fn peer_pool() -> CliResult {
 /// A pool holds a few sockets per call for hundreds of calls at once: the soft limit on
 /// open files goes up to the hard one (often 1024 against 524288).
 fn raise_open_files() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit write and read the struct passed; no other memory.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                tracing::warn!("could not raise the open-file limit: {}", std::io::Error::last_os_error());
-            }
-        }
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!("could not raise the open-file limit: {e}");
     }
 }
 

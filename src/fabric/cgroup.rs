@@ -70,6 +70,12 @@ impl Hierarchy {
         self.root().join(name)
     }
 
+    /// The processes in cgroup `name` here (none when it does not exist).
+    pub fn pids(&self, name: &str) -> Vec<u32> {
+        let text = fs::read_to_string(self.dir(name).join("cgroup.procs")).unwrap_or_default();
+        text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+    }
+
     /// The cgroup's quota and period in microseconds (`None` for the quota: unlimited).
     pub fn quota(&self, name: &str) -> Result<(Option<u64>, u64)> {
         let read = |f: &str| {
@@ -130,9 +136,7 @@ pub fn limit(name: &str, quota_us: u64, period_us: u64, pids: &[u32]) -> Result<
 
 /// The processes in cgroup `name` (none when it does not exist).
 pub fn pids(name: &str) -> Vec<u32> {
-    let Ok(h) = Hierarchy::find() else { return Vec::new() };
-    let text = fs::read_to_string(h.dir(name).join("cgroup.procs")).unwrap_or_default();
-    text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+    Hierarchy::find().map(|h| h.pids(name)).unwrap_or_default()
 }
 
 /// The cgroups whose names start with `prefix` (an `icelab-*` prefix).
@@ -163,11 +167,12 @@ pub fn remove(name: &str, deadline: Duration) -> Result<bool> {
             Ok(()) => return Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) if start.elapsed() > deadline => {
-                return Err(e)
-                    .with_context(|| format!("removing cgroup {} (processes left: {:?})", dir.display(), pids(name)));
+                return Err(e).with_context(|| {
+                    format!("removing cgroup {} (processes left: {:?})", dir.display(), h.pids(name))
+                });
             }
             Err(_) => {
-                for pid in pids(name) {
+                for pid in h.pids(name) {
                     let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
                 }
                 std::thread::sleep(Duration::from_millis(5));

@@ -56,6 +56,12 @@ impl ServiceKind {
         Self::ALL.into_iter().find(|k| k.name() == name)
     }
 
+    /// True when this kind runs as a process of the server's own (what a `cpu` limit
+    /// holds); echo is one lab-wide responder outside the server's namespace.
+    pub fn has_own_process(self) -> bool {
+        self != ServiceKind::Echo
+    }
+
     /// True when this kind answers STUN binding requests (a TURN server does too).
     pub fn answers_stun(self) -> bool {
         matches!(self, ServiceKind::Stun | ServiceKind::Turn)

@@ -285,10 +285,9 @@ pub fn parse_stats_lines(text: &str) -> Vec<ServerStats> {
                 None => base = Some(l.clone()),
             }
         }
-        let mut total = base.clone().unwrap_or_default();
-        match &base {
-            Some(_) => total.add(&s),
-            None => total = s.clone(),
+        let mut total = base.clone().unwrap_or_else(|| s.clone());
+        if base.is_some() {
+            total.add(&s);
         }
         total.started_unix_ms = s.started_unix_ms;
         out.push(total);

@@ -382,8 +382,7 @@ fn interpret_action(
                 format!("unknown server `{name}`"),
                 Some(format!("servers: {}", nodes.servers.keys().copied().collect::<Vec<_>>().join(", "))),
             ),
-            // Echo is one lab-wide process outside the server's namespace.
-            Some(svc) if svc.iter().all(|k| *k == crate::servers::ServiceKind::Echo) => rep.error(
+            Some(svc) if !svc.iter().any(|k| k.has_own_process()) => rep.error(
                 c.server.span(),
                 format!("server `{name}` runs no service of its own to limit"),
                 Some("limit a server with services = [\"turn\"] (or stun, dns)".into()),

@@ -160,9 +160,8 @@ pub(crate) fn resolve(rep: &mut Reporter, file: &str, raw: RawTopology) -> Optio
         let gateway = addresses.first().map_or(Ipv4Addr::UNSPECIFIED, |a| public_gateway(*a));
         let services = services.next().unwrap_or_default();
         if let (Some(_), Some(v)) = (cpu, &s.cpu)
-            && services.iter().all(|v| v.kind == crate::servers::ServiceKind::Echo)
+            && !services.iter().any(|v| v.kind.has_own_process())
         {
-            // Echo is served by one lab-wide process outside the server's namespace.
             rep.error(
                 v.span(),
                 format!("server `{name}` has a cpu limit but runs no service of its own"),
