@@ -51,6 +51,21 @@ async fn send_for(dc: Arc<dyn DataChannel>, plan: DataPlan) -> webrtc::error::Re
     Ok(Sent { bytes, messages, duration })
 }
 
+/// Longest a finished side waits for SCTP to acknowledge what it sent last.
+const DELIVERY_WAIT: Duration = Duration::from_secs(2);
+
+/// Waits (bounded) until SCTP has acknowledged everything this side sent: our last `ack`
+/// may still be in flight, or lost and due for a retransmission, when we are finished,
+/// and closing then would leave the other side waiting for it until its deadline (seen
+/// over TURN/TCP relays under load). A peer that already went away leaves it unacked:
+/// the wait ends at [`DELIVERY_WAIT`].
+async fn delivered(dc: &dyn DataChannel) {
+    let until = tokio::time::Instant::now() + DELIVERY_WAIT;
+    while dc.outstanding_bytes().await.unwrap_or(0) > 0 && tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn rate(bytes: u64, d: Duration) -> f64 {
     if d.is_zero() { 0.0 } else { bytes as f64 / d.as_secs_f64() }
 }
@@ -140,6 +155,7 @@ pub(crate) async fn drive_channel(
                 transport: None,
                 selected_pairs: None,
             };
+            delivered(dc.as_ref()).await;
             let _ = tx.send(Internal::DataDone(stats));
             return;
         }
