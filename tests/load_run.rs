@@ -170,8 +170,8 @@ fn shortfall(r: &serde_json::Value) -> Option<String> {
 /// connected and the relayed share exactly the pairs' prediction. Up to three attempts,
 /// as the matrix retries a cell: under a burst of load on this shared machine about one
 /// direct call in thirty has webrtc-rs nominate its relay pair first (the race of issue
-/// 9); the attempts that missed are printed. (No TCP-relayed kind: see
-/// loads/tcp-relay.toml.)
+/// 9); the attempts that missed are printed. Its !UDP and HTTP kinds relay over TURN/TCP
+/// and TLS.
 #[test]
 fn a_short_mixed_load_connects_every_call_and_relays_what_the_matrix_predicts() {
     if !require_root() {
