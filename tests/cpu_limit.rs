@@ -144,6 +144,22 @@ fn a_cpu_event_during_a_load_limits_the_relay_and_leaves_nothing() {
     assert_eq!(phases.len(), 2, "{phases:?}");
     assert_eq!(phases[1]["cause"], "cpu relay = 0.1 cores");
     assert!(phases[1].get("error").is_none(), "the event failed: {}", phases[1]);
+    // The relay's answers, cut by the phases' spans of time, add up to the whole load's.
+    let counts = |l: &serde_json::Value| -> std::collections::BTreeMap<String, u64> {
+        let methods = l["methods"].as_array().unwrap_or_else(|| panic!("no methods: {l}"));
+        methods.iter().map(|m| (m["method"].as_str().unwrap().to_string(), m["count"].as_u64().unwrap())).collect()
+    };
+    let whole = counts(&r["server_side"]["latencies"][0]);
+    assert!(whole.get("Allocate").is_some_and(|n| *n > 0), "{whole:?}");
+    let mut summed = std::collections::BTreeMap::new();
+    for p in phases {
+        let l = &p["server_latencies"][0];
+        assert_eq!(l["server"], "relay", "{p}");
+        for (m, n) in counts(l) {
+            *summed.entry(m).or_insert(0) += n;
+        }
+    }
+    assert_eq!(summed, whole, "phases: {phases:?}");
     assert!(!h.dir(&g).exists(), "the load left {g} behind");
     assert!(common::lab_namespaces(&name).is_empty(), "the load left its lab behind");
 }

@@ -282,6 +282,68 @@ fn server_latencies_are_reported_by_method() {
     assert!(html.contains("server relay2: latency not measured (coturn)"));
 }
 
+/// A phase holds the answers timed in its span of time: the first reaches back to the
+/// server's start, the last to its last sample, a bound takes the last sample at or
+/// before it, and a phase that never began holds none; the counts add up to the whole.
+#[test]
+fn phases_hold_the_server_answers_of_their_span() {
+    use icelab::load::report::{Phase, add_server_latencies};
+    use icelab::servers::latency::{ByMethod, Histogram};
+    use icelab::servers::stats::{ServerFigures, ServerStats};
+    use icelab::servers::{Implementation, ServiceKind};
+    // Cumulative samples: 2 fast answers by 1.5 s, 4 more by 3.5 s (two of them slow).
+    let sample = |at: u64, us: &[u64]| {
+        let mut h = Histogram::default();
+        us.iter().for_each(|u| h.record(*u));
+        ServerStats {
+            at_unix_ms: at,
+            answer_latency_us: ByMethod::from([("Allocate".into(), h)]),
+            ..Default::default()
+        }
+    };
+    let fast = [100; 2];
+    let all = [100, 100, 100, 100, 50_000, 50_000];
+    let samples = vec![sample(10_500, &fast), sample(12_100, &all[..4]), sample(13_500, &all)];
+    let fig = |implementation| ServerFigures {
+        server: "relay".into(),
+        service: ServiceKind::Turn,
+        implementation,
+        stats: samples[2].clone(),
+        samples: samples.clone(),
+        note: None,
+    };
+    let phase = |cause: &str, from_ms: f64| Phase {
+        cause: cause.into(),
+        from_ms,
+        error: None,
+        calls: 0,
+        passed: 0,
+        stats: Vec::new(),
+        server_latencies: Vec::new(),
+    };
+    // t0 at 10 s: phases from 0 (to 12.0 s: the 10.5 s sample), 2.0 s (12.0-12.5 s: the
+    // 12.1 s sample's two), a never-applied event, and 2.5 s (to the end: the slow two).
+    let mut p = vec![phase("start", 0.0), phase("a", 2000.0), phase("never", f64::NAN), phase("b", 2500.0)];
+    add_server_latencies(&mut p, &[fig(Implementation::BuiltIn), fig(Implementation::Coturn)], 10_000);
+    let counts: Vec<Vec<u64>> = p
+        .iter()
+        .map(|ph| ph.server_latencies.iter().flat_map(|l| l.methods.iter().map(|m| m.count)).collect())
+        .collect();
+    assert_eq!(counts, [vec![2], vec![2], vec![], vec![2]], "coturn does not time answers: {p:?}");
+    assert!(p[1].server_latencies[0].methods[0].p99_ms < 0.2, "{:?}", p[1]);
+    assert!((p[3].server_latencies[0].methods[0].p99_ms - 50.0).abs() < 3.0, "{:?}", p[3]);
+    // A span with no answer still names its server.
+    let mut quiet = vec![phase("start", 0.0), phase("late", 9000.0)];
+    add_server_latencies(&mut quiet, &[fig(Implementation::BuiltIn)], 10_000);
+    assert_eq!(quiet[1].server_latencies[0].methods, []);
+    let r = report::LoadReport { phases: p, ..synthetic() };
+    let text = report::render(&r);
+    assert!(text.contains("relay answers in this span (p50/p95/p99 ms): Allocate x2"), "{text}");
+    let html = icelab::load::html::render(&r);
+    assert!(html.contains("<h3>from 2.5 s: b, 0 calls, 0 passed</h3>"), "{html}");
+    assert!(html.contains("server relay answers in this span (p50/p95/p99 ms): Allocate x2"), "{html}");
+}
+
 fn icelab(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_icelab")).args(args).output().expect("run icelab")
 }

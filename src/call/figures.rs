@@ -3,7 +3,7 @@
 //! sample with SIGUSR1) or coturn's log (once every allocation it granted has closed and
 //! logged its usage). Every wait is bounded; what could not be read is said in `note`.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::plan::Plan;
 use crate::servers::stats::{
@@ -28,10 +28,6 @@ pub(super) async fn collect(topo: &Topology, plan: &Plan) -> Vec<ServerFigures> 
     out
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 async fn one(server: &str, svc: Service, state: &str, ns: &str) -> ServerFigures {
     let (samples, note) = match svc.implementation {
         Implementation::BuiltIn => built_in(state, ns).await,
@@ -51,7 +47,7 @@ async fn one(server: &str, svc: Service, state: &str, ns: &str) -> ServerFigures
 /// taken after the question.
 async fn built_in(state: &str, ns: &str) -> (Vec<ServerStats>, Option<String>) {
     let path = stats_file(state, ns);
-    let asked = unix_ms();
+    let asked = crate::servers::stats::now_unix_ms();
     let pid_file = format!("{state}/{}", crate::plan::shell::pid_file(ServiceKind::Turn.name(), ns));
     let pid = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<i32>().ok());
     let signalled = pid.is_some_and(|p| {

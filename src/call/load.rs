@@ -84,6 +84,8 @@ pub struct LoadRun {
     pub resources: crate::report::resources::Resources,
     /// The load's `[[event]]`s as applied (times: ms after the first arrival).
     pub events: Vec<crate::timeline::Applied>,
+    /// The first arrival's time, Unix ms: the servers' samples are stamped so.
+    pub t0_unix_ms: u64,
 }
 
 /// Builds the lab of `spec` as `name` and places `calls` (sorted by `at_ms`) with the
@@ -122,6 +124,7 @@ pub async fn run_load(
         pools: opts.pooled.then(PeerPools::default),
     });
     let t0 = Instant::now();
+    let t0_unix_ms = crate::servers::stats::now_unix_ms();
     let applied = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (t0_tx, t0_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -188,6 +191,7 @@ pub async fn run_load(
         servers,
         resources,
         events,
+        t0_unix_ms,
     })
 }
 

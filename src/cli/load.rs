@@ -162,6 +162,7 @@ pub(crate) async fn load(file: &Path, args: LoadArgs) -> CliResult {
     report.relay_accounting = load::report::RelayAccounting::new(&report.samples, &report.server_side);
     report.resources = run.resources;
     report.phases = load::report::phases(&report.samples, &run.events);
+    load::report::add_server_latencies(&mut report.phases, &report.server_side.servers, run.t0_unix_ms);
     if let Some(path) = &args.html {
         std::fs::write(path, load::html::render(&report))
             .map_err(|e| CliError::could_not_run(format!("writing {}: {e}", path.display())))?;

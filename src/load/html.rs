@@ -198,6 +198,34 @@ pub fn render(r: &LoadReport) -> String {
         stat_rows(&mut o, &g.stats);
         o.push_str("</table>\n");
     }
+    if !r.phases.is_empty() {
+        o.push_str(
+            "<h2>Phases</h2>\n<p>Calls by arrival, cut where an event changed the lab; server answers by time.</p>\n",
+        );
+        for p in &r.phases {
+            let at = if p.from_ms.is_nan() { "never".to_string() } else { format!("{:.1} s", p.from_ms / 1e3) };
+            let err = p.error.as_ref().map_or(String::new(), |x| format!(" (failed: {x})"));
+            let _ = writeln!(
+                o,
+                "<h3>from {at}: {}{}, {} calls, {} passed</h3>\n<table>{STAT_HEAD}",
+                e(&p.cause),
+                e(&err),
+                p.calls,
+                p.passed
+            );
+            stat_rows(&mut o, &p.stats);
+            o.push_str("</table>\n");
+            for l in &p.server_latencies {
+                let methods = crate::servers::latency::compact(&l.methods);
+                let _ = writeln!(
+                    o,
+                    "<p class=\"phase-latency\">server {} answers in this span (p50/p95/p99 ms): {}</p>",
+                    e(&l.server),
+                    e(&methods)
+                );
+            }
+        }
+    }
     if let Some(rs) = &r.relay_share {
         let _ = writeln!(
             o,

@@ -19,6 +19,7 @@ use super::spec::LoadSpec;
 use crate::call::RunReport;
 use crate::matrix::Config;
 use crate::scenario::{CallPair, PathClass, Timings, relay_transport};
+use crate::servers::stats::{ServerFigures, ServerStats};
 
 /// One call of a load, as the report needs it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -457,14 +458,23 @@ pub struct ServerLatency {
 }
 
 impl ServerLatency {
-    fn of(f: &crate::servers::stats::ServerFigures) -> ServerLatency {
-        let measured = f.implementation == crate::servers::Implementation::BuiltIn;
+    fn of(f: &ServerFigures) -> ServerLatency {
+        ServerLatency::over(f, &f.stats.answer_latency_us)
+    }
+
+    /// `f`'s server, with the answers in `by`.
+    fn over(f: &ServerFigures, by: &crate::servers::latency::ByMethod) -> ServerLatency {
         ServerLatency {
             server: f.server.clone(),
             implementation: f.implementation,
-            measured,
-            methods: crate::servers::latency::summarize(&f.stats.answer_latency_us),
+            measured: ServerLatency::timed(f),
+            methods: crate::servers::latency::summarize(by),
         }
+    }
+
+    /// Whether the server times its answers (the built-in one does, coturn does not).
+    fn timed(f: &ServerFigures) -> bool {
+        f.implementation == crate::servers::Implementation::BuiltIn
     }
 }
 
@@ -513,6 +523,10 @@ pub struct Phase {
     pub passed: usize,
     /// Setup from arrival and channel open of its connected calls.
     pub stats: Vec<Stat>,
+    /// The servers' answer latencies over the phase's span of time (see
+    /// [`add_server_latencies`]); empty for an event that never applied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server_latencies: Vec<ServerLatency>,
 }
 
 /// The load cut at each applied event (in time order): one phase before the first, one
@@ -549,9 +563,38 @@ pub fn phases(samples: &[Sample], events: &[crate::timeline::Applied]) -> Vec<Ph
                 .into_iter()
                 .flatten()
                 .collect(),
+                server_latencies: Vec::new(),
             }
         })
         .collect()
+}
+
+/// Each timing server's answer latencies in each phase's span of time: from the phase's
+/// start (the first reaches back to the server's start) to the next applied phase's
+/// (the last runs to the server's last sample), so a method's counts over the phases add
+/// up to the whole load's. A bound takes the server's last cumulative sample at or before
+/// it, and the built-in server samples each second in which something changed, so an
+/// answer counts up to a second late. Calls are in phases by arrival, answers by time.
+pub fn add_server_latencies(phases: &mut [Phase], servers: &[ServerFigures], t0_unix_ms: u64) {
+    let bounds: Vec<Option<u64>> =
+        phases.iter().map(|p| (!p.from_ms.is_nan()).then(|| t0_unix_ms + p.from_ms.max(0.0) as u64)).collect();
+    let zero = ServerStats::default();
+    for (i, phase) in phases.iter_mut().enumerate() {
+        if bounds[i].is_none() {
+            continue;
+        }
+        let to = bounds[i + 1..].iter().flatten().next().copied();
+        phase.server_latencies = servers
+            .iter()
+            .filter(|f| ServerLatency::timed(f))
+            .map(|f| {
+                let at = |t: u64| f.samples.iter().rev().find(|s| s.at_unix_ms <= t).unwrap_or(&zero);
+                let from = if i == 0 { &zero } else { bounds[i].map_or(&zero, at) };
+                let to = to.map_or_else(|| f.samples.last().unwrap_or(&zero), at);
+                ServerLatency::over(f, &to.since(from).answer_latency_us)
+            })
+            .collect();
+    }
 }
 
 /// A whole load.
@@ -868,6 +911,10 @@ pub fn render(r: &LoadReport) -> String {
             line(&mut s, format!("   from {at}: {}{err}: {} calls, {} passed", p.cause, p.calls, p.passed));
             for st in &p.stats {
                 line(&mut s, row(st));
+            }
+            for l in &p.server_latencies {
+                let methods = crate::servers::latency::compact(&l.methods);
+                line(&mut s, format!("    {} answers in this span (p50/p95/p99 ms): {methods}", l.server));
             }
         }
     }

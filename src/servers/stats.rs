@@ -46,6 +46,11 @@ impl Flow {
 /// credential client meets on its first request).
 pub type Refusals = BTreeMap<u16, u64>;
 
+/// The clock samples are stamped with ([`ServerStats::at_unix_ms`]): Unix ms, now.
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 /// One sample of a server's figures, cumulative since it started.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use stun::error_code::ErrorCodeAttribute;
 use stun::message::{
@@ -37,7 +37,7 @@ pub struct TurnStats {
 impl Default for TurnStats {
     fn default() -> Self {
         TurnStats {
-            started_unix_ms: unix_ms(),
+            started_unix_ms: crate::servers::stats::now_unix_ms(),
             answers: Mutex::default(),
             pending: Mutex::default(),
             to_peers: Default::default(),
@@ -46,10 +46,6 @@ impl Default for TurnStats {
             from_peers_stun: Default::default(),
         }
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl TurnStats {
@@ -100,7 +96,7 @@ impl TurnStats {
         s.from_peers = flow(&self.from_peers);
         s.to_peers_stun = Some(flow(&self.to_peers_stun));
         s.from_peers_stun = Some(flow(&self.from_peers_stun));
-        s.at_unix_ms = unix_ms();
+        s.at_unix_ms = crate::servers::stats::now_unix_ms();
         s.started_unix_ms = self.started_unix_ms;
         s
     }
