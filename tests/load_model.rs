@@ -108,6 +108,28 @@ fn the_population_lab_goes_through_the_file_layer() {
     assert_eq!(scn.turn.as_deref(), Some("relay"));
 }
 
+/// `relay = "coturn"` / `stun = "coturn"` put coturn behind the population's servers;
+/// an unknown program is a located error that names the known ones.
+#[test]
+fn a_population_may_load_coturn() {
+    use icelab::servers::{Implementation, ServiceKind};
+    let s = parse(&format!("{POP}relay = \"coturn\"\nstun = \"coturn\"\n"));
+    let LabSource::Population(p) = &s.lab else { panic!() };
+    let text = p.lab_file(None, None);
+    let spec = icelab::spec::parse_str("population", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    for (server, kind) in [("relay", ServiceKind::Turn), ("stun", ServiceKind::Stun)] {
+        let svc = spec.topology.servers.iter().find(|x| x.name == server).unwrap().services.clone();
+        assert_eq!(svc.len(), 1, "{server}: {svc:?}");
+        assert_eq!((svc[0].kind, svc[0].implementation), (kind, Implementation::Coturn), "{server}");
+    }
+    let built_in = parse(POP);
+    let LabSource::Population(b) = &built_in.lab else { panic!() };
+    assert!(!b.lab_file(None, None).contains("coturn"), "built-in by default");
+    assert_one(&format!("{POP}relay = \"nginx\"\n"), "6:9", "unknown server program `nginx`");
+    let errs = errors(&format!("{POP}stun = \"x\"\n"));
+    assert!(errs.iter().any(|e| e.contains("stun = one of built-in, coturn") || e.contains("`x`")), "{errs:?}");
+}
+
 #[test]
 fn a_population_slowdown_impairs_every_host() {
     let s = parse(&format!("{POP}impair = \"lte\"\n"));
@@ -359,7 +381,7 @@ fn the_cli_reads_load_files() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bad.toml:2:8") && err.contains("rate = 0 is out of range"), "{err}");
-    for file in ["ci.toml", "mixed.toml", "homes.toml", "slowdown-cpu.toml", "slowdown-cpu-event.toml"] {
+    for file in ["ci.toml", "mixed.toml", "homes.toml", "slowdown-cpu.toml", "slowdown-cpu-event.toml", "coturn.toml"] {
         let path = format!("{}/loads/{file}", env!("CARGO_MANIFEST_DIR"));
         let o = icelab(&["load", &path, "--dry-run", "--json", "--calls", "7"]);
         assert_eq!(o.status.code(), Some(0), "{file}: {}", String::from_utf8_lossy(&o.stderr));

@@ -236,6 +236,52 @@ fn a_short_mixed_load_connects_every_call_and_relays_what_the_matrix_predicts() 
     panic!("three loads missed: {misses:#?}");
 }
 
+/// A population load against coturn (loads/coturn.toml, shortened to 24 calls): every
+/// call connects and relays what the pairs predict, through coturn; the report reads
+/// coturn's log (allocations and their 401 challenges, rates), says coturn does not time
+/// its answers, and counts all it relayed, checks included, so at least what the relayed
+/// ends' selected pairs carried. Two attempts, as the CI load's race may need.
+#[test]
+fn a_population_load_runs_against_coturn() {
+    if !require_root() {
+        return;
+    }
+    let mut misses = Vec::new();
+    for attempt in 1..=2 {
+        let name = lab_name("ldct");
+        let o = icelab(&["load", &load_file("coturn.toml"), "--name", &name, "--calls", "24", "--json"]);
+        let r: serde_json::Value =
+            serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+        assert!(lab_namespaces(&name).is_empty(), "the load left its lab behind");
+        check_consistent(&r, 24, true);
+        assert_eq!(r["spec"]["lab"]["population"]["relay"], "coturn");
+        let server = &r["server_side"]["servers"][0];
+        assert_eq!(server["implementation"], "coturn", "{server}");
+        let stats = &server["stats"];
+        assert!(f(&stats["allocations"]) > 0.0 && f(&stats["allocations_refused"]["401"]) > 0.0, "{stats}");
+        assert!(f(&r["server_side"]["rates"][0]["whole"]["allocations_per_s"]) > 0.0);
+        assert_eq!(r["server_side"]["latencies"][0]["measured"], false);
+        let acc = &r["relay_accounting"];
+        assert_eq!(acc["counted"], "all datagrams", "{acc}");
+        if stats["unreported_allocations"] == 0 {
+            let (sent, relayed) = (f(&acc["peers_sent_bytes"]), f(&acc["relay_to_peers_bytes"]));
+            assert!(sent > 50_000.0 && relayed >= 0.99 * sent, "{acc}");
+        }
+        match shortfall(&r) {
+            None => {
+                assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+                eprintln!("coturn load, attempt {attempt}: 24/24 connected; earlier attempts: {misses:?}");
+                return;
+            }
+            Some(why) => {
+                eprintln!("coturn load, attempt {attempt} missed: {why}");
+                misses.push(why);
+            }
+        }
+    }
+    panic!("two loads missed: {misses:#?}");
+}
+
 /// A load in a lab file's lab: four hosts behind one NAT (count = 4) calling an open
 /// host in turn, at 10/s.
 #[test]

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::schedule::Rng;
 use crate::matrix::{Config, expect};
 use crate::scenario::PathClass;
+use crate::servers::Implementation;
 
 /// One kind of the mix.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,6 +46,24 @@ pub struct Population {
     /// where setup time degrades when the relay is starved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay_cpu: Option<f64>,
+    /// The TURN server's program (`relay = "coturn"`: load-test coturn).
+    #[serde(skip_serializing_if = "is_built_in")]
+    pub relay: Implementation,
+    /// The STUN server's program.
+    #[serde(skip_serializing_if = "is_built_in")]
+    pub stun: Implementation,
+}
+
+fn is_built_in(i: &Implementation) -> bool {
+    *i == Implementation::BuiltIn
+}
+
+/// A server's `services` entry for one service kind and program.
+fn service(kind: &str, program: Implementation) -> String {
+    match program {
+        Implementation::BuiltIn => format!("\"{kind}\""),
+        other => format!("{{ kind = \"{kind}\", implementation = \"{}\" }}", other.name()),
+    }
 }
 
 impl Population {
@@ -53,7 +72,16 @@ impl Population {
         mix.sort_by_key(|(c, _)| *c);
         let total: f64 = mix.iter().map(|(_, w)| w).sum();
         let kinds = mix.into_iter().map(|(config, weight)| Kind { config, weight, share: weight / total }).collect();
-        Population { kinds, hosts_per_kind, ice_profile: None, impair: None, relay_impair: None, relay_cpu: None }
+        Population {
+            kinds,
+            hosts_per_kind,
+            ice_profile: None,
+            impair: None,
+            relay_impair: None,
+            relay_cpu: None,
+            relay: Implementation::BuiltIn,
+            stun: Implementation::BuiltIn,
+        }
     }
 
     /// The hosts of one kind on one side (`'a'` offers, `'b'` answers): `port-a-1` ..
@@ -112,7 +140,8 @@ impl Population {
         if let Some(c) = self.relay_cpu {
             relay += &format!("cpu = {c:?}\n");
         }
-        s += &format!("[server.stun]\nservices = [\"stun\"]\n\n[server.relay]\nservices = [\"turn\"]\n{relay}\n");
+        let (stun, turn) = (service("stun", self.stun), service("turn", self.relay));
+        s += &format!("[server.stun]\nservices = [{stun}]\n\n[server.relay]\nservices = [{turn}]\n{relay}\n");
         let first = self.kinds.first().map_or(Config::Open, |k| k.config);
         s += &format!(
             "[scenario]\nofferer = \"{}\"\nanswerer = \"{}\"\nstun = \"stun\"\nturn = \"relay\"\ndeadline-ms = 12000\n",

@@ -22,6 +22,8 @@
 //! impair = "lte"        # optional: a slowdown, this preset on every host's uplink
 //! relay-impair = "wifi" # optional: this preset on the TURN server's uplink
 //! relay-cpu = 0.1       # optional: the TURN server gets a tenth of a core (a cpu cgroup)
+//! relay = "coturn"      # optional: the TURN server's program (default "built-in")
+//! stun = "coturn"       # optional: the STUN server's program (default "built-in")
 //! ```
 
 use std::collections::BTreeMap;
@@ -32,6 +34,7 @@ use toml::Spanned;
 use super::population::Population;
 use crate::diag::{FileError, Reporter, locate};
 use crate::matrix::Config;
+use crate::servers::Implementation;
 
 /// Most calls one load places.
 pub const MAX_LOAD_CALLS: u64 = 100_000;
@@ -143,6 +146,8 @@ struct RawPopulation {
     impair: Option<Spanned<String>>,
     relay_impair: Option<Spanned<String>>,
     relay_cpu: Option<Spanned<f64>>,
+    relay: Option<Spanned<String>>,
+    stun: Option<Spanned<String>>,
 }
 
 /// Defaults: a short, gentle load.
@@ -328,6 +333,22 @@ fn population(rep: &mut Reporter, p: Spanned<RawPopulation>) -> Option<Populatio
             None
         }
     });
+    // The servers' programs: the built-in ones, or the user's coturn.
+    let mut program = |w: &Option<Spanned<String>>, key: &str| {
+        let w = w.as_ref()?;
+        let i = Implementation::from_name(w.get_ref());
+        if i.is_none() {
+            let names: Vec<&str> = Implementation::ALL.iter().map(|i| i.name()).collect();
+            rep.error(
+                w.span(),
+                format!("unknown server program `{}`", w.get_ref()),
+                Some(format!("{key} = one of {}", names.join(", "))),
+            );
+        }
+        i
+    };
+    let relay = program(&p.relay, "relay");
+    let stun = program(&p.stun, "stun");
     if !rep.is_empty() {
         return None;
     }
@@ -335,6 +356,8 @@ fn population(rep: &mut Reporter, p: Spanned<RawPopulation>) -> Option<Populatio
         impair: p.impair.map(Spanned::into_inner),
         relay_impair: p.relay_impair.map(Spanned::into_inner),
         relay_cpu,
+        relay: relay.unwrap_or_default(),
+        stun: stun.unwrap_or_default(),
         ..Population::new(mix, hosts_per_kind)
     })
 }
