@@ -174,7 +174,7 @@ up() {
 ICELAB_NFT
   : > "$S/stun-$P-stun.out"
   # stun: needs `icelab` on PATH
-  ip netns exec "$P-stun" setsid icelab stun-server --primary 198.51.100.10 --alternate 198.51.100.11 --port 3478 --alt-port 3479 >"$S/stun-$P-stun.out" 2>/dev/null </dev/null &
+  ip netns exec "$P-stun" setsid icelab stun-server --primary 198.51.100.10 --alternate 198.51.100.11 --port 3478 --alt-port 3479 --stats "$S/stun-stats-$P-stun.jsonl" >"$S/stun-$P-stun.out" 2>/dev/null </dev/null &
   echo $! > "$S/stun-$P-stun.pid"
   wait_ready "$S/stun-$P-stun.out"
   : > "$S/echo-$P-internet.out"

@@ -100,8 +100,14 @@ fn main() -> ExitCode {
                 let zone = icelab::dns::Zone { records: record, dns64: dns64_client, prefix: dns64_prefix };
                 cli::probe::dns_server(zone, &listen).await
             }
-            Command::StunServer { primary, alternate, primary6, alternate6, port, alt_port } => {
-                cli::probe::stun_server((primary, alternate), primary6.map(|p| (p, alternate6)), port, alt_port).await
+            Command::StunServer { primary, alternate, primary6, alternate6, port, alt_port, stats } => {
+                cli::probe::stun_server(
+                    (primary, alternate),
+                    primary6.map(|p| (p, alternate6)),
+                    (port, alt_port),
+                    stats,
+                )
+                .await
             }
             Command::Run {
                 file,

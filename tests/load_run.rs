@@ -103,9 +103,26 @@ fn check_consistent(r: &serde_json::Value, calls: u64, turn: bool) {
         assert!(servers["processes"].as_u64().unwrap() >= 1 && f(&servers["cpu_s"]) > 0.0, "{res}");
         assert!(f(&servers["peak_rss_mib"]) > 1.0, "{res}");
     }
-    // The servers' own figures: read from the lab's TURN server when it has one.
+    // The servers' own figures: read from the lab's TURN server when it has one (first),
+    // and from its built-in STUN server.
     let side = &r["server_side"];
-    assert_eq!(side["measured"], turn, "{side}");
+    let figures = side["servers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(figures.first().is_some_and(|f| f["service"] == "turn"), turn, "{side}");
+    if let Some(stun) = figures.iter().find(|f| f["service"] == "stun" && f["implementation"] == "built-in") {
+        // At least one binding answered for every call that gathered a srflx, each timed.
+        let srflx = stat(&r["setup"], "srflx gathered")["count"].as_u64().unwrap();
+        let bindings = stun["stats"]["stun_bindings"].as_u64().unwrap();
+        assert!(bindings >= srflx && srflx > 0, "{bindings} bindings, {srflx} calls with a srflx: {stun}");
+        let lat = side["latencies"].as_array().unwrap().iter().find(|l| l["service"] == "stun").expect("stun timed");
+        let binding = lat["methods"].as_array().unwrap().iter().find(|m| m["method"] == "Binding").expect("Binding");
+        assert!(binding["count"].as_u64().unwrap() >= bindings, "{lat}");
+        assert!(
+            side["note"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{} (built-in STUN): {bindings} bindings", stun["server"].as_str().unwrap()))
+        );
+    }
     if turn {
         let stats = &side["servers"][0]["stats"];
         assert!(stats["allocations"].as_u64().unwrap() > 0, "{side}");

@@ -128,3 +128,32 @@ async fn probe_of_dead_server_errors_within_deadline() {
     assert!(probe(dead, ProbeOptions::default()).await.is_err());
     assert!(start.elapsed() < Duration::from_secs(3));
 }
+
+/// With counters, the server counts each Binding it answered and times it from the
+/// request's read: the figures a lab's STUN server writes for the run's report.
+#[tokio::test]
+async fn a_counted_server_counts_and_times_its_bindings() {
+    let counters = std::sync::Arc::new(icelab::turn::ServerCounters::default());
+    let srv = StunServer::start(StunServerConfig {
+        primary: A.parse().unwrap(),
+        port: 0,
+        alt_port: 0,
+        counters: Some(counters.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let s = sock().await;
+    for _ in 0..3 {
+        binding(&s, srv.primary(), Request::default(), Timing::default()).await.unwrap().unwrap();
+    }
+    // A CHANGE-REQUEST this server cannot honour (no alternate) is answered with 420:
+    // timed, but not a binding.
+    let req = Request { change_ip: true, ..Default::default() };
+    let _ = binding(&s, srv.primary(), req, Timing::default()).await;
+    let snap = counters.snapshot();
+    assert_eq!(snap.stun_bindings, 3, "{snap:?}");
+    assert_eq!(snap.answer_latency_us["Binding"].count(), 4, "{snap:?}");
+    assert_eq!((snap.allocations, snap.to_peers.packets), (0, 0));
+    srv.stop().await.unwrap();
+}

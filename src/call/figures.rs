@@ -1,4 +1,4 @@
-//! The lab's TURN servers' own figures at the end of a run ([`ServerFigures`]), read
+//! The lab's TURN and STUN servers' own figures at the end of a run ([`ServerFigures`]), read
 //! from the lab's state directory: the built-in server's stats file (asked for a fresh
 //! sample with SIGUSR1) or coturn's log (once every allocation it granted has closed and
 //! logged its usage). Every wait is bounded; what could not be read is said in `note`.
@@ -16,13 +16,19 @@ use crate::topology::Topology;
 const DEADLINE: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(25);
 
-/// The figures of every TURN service of the lab.
+/// The figures of every TURN service of the lab, then of every built-in STUN service
+/// (coturn's log does not count STUN answers).
 pub(super) async fn collect(topo: &Topology, plan: &Plan) -> Vec<ServerFigures> {
     let mut out = Vec::new();
-    for s in &topo.servers {
-        let Some(ns) = plan.node(&s.name).map(|n| n.ns.clone()) else { continue };
-        for svc in s.services.iter().filter(|v| v.kind == ServiceKind::Turn) {
-            out.push(one(&s.name, *svc, &plan.state_dir, &ns).await);
+    let counted = |v: &Service, kind| {
+        v.kind == kind && (kind == ServiceKind::Turn || v.implementation == Implementation::BuiltIn)
+    };
+    for kind in [ServiceKind::Turn, ServiceKind::Stun] {
+        for s in &topo.servers {
+            let Some(ns) = plan.node(&s.name).map(|n| n.ns.clone()) else { continue };
+            for svc in s.services.iter().filter(|v| counted(v, kind)) {
+                out.push(one(&s.name, *svc, &plan.state_dir, &ns).await);
+            }
         }
     }
     out
@@ -30,7 +36,7 @@ pub(super) async fn collect(topo: &Topology, plan: &Plan) -> Vec<ServerFigures> 
 
 async fn one(server: &str, svc: Service, state: &str, ns: &str) -> ServerFigures {
     let (samples, note) = match svc.implementation {
-        Implementation::BuiltIn => built_in(state, ns).await,
+        Implementation::BuiltIn => built_in(state, svc.kind, ns).await,
         Implementation::Coturn => coturn(state, ns).await,
     };
     ServerFigures {
@@ -45,10 +51,10 @@ async fn one(server: &str, svc: Service, state: &str, ns: &str) -> ServerFigures
 
 /// Asks the server for a sample (SIGUSR1 to the pid the plan recorded) and waits for one
 /// taken after the question.
-async fn built_in(state: &str, ns: &str) -> (Vec<ServerStats>, Option<String>) {
-    let path = stats_file(state, ns);
+async fn built_in(state: &str, kind: ServiceKind, ns: &str) -> (Vec<ServerStats>, Option<String>) {
+    let path = stats_file(state, kind, ns);
     let asked = crate::servers::stats::now_unix_ms();
-    let pid_file = format!("{state}/{}", crate::plan::shell::pid_file(ServiceKind::Turn.name(), ns));
+    let pid_file = format!("{state}/{}", crate::plan::shell::pid_file(kind.name(), ns));
     let pid = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<i32>().ok());
     let signalled = pid.is_some_and(|p| {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGUSR1).is_ok()

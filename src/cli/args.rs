@@ -327,6 +327,9 @@ pub(crate) enum Command {
         /// Alternate port.
         #[arg(long, default_value_t = 3479)]
         alt_port: u16,
+        /// Append the server's figures (answers by method, timed) to this JSON-lines file.
+        #[arg(long)]
+        stats: Option<PathBuf>,
     },
     /// (internal) Run the userspace impairment engine for the given TAP links.
     #[command(hide = true)]

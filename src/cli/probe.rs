@@ -61,20 +61,22 @@ pub(crate) async fn dns_server(zone: icelab::dns::Zone, listen: &[std::net::Sock
 
 /// `icelab stun-server`: one server on the IPv4 addresses and, with `v6`, one more on the
 /// IPv6 addresses (same ports), so both families get RFC 5780 answers of their own.
+/// With `stats`, both count their answers into one file of figures.
 pub(crate) async fn stun_server(
     (primary, alternate): (IpAddr, Option<IpAddr>),
     v6: Option<(IpAddr, Option<IpAddr>)>,
-    port: u16,
-    alt_port: u16,
+    (port, alt_port): (u16, u16),
+    stats: Option<std::path::PathBuf>,
 ) -> CliResult {
+    let counters = stats.as_ref().map(|_| std::sync::Arc::new(icelab::turn::ServerCounters::default()));
     let mut servers = Vec::new();
     for (primary, alternate) in std::iter::once((primary, alternate)).chain(v6) {
-        let cfg = StunServerConfig { primary, alternate, port, alt_port, ..Default::default() };
+        let cfg =
+            StunServerConfig { primary, alternate, port, alt_port, counters: counters.clone(), ..Default::default() };
         servers.push(StunServer::start(cfg).await.or_kind(Kind::CouldNotRun)?);
     }
-    outln!("ready");
-    // Runs until the lab kills it.
-    std::future::pending::<()>().await;
+    let file = stats.zip(counters).map(|(path, stats)| icelab::turn::StatsFile { path, stats });
+    let done = super::run::ready_until_terminated(file.as_ref(), "STUN").await;
     drop(servers);
-    Ok(Done::Ok)
+    done
 }

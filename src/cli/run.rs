@@ -273,18 +273,31 @@ pub(crate) async fn turn_server(
         .await
         .map_err(|e| CliError::could_not_run(format!("TURN server (UDP 3478, TCP 3478, TLS 443): {e:#}")))?;
     let file = stats.map(|path| StatsFile { path, stats: handle.stats.clone() });
-    if let Some(f) = &file {
-        f.write_now().map_err(|e| CliError::could_not_run(format!("TURN stats {}: {e}", f.path.display())))?;
+    let done = ready_until_terminated(file.as_ref(), "TURN").await;
+    drop(handle);
+    done
+}
+
+/// A started built-in server's life: says `ready`, writes its figures to `file` (now,
+/// each second in which they changed, and on SIGUSR1), and returns on SIGTERM after a
+/// last sample. `what` names the server in errors.
+pub(crate) async fn ready_until_terminated(file: Option<&StatsFile>, what: &str) -> CliResult {
+    use tokio::signal::unix::{SignalKind, signal};
+    let handlers = || CliError::could_not_run("cannot install signal handlers");
+    if let Some(f) = file {
+        f.write_now().map_err(|e| CliError::could_not_run(format!("{what} stats {}: {e}", f.path.display())))?;
+        // Before `ready`: a run may ask for figures (SIGUSR1) as soon as it sees it,
+        // and SIGUSR1's default action is to end the process.
+        let _registered = signal(SignalKind::user_defined1()).map_err(|_| handlers())?;
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| CliError::could_not_run(format!("cannot install signal handlers: {e}")))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|_| handlers())?;
     outln!("ready");
     // Runs until the lab kills it; a SIGTERM gets a last sample first.
     let writer = async {
-        if let Some(f) = &file
+        if let Some(f) = file
             && let Err(e) = f.run(std::time::Duration::from_secs(1)).await
         {
-            errln!("TURN stats: {e}");
+            errln!("{what} stats: {e}");
         }
         std::future::pending::<()>().await
     };
@@ -292,9 +305,8 @@ pub(crate) async fn turn_server(
         _ = writer => {}
         _ = term.recv() => {}
     }
-    if let Some(f) = &file {
+    if let Some(f) = file {
         let _ = f.write_now();
     }
-    drop(handle);
     Ok(Done::Ok)
 }

@@ -448,6 +448,8 @@ pub struct ServerSide {
 pub struct ServerLatency {
     /// The server's name in the file.
     pub server: String,
+    /// The service timed.
+    pub service: crate::servers::ServiceKind,
     /// The program that ran it.
     pub implementation: crate::servers::Implementation,
     /// Whether it times its answers (the built-in server does, coturn does not).
@@ -466,6 +468,7 @@ impl ServerLatency {
     fn over(f: &ServerFigures, by: &crate::servers::latency::ByMethod) -> ServerLatency {
         ServerLatency {
             server: f.server.clone(),
+            service: f.service,
             implementation: f.implementation,
             measured: ServerLatency::timed(f),
             methods: crate::servers::latency::summarize(by),
@@ -482,7 +485,7 @@ impl ServerSide {
     /// The slot filled with the servers' figures (none read: still empty).
     pub fn from_figures(servers: Vec<crate::servers::stats::ServerFigures>) -> ServerSide {
         if servers.is_empty() {
-            let note = "the lab has no TURN server to read".into();
+            let note = "the lab has no TURN or built-in STUN server to read".into();
             return ServerSide { measured: false, note, servers, rates: Vec::new(), latencies: Vec::new() };
         }
         let rates = servers.iter().filter_map(|f| f.rates()).collect();
@@ -491,6 +494,15 @@ impl ServerSide {
             .iter()
             .map(|f| {
                 let s = &f.stats;
+                let note = f.note.as_ref().map_or(String::new(), |n| format!(" ({n})"));
+                if f.service == crate::servers::ServiceKind::Stun {
+                    return format!(
+                        "{} ({} STUN): {} bindings{note}",
+                        f.server,
+                        f.implementation.name(),
+                        s.stun_bindings
+                    );
+                }
                 format!(
                     "{} ({}): {} bindings, {} allocations, {} B to peers, {} B from peers{}",
                     f.server,
@@ -499,7 +511,7 @@ impl ServerSide {
                     s.allocations,
                     s.to_peers.bytes,
                     s.from_peers.bytes,
-                    f.note.as_ref().map_or(String::new(), |n| format!(" ({n})"))
+                    note
                 )
             })
             .collect();
@@ -1010,6 +1022,12 @@ pub fn rates_line(rt: &crate::servers::stats::ServerRates) -> String {
     });
     let refused: Vec<String> = rt.refused.iter().map(|(code, n)| format!("{code} x{n}")).collect();
     let refused = if refused.is_empty() { String::new() } else { format!(" ({})", refused.join(", ")) };
+    if rt.service == crate::servers::ServiceKind::Stun {
+        return format!(
+            "{} (STUN) over {:.1} s: {:.1} bindings answered/s{busiest}",
+            rt.server, w.span_s, w.answered_per_s
+        );
+    }
     format!(
         "{} over {:.1} s: {:.1} requests answered/s, {:.1} allocations/s, {:.1} refused/s{refused}; relayed {:.0} pkt/s, {:.0} B/s{busiest}",
         rt.server,

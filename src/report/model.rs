@@ -48,7 +48,7 @@ pub struct Call {
     pub stderr: Vec<PeerStderr>,
     /// The lab was kept afterwards.
     pub kept: bool,
-    /// What the lab's TURN servers say they answered and relayed over the run.
+    /// What the lab's TURN and built-in STUN servers say they answered and relayed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<ServerRow>,
 }
@@ -58,7 +58,7 @@ pub struct Call {
 pub struct ServerRow {
     /// Server name.
     pub server: String,
-    /// `turn`.
+    /// `turn` or `stun`.
     pub service: String,
     /// `built-in`, `coturn`.
     pub implementation: String,

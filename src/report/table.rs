@@ -106,16 +106,20 @@ fn granted(n: u64, refused: &crate::servers::stats::Refusals) -> String {
 fn server(o: &mut String, r: &ServerRow) {
     let s = &r.stats;
     let _ = writeln!(o, "{} `{}` ({}), server-side:", r.service, r.server, r.implementation);
-    let _ = writeln!(
-        o,
-        "  allocations {}, permissions {}, channel binds {}, STUN bindings {}",
-        granted(s.allocations, &s.allocations_refused),
-        granted(s.permissions, &s.permissions_refused),
-        granted(s.channel_binds, &s.channel_binds_refused),
-        s.stun_bindings
-    );
-    for (way, f) in [("relayed to peers", s.to_peers), ("relayed from peers", s.from_peers)] {
-        let _ = writeln!(o, "  {way:<20} {:>12} B in {} packets", f.bytes, f.packets);
+    if r.service == crate::servers::ServiceKind::Stun.name() {
+        let _ = writeln!(o, "  STUN bindings {}", s.stun_bindings);
+    } else {
+        let _ = writeln!(
+            o,
+            "  allocations {}, permissions {}, channel binds {}, STUN bindings {}",
+            granted(s.allocations, &s.allocations_refused),
+            granted(s.permissions, &s.permissions_refused),
+            granted(s.channel_binds, &s.channel_binds_refused),
+            s.stun_bindings
+        );
+        for (way, f) in [("relayed to peers", s.to_peers), ("relayed from peers", s.from_peers)] {
+            let _ = writeln!(o, "  {way:<20} {:>12} B in {} packets", f.bytes, f.packets);
+        }
     }
     if r.implementation == crate::servers::Implementation::Coturn.name() {
         let _ = writeln!(o, "  answer latency not measured (coturn)");

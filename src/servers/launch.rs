@@ -12,17 +12,19 @@ use crate::topology::{PUBLIC_RANGES, Server, Topology};
 pub fn launch(svc: Service, server: &Server, topo: &Topology, ns: &str, state: &str) -> Vec<Step> {
     match svc.implementation {
         // Built-in servers are `icelab` subcommands that print `ready` once listening.
-        Implementation::BuiltIn => built_in_args(svc.kind, server, topo, &super::stats::stats_file(state, ns))
-            .map(|args| Step::Spawn {
-                ns: ns.into(),
-                service: svc.kind.name().into(),
-                program: ICELAB_PROGRAM.into(),
-                args,
-                ready: Readiness::ReadyLine,
-                creates: Vec::new(),
-            })
-            .into_iter()
-            .collect(),
+        Implementation::BuiltIn => {
+            built_in_args(svc.kind, server, topo, &super::stats::stats_file(state, svc.kind, ns))
+                .map(|args| Step::Spawn {
+                    ns: ns.into(),
+                    service: svc.kind.name().into(),
+                    program: ICELAB_PROGRAM.into(),
+                    args,
+                    ready: Readiness::ReadyLine,
+                    creates: Vec::new(),
+                })
+                .into_iter()
+                .collect()
+        }
         Implementation::Coturn => super::coturn::launch(svc.kind, server, &relay_subnets(topo), ns, state),
     }
 }
@@ -136,6 +138,7 @@ fn built_in_args(kind: ServiceKind, s: &Server, topo: &Topology, stats: &str) ->
                 a.extend(["--alternate6".into(), alt6.to_string()]);
             }
             a.extend(["--port".into(), STUN_PORTS.0.to_string(), "--alt-port".into(), STUN_PORTS.1.to_string()]);
+            a.extend(["--stats".into(), stats.into()]);
             Some(a)
         }
         ServiceKind::Echo => None,

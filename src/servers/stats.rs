@@ -240,6 +240,8 @@ impl ServerRate {
 pub struct ServerRates {
     /// The server's name in the file.
     pub server: String,
+    /// The service counted.
+    pub service: ServiceKind,
     /// First sample to last.
     pub whole: ServerRate,
     /// Sample to sample, oldest first.
@@ -263,14 +265,14 @@ impl ServerFigures {
         let mut refused = d.allocations_refused.clone();
         add_refusals(&mut refused, &d.permissions_refused);
         add_refusals(&mut refused, &d.channel_binds_refused);
-        Some(ServerRates { server: self.server.clone(), whole, over_time, busiest, refused })
+        Some(ServerRates { server: self.server.clone(), service: self.service, whole, over_time, busiest, refused })
     }
 }
 
-/// The built-in TURN server's stats file in namespace `ns` (JSON lines of
-/// [`ServerStats`]), in the lab's state directory `state`.
-pub fn stats_file(state: &str, ns: &str) -> String {
-    format!("{state}/turn-stats-{ns}.jsonl")
+/// A built-in server's stats file for its service `kind` in namespace `ns` (JSON lines of
+/// [`ServerStats`]), in the lab's state directory `state`: `turn-stats-<ns>.jsonl`, ...
+pub fn stats_file(state: &str, kind: ServiceKind, ns: &str) -> String {
+    format!("{state}/{}-stats-{ns}.jsonl", kind.name())
 }
 
 /// The samples of a stats file, oldest first, cumulative over the run: a server

@@ -16,6 +16,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
+use crate::turn::ServerCounters;
+
 /// Where and how the server listens.
 #[derive(Debug, Clone)]
 pub struct StunServerConfig {
@@ -30,6 +32,8 @@ pub struct StunServerConfig {
     pub alt_port: u16,
     /// SOFTWARE attribute value.
     pub software: String,
+    /// Where answers are counted and timed (`icelab stun-server --stats`), if anywhere.
+    pub counters: Option<Arc<ServerCounters>>,
 }
 
 impl Default for StunServerConfig {
@@ -40,6 +44,7 @@ impl Default for StunServerConfig {
             port: 3478,
             alt_port: 3479,
             software: "icelab".into(),
+            counters: None,
         }
     }
 }
@@ -175,12 +180,18 @@ async fn recv_loop(cfg: &StunServerConfig, grid: &Grid, ip: usize, port: usize) 
         let Ok(decoded) = wire::decode(&buf[..n]) else {
             continue;
         };
+        if let Some(c) = &cfg.counters {
+            c.on_request(&buf[..n]);
+        }
         match handle(cfg, grid, ip, port, from, decoded) {
-            Ok(Some((out_ip, out_port, to, bytes))) => {
-                if let Err(e) = grid[out_ip][out_port].send_to(&bytes, to).await {
-                    tracing::debug!("stun server send to {to}: {e}");
+            Ok(Some((out_ip, out_port, to, bytes))) => match grid[out_ip][out_port].send_to(&bytes, to).await {
+                Ok(_) => {
+                    if let Some(c) = &cfg.counters {
+                        c.on_answer(&bytes);
+                    }
                 }
-            }
+                Err(e) => tracing::debug!("stun server send to {to}: {e}"),
+            },
             Ok(None) => {}
             Err(e) => tracing::debug!("stun server: {from}: {e:#}"),
         }

@@ -1,9 +1,10 @@
-//! The built-in server's figures ([`ServerStats`]): counted where the listener guard
+//! The built-in servers' figures ([`ServerStats`]). TURN counts where the listener guard
 //! sends answers (bindings, allocations, permissions, channel binds and their refusals,
 //! read from the answer's type and ERROR-CODE; each answer timed from its request's
 //! read, see [`timing`]) and where the filtered relay sockets
-//! exchange datagrams with peers; written as JSON lines to a stats file, periodically
-//! and on request (SIGUSR1), so the run reads them when the call ends.
+//! exchange datagrams with peers; the STUN server where it reads requests and sends
+//! answers. Written as JSON lines to a stats file, periodically and on request
+//! (SIGUSR1), so the run reads them when the call ends.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,8 +20,8 @@ use stun::message::{
 use super::timing::{self, Class, Pending};
 use crate::servers::stats::{Flow, ServerStats};
 
-/// Live counters of one server (shared by its listeners and relay sockets).
-pub struct TurnStats {
+/// Live counters of one built-in server (shared by its listeners and relay sockets).
+pub struct ServerCounters {
     started_unix_ms: u64,
     /// Answers: rare, counted under a lock.
     answers: Mutex<ServerStats>,
@@ -34,9 +35,15 @@ pub struct TurnStats {
     from_peers_stun: [AtomicU64; 2],
 }
 
-impl Default for TurnStats {
+impl std::fmt::Debug for ServerCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerCounters").field("started_unix_ms", &self.started_unix_ms).finish_non_exhaustive()
+    }
+}
+
+impl Default for ServerCounters {
     fn default() -> Self {
-        TurnStats {
+        ServerCounters {
             started_unix_ms: crate::servers::stats::now_unix_ms(),
             answers: Mutex::default(),
             pending: Mutex::default(),
@@ -48,7 +55,7 @@ impl Default for TurnStats {
     }
 }
 
-impl TurnStats {
+impl ServerCounters {
     /// Notes a request read off a listener (now), to time its answer; anything else
     /// (ChannelData, indications) costs a few byte tests.
     pub(crate) fn on_request(&self, pkt: &[u8]) {
@@ -148,7 +155,7 @@ pub struct StatsFile {
     /// The JSON-lines file (appended to).
     pub path: PathBuf,
     /// The server's counters.
-    pub stats: Arc<TurnStats>,
+    pub stats: Arc<ServerCounters>,
 }
 
 impl StatsFile {
@@ -178,7 +185,7 @@ impl StatsFile {
             let same = last.as_ref().is_some_and(|l| ServerStats { at_unix_ms: l.at_unix_ms, ..now.clone() } == *l);
             if asked || !same {
                 if let Err(e) = self.write_now() {
-                    tracing::warn!("TURN stats: writing {}: {e}", self.path.display());
+                    tracing::warn!("server stats: writing {}: {e}", self.path.display());
                 }
                 last = Some(now);
             }
@@ -206,7 +213,7 @@ mod tests {
 
     #[test]
     fn answers_are_counted_by_method_and_code() {
-        let t = TurnStats::default();
+        let t = ServerCounters::default();
         for pkt in [
             answer(METHOD_BINDING, CLASS_SUCCESS_RESPONSE, None),
             answer(METHOD_ALLOCATE, CLASS_ERROR_RESPONSE, Some(401)),
@@ -242,7 +249,7 @@ mod tests {
 
     #[test]
     fn answers_are_timed_from_their_request() {
-        let t = TurnStats::default();
+        let t = ServerCounters::default();
         t.on_request(&with_id(METHOD_ALLOCATE, stun::message::CLASS_REQUEST, 1));
         t.on_request(&with_id(stun::message::METHOD_REFRESH, stun::message::CLASS_REQUEST, 2));
         t.on_request(&[0x40, 0x00, 0x00, 0x04, 1, 2, 3, 4]);

@@ -278,12 +278,19 @@ async fn serve(
             port: *port,
             alt_port: *alt_port,
             software: software.clone(),
+            counters: None,
         };
         stun.push(StunServer::start(cfg).await?);
     }
     for port in &spec.udp {
-        let cfg =
-            StunServerConfig { primary: a, alternate: None, port: *port, alt_port: 0, software: software.clone() };
+        let cfg = StunServerConfig {
+            primary: a,
+            alternate: None,
+            port: *port,
+            alt_port: 0,
+            software: software.clone(),
+            counters: None,
+        };
         stun.push(StunServer::start(cfg).await?);
     }
     let mut tasks = tokio::task::JoinSet::new();
