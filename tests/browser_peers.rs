@@ -87,19 +87,22 @@ fn browser_pairs_hold_on_the_call_scenarios() {
     assert!(failed.is_empty(), "{} of 16 failed:\n{}", failed.len(), failed.join("\n"));
 }
 
-/// Chromium passes every bundled IPv6 scenario (NAT64 and DNS64 included: it resolves
-/// the TURN server's name with the lab's DNS); Firefox ESR the dual-stack one. (Firefox
-/// ESR gathers no candidate at all on an IPv6-only host here: see README.)
+/// Both browsers pass every bundled IPv6 scenario (NAT64 and DNS64 included: they
+/// resolve the TURN server's name with the lab's DNS; Firefox NPTv6 too), and with each
+/// other on dual-stack. Firefox needs its standing media permission for the IPv6-only
+/// hosts (see `FIREFOX_PREFS`).
 #[test]
 fn browsers_hold_on_the_ipv6_scenarios() {
     if !require_root() {
         return;
     }
     let v6 = ["call-ipv6-dual-stack.toml", "call-ipv6-firewalls.toml", "call-ipv6-relay.toml", "call-ipv6-nat64.toml"];
-    let mut jobs: Vec<_> = v6.iter().map(|s| (*s, "chromium,chromium")).collect();
+    let mut jobs: Vec<_> = v6.iter().flat_map(|s| [(*s, "chromium,chromium"), (*s, "firefox,firefox")]).collect();
+    jobs.push(("call-ipv6-nptv6.toml", "firefox,firefox"));
     jobs.push(("call-ipv6-dual-stack.toml", "firefox,chromium"));
+    let n = jobs.len();
     let failed = run_jobs(jobs);
-    assert!(failed.is_empty(), "{} of 5 failed:\n{}", failed.len(), failed.join("\n"));
+    assert!(failed.is_empty(), "{} of {n} failed:\n{}", failed.len(), failed.join("\n"));
 }
 
 #[test]

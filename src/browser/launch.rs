@@ -40,6 +40,13 @@ const FIREFOX_PREFS: &[(&str, &str)] = &[
     // The fake microphone that grants interface enumeration, without a prompt.
     ("media.navigator.permission.disabled", "true"),
     ("media.navigator.streams.fake", "true"),
+    // And a standing media permission: Firefox gathers on every interface only while a
+    // page captures or holds a permission (the page's microphone is stopped before the
+    // call); otherwise on its default addresses, found by routing towards IPv4 first,
+    // which fails on an IPv6-only host: "failed to find default addresses", and not a
+    // single candidate.
+    ("permissions.default.microphone", "1"),
+    ("permissions.default.camera", "1"),
     // Nothing but the page: no first-run pages, updates, telemetry or background fetches.
     ("browser.shell.checkDefaultBrowser", "false"),
     ("browser.startup.homepage_override.mstone", "\"ignore\""),
@@ -192,5 +199,6 @@ mod tests {
         command(Browser::Firefox, Path::new("/usr/bin/firefox-esr"), "http://x/", dir.path()).unwrap();
         let js = std::fs::read_to_string(dir.path().join("user.js")).unwrap();
         assert!(js.contains("user_pref(\"media.peerconnection.ice.obfuscate_host_addresses\", false);"));
+        assert!(js.contains("user_pref(\"permissions.default.microphone\", 1);"), "every interface, IPv6-only too");
     }
 }
