@@ -50,8 +50,8 @@ fn run_jobs(jobs: Vec<(&'static str, &'static str)>) -> Vec<String> {
                             break;
                         }
                         misses.push(format!("{scenario} --peers {peers} (try {attempt}):\n{out}{}", stderr(&o)));
-                        // Only a judged mismatch is a race worth a second look; a crash or
-                        // a timeout (exit 2 or 3) is not.
+                        // Only a judged mismatch (exit 1, a timed-out call included) gets a
+                        // second look; bad input or a run that could not run (2, 3) does not.
                         if o.status.code() != Some(1) || attempt == TRIES {
                             failed.lock().unwrap().push(misses.join("\n"));
                             break;
