@@ -278,6 +278,11 @@ fn a_population_load_runs_against_coturn() {
         assert!(f(&stats["allocations"]) > 0.0 && f(&stats["allocations_refused"]["401"]) > 0.0, "{stats}");
         assert!(f(&r["server_side"]["rates"][0]["whole"]["allocations_per_s"]) > 0.0);
         assert_eq!(r["server_side"]["latencies"][0]["measured"], false);
+        // coturn as the STUN server: its bindings from its log, untimed.
+        let stun = r["server_side"]["servers"].as_array().unwrap().iter().find(|f| f["service"] == "stun").cloned();
+        let stun = stun.unwrap_or_else(|| panic!("no STUN figures: {}", r["server_side"]));
+        assert_eq!(stun["implementation"], "coturn");
+        assert!(f(&stun["stats"]["stun_bindings"]) > 0.0, "{stun}");
         let acc = &r["relay_accounting"];
         assert_eq!(acc["counted"], "all datagrams", "{acc}");
         if stats["unreported_allocations"] == 0 {

@@ -16,17 +16,14 @@ use crate::topology::Topology;
 const DEADLINE: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(25);
 
-/// The figures of every TURN service of the lab, then of every built-in STUN service
-/// (coturn's log does not count STUN answers).
+/// The figures of every TURN service of the lab, then of every STUN service (coturn's
+/// from its `log-binding` lines; a server runs one of the two, so one log is one service's).
 pub(super) async fn collect(topo: &Topology, plan: &Plan) -> Vec<ServerFigures> {
     let mut out = Vec::new();
-    let counted = |v: &Service, kind| {
-        v.kind == kind && (kind == ServiceKind::Turn || v.implementation == Implementation::BuiltIn)
-    };
     for kind in [ServiceKind::Turn, ServiceKind::Stun] {
         for s in &topo.servers {
             let Some(ns) = plan.node(&s.name).map(|n| n.ns.clone()) else { continue };
-            for svc in s.services.iter().filter(|v| counted(v, kind)) {
+            for svc in s.services.iter().filter(|v| v.kind == kind) {
                 out.push(one(&s.name, *svc, &plan.state_dir, &ns).await);
             }
         }
