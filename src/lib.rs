@@ -30,6 +30,7 @@ pub mod bench;
 pub mod browser;
 pub mod call;
 pub mod check;
+pub mod counters;
 pub mod diag;
 pub mod dns;
 pub mod echo;

@@ -258,32 +258,43 @@ fn the_report_figures_are_consistent() {
     assert!(!r.resources.measured, "the pure report reads no processes");
 }
 
+/// A TURN server's cumulative sample at `at` (Unix ms): `allocate_us` Allocate answers,
+/// timed so.
+fn allocate_sample(at: u64, allocate_us: &[u64]) -> icelab::servers::stats::ServerStats {
+    let mut h = icelab::servers::latency::Histogram::default();
+    allocate_us.iter().for_each(|us| h.record(*us));
+    icelab::servers::stats::ServerStats {
+        at_unix_ms: at,
+        allocations: allocate_us.len() as u64,
+        answer_latency_us: icelab::servers::latency::ByMethod::from([("Allocate".to_string(), h)]),
+        ..Default::default()
+    }
+}
+
+/// TURN server `relay`'s figures of `implementation` from its samples (the last: the run).
+fn relay_figures(
+    implementation: icelab::servers::Implementation,
+    samples: &[icelab::servers::stats::ServerStats],
+) -> icelab::servers::stats::ServerFigures {
+    icelab::servers::stats::ServerFigures {
+        server: "relay".into(),
+        service: icelab::servers::ServiceKind::Turn,
+        implementation,
+        stats: samples.last().cloned().unwrap_or_default(),
+        samples: samples.to_vec(),
+        note: None,
+    }
+}
+
 /// The servers' own figures in the report: the built-in server's answer latencies by
 /// method, whole-run and per span (histograms differenced); coturn's said unmeasured.
 #[test]
 fn server_latencies_are_reported_by_method() {
-    use icelab::servers::latency::{ByMethod, Histogram};
-    use icelab::servers::stats::{ServerFigures, ServerStats};
-    use icelab::servers::{Implementation, ServiceKind};
-    let sample = |at: u64, allocate_us: &[u64]| {
-        let mut h = Histogram::default();
-        allocate_us.iter().for_each(|us| h.record(*us));
-        ServerStats {
-            at_unix_ms: at,
-            allocations: allocate_us.len() as u64,
-            answer_latency_us: ByMethod::from([("Allocate".to_string(), h)]),
-            ..Default::default()
-        }
-    };
-    let samples = vec![sample(1_000, &[]), sample(2_000, &[200, 200, 300]), sample(3_000, &[200, 200, 300, 40_000])];
-    let built_in = ServerFigures {
-        server: "relay".into(),
-        service: ServiceKind::Turn,
-        implementation: Implementation::BuiltIn,
-        stats: samples[2].clone(),
-        samples: samples.clone(),
-        note: None,
-    };
+    use icelab::servers::Implementation;
+    use icelab::servers::stats::ServerFigures;
+    let timed = [200, 200, 300, 40_000];
+    let samples = [allocate_sample(1_000, &[]), allocate_sample(2_000, &timed[..3]), allocate_sample(3_000, &timed)];
+    let built_in = relay_figures(Implementation::BuiltIn, &samples);
     let last_span = samples[2].since(&samples[1]).answer_latency_us;
     assert_eq!(last_span["Allocate"].count(), 1, "the span holds the one answer timed in it");
     let coturn = ServerFigures { server: "relay2".into(), implementation: Implementation::Coturn, ..built_in.clone() };
@@ -310,30 +321,12 @@ fn server_latencies_are_reported_by_method() {
 #[test]
 fn phases_hold_the_server_answers_of_their_span() {
     use icelab::load::report::{Phase, add_server_latencies};
-    use icelab::servers::latency::{ByMethod, Histogram};
-    use icelab::servers::stats::{ServerFigures, ServerStats};
-    use icelab::servers::{Implementation, ServiceKind};
-    // Cumulative samples: 2 fast answers by 1.5 s, 4 more by 3.5 s (two of them slow).
-    let sample = |at: u64, us: &[u64]| {
-        let mut h = Histogram::default();
-        us.iter().for_each(|u| h.record(*u));
-        ServerStats {
-            at_unix_ms: at,
-            answer_latency_us: ByMethod::from([("Allocate".into(), h)]),
-            ..Default::default()
-        }
-    };
-    let fast = [100; 2];
+    use icelab::servers::Implementation;
+    // Cumulative samples: 2 fast answers by 10.5 s, 4 by 12.1 s, 6 by 13.5 s (the last two slow).
     let all = [100, 100, 100, 100, 50_000, 50_000];
-    let samples = vec![sample(10_500, &fast), sample(12_100, &all[..4]), sample(13_500, &all)];
-    let fig = |implementation| ServerFigures {
-        server: "relay".into(),
-        service: ServiceKind::Turn,
-        implementation,
-        stats: samples[2].clone(),
-        samples: samples.clone(),
-        note: None,
-    };
+    let samples =
+        [allocate_sample(10_500, &all[..2]), allocate_sample(12_100, &all[..4]), allocate_sample(13_500, &all)];
+    let fig = |implementation| relay_figures(implementation, &samples);
     let phase = |cause: &str, from_ms: f64| Phase {
         cause: cause.into(),
         from_ms,

@@ -183,6 +183,26 @@ fn shortfall(r: &serde_json::Value) -> Option<String> {
     None
 }
 
+/// Up to `tries` loads, as the matrix retries a cell: each `attempt` checks its report
+/// (asserting what must always hold) and returns why it fell short ([`shortfall`]), or
+/// `None` once one is whole. Misses are printed; when every load missed, the test fails.
+fn loads_until_whole(what: &str, tries: u32, mut attempt: impl FnMut(u32) -> Option<String>) {
+    let mut misses = Vec::new();
+    for n in 1..=tries {
+        match attempt(n) {
+            None => {
+                eprintln!("{what}: attempt {n} whole; earlier attempts: {misses:?}");
+                return;
+            }
+            Some(why) => {
+                eprintln!("{what}, attempt {n} missed: {why}");
+                misses.push(why);
+            }
+        }
+    }
+    panic!("{what}: all {tries} loads missed: {misses:#?}");
+}
+
 /// The CI load: every figure present and consistent in every attempt; all calls
 /// connected and the relayed share exactly the pairs' prediction. Up to three attempts,
 /// as the matrix retries a cell: under a burst of load on this shared machine about one
@@ -194,8 +214,7 @@ fn a_short_mixed_load_connects_every_call_and_relays_what_the_matrix_predicts() 
     if !require_root() {
         return;
     }
-    let mut misses = Vec::new();
-    for attempt in 1..=3 {
+    loads_until_whole("ci load", 3, |attempt| {
         let name = lab_name("ldci");
         let dir = tempfile::tempdir().unwrap();
         let html = dir.path().join("load.html");
@@ -230,27 +249,21 @@ fn a_short_mixed_load_connects_every_call_and_relays_what_the_matrix_predicts() 
         let rs = &r["relay_share"];
         assert!(f(&rs["predicted_by_pairs"]) > 0.2, "the population must relay some calls: {rs}");
         assert!(f(&rs["predicted_by_mix"]) > 0.0);
-        match shortfall(&r) {
-            None => {
-                assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-                eprintln!(
-                    "ci load, attempt {attempt}: 60/60 connected, {:.1} % relayed as predicted; relay vs relayed ends {:.3} % / {:.3} %; achieved {:.2} setups/s of {:.2}; p95 setup from arrival {:.0} ms; earlier attempts: {misses:?}",
-                    f(&rs["observed"]) * 100.0,
-                    f(&acc["sent_diff_pct"]),
-                    f(&acc["received_diff_pct"]),
-                    f(&r["achieved_per_s"]),
-                    f(&r["offered_per_s"]),
-                    f(&stat(&r["setup"], "setup from arrival")["p95"])
-                );
-                return;
-            }
-            Some(why) => {
-                eprintln!("ci load, attempt {attempt} missed: {why}");
-                misses.push(why);
-            }
+        if let Some(why) = shortfall(&r) {
+            return Some(why);
         }
-    }
-    panic!("three loads missed: {misses:#?}");
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        eprintln!(
+            "ci load, attempt {attempt}: 60/60 connected, {:.1} % relayed as predicted; relay vs relayed ends {:.3} % / {:.3} %; achieved {:.2} setups/s of {:.2}; p95 setup from arrival {:.0} ms",
+            f(&rs["observed"]) * 100.0,
+            f(&acc["sent_diff_pct"]),
+            f(&acc["received_diff_pct"]),
+            f(&r["achieved_per_s"]),
+            f(&r["offered_per_s"]),
+            f(&stat(&r["setup"], "setup from arrival")["p95"])
+        );
+        None
+    });
 }
 
 /// A population load against coturn (loads/coturn.toml, shortened to 24 calls): every
@@ -263,8 +276,7 @@ fn a_population_load_runs_against_coturn() {
     if !require_root() {
         return;
     }
-    let mut misses = Vec::new();
-    for attempt in 1..=2 {
+    loads_until_whole("coturn load", 2, |_| {
         let name = lab_name("ldct");
         let o = icelab(&["load", &load_file("coturn.toml"), "--name", &name, "--calls", "24", "--json"]);
         let r: serde_json::Value =
@@ -285,23 +297,16 @@ fn a_population_load_runs_against_coturn() {
         assert!(f(&stun["stats"]["stun_bindings"]) > 0.0, "{stun}");
         let acc = &r["relay_accounting"];
         assert_eq!(acc["counted"], "all datagrams", "{acc}");
-        if stats["unreported_allocations"] == 0 {
-            let (sent, relayed) = (f(&acc["peers_sent_bytes"]), f(&acc["relay_to_peers_bytes"]));
-            assert!(sent > 50_000.0 && relayed >= 0.99 * sent, "{acc}");
+        // Every allocation closed and logged its usage before the figures were read.
+        assert_eq!(stats["unreported_allocations"], 0, "{stats}");
+        let (sent, relayed) = (f(&acc["peers_sent_bytes"]), f(&acc["relay_to_peers_bytes"]));
+        assert!(sent > 50_000.0 && relayed >= 0.99 * sent, "{acc}");
+        let why = shortfall(&r);
+        if why.is_none() {
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         }
-        match shortfall(&r) {
-            None => {
-                assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-                eprintln!("coturn load, attempt {attempt}: 24/24 connected; earlier attempts: {misses:?}");
-                return;
-            }
-            Some(why) => {
-                eprintln!("coturn load, attempt {attempt} missed: {why}");
-                misses.push(why);
-            }
-        }
-    }
-    panic!("two loads missed: {misses:#?}");
+        why
+    });
 }
 
 /// A load in a lab file's lab: four hosts behind one NAT (count = 4) calling an open

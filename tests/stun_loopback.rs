@@ -133,7 +133,7 @@ async fn probe_of_dead_server_errors_within_deadline() {
 /// request's read: the figures a lab's STUN server writes for the run's report.
 #[tokio::test]
 async fn a_counted_server_counts_and_times_its_bindings() {
-    let counters = std::sync::Arc::new(icelab::turn::ServerCounters::default());
+    let counters = std::sync::Arc::new(icelab::counters::ServerCounters::default());
     let srv = StunServer::start(StunServerConfig {
         primary: A.parse().unwrap(),
         port: 0,

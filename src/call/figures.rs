@@ -18,17 +18,19 @@ const POLL: Duration = Duration::from_millis(25);
 
 /// The figures of every TURN service of the lab, then of every STUN service (coturn's
 /// from its `log-binding` lines; a server runs one of the two, so one log is one service's).
+///
+/// The servers are asked at once, so the run waits for the slowest, not for their sum.
 pub(super) async fn collect(topo: &Topology, plan: &Plan) -> Vec<ServerFigures> {
-    let mut out = Vec::new();
+    let mut asked = Vec::new();
     for kind in [ServiceKind::Turn, ServiceKind::Stun] {
         for s in &topo.servers {
-            let Some(ns) = plan.node(&s.name).map(|n| n.ns.clone()) else { continue };
+            let Some(node) = plan.node(&s.name) else { continue };
             for svc in s.services.iter().filter(|v| v.kind == kind) {
-                out.push(one(&s.name, *svc, &plan.state_dir, &ns).await);
+                asked.push(one(&s.name, *svc, &plan.state_dir, &node.ns));
             }
         }
     }
-    out
+    futures::future::join_all(asked).await
 }
 
 async fn one(server: &str, svc: Service, state: &str, ns: &str) -> ServerFigures {

@@ -68,14 +68,14 @@ pub(crate) async fn stun_server(
     (port, alt_port): (u16, u16),
     stats: Option<std::path::PathBuf>,
 ) -> CliResult {
-    let counters = stats.as_ref().map(|_| std::sync::Arc::new(icelab::turn::ServerCounters::default()));
+    let counters = stats.as_ref().map(|_| std::sync::Arc::new(icelab::counters::ServerCounters::default()));
     let mut servers = Vec::new();
     for (primary, alternate) in std::iter::once((primary, alternate)).chain(v6) {
         let cfg =
             StunServerConfig { primary, alternate, port, alt_port, counters: counters.clone(), ..Default::default() };
         servers.push(StunServer::start(cfg).await.or_kind(Kind::CouldNotRun)?);
     }
-    let file = stats.zip(counters).map(|(path, stats)| icelab::turn::StatsFile { path, stats });
+    let file = stats.zip(counters).map(|(path, stats)| icelab::counters::StatsFile { path, stats });
     let done = super::run::ready_until_terminated(file.as_ref(), "STUN").await;
     drop(servers);
     done

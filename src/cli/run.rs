@@ -5,10 +5,11 @@ use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use icelab::counters::StatsFile;
 use icelab::fabric::registry;
 use icelab::peer::{IceProfile, PeerConfig, PeerKind, run_peer};
 use icelab::report::{self, Report, table};
-use icelab::turn::{StatsFile, TurnServerConfig, serve_turn};
+use icelab::turn::{TurnServerConfig, serve_turn};
 use ipnet::IpNet;
 use tokio::io::{AsyncBufReadExt, BufReader};
 

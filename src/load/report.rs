@@ -485,7 +485,7 @@ impl ServerSide {
     /// The slot filled with the servers' figures (none read: still empty).
     pub fn from_figures(servers: Vec<crate::servers::stats::ServerFigures>) -> ServerSide {
         if servers.is_empty() {
-            let note = "the lab has no TURN or built-in STUN server to read".into();
+            let note = "the lab has no TURN or STUN server to read".into();
             return ServerSide { measured: false, note, servers, rates: Vec::new(), latencies: Vec::new() };
         }
         let rates = servers.iter().filter_map(|f| f.rates()).collect();

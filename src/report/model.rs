@@ -48,7 +48,7 @@ pub struct Call {
     pub stderr: Vec<PeerStderr>,
     /// The lab was kept afterwards.
     pub kept: bool,
-    /// What the lab's TURN and built-in STUN servers say they answered and relayed.
+    /// What the lab's TURN and STUN servers say they answered and relayed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<ServerRow>,
 }

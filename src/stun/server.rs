@@ -16,7 +16,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
-use crate::turn::ServerCounters;
+use crate::counters::ServerCounters;
 
 /// Where and how the server listens.
 #[derive(Debug, Clone)]

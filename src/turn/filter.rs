@@ -60,7 +60,7 @@ impl PeerFilter {
 struct FilteredConn {
     inner: Arc<dyn Conn + Send + Sync>,
     filter: PeerFilter,
-    stats: Arc<super::ServerCounters>,
+    stats: Arc<crate::counters::ServerCounters>,
 }
 
 #[async_trait]
@@ -117,7 +117,7 @@ pub(crate) struct FilteredRelayGenerator<G> {
     pub(crate) inner: G,
     pub(crate) inner6: Option<G>,
     pub(crate) filter: PeerFilter,
-    pub(crate) stats: Arc<super::ServerCounters>,
+    pub(crate) stats: Arc<crate::counters::ServerCounters>,
 }
 
 #[async_trait]

@@ -38,7 +38,7 @@ pub(crate) struct Guard {
     pub(crate) password: String,
     pub(crate) peers: PeerFilter,
     /// The server's figures: every answer to a client is counted on its way out.
-    pub(crate) stats: Arc<super::ServerCounters>,
+    pub(crate) stats: Arc<crate::counters::ServerCounters>,
 }
 
 /// What to do with one inbound datagram.

@@ -17,9 +17,7 @@
 mod filter;
 mod guard;
 mod sockets;
-mod stats;
 mod stream;
-mod timing;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -40,7 +38,6 @@ use webrtc_util::Conn;
 use webrtc_util::vnet::net::Net;
 
 pub use filter::PeerFilter;
-pub use stats::{ServerCounters, StatsFile};
 pub(crate) use stream::{pad_frame, read_frame};
 
 /// Port of the TLS listener (`turns:`): 443, so TCP-443-only networks get through.
@@ -115,7 +112,7 @@ pub struct TurnHandle {
     /// DER of the TLS listener's self-signed certificate (for clients that want to pin it).
     pub tls_cert_der: Option<Vec<u8>>,
     /// What it answered and relayed so far.
-    pub stats: Arc<ServerCounters>,
+    pub stats: Arc<crate::counters::ServerCounters>,
 }
 
 impl TurnHandle {
@@ -221,7 +218,7 @@ pub async fn serve_turn(cfg: TurnServerConfig) -> anyhow::Result<TurnHandle> {
 
     let (own_ips, own_listeners) = own_endpoints(&cfg, &listeners);
     let filter = PeerFilter::new(cfg.allowed_peer_subnets.clone()).deny(own_ips).deny_endpoints(own_listeners);
-    let stats = Arc::new(ServerCounters::default());
+    let stats = Arc::new(crate::counters::ServerCounters::default());
     let guard = Arc::new(guard::Guard {
         realm: cfg.realm.clone(),
         username: cfg.username.clone(),

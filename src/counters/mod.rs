@@ -1,10 +1,10 @@
-//! The built-in servers' figures ([`ServerStats`]). TURN counts where the listener guard
-//! sends answers (bindings, allocations, permissions, channel binds and their refusals,
-//! read from the answer's type and ERROR-CODE; each answer timed from its request's
-//! read, see [`timing`]) and where the filtered relay sockets
-//! exchange datagrams with peers; the STUN server where it reads requests and sends
-//! answers. Written as JSON lines to a stats file, periodically and on request
-//! (SIGUSR1), so the run reads them when the call ends.
+//! The built-in STUN and TURN servers' live counters ([`ServerCounters`]) and the stats
+//! file they write ([`StatsFile`]): the [`ServerStats`] a run reads when its calls end.
+//! TURN counts where its listener guard sends answers (bindings, allocations,
+//! permissions, channel binds and their refusals, read from the answer's type and
+//! ERROR-CODE; each answer timed from its request's read, see [`timing`]) and where the
+//! filtered relay sockets exchange datagrams with peers; STUN where it reads requests and
+//! sends answers. Samples are JSON lines, written periodically and on request (SIGUSR1).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,8 +17,10 @@ use stun::message::{
     METHOD_CREATE_PERMISSION, Message,
 };
 
-use super::timing::{self, Class, Pending};
+mod timing;
+
 use crate::servers::stats::{Flow, ServerStats};
+use timing::{Class, Pending};
 
 /// Live counters of one built-in server (shared by its listeners and relay sockets).
 pub struct ServerCounters {
